@@ -1,0 +1,148 @@
+//! The CPU backend: tiled GEMM, im2col convolution, elementwise products.
+//! With the `std` feature the work is split over rayon's thread pool; without
+//! it (wasm) everything runs on the calling thread.
+
+use super::Backend;
+use super::gemm::{MatRef, gemm_serial};
+use crate::ring::{Ring, RingTensor};
+use ndarray::Zip;
+
+/// Products below this many multiply-adds stay on one thread.
+#[cfg(feature = "std")]
+const PARALLEL_THRESHOLD: usize = 1 << 16;
+
+/// The CPU backend.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuBackend;
+
+impl CpuBackend {
+    /// A CPU backend using rayon's global pool when `std` is on.
+    pub fn new() -> Self {
+        CpuBackend
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &str {
+        "cpu"
+    }
+
+    fn gemm(&self, m: usize, k: usize, n: usize, a: &[Ring], b: &[Ring], c: &mut [Ring]) {
+        assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+        #[cfg(feature = "std")]
+        if m.saturating_mul(k).saturating_mul(n) >= PARALLEL_THRESHOLD {
+            return gemm_parallel(m, k, n, a, b, c);
+        }
+        gemm_serial(
+            m,
+            k,
+            n,
+            MatRef { data: a, ld: k },
+            MatRef { data: b, ld: n },
+            c,
+            n,
+        );
+    }
+
+    fn hadamard(&self, a: &RingTensor, b: &RingTensor) -> RingTensor {
+        #[cfg(feature = "std")]
+        if let (Some(sa), Some(sb)) = (a.as_slice(), b.as_slice()) {
+            use rayon::prelude::*;
+            let mut out = RingTensor::zeros(a.raw_dim());
+            if let Some(so) = out.as_slice_mut() {
+                so.par_chunks_mut(1 << 14)
+                    .zip(sa.par_chunks(1 << 14).zip(sb.par_chunks(1 << 14)))
+                    .for_each(|(o, (x, y))| {
+                        for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+                            *o = x.wrapping_mul(y);
+                        }
+                    });
+                return out;
+            }
+        }
+        Zip::from(a).and(b).map_collect(|&x, &y| x.wrapping_mul(y))
+    }
+}
+
+/// Splits `C` by rows when it is tall, by columns otherwise, one task per
+/// thread of rayon's pool.
+#[cfg(feature = "std")]
+fn gemm_parallel(m: usize, k: usize, n: usize, a: &[Ring], b: &[Ring], c: &mut [Ring]) {
+    use alloc::vec;
+    use rayon::prelude::*;
+    let threads = rayon::current_num_threads().max(1);
+    if m >= 4 * threads {
+        let rows = m.div_ceil(threads * 4).next_multiple_of(super::gemm::MR);
+        c[..m * n]
+            .par_chunks_mut(rows * n)
+            .enumerate()
+            .for_each(|(t, cchunk)| {
+                let r0 = t * rows;
+                let h = cchunk.len() / n;
+                gemm_serial(
+                    h,
+                    k,
+                    n,
+                    MatRef {
+                        data: &a[r0 * k..],
+                        ld: k,
+                    },
+                    MatRef { data: b, ld: n },
+                    cchunk,
+                    n,
+                );
+            });
+    } else {
+        let cols = n.div_ceil(threads * 2).next_multiple_of(super::gemm::NR);
+        let parts: alloc::vec::Vec<(usize, alloc::vec::Vec<Ring>)> = (0..n)
+            .step_by(cols)
+            .collect::<alloc::vec::Vec<_>>()
+            .into_par_iter()
+            .map(|j0| {
+                let w = cols.min(n - j0);
+                let mut part = vec![0u64; m * w];
+                gemm_serial(
+                    m,
+                    k,
+                    w,
+                    MatRef { data: a, ld: k },
+                    MatRef {
+                        data: &b[j0..],
+                        ld: n,
+                    },
+                    &mut part,
+                    w,
+                );
+                (j0, part)
+            })
+            .collect();
+        for (j0, part) in parts {
+            let w = part.len() / m.max(1);
+            for i in 0..m {
+                c[i * n + j0..i * n + j0 + w].copy_from_slice(&part[i * w..(i + 1) * w]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::gemm::gemm_naive;
+    use crate::prg::{Prg, Seed};
+    use alloc::vec;
+
+    #[test]
+    fn parallel_gemm_matches_naive_tall_and_wide() {
+        let mut prg = Prg::new(&Seed::from_bytes([5; 32]));
+        for &(m, k, n) in &[(1, 1024, 300), (2, 64, 1027), (130, 70, 129), (513, 33, 5)] {
+            let mut a = vec![0; m * k];
+            let mut b = vec![0; k * n];
+            prg.fill(&mut a);
+            prg.fill(&mut b);
+            let mut c = vec![1; m * n];
+            CpuBackend.gemm(m, k, n, &a, &b, &mut c);
+            assert_eq!(c, gemm_naive(m, k, n, &a, &b), "{m}x{k}x{n}");
+        }
+    }
+}

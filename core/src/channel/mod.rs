@@ -1,0 +1,186 @@
+//! The transport abstraction every protocol talks to.
+//!
+//! A [`Channel`] sends and receives whole messages (byte vectors) to and from
+//! numbered peers. It is async but names no runtime, and asks for no `Send`
+//! bound, so the same protocol code runs over the in-memory [`memory`] hub in
+//! tests, over tokio WebSockets natively, and over a browser WebSocket.
+//!
+//! Every channel keeps [`CommStats`]: bytes and messages in each direction and
+//! rounds. Rounds are counted as a Lamport clock of message latencies: each
+//! message carries the depth of the longest chain of messages that led to it,
+//! so a party's round count is the number of sequential network latencies on
+//! its critical path — the figure that decides time over a WAN. Messages sent
+//! in the same step to several peers share one round.
+
+pub mod memory;
+
+use crate::error::{PartyId, PeerError, Result};
+use crate::ring::Ring;
+use alloc::vec::Vec;
+
+/// Communication counters of one party.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommStats {
+    /// Payload bytes this party sent.
+    pub bytes_sent: u64,
+    /// Payload bytes this party received.
+    pub bytes_received: u64,
+    /// Messages this party sent.
+    pub messages_sent: u64,
+    /// Messages this party received.
+    pub messages_received: u64,
+    /// Sequential message latencies on this party's critical path.
+    pub rounds: u64,
+}
+
+impl CommStats {
+    /// Counters accumulated since `earlier` (for measuring one step).
+    pub fn since(&self, earlier: &CommStats) -> CommStats {
+        CommStats {
+            bytes_sent: self.bytes_sent - earlier.bytes_sent,
+            bytes_received: self.bytes_received - earlier.bytes_received,
+            messages_sent: self.messages_sent - earlier.messages_sent,
+            messages_received: self.messages_received - earlier.messages_received,
+            rounds: self.rounds - earlier.rounds,
+        }
+    }
+}
+
+/// Lamport clock that turns message stamps into a round count. Transports
+/// carry [`RoundClock::stamp_for_send`]'s value with each message and hand it
+/// to [`RoundClock::on_receive`] at the other end.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoundClock {
+    depth: u64,
+    sent_depth: u64,
+}
+
+impl RoundClock {
+    /// The stamp for a message sent now: one latency after what we have seen.
+    pub fn stamp_for_send(&mut self) -> u64 {
+        let stamp = self.depth + 1;
+        self.sent_depth = self.sent_depth.max(stamp);
+        stamp
+    }
+
+    /// Records the stamp of a received message.
+    pub fn on_receive(&mut self, stamp: u64) {
+        self.depth = self.depth.max(stamp);
+    }
+
+    /// Rounds so far: the deepest message sent or received.
+    pub fn rounds(&self) -> u64 {
+        self.depth.max(self.sent_depth)
+    }
+}
+
+/// A message transport between numbered parties.
+///
+/// `recv` waits for the next message from one given peer; messages from one
+/// peer arrive in the order they were sent. Implementations must never panic
+/// on what a peer sends and must bound the size of what they accept.
+#[allow(async_fn_in_trait)] // no `Send` bound on purpose: browser handles are not `Send`
+pub trait Channel {
+    /// This party's index.
+    fn party(&self) -> PartyId;
+
+    /// Number of parties on this channel, this one included.
+    fn num_parties(&self) -> usize;
+
+    /// Sends one message to `to`.
+    async fn send(&mut self, to: PartyId, msg: Vec<u8>) -> Result<()>;
+
+    /// Receives the next message from `from`.
+    async fn recv(&mut self, from: PartyId) -> Result<Vec<u8>>;
+
+    /// Counters so far.
+    fn stats(&self) -> CommStats;
+
+    /// Sends ring elements, little-endian.
+    async fn send_ring(&mut self, to: PartyId, values: &[Ring]) -> Result<()> {
+        self.send(to, encode_ring(values)).await
+    }
+
+    /// Receives exactly `len` ring elements; any other length is a [`PeerError`].
+    async fn recv_ring(&mut self, from: PartyId, len: usize) -> Result<Vec<Ring>> {
+        let bytes = self.recv(from).await?;
+        decode_ring(&bytes, len)
+    }
+}
+
+/// Ring elements as little-endian bytes.
+pub fn encode_ring(values: &[Ring]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * 8);
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// Parses exactly `len` little-endian ring elements.
+pub fn decode_ring(bytes: &[u8], len: usize) -> Result<Vec<Ring>> {
+    let expected = len
+        .checked_mul(8)
+        .ok_or(PeerError::Malformed("length overflow"))?;
+    if bytes.len() != expected {
+        return Err(PeerError::WrongLength {
+            expected,
+            got: bytes.len(),
+        }
+        .into());
+    }
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            u64::from_le_bytes(w)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    #[test]
+    fn ring_codec_round_trips_and_rejects_wrong_lengths() {
+        let v = [0u64, 1, u64::MAX, 0x0102_0304_0506_0708];
+        let bytes = encode_ring(&v);
+        assert_eq!(decode_ring(&bytes, 4).unwrap(), v);
+        for cut in [0, 1, 7, 31] {
+            assert!(matches!(
+                decode_ring(&bytes[..cut], 4),
+                Err(Error::Peer(PeerError::WrongLength { .. }))
+            ));
+        }
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(matches!(decode_ring(&long, 4), Err(Error::Peer(_))));
+        assert!(matches!(
+            decode_ring(&bytes, usize::MAX),
+            Err(Error::Peer(_))
+        ));
+    }
+
+    #[test]
+    fn round_clock_counts_sequential_latencies() {
+        let mut a = RoundClock::default();
+        let mut b = RoundClock::default();
+        // Exchange: both send, both receive: one round.
+        let sa = a.stamp_for_send();
+        let sb = b.stamp_for_send();
+        a.on_receive(sb);
+        b.on_receive(sa);
+        assert_eq!((a.rounds(), b.rounds()), (1, 1));
+        // One-way message a -> b: second round for both.
+        let s = a.stamp_for_send();
+        b.on_receive(s);
+        assert_eq!((a.rounds(), b.rounds()), (2, 2));
+        // Two messages in the same step still count once.
+        let s1 = a.stamp_for_send();
+        let s2 = a.stamp_for_send();
+        assert_eq!(s1, s2);
+    }
+}

@@ -1,0 +1,134 @@
+//! Typed errors for every layer of the core.
+//!
+//! The split follows rustls: a peer that sends something malformed gets a
+//! [`Error::Peer`], a broken transport an [`Error::Channel`], a caller that
+//! misuses the API (mismatched shapes, wrong party count) an [`Error::Shape`]
+//! or [`Error::Usage`], and a feature that is not built yet an explicit
+//! [`Error::Unsupported`]. Nothing here ever carries secret values.
+
+use alloc::string::String;
+use core::fmt;
+
+/// Party index, `0..num_parties`. P0 is the client, the last party the server.
+pub type PartyId = usize;
+
+/// Every error the core can return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A peer sent bytes that do not parse or do not match what the protocol expects.
+    Peer(PeerError),
+    /// The transport failed: a peer went away, or a message could not be delivered.
+    Channel(ChannelError),
+    /// Tensor shapes do not fit the operation (caller error).
+    Shape(String),
+    /// The API was used in a way it does not allow (caller error).
+    Usage(String),
+    /// A fixed-point value cannot be encoded (not finite, or out of range).
+    Encoding(String),
+    /// The operating system's random number generator failed.
+    Randomness,
+    /// The feature exists in the design but is not implemented yet.
+    Unsupported(&'static str),
+}
+
+/// What was wrong with a peer's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerError {
+    /// The message has the wrong length for what the protocol expects here.
+    WrongLength {
+        /// Bytes the protocol expected.
+        expected: usize,
+        /// Bytes received.
+        got: usize,
+    },
+    /// The message ended before its header or body was complete.
+    Truncated,
+    /// The message was built by an incompatible protocol version.
+    Version {
+        /// Our version.
+        ours: u8,
+        /// The peer's version.
+        theirs: u8,
+    },
+    /// A field holds a value that is not allowed (unknown tag, size over a limit...).
+    Malformed(&'static str),
+    /// The peer's message answers a different request than the one we made.
+    Unexpected(&'static str),
+}
+
+/// What went wrong with a transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChannelError {
+    /// The peer closed the connection (or its task ended) before the message came.
+    Closed {
+        /// The peer we were talking to.
+        peer: PartyId,
+    },
+    /// No party can make progress: every party waits for a message nobody will send.
+    Deadlock,
+    /// The party index is not a peer of this channel.
+    NoSuchPeer(PartyId),
+    /// A transport-specific failure, described in words.
+    Io(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Peer(e) => write!(f, "peer sent an invalid message: {e}"),
+            Error::Channel(e) => write!(f, "channel error: {e}"),
+            Error::Shape(s) => write!(f, "shape mismatch: {s}"),
+            Error::Usage(s) => write!(f, "invalid use: {s}"),
+            Error::Encoding(s) => write!(f, "fixed-point encoding: {s}"),
+            Error::Randomness => write!(f, "the system random number generator failed"),
+            Error::Unsupported(s) => write!(f, "unsupported: {s}"),
+        }
+    }
+}
+
+impl fmt::Display for PeerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerError::WrongLength { expected, got } => {
+                write!(f, "expected {expected} bytes, got {got}")
+            }
+            PeerError::Truncated => write!(f, "message truncated"),
+            PeerError::Version { ours, theirs } => {
+                write!(f, "protocol version {theirs}, this build speaks {ours}")
+            }
+            PeerError::Malformed(s) => write!(f, "malformed: {s}"),
+            PeerError::Unexpected(s) => write!(f, "unexpected message: {s}"),
+        }
+    }
+}
+
+impl fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelError::Closed { peer } => write!(f, "party {peer} closed the channel"),
+            ChannelError::Deadlock => write!(f, "deadlock: every party waits for a message"),
+            ChannelError::NoSuchPeer(p) => write!(f, "party {p} is not a peer of this channel"),
+            ChannelError::Io(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+impl From<PeerError> for Error {
+    fn from(e: PeerError) -> Self {
+        Error::Peer(e)
+    }
+}
+
+impl From<ChannelError> for Error {
+    fn from(e: ChannelError) -> Self {
+        Error::Channel(e)
+    }
+}
+
+/// Result with the core's [`Error`].
+pub type Result<T, E = Error> = core::result::Result<T, E>;

@@ -1,0 +1,317 @@
+//! Correlated randomness: what the protocols consume, and where it comes from.
+//!
+//! A protocol asks its [`Preprocessing`] for one [`Correlation`] at a time by
+//! a [`CorrelationRequest`] that holds only public shapes, so the whole
+//! sequence of requests for a computation is known from its public plan and
+//! can be produced ahead of the input ([`Pregenerated`], [`Recorder`]).
+//!
+//! The implementation in this crate is the seeded dealer of the design
+//! ([`seeded`]); a dealer-free generator (OT or HE based) can implement the
+//! same trait later.
+
+pub mod seeded;
+pub mod wire;
+
+use crate::bilinear::BilinearOp;
+use crate::error::{Error, Result};
+use crate::ring::RingTensor;
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// Which operand of a bilinear map is the session-fixed (masked-once) one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FixedSide {
+    /// `op(W, x)`: the fixed operand is on the left.
+    Lhs,
+    /// `op(x, W)`: the fixed operand is on the right.
+    Rhs,
+}
+
+/// Public divisor(s) of a division pair.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Divisor {
+    /// One divisor for every element.
+    Uniform(u64),
+    /// One divisor per element, in row-major order.
+    PerElement(Vec<u64>),
+}
+
+impl Divisor {
+    /// Divisor of element `i`.
+    pub fn at(&self, i: usize) -> u64 {
+        match self {
+            Divisor::Uniform(d) => *d,
+            Divisor::PerElement(v) => v[i],
+        }
+    }
+
+    pub(crate) fn validate(&self, len: usize) -> Result<()> {
+        let ok = match self {
+            Divisor::Uniform(d) => *d >= 1 && *d <= MAX_DIVISOR,
+            Divisor::PerElement(v) => {
+                v.len() == len && v.iter().all(|&d| d >= 1 && d <= MAX_DIVISOR)
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Usage(format!(
+                "divisors must lie in 1..=2^60 and match the tensor's length"
+            )))
+        }
+    }
+}
+
+/// Largest public divisor the division protocol accepts.
+pub const MAX_DIVISOR: u64 = 1 << 60;
+
+/// What a protocol step needs, in public terms only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CorrelationRequest {
+    /// A Beaver triple `(A, B, C = op(A, B))` for a bilinear map.
+    Triple(BilinearOp),
+    /// A square pair `(A, A ⊙ A)`.
+    Square {
+        /// Shape of `A`.
+        shape: Vec<usize>,
+    },
+    /// A division pair `(R, ⌊R / d⌋, msb(R))` for exact division by public `d`.
+    DivPair {
+        /// Shape of `R`.
+        shape: Vec<usize>,
+        /// The public divisor(s).
+        divisor: Divisor,
+    },
+    /// A session-fixed mask `A` for an operand owned by one party (its
+    /// weights), to be opened once as `E = W - A`.
+    FixedMask {
+        /// Shape of the fixed operand.
+        shape: Vec<usize>,
+    },
+    /// A fresh `(B, C = op(A, B))` (or `op(B, A)`) for an earlier fixed mask `A`.
+    FixedTriple {
+        /// Index of the fixed mask, in the order masks were requested.
+        mask: u64,
+        /// The bilinear map, with both operands' shapes.
+        op: BilinearOp,
+        /// Which operand the fixed mask stands for.
+        side: FixedSide,
+    },
+}
+
+impl CorrelationRequest {
+    /// Shape of the fresh operand mask of a fixed triple.
+    pub(crate) fn fixed_fresh_shape(op: &BilinearOp, side: FixedSide) -> &[usize] {
+        match side {
+            FixedSide::Lhs => op.rhs_shape(),
+            FixedSide::Rhs => op.lhs_shape(),
+        }
+    }
+
+    /// Checks that the request describes well-formed shapes.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            CorrelationRequest::Triple(op) | CorrelationRequest::FixedTriple { op, .. } => {
+                op.out_shape().map(|_| ())
+            }
+            CorrelationRequest::Square { .. } | CorrelationRequest::FixedMask { .. } => Ok(()),
+            CorrelationRequest::DivPair { shape, divisor } => {
+                divisor.validate(shape.iter().product())
+            }
+        }
+    }
+}
+
+/// A party's share of a Beaver triple.
+#[derive(Clone)]
+pub struct BeaverTriple {
+    /// Share of the left mask `A`.
+    pub a: RingTensor,
+    /// Share of the right mask `B`.
+    pub b: RingTensor,
+    /// Share of `C = op(A, B)`.
+    pub c: RingTensor,
+}
+
+/// A party's share of a square pair.
+#[derive(Clone)]
+pub struct SquarePair {
+    /// Share of `A`.
+    pub a: RingTensor,
+    /// Share of `A ⊙ A`.
+    pub aa: RingTensor,
+}
+
+/// A party's share of a division pair.
+#[derive(Clone)]
+pub struct DivPair {
+    /// Share of the uniformly random `R`.
+    pub r: RingTensor,
+    /// Share of `⌊R / d⌋` (R read as an unsigned integer).
+    pub r_div: RingTensor,
+    /// Share of the top bit of `R`, as 0 or 1.
+    pub r_msb: RingTensor,
+}
+
+/// A party's share of a session-fixed mask.
+#[derive(Clone)]
+pub struct FixedMaskShare {
+    /// Index of the mask, to name it in later [`CorrelationRequest::FixedTriple`]s.
+    pub id: u64,
+    /// Share of `A`.
+    pub a: RingTensor,
+}
+
+/// A party's share of a fresh mask and product for a fixed mask.
+#[derive(Clone)]
+pub struct FixedTripleShare {
+    /// Share of the fresh mask `B`.
+    pub b: RingTensor,
+    /// Share of `op(A, B)` or `op(B, A)`.
+    pub c: RingTensor,
+}
+
+/// One party's share of one correlation.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum Correlation {
+    /// See [`CorrelationRequest::Triple`].
+    Triple(BeaverTriple),
+    /// See [`CorrelationRequest::Square`].
+    Square(SquarePair),
+    /// See [`CorrelationRequest::DivPair`].
+    DivPair(DivPair),
+    /// See [`CorrelationRequest::FixedMask`].
+    FixedMask(FixedMaskShare),
+    /// See [`CorrelationRequest::FixedTriple`].
+    FixedTriple(FixedTripleShare),
+}
+
+impl fmt::Debug for Correlation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Correlation::Triple(_) => "Triple",
+            Correlation::Square(_) => "Square",
+            Correlation::DivPair(_) => "DivPair",
+            Correlation::FixedMask(_) => "FixedMask",
+            Correlation::FixedTriple(_) => "FixedTriple",
+        };
+        write!(f, "Correlation::{name}(<redacted>)")
+    }
+}
+
+macro_rules! correlation_accessor {
+    ($fn:ident, $variant:ident, $ty:ty) => {
+        /// The correlation as this variant, or a usage error naming what it was.
+        pub fn $fn(self) -> Result<$ty> {
+            match self {
+                Correlation::$variant(x) => Ok(x),
+                other => Err(Error::Usage(format!(
+                    "preprocessing returned {other:?} where {} was requested",
+                    stringify!($variant)
+                ))),
+            }
+        }
+    };
+}
+
+impl Correlation {
+    correlation_accessor!(into_triple, Triple, BeaverTriple);
+    correlation_accessor!(into_square, Square, SquarePair);
+    correlation_accessor!(into_div_pair, DivPair, DivPair);
+    correlation_accessor!(into_fixed_mask, FixedMask, FixedMaskShare);
+    correlation_accessor!(into_fixed_triple, FixedTriple, FixedTripleShare);
+}
+
+/// A source of correlated randomness for one party.
+#[allow(async_fn_in_trait)] // no `Send` bound on purpose: browser handles are not `Send`
+pub trait Preprocessing {
+    /// This party's share of the next correlation. Requests must come in the
+    /// same order at every party and at the dealer.
+    async fn next(&mut self, request: &CorrelationRequest) -> Result<Correlation>;
+}
+
+impl<P: Preprocessing + ?Sized> Preprocessing for &mut P {
+    async fn next(&mut self, request: &CorrelationRequest) -> Result<Correlation> {
+        (**self).next(request).await
+    }
+}
+
+/// Wraps a [`Preprocessing`] and records every request, so a computation's
+/// request sequence can be learned once and pregenerated later.
+#[derive(Debug)]
+pub struct Recorder<P> {
+    inner: P,
+    requests: Vec<CorrelationRequest>,
+}
+
+impl<P> Recorder<P> {
+    /// Records what passes through to `inner`.
+    pub fn new(inner: P) -> Self {
+        Recorder {
+            inner,
+            requests: Vec::new(),
+        }
+    }
+
+    /// The requests seen so far, in order.
+    pub fn requests(&self) -> &[CorrelationRequest] {
+        &self.requests
+    }
+
+    /// The recorded requests and the inner source.
+    pub fn into_parts(self) -> (P, Vec<CorrelationRequest>) {
+        (self.inner, self.requests)
+    }
+}
+
+impl<P: Preprocessing> Preprocessing for Recorder<P> {
+    async fn next(&mut self, request: &CorrelationRequest) -> Result<Correlation> {
+        self.requests.push(request.clone());
+        self.inner.next(request).await
+    }
+}
+
+/// Correlations generated ahead of time (the offline phase), handed out in
+/// order during the online phase. A request that differs from the one
+/// generated at that position is an error.
+#[derive(Debug, Default)]
+pub struct Pregenerated {
+    queue: VecDeque<(CorrelationRequest, Correlation)>,
+}
+
+impl Pregenerated {
+    /// Generates the correlations for `requests` from `source` now.
+    pub async fn generate<P: Preprocessing>(
+        source: &mut P,
+        requests: &[CorrelationRequest],
+    ) -> Result<Pregenerated> {
+        let mut queue = VecDeque::with_capacity(requests.len());
+        for r in requests {
+            queue.push_back((r.clone(), source.next(r).await?));
+        }
+        Ok(Pregenerated { queue })
+    }
+
+    /// Correlations left.
+    pub fn remaining(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+impl Preprocessing for Pregenerated {
+    async fn next(&mut self, request: &CorrelationRequest) -> Result<Correlation> {
+        match self.queue.pop_front() {
+            Some((r, c)) if &r == request => Ok(c),
+            Some((r, _)) => Err(Error::Usage(format!(
+                "pregenerated correlations out of order: expected {r:?}, asked for {request:?}"
+            ))),
+            None => Err(Error::Usage(format!(
+                "pregenerated correlations exhausted at {request:?}"
+            ))),
+        }
+    }
+}

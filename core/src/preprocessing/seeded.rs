@@ -1,0 +1,403 @@
+//! The seeded dealer of the design.
+//!
+//! Each party shares a 256-bit seed with the dealer. For every correlation,
+//! every party expands the *random* parts (masks `A`, `B`, `R`) from its own
+//! ChaCha stream, in program order. Parties `0..n-1` also expand their shares
+//! of the *derived* parts (`C = op(A, B)`, `A²`, `⌊R/d⌋`, `msb(R)`); the last
+//! party (the server) instead receives a correction that makes the shares sum
+//! to the right value. So the client downloads 32 bytes of preprocessing, and
+//! the server one ring element per derived element.
+//!
+//! [`draw_shapes`] is the single description of which tensors a request
+//! draws, used by both [`SeededPreprocessing`] and [`SeededDealer`], so their
+//! streams cannot drift apart.
+
+use super::wire::{decode_correction, decode_request, encode_correction, encode_request};
+use super::{
+    BeaverTriple, Correlation, CorrelationRequest, DivPair, FixedMaskShare, FixedSide,
+    FixedTripleShare, Preprocessing, SquarePair,
+};
+use crate::backend::Backend;
+use crate::bilinear::BilinearOp;
+use crate::channel::Channel;
+use crate::error::{ChannelError, Error, PartyId, PeerError, Result};
+use crate::prg::{Prg, Seed};
+use crate::ring::{Ring, RingTensor};
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+use ndarray::{IxDyn, Zip};
+
+/// The shapes a request draws: `(random, derived)`. Every party draws the
+/// random tensors; parties but the last draw the derived ones, and the last
+/// party gets them as corrections.
+pub fn draw_shapes(req: &CorrelationRequest) -> Result<(Vec<Vec<usize>>, Vec<Vec<usize>>)> {
+    Ok(match req {
+        CorrelationRequest::Triple(op) => (
+            vec![op.lhs_shape().to_vec(), op.rhs_shape().to_vec()],
+            vec![op.out_shape()?],
+        ),
+        CorrelationRequest::Square { shape } => (vec![shape.clone()], vec![shape.clone()]),
+        CorrelationRequest::DivPair { shape, .. } => {
+            (vec![shape.clone()], vec![shape.clone(), shape.clone()])
+        }
+        CorrelationRequest::FixedMask { shape } => (vec![shape.clone()], vec![]),
+        CorrelationRequest::FixedTriple { op, side, .. } => (
+            vec![CorrelationRequest::fixed_fresh_shape(op, *side).to_vec()],
+            vec![op.out_shape()?],
+        ),
+    })
+}
+
+fn draw_all(prg: &mut Prg, shapes: &[Vec<usize>]) -> Vec<RingTensor> {
+    shapes.iter().map(|s| prg.tensor(s)).collect()
+}
+
+/// Where the last party's corrections come from.
+#[allow(async_fn_in_trait)]
+pub trait CorrectionSource {
+    /// The correction tensors for `req`, of the element counts `lens`.
+    async fn corrections(
+        &mut self,
+        req: &CorrelationRequest,
+        lens: &[usize],
+    ) -> Result<Vec<Vec<Ring>>>;
+}
+
+/// The correction source of parties that never receive corrections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCorrections;
+
+impl CorrectionSource for NoCorrections {
+    async fn corrections(&mut self, _: &CorrelationRequest, _: &[usize]) -> Result<Vec<Vec<Ring>>> {
+        Err(Error::Usage(format!(
+            "only the last party receives dealer corrections"
+        )))
+    }
+}
+
+/// `None` stands for "no dealer here" (every party but the last), so all
+/// parties of an in-process run can share one type.
+impl<S: CorrectionSource> CorrectionSource for Option<S> {
+    async fn corrections(
+        &mut self,
+        req: &CorrelationRequest,
+        lens: &[usize],
+    ) -> Result<Vec<Vec<Ring>>> {
+        match self {
+            Some(s) => s.corrections(req, lens).await,
+            None => NoCorrections.corrections(req, lens).await,
+        }
+    }
+}
+
+/// Preprocessing for the parties holding `seeds` and their dealer, all in
+/// this process: the last party's entry owns the dealer. For tests,
+/// benchmarks and the insecure development mode (see [`SeededDealer`]'s
+/// [`CorrectionSource`] impl). Use [`SeededDealer::random_seeds`] for seeds
+/// unless a test needs to reproduce a run.
+pub fn in_process<B: Backend>(
+    seeds: &[Seed],
+    backend: B,
+) -> Vec<SeededPreprocessing<Option<SeededDealer<B>>>> {
+    let n = seeds.len();
+    let mut dealer = Some(SeededDealer::new(seeds, backend));
+    seeds
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let source = if i + 1 == n { dealer.take() } else { None };
+            SeededPreprocessing::new(i, n, s, source)
+        })
+        .collect()
+}
+
+/// A party's preprocessing from its dealer seed.
+pub struct SeededPreprocessing<S> {
+    party: PartyId,
+    num_parties: usize,
+    prg: Prg,
+    masks: u64,
+    source: S,
+}
+
+impl<S> fmt::Debug for SeededPreprocessing<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeededPreprocessing")
+            .field("party", &self.party)
+            .field("num_parties", &self.num_parties)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: CorrectionSource> SeededPreprocessing<S> {
+    /// Party `party` of `num_parties`, expanding `seed`; `source` supplies the
+    /// corrections if this is the last party.
+    pub fn new(party: PartyId, num_parties: usize, seed: &Seed, source: S) -> Self {
+        SeededPreprocessing {
+            party,
+            num_parties,
+            prg: Prg::new(seed),
+            masks: 0,
+            source,
+        }
+    }
+
+    fn is_last(&self) -> bool {
+        self.party + 1 == self.num_parties
+    }
+}
+
+impl<S: CorrectionSource> Preprocessing for SeededPreprocessing<S> {
+    async fn next(&mut self, req: &CorrelationRequest) -> Result<Correlation> {
+        req.validate()?;
+        let (random, derived_shapes) = draw_shapes(req)?;
+        let mut random = draw_all(&mut self.prg, &random).into_iter();
+        let derived: Vec<RingTensor> = if self.is_last() {
+            let lens: Vec<usize> = derived_shapes.iter().map(|s| s.iter().product()).collect();
+            let raw = self.source.corrections(req, &lens).await?;
+            raw.into_iter()
+                .zip(&derived_shapes)
+                .map(|(v, s)| {
+                    RingTensor::from_shape_vec(IxDyn(s), v)
+                        .map_err(|_| Error::from(PeerError::Malformed("correction shape")))
+                })
+                .collect::<Result<_>>()?
+        } else {
+            draw_all(&mut self.prg, &derived_shapes)
+        };
+        let mut derived = derived.into_iter();
+        let take = |it: &mut alloc::vec::IntoIter<RingTensor>| {
+            it.next()
+                .ok_or_else(|| Error::Usage(format!("draw_shapes and assembly disagree")))
+        };
+        Ok(match req {
+            CorrelationRequest::Triple(_) => Correlation::Triple(BeaverTriple {
+                a: take(&mut random)?,
+                b: take(&mut random)?,
+                c: take(&mut derived)?,
+            }),
+            CorrelationRequest::Square { .. } => Correlation::Square(SquarePair {
+                a: take(&mut random)?,
+                aa: take(&mut derived)?,
+            }),
+            CorrelationRequest::DivPair { .. } => Correlation::DivPair(DivPair {
+                r: take(&mut random)?,
+                r_div: take(&mut derived)?,
+                r_msb: take(&mut derived)?,
+            }),
+            CorrelationRequest::FixedMask { .. } => {
+                let id = self.masks;
+                self.masks += 1;
+                Correlation::FixedMask(FixedMaskShare {
+                    id,
+                    a: take(&mut random)?,
+                })
+            }
+            CorrelationRequest::FixedTriple { mask, .. } => {
+                if *mask >= self.masks {
+                    return Err(Error::Usage(format!(
+                        "fixed mask {mask} was never requested"
+                    )));
+                }
+                Correlation::FixedTriple(FixedTripleShare {
+                    b: take(&mut random)?,
+                    c: take(&mut derived)?,
+                })
+            }
+        })
+    }
+}
+
+/// The dealer: mirrors every party's stream and computes the last party's
+/// corrections. It sees only random masks, never inputs, weights or outputs.
+pub struct SeededDealer<B> {
+    prgs: Vec<Prg>,
+    masks: Vec<RingTensor>,
+    backend: B,
+}
+
+impl<B> fmt::Debug for SeededDealer<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeededDealer")
+            .field("parties", &self.prgs.len())
+            .field("fixed_masks", &self.masks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> SeededDealer<B> {
+    /// A dealer for the parties holding `seeds` (in party order).
+    pub fn new(seeds: &[Seed], backend: B) -> Self {
+        SeededDealer {
+            prgs: seeds.iter().map(Prg::new).collect(),
+            masks: Vec::new(),
+            backend,
+        }
+    }
+
+    /// Fresh random seeds for `n` parties, from the OS.
+    pub fn random_seeds(n: usize) -> Result<Vec<Seed>> {
+        (0..n).map(|_| Seed::random()).collect()
+    }
+
+    /// Computes the last party's correction tensors for the next request.
+    pub fn generate(&mut self, req: &CorrelationRequest) -> Result<Vec<RingTensor>> {
+        req.validate()?;
+        let n = self.prgs.len();
+        let (random_shapes, derived_shapes) = draw_shapes(req)?;
+        let mut totals: Vec<RingTensor> = random_shapes
+            .iter()
+            .map(|s| RingTensor::zeros(IxDyn(s)))
+            .collect();
+        let mut others: Vec<RingTensor> = derived_shapes
+            .iter()
+            .map(|s| RingTensor::zeros(IxDyn(s)))
+            .collect();
+        for (i, prg) in self.prgs.iter_mut().enumerate() {
+            for (t, r) in totals.iter_mut().zip(draw_all(prg, &random_shapes)) {
+                add_assign(t, &r);
+            }
+            if i + 1 < n {
+                for (t, d) in others.iter_mut().zip(draw_all(prg, &derived_shapes)) {
+                    add_assign(t, &d);
+                }
+            }
+        }
+        let truth: Vec<RingTensor> = match req {
+            CorrelationRequest::Triple(op) => {
+                vec![op.apply(&self.backend, &totals[0], &totals[1])?]
+            }
+            CorrelationRequest::Square { .. } => {
+                vec![self.backend.hadamard(&totals[0], &totals[0])]
+            }
+            CorrelationRequest::DivPair { divisor, .. } => {
+                let r = &totals[0];
+                let mut r_div = RingTensor::zeros(r.raw_dim());
+                for (i, (o, &v)) in r_div.iter_mut().zip(r.iter()).enumerate() {
+                    *o = v / divisor.at(i);
+                }
+                vec![r_div, r.mapv(|v| v >> 63)]
+            }
+            CorrelationRequest::FixedMask { .. } => {
+                self.masks.push(totals.swap_remove(0));
+                vec![]
+            }
+            CorrelationRequest::FixedTriple { mask, op, side } => {
+                let a = self
+                    .masks
+                    .get(*mask as usize)
+                    .ok_or(PeerError::Malformed("unknown fixed mask"))?;
+                if a.shape() != fixed_shape(op, *side) {
+                    return Err(PeerError::Malformed("fixed mask has another shape").into());
+                }
+                let c = match side {
+                    FixedSide::Lhs => op.apply(&self.backend, a, &totals[0])?,
+                    FixedSide::Rhs => op.apply(&self.backend, &totals[0], a)?,
+                };
+                vec![c]
+            }
+        };
+        Ok(truth
+            .into_iter()
+            .zip(others)
+            .map(|(t, o)| {
+                Zip::from(&t)
+                    .and(&o)
+                    .map_collect(|&t, &o| t.wrapping_sub(o))
+            })
+            .collect())
+    }
+}
+
+fn fixed_shape(op: &BilinearOp, side: FixedSide) -> &[usize] {
+    match side {
+        FixedSide::Lhs => op.lhs_shape(),
+        FixedSide::Rhs => op.rhs_shape(),
+    }
+}
+
+fn add_assign(t: &mut RingTensor, x: &RingTensor) {
+    Zip::from(t).and(x).for_each(|t, &x| *t = t.wrapping_add(x));
+}
+
+/// The dealer in the same process as the last party: corrections are
+/// computed on demand. In a deployment this puts the dealer and the server in
+/// one trust domain, which breaks the non-collusion assumption: use it for
+/// tests, benchmarks and the explicitly insecure development mode only.
+impl<B: Backend> CorrectionSource for SeededDealer<B> {
+    async fn corrections(
+        &mut self,
+        req: &CorrelationRequest,
+        lens: &[usize],
+    ) -> Result<Vec<Vec<Ring>>> {
+        let out = self.generate(req)?;
+        debug_assert_eq!(out.len(), lens.len());
+        Ok(out
+            .into_iter()
+            .map(|t| {
+                let t = t.as_standard_layout().into_owned();
+                t.into_raw_vec_and_offset().0
+            })
+            .collect())
+    }
+}
+
+/// Corrections fetched from a dealer over a [`Channel`], one request and one
+/// answer per correlation.
+#[derive(Debug)]
+pub struct DealerLink<C> {
+    channel: C,
+    dealer: PartyId,
+}
+
+impl<C: Channel> DealerLink<C> {
+    /// Talks to the dealer, party `dealer` of `channel`.
+    pub fn new(channel: C, dealer: PartyId) -> Self {
+        DealerLink { channel, dealer }
+    }
+
+    /// The underlying channel (for its counters).
+    pub fn channel(&self) -> &C {
+        &self.channel
+    }
+}
+
+impl<C: Channel> CorrectionSource for DealerLink<C> {
+    async fn corrections(
+        &mut self,
+        req: &CorrelationRequest,
+        lens: &[usize],
+    ) -> Result<Vec<Vec<Ring>>> {
+        self.channel.send(self.dealer, encode_request(req)).await?;
+        let bytes = self.channel.recv(self.dealer).await?;
+        decode_correction(&bytes, req, lens)
+    }
+}
+
+/// Serves `client`'s requests on `channel` until the client closes it;
+/// returns how many correlations were served. A malformed request ends the
+/// session with a [`PeerError`].
+pub async fn serve_dealer<C: Channel, B: Backend>(
+    channel: &mut C,
+    client: PartyId,
+    dealer: &mut SeededDealer<B>,
+) -> Result<u64> {
+    let mut served = 0;
+    loop {
+        let bytes = match channel.recv(client).await {
+            Ok(b) => b,
+            Err(Error::Channel(ChannelError::Closed { .. })) => return Ok(served),
+            Err(e) => return Err(e),
+        };
+        let req = decode_request(&bytes)?;
+        let corrections = dealer
+            .generate(&req)
+            .map_err(|_| PeerError::Malformed("request the dealer cannot serve"))?;
+        channel
+            .send(client, encode_correction(&req, &corrections))
+            .await?;
+        served += 1;
+    }
+}

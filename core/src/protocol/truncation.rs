@@ -1,0 +1,136 @@
+//! Truncation and exact division by public integers.
+//!
+//! **Dealer-assisted division** (the default truncation). To compute
+//! `⌊x / d⌋` for a secret `x` with `|x| < 2^61` and a public `d`, the parties
+//! shift `x` to `x' = x + K` with `K = d·⌊2^62 / d⌋`, so `0 ≤ x' < 2^63`, and
+//! open `c = x' + R` for a dealer pair `(R, ⌊R/d⌋, msb(R))` with `R` uniform in
+//! Z_2^64 (so `c` is uniform and hides `x`). Over the integers
+//! `x' = c − R + w·2^64`, where the wrap bit `w` is `msb(R)·(1 − msb(c))`
+//! because `x' < 2^63` — linear in the shared `msb(R)`, so no further round.
+//! Then `⌊x'/d⌋ = ⌊c/d⌋ − ⌊R/d⌋ + w·⌊2^64/d⌋ + δ` with `δ ∈ {−1, 0, 1}` from
+//! the low parts, which is dropped. For `d = 2^f`, `δ ∈ {−1, 0}` and dropping
+//! it is exactly stochastic rounding of `x/d`: unbiased, error below one
+//! unit. Nothing can wrap, so no element ever fails catastrophically.
+//!
+//! **Local truncation** (SecureML, two parties): party 0 shifts its share,
+//! party 1 shifts the negation of its share. No communication, but it fails
+//! with probability about `|x| / 2^63` per element.
+
+use super::{Party, TruncationMode};
+use crate::backend::Backend;
+use crate::channel::Channel;
+use crate::error::{Error, Result};
+use crate::preprocessing::{CorrelationRequest, Divisor, Preprocessing};
+use crate::share::{Arith, ArithShare};
+use alloc::format;
+
+/// The public constants of division by `d`.
+#[derive(Clone, Copy)]
+struct DivConsts {
+    d: u64,
+    /// `K`: `2^62` rounded down to a multiple of `d`.
+    k: u64,
+    /// `K / d`.
+    k_over_d: u64,
+    /// `⌊2^64 / d⌋` mod 2^64 (0 for `d = 1`, the right value in the ring).
+    q64: u64,
+}
+
+impl DivConsts {
+    fn new(d: u64) -> Self {
+        let k_over_d = (1u64 << 62) / d;
+        DivConsts {
+            d,
+            k: k_over_d * d,
+            k_over_d,
+            q64: ((1u128 << 64) / d as u128) as u64,
+        }
+    }
+}
+
+impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
+    /// Divides a product at scale `2^(2f)` back to scale `2^f`, by the
+    /// configured [`TruncationMode`].
+    pub async fn truncate(&mut self, x: &ArithShare) -> Result<ArithShare> {
+        let f = self.config.fixed_point.frac_bits();
+        match self.config.truncation {
+            TruncationMode::Dealer => self.div_public(x, &Divisor::Uniform(1u64 << f)).await,
+            TruncationMode::Local => self.truncate_local(x, f),
+        }
+    }
+
+    /// SecureML local truncation by `2^bits` (two parties only, no rounds).
+    pub fn truncate_local(&self, x: &ArithShare, bits: u32) -> Result<ArithShare> {
+        if self.num_parties() != 2 {
+            return Err(Error::Unsupported(
+                "local truncation is defined for two parties; use TruncationMode::Dealer",
+            ));
+        }
+        let out = if self.id() == 0 {
+            x.as_raw().mapv(|v| ((v as i64) >> bits) as u64)
+        } else {
+            x.as_raw()
+                .mapv(|v| (((v.wrapping_neg() as i64) >> bits) as u64).wrapping_neg())
+        };
+        Ok(ArithShare::from_raw(out))
+    }
+
+    /// `x / d` for public positive integers `d` (one per element, or one for
+    /// all), rounded stochastically for powers of two and within 2 units
+    /// otherwise. Exact in that sense for every `|x| < 2^61`; one round.
+    pub async fn div_public(&mut self, x: &ArithShare, divisor: &Divisor) -> Result<ArithShare> {
+        divisor.validate(x.len())?;
+        let req = CorrelationRequest::DivPair {
+            shape: x.shape().to_vec(),
+            divisor: divisor.clone(),
+        };
+        let pair = self.prep.next(&req).await?.into_div_pair()?;
+        let me = self.id();
+        let x = x.as_raw().as_standard_layout();
+        // Piece of c = x + K + R (only party 0 adds the public K).
+        // Per-element constants (K, K/d, ⌊2^64/d⌋), computed once when uniform.
+        let uniform = match divisor {
+            Divisor::Uniform(d) => Some(DivConsts::new(*d)),
+            Divisor::PerElement(_) => None,
+        };
+        let consts = |i: usize| uniform.unwrap_or_else(|| DivConsts::new(divisor.at(i)));
+        let mut masked = x.to_owned();
+        for (i, (m, &r)) in masked.iter_mut().zip(pair.r.iter()).enumerate() {
+            let k = if me == 0 { consts(i).k } else { 0 };
+            *m = m.wrapping_add(k).wrapping_add(r);
+        }
+        let c = self.open_raw_many::<Arith>(&[&masked]).await?.remove(0);
+        if c.shape() != pair.r_div.shape() || c.shape() != pair.r_msb.shape() {
+            return Err(Error::Shape(format!("division pair shape mismatch")));
+        }
+        let mut out = pair.r_div.mapv(u64::wrapping_neg);
+        let cells = out.iter_mut().zip(c.iter()).zip(pair.r_msb.iter());
+        for (i, ((o, &c), &msb)) in cells.enumerate() {
+            let k = consts(i);
+            // y = [party 0](⌊c/d⌋ − K/d) − ⌊R/d⌋ + (1 − msb(c))·⌊2^64/d⌋·msb(R)
+            let not_c_msb = 1 - (c >> 63);
+            *o = o.wrapping_add(not_c_msb.wrapping_mul(k.q64).wrapping_mul(msb));
+            if me == 0 {
+                *o = o.wrapping_add((c / k.d).wrapping_sub(k.k_over_d));
+            }
+        }
+        Ok(ArithShare::from_raw(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_and_quotients() {
+        let c = DivConsts::new(1 << 16);
+        assert_eq!((c.k, c.k_over_d, c.q64), (1 << 62, 1 << 46, 1 << 48));
+        let c = DivConsts::new(3);
+        assert_eq!(c.k % 3, 0);
+        assert_eq!(c.k / 3, c.k_over_d);
+        assert!((1u64 << 62) - c.k < 3);
+        assert_eq!(c.q64, u64::MAX / 3);
+        assert_eq!(DivConsts::new(1).q64, 0);
+    }
+}
