@@ -32,6 +32,7 @@ extern crate std;
 pub mod backend;
 pub mod bilinear;
 pub mod channel;
+mod elementwise;
 pub mod error;
 pub mod preprocessing;
 pub mod prg;

@@ -37,13 +37,16 @@ pub struct FixedPoint {
 
 impl Default for FixedPoint {
     fn default() -> Self {
-        FixedPoint {
-            frac_bits: DEFAULT_FRAC_BITS,
-        }
+        Self::DEFAULT
     }
 }
 
 impl FixedPoint {
+    /// `f = 16` fractional bits.
+    pub const DEFAULT: FixedPoint = FixedPoint {
+        frac_bits: DEFAULT_FRAC_BITS,
+    };
+
     /// A fixed-point encoding with `frac_bits` fractional bits (at most 30, so
     /// that products at scale `2^(2f)` leave room for integer bits).
     pub fn new(frac_bits: u32) -> Result<Self> {

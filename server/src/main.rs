@@ -1,1 +1,43 @@
-fn main() {}
+//! `hush`: the Hush command-line tool.
+//!
+//! Today it runs the benchmarks of the MPC core (`hush bench`). The model
+//! server (`serve`), dealer service (`dealer`), native client (`infer`) and
+//! single-process runner (`run`) come with the ONNX and networking work.
+
+mod bench;
+
+/// mimalloc keeps freed pages for reuse: the protocols allocate tensors of
+/// many megabytes per layer, and glibc's allocator returns them to the OS and
+/// pays page faults to get them back (measured: most of a 1e6-element mul).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "hush", version, about = "Private neural-network inference by secure two-party computation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Benchmarks: time, bytes per party and rounds of the core protocols.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hush: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -5,7 +5,6 @@
 use super::Backend;
 use super::gemm::{MatRef, gemm_serial};
 use crate::ring::{Ring, RingTensor};
-use ndarray::Zip;
 
 /// Products below this many multiply-adds stay on one thread.
 #[cfg(feature = "std")]
@@ -45,22 +44,7 @@ impl Backend for CpuBackend {
     }
 
     fn hadamard(&self, a: &RingTensor, b: &RingTensor) -> RingTensor {
-        #[cfg(feature = "std")]
-        if let (Some(sa), Some(sb)) = (a.as_slice(), b.as_slice()) {
-            use rayon::prelude::*;
-            let mut out = RingTensor::zeros(a.raw_dim());
-            if let Some(so) = out.as_slice_mut() {
-                so.par_chunks_mut(1 << 14)
-                    .zip(sa.par_chunks(1 << 14).zip(sb.par_chunks(1 << 14)))
-                    .for_each(|(o, (x, y))| {
-                        for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
-                            *o = x.wrapping_mul(y);
-                        }
-                    });
-                return out;
-            }
-        }
-        Zip::from(a).and(b).map_collect(|&x, &y| x.wrapping_mul(y))
+        crate::elementwise::zip_map(a, b, u64::wrapping_mul)
     }
 }
 

@@ -6,6 +6,7 @@ use super::Party;
 use crate::backend::{Backend, Conv2dParams};
 use crate::bilinear::BilinearOp;
 use crate::channel::Channel;
+use crate::elementwise::{add, add_assign, as_slice, for_each_chunk, map, sub};
 use crate::error::{Error, PartyId, Result};
 use crate::preprocessing::{CorrelationRequest, FixedSide, Preprocessing};
 use crate::ring::RingTensor;
@@ -13,19 +14,7 @@ use crate::share::{Arith, ArithShare};
 use alloc::format;
 use alloc::vec::Vec;
 use core::fmt;
-use ndarray::Zip;
 
-fn sub(a: &RingTensor, b: &RingTensor) -> RingTensor {
-    Zip::from(a).and(b).map_collect(|&x, &y| x.wrapping_sub(y))
-}
-
-fn add(a: &RingTensor, b: &RingTensor) -> RingTensor {
-    Zip::from(a).and(b).map_collect(|&x, &y| x.wrapping_add(y))
-}
-
-fn add_assign(a: &mut RingTensor, b: &RingTensor) {
-    Zip::from(a).and(b).for_each(|x, &y| *x = x.wrapping_add(y));
-}
 
 fn check_shape(what: &str, got: &[usize], want: &[usize]) -> Result<()> {
     if got != want {
@@ -90,8 +79,27 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             .open_raw_many::<Arith>(&[&sub(x.as_raw(), &t.a), &sub(y.as_raw(), &t.b)])
             .await?;
         let (e, f) = (&opened[0], &opened[1]);
+        let me0 = self.id() == 0;
+        if let BilinearOp::Hadamard { .. } = op {
+            // One fused pass: z = c + e·b + a·f (+ e·f at party 0).
+            let (es, fs, a, b) = (as_slice(e), as_slice(f), as_slice(&t.a), as_slice(&t.b));
+            let mut z = t.c;
+            let zs = z
+                .as_slice_mut()
+                .ok_or_else(|| Error::Usage(format!("triple share not contiguous")))?;
+            for_each_chunk(zs, |off, out| {
+                for (i, z) in out.iter_mut().enumerate() {
+                    let j = off + i;
+                    let bj = if me0 { b[j].wrapping_add(fs[j]) } else { b[j] };
+                    *z = z
+                        .wrapping_add(es[j].wrapping_mul(bj))
+                        .wrapping_add(a[j].wrapping_mul(fs[j]));
+                }
+            });
+            return Ok(ArithShare::from_raw(z));
+        }
         // z = c + op(e, b) + op(a, f), and party 0 adds op(e, f): op(e, b + f).
-        let b_term = if self.id() == 0 { add(&t.b, f) } else { t.b };
+        let b_term = if me0 { add(&t.b, f) } else { t.b };
         let mut z = t.c;
         add_assign(&mut z, &op.apply(&self.backend, e, &b_term)?);
         add_assign(&mut z, &op.apply(&self.backend, &t.a, f)?);
@@ -164,17 +172,21 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             .remove(0);
         // x² = e² + 2·e·a + a²: party 0 adds e².
         let me0 = self.id() == 0;
+        let (es, a) = (as_slice(&e), as_slice(&pair.a));
         let mut z = pair.aa;
-        Zip::from(&mut z)
-            .and(&e)
-            .and(&pair.a)
-            .for_each(|z, &e, &a| {
+        let zs = z
+            .as_slice_mut()
+            .ok_or_else(|| Error::Usage(format!("square pair share not contiguous")))?;
+        for_each_chunk(zs, |off, out| {
+            for (i, z) in out.iter_mut().enumerate() {
+                let (e, a) = (es[off + i], a[off + i]);
                 let mut v = z.wrapping_add(e.wrapping_mul(a).wrapping_mul(2));
                 if me0 {
                     v = v.wrapping_add(e.wrapping_mul(e));
                 }
                 *z = v;
-            });
+            }
+        });
         Ok(ArithShare::from_raw(z))
     }
 
@@ -208,7 +220,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 check_shape("fixed operand", w.shape(), shape)?;
                 sub(w, &mask.a)
             }
-            None => mask.a.mapv(u64::wrapping_neg),
+            None => map(&mask.a, u64::wrapping_neg),
         };
         let e = self.open_raw_many::<Arith>(&[&piece]).await?.remove(0);
         let a_plus_e = if me == 0 { add(&mask.a, &e) } else { mask.a };

@@ -27,7 +27,11 @@ pub struct AvgPool2dParams {
     pub count_include_pad: bool,
 }
 
-fn zip_shares(x: &ArithShare, y: &ArithShare, f: impl Fn(u64, u64) -> u64) -> Result<ArithShare> {
+fn zip_shares(
+    x: &ArithShare,
+    y: &ArithShare,
+    f: impl Fn(u64, u64) -> u64 + Sync + Send,
+) -> Result<ArithShare> {
     if x.shape() != y.shape() {
         return Err(Error::Shape(format!(
             "operands {:?} and {:?} differ",
@@ -35,11 +39,11 @@ fn zip_shares(x: &ArithShare, y: &ArithShare, f: impl Fn(u64, u64) -> u64) -> Re
             y.shape()
         )));
     }
-    Ok(ArithShare::from_raw(
-        Zip::from(x.as_raw())
-            .and(y.as_raw())
-            .map_collect(|&a, &b| f(a, b)),
-    ))
+    Ok(ArithShare::from_raw(crate::elementwise::zip_map(
+        x.as_raw(),
+        y.as_raw(),
+        f,
+    )))
 }
 
 fn broadcast_to<'a>(c: &'a RingTensor, shape: &[usize]) -> Result<ndarray::ArrayViewD<'a, u64>> {
@@ -86,7 +90,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
 
     /// `-x`.
     pub fn neg(&self, x: &ArithShare) -> ArithShare {
-        ArithShare::from_raw(x.as_raw().mapv(u64::wrapping_neg))
+        ArithShare::from_raw(crate::elementwise::map(x.as_raw(), u64::wrapping_neg))
     }
 
     /// `x + c` for a public ring tensor `c` (broadcast to `x`'s shape); only

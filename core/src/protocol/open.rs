@@ -2,20 +2,51 @@
 
 use super::Party;
 use crate::backend::Backend;
-use crate::channel::{Channel, decode_ring, encode_ring};
-use crate::error::{Error, PartyId, Result};
+use crate::channel::{Channel, encode_ring};
+use crate::elementwise::{as_slice, for_each_chunk, from_vec};
+use crate::error::{Error, PartyId, PeerError, Result};
 use crate::preprocessing::Preprocessing;
 use crate::ring::{Ring, RingTensor};
-use crate::share::{Share, ShareKind, combine_into};
+use crate::share::{Share, ShareKind};
 use alloc::format;
 use alloc::vec::Vec;
-use ndarray::{IxDyn, Zip};
+use ndarray::Zip;
 
-pub(crate) fn contiguous(t: &RingTensor) -> Vec<Ring> {
-    match t.as_slice() {
-        Some(s) => s.to_vec(),
-        None => t.iter().copied().collect(),
-    }
+/// Writes `values` as little-endian bytes into `out` (of 8 bytes per value).
+fn encode_into(values: &[Ring], out: &mut [u8]) {
+    crate::elementwise::for_each_chunk_bytes(out, |off, chunk| {
+        let src = &values[off / 8..(off + chunk.len()) / 8];
+        for (c, v) in chunk.chunks_exact_mut(8).zip(src) {
+            c.copy_from_slice(&v.to_le_bytes());
+        }
+    });
+}
+
+/// `mine[i] ⊕ le_u64(bytes[8i..8i+8])` into a new vector.
+fn combine_new<K: ShareKind>(mine: &[Ring], bytes: &[u8]) -> Vec<Ring> {
+    let mut out = alloc::vec![0u64; mine.len()];
+    for_each_chunk(&mut out, |off, chunk| {
+        let len = chunk.len();
+        let src = &bytes[off * 8..(off + len) * 8];
+        for ((o, c), &m) in chunk.iter_mut().zip(src.chunks_exact(8)).zip(&mine[off..off + len]) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            *o = K::combine(m, u64::from_le_bytes(w));
+        }
+    });
+    out
+}
+
+/// `acc[i] ⊕= le_u64(bytes[8i..8i+8])`; the caller has checked the length.
+fn combine_bytes<K: ShareKind>(acc: &mut [Ring], bytes: &[u8]) {
+    for_each_chunk(acc, |off, out| {
+        let src = &bytes[off * 8..(off + out.len()) * 8];
+        for (a, c) in out.iter_mut().zip(src.chunks_exact(8)) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            *a = K::combine(*a, u64::from_le_bytes(w));
+        }
+    });
 }
 
 impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
@@ -81,31 +112,52 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         pieces: &[&RingTensor],
     ) -> Result<Vec<RingTensor>> {
         let (me, n) = (self.id(), self.num_parties());
-        let mut payload = Vec::new();
-        for p in pieces {
-            payload.extend(contiguous(p));
+        let total: usize = pieces.iter().map(|p| p.len()).sum();
+        let slices: Vec<_> = pieces.iter().map(|p| as_slice(p)).collect();
+        let mut bytes = alloc::vec![0u8; total * 8];
+        let mut off = 0;
+        for s in &slices {
+            encode_into(s, &mut bytes[off..off + s.len() * 8]);
+            off += s.len() * 8;
         }
-        let bytes = encode_ring(&payload);
-        for peer in (0..n).filter(|&p| p != me) {
-            self.channel.send(peer, bytes.clone()).await?;
+        let peers: Vec<PartyId> = (0..n).filter(|&p| p != me).collect();
+        for (i, &peer) in peers.iter().enumerate() {
+            let msg = if i + 1 == peers.len() {
+                core::mem::take(&mut bytes)
+            } else {
+                bytes.clone()
+            };
+            self.channel.send(peer, msg).await?;
         }
-        let mut acc: Vec<RingTensor> = pieces
-            .iter()
-            .map(|p| p.as_standard_layout().into_owned())
-            .collect();
-        for peer in (0..n).filter(|&p| p != me) {
-            let theirs = decode_ring(&self.channel.recv(peer).await?, payload.len())?;
+        let mut acc: Vec<Vec<Ring>> = Vec::new();
+        for (k, &peer) in peers.iter().enumerate() {
+            let theirs = self.channel.recv(peer).await?;
+            if theirs.len() != total * 8 {
+                return Err(PeerError::WrongLength {
+                    expected: total * 8,
+                    got: theirs.len(),
+                }
+                .into());
+            }
             let mut off = 0;
-            for a in acc.iter_mut() {
-                let len = a.len();
-                let t =
-                    RingTensor::from_shape_vec(IxDyn(a.shape()), theirs[off..off + len].to_vec())
-                        .map_err(|e| Error::Shape(format!("{e}")))?;
-                combine_into::<K>(a, &t)?;
-                off += len;
+            for (i, s) in slices.iter().enumerate() {
+                let src = &theirs[off..off + s.len() * 8];
+                if k == 0 {
+                    acc.push(combine_new::<K>(s, src));
+                } else {
+                    combine_bytes::<K>(&mut acc[i], src);
+                }
+                off += s.len() * 8;
             }
         }
-        Ok(acc)
+        if peers.is_empty() {
+            acc = slices.iter().map(|s| s.to_vec()).collect();
+        }
+        Ok(acc
+            .into_iter()
+            .zip(pieces)
+            .map(|(v, p)| from_vec(p.shape(), v))
+            .collect())
     }
 
     /// Reveals a shared tensor to `target` only: `Some(value)` there, `None`
@@ -121,17 +173,22 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         }
         if me != target {
             self.channel
-                .send(target, encode_ring(&contiguous(share.as_raw())))
+                .send(target, encode_ring(&as_slice(share.as_raw())))
                 .await?;
             return Ok(None);
         }
-        let mut acc = share.as_raw().as_standard_layout().into_owned();
+        let mut acc = as_slice(share.as_raw()).into_owned();
         for peer in (0..n).filter(|&p| p != me) {
-            let theirs = decode_ring(&self.channel.recv(peer).await?, acc.len())?;
-            let t = RingTensor::from_shape_vec(IxDyn(acc.shape()), theirs)
-                .map_err(|e| Error::Shape(format!("{e}")))?;
-            combine_into::<K>(&mut acc, &t)?;
+            let theirs = self.channel.recv(peer).await?;
+            if theirs.len() != acc.len() * 8 {
+                return Err(PeerError::WrongLength {
+                    expected: acc.len() * 8,
+                    got: theirs.len(),
+                }
+                .into());
+            }
+            combine_bytes::<K>(&mut acc, &theirs);
         }
-        Ok(Some(acc))
+        Ok(Some(from_vec(share.shape(), acc)))
     }
 }

@@ -19,6 +19,7 @@
 use super::{Party, TruncationMode};
 use crate::backend::Backend;
 use crate::channel::Channel;
+use crate::elementwise::{as_slice, for_each_chunk, from_vec, map};
 use crate::error::{Error, Result};
 use crate::preprocessing::{CorrelationRequest, Divisor, Preprocessing};
 use crate::share::{Arith, ArithShare};
@@ -86,7 +87,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         };
         let pair = self.prep.next(&req).await?.into_div_pair()?;
         let me = self.id();
-        let x = x.as_raw().as_standard_layout();
+        let x = x.as_raw();
         // Piece of c = x + K + R (only party 0 adds the public K).
         // Per-element constants (K, K/d, ⌊2^64/d⌋), computed once when uniform.
         let uniform = match divisor {
@@ -94,26 +95,38 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             Divisor::PerElement(_) => None,
         };
         let consts = |i: usize| uniform.unwrap_or_else(|| DivConsts::new(divisor.at(i)));
-        let mut masked = x.to_owned();
-        for (i, (m, &r)) in masked.iter_mut().zip(pair.r.iter()).enumerate() {
-            let k = if me == 0 { consts(i).k } else { 0 };
-            *m = m.wrapping_add(k).wrapping_add(r);
-        }
+        let xs = as_slice(x);
+        let rs = as_slice(&pair.r);
+        let mut masked = alloc::vec![0u64; xs.len()];
+        for_each_chunk(&mut masked, |off, out| {
+            for (i, m) in out.iter_mut().enumerate() {
+                let j = off + i;
+                let k = if me == 0 { consts(j).k } else { 0 };
+                *m = xs[j].wrapping_add(k).wrapping_add(rs[j]);
+            }
+        });
+        let masked = from_vec(x.shape(), masked);
         let c = self.open_raw_many::<Arith>(&[&masked]).await?.remove(0);
         if c.shape() != pair.r_div.shape() || c.shape() != pair.r_msb.shape() {
             return Err(Error::Shape(format!("division pair shape mismatch")));
         }
-        let mut out = pair.r_div.mapv(u64::wrapping_neg);
-        let cells = out.iter_mut().zip(c.iter()).zip(pair.r_msb.iter());
-        for (i, ((o, &c), &msb)) in cells.enumerate() {
-            let k = consts(i);
-            // y = [party 0](⌊c/d⌋ − K/d) − ⌊R/d⌋ + (1 − msb(c))·⌊2^64/d⌋·msb(R)
-            let not_c_msb = 1 - (c >> 63);
-            *o = o.wrapping_add(not_c_msb.wrapping_mul(k.q64).wrapping_mul(msb));
-            if me == 0 {
-                *o = o.wrapping_add((c / k.d).wrapping_sub(k.k_over_d));
+        let (cs, msbs) = (as_slice(&c), as_slice(&pair.r_msb));
+        let mut out = map(&pair.r_div, u64::wrapping_neg);
+        let outs = out
+            .as_slice_mut()
+            .ok_or_else(|| Error::Usage(format!("division output not contiguous")))?;
+        for_each_chunk(outs, |off, chunk| {
+            for (i, o) in chunk.iter_mut().enumerate() {
+                let j = off + i;
+                let (c, k) = (cs[j], consts(j));
+                // y = [party 0](⌊c/d⌋ − K/d) − ⌊R/d⌋ + (1 − msb(c))·⌊2^64/d⌋·msb(R)
+                let not_c_msb = 1 - (c >> 63);
+                *o = o.wrapping_add(not_c_msb.wrapping_mul(k.q64).wrapping_mul(msbs[j]));
+                if me == 0 {
+                    *o = o.wrapping_add((c / k.d).wrapping_sub(k.k_over_d));
+                }
             }
-        }
+        });
         Ok(ArithShare::from_raw(out))
     }
 }

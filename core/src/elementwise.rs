@@ -1,0 +1,116 @@
+//! Fast elementwise passes over ring tensors.
+//!
+//! `ndarray`'s iterators over dynamic-rank arrays step a multi-index per
+//! element; the protocols' hot loops instead run over contiguous slices, split
+//! into chunks over rayon's pool when `std` is on. Every tensor the core
+//! creates is in standard (row-major, contiguous) layout; other layouts are
+//! copied to it first.
+
+use crate::ring::{Ring, RingTensor};
+use alloc::borrow::Cow;
+
+/// Elements per parallel chunk.
+#[cfg(feature = "std")]
+const CHUNK: usize = 1 << 15;
+
+/// The tensor's elements in row-major order, borrowed when already contiguous.
+pub(crate) fn as_slice(t: &RingTensor) -> Cow<'_, [Ring]> {
+    match t.as_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(t.iter().copied().collect()),
+    }
+}
+
+/// A tensor of `shape` built from row-major elements.
+pub(crate) fn from_vec(shape: &[usize], v: alloc::vec::Vec<Ring>) -> RingTensor {
+    RingTensor::from_shape_vec(ndarray::IxDyn(shape), v)
+        .unwrap_or_else(|_| unreachable!("callers pass exactly shape.product() elements"))
+}
+
+/// Runs `f(offset, chunk)` over consecutive chunks of `out`, in parallel with `std`.
+pub(crate) fn for_each_chunk(out: &mut [Ring], f: impl Fn(usize, &mut [Ring]) + Sync + Send) {
+    #[cfg(feature = "std")]
+    if out.len() >= 2 * CHUNK {
+        use rayon::prelude::*;
+        out.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(i, c)| f(i * CHUNK, c));
+        return;
+    }
+    f(0, out)
+}
+
+/// [`for_each_chunk`] over bytes, in chunks of whole 8-byte words.
+pub(crate) fn for_each_chunk_bytes(out: &mut [u8], f: impl Fn(usize, &mut [u8]) + Sync + Send) {
+    #[cfg(feature = "std")]
+    if out.len() >= 16 * CHUNK {
+        use rayon::prelude::*;
+        out.par_chunks_mut(8 * CHUNK)
+            .enumerate()
+            .for_each(|(i, c)| f(i * 8 * CHUNK, c));
+        return;
+    }
+    f(0, out)
+}
+
+/// `f(a[i], b[i])` for tensors of equal shape (checked by the caller).
+pub(crate) fn zip_map(
+    a: &RingTensor,
+    b: &RingTensor,
+    f: impl Fn(Ring, Ring) -> Ring + Sync + Send,
+) -> RingTensor {
+    debug_assert_eq!(a.shape(), b.shape());
+    let (sa, sb) = (as_slice(a), as_slice(b));
+    let mut out = alloc::vec![0u64; sa.len()];
+    for_each_chunk(&mut out, |off, o| {
+        let len = o.len();
+        let (x, y) = (&sa[off..off + len], &sb[off..off + len]);
+        for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+            *o = f(x, y);
+        }
+    });
+    from_vec(a.shape(), out)
+}
+
+/// `a[i] = f(a[i], b[i])` in place, for tensors of equal shape.
+pub(crate) fn zip_assign(a: &mut RingTensor, b: &RingTensor, f: impl Fn(Ring, Ring) -> Ring + Sync + Send) {
+    debug_assert_eq!(a.shape(), b.shape());
+    let sb = as_slice(b);
+    match a.as_slice_mut() {
+        Some(sa) => for_each_chunk(sa, |off, o| {
+            let len = o.len();
+            for (o, &y) in o.iter_mut().zip(&sb[off..off + len]) {
+                *o = f(*o, y);
+            }
+        }),
+        None => ndarray::Zip::from(a).and(b).for_each(|x, &y| *x = f(*x, y)),
+    }
+}
+
+/// `f(a[i])`.
+pub(crate) fn map(a: &RingTensor, f: impl Fn(Ring) -> Ring + Sync + Send) -> RingTensor {
+    let sa = as_slice(a);
+    let mut out = alloc::vec![0u64; sa.len()];
+    for_each_chunk(&mut out, |off, o| {
+        let len = o.len();
+        for (o, &x) in o.iter_mut().zip(&sa[off..off + len]) {
+            *o = f(x);
+        }
+    });
+    from_vec(a.shape(), out)
+}
+
+/// `a - b`.
+pub(crate) fn sub(a: &RingTensor, b: &RingTensor) -> RingTensor {
+    zip_map(a, b, u64::wrapping_sub)
+}
+
+/// `a + b`.
+pub(crate) fn add(a: &RingTensor, b: &RingTensor) -> RingTensor {
+    zip_map(a, b, u64::wrapping_add)
+}
+
+/// `a += b`.
+pub(crate) fn add_assign(a: &mut RingTensor, b: &RingTensor) {
+    zip_assign(a, b, u64::wrapping_add)
+}

@@ -1,0 +1,318 @@
+//! The `core` suite: the products and truncations of the MPC core at the
+//! sizes of the CrypTen reference table.
+
+use super::Report;
+use hush_core::Result as CoreResult;
+use hush_core::backend::{Conv2dParams, CpuBackend};
+use hush_core::bilinear::BilinearOp;
+use hush_core::channel::memory::run_parties;
+use hush_core::channel::{Channel, CommStats};
+use hush_core::preprocessing::seeded::{SeededDealer, draw_shapes, in_process};
+use hush_core::preprocessing::{CorrelationRequest, FixedSide, Preprocessing, Pregenerated, Recorder};
+use hush_core::prg::Prg;
+use hush_core::protocol::{Config, FixedOperand, Party, TruncationMode};
+use hush_core::share::Arith;
+use hush_core::{ArithShare, FixedPoint, RingTensor};
+use std::cell::Cell;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+type BoxError = Box<dyn std::error::Error>;
+const PARTIES: usize = 2;
+
+/// A named workload and how to measure it.
+pub(crate) struct Entry {
+    pub name: String,
+    pub run: fn(usize) -> Result<Report, BoxError>,
+}
+
+/// One benchmarked computation: an untimed `prepare` (inputs, one-time
+/// setup), then the timed `online` part.
+#[allow(async_fn_in_trait)]
+pub(crate) trait Workload {
+    const NAME: &'static str;
+    /// Whether `prepare` is a one-time setup whose cost is reported apart.
+    const SETUP: bool = false;
+    const CONFIG: Config = Config {
+        fixed_point: FixedPoint::DEFAULT,
+        truncation: TruncationMode::Dealer,
+    };
+    type State;
+    async fn prepare<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+    ) -> CoreResult<Self::State>;
+    async fn online<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+        s: &Self::State,
+    ) -> CoreResult<()>;
+}
+
+fn entry<W: Workload>() -> Entry {
+    Entry {
+        name: W::NAME.to_string(),
+        run: measure::<W>,
+    }
+}
+
+pub(crate) fn workloads() -> Vec<Entry> {
+    vec![
+        entry::<Mul>(),
+        entry::<MatMulSecret>(),
+        entry::<MatMulWeightReuse>(),
+        entry::<Conv2dSecret>(),
+        entry::<Conv2dWeightReuse>(),
+        entry::<TruncDealer>(),
+        entry::<TruncLocal>(),
+    ]
+}
+
+/// Drives a future that never waits (in-process preprocessing).
+fn now<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => unreachable!("in-process preprocessing never waits"),
+    }
+}
+
+/// Fixed-point values uniform in [-1, 1), as the owner's input.
+fn values(shape: &[usize]) -> CoreResult<RingTensor> {
+    let mut prg = Prg::from_entropy()?;
+    let fp = FixedPoint::default();
+    Ok(prg.tensor(shape).mapv(|v| ((v as i64) >> (63 - fp.frac_bits())) as u64))
+}
+
+async fn input<C: Channel, P: Preprocessing>(
+    p: &mut Party<C, P, CpuBackend>,
+    owner: usize,
+    shape: &[usize],
+) -> CoreResult<ArithShare> {
+    let v = if p.id() == owner { Some(values(shape)?) } else { None };
+    p.input::<Arith>(owner, v.as_ref(), shape).await
+}
+
+async fn barrier<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>) -> CoreResult<()> {
+    let mut x = ArithShare::from_raw(RingTensor::zeros(ndarray::IxDyn(&[0])));
+    x = ArithShare::from_raw(p.open(&x).await?);
+    drop(x);
+    Ok(())
+}
+
+/// Bytes of dealer corrections the last party receives for `requests`.
+fn dealer_bytes(requests: &[CorrelationRequest]) -> u64 {
+    requests
+        .iter()
+        .map(|r| {
+            draw_shapes(r)
+                .map(|(_, d)| d.iter().map(|s| s.iter().product::<usize>() as u64 * 8).sum::<u64>())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+struct Run {
+    online: Duration,
+    comm: Vec<CommStats>,
+    setup: Option<(Duration, Vec<CommStats>)>,
+}
+
+/// Runs the workload once over in-memory channels with the given preprocessing.
+fn run_once<W: Workload, P: Preprocessing>(preps: Vec<P>) -> Result<(Run, Vec<P>), BoxError> {
+    let start: Cell<Option<Instant>> = Cell::new(None);
+    let end: Cell<Option<Instant>> = Cell::new(None);
+    let setup_start: Cell<Option<Instant>> = Cell::new(None);
+    let setup_end: Cell<Option<Instant>> = Cell::new(None);
+    let mut preps = preps.into_iter();
+    let (start_r, end_r, ss, se) = (&start, &end, &setup_start, &setup_end);
+    let results = run_parties(PARTIES, |ch| {
+        let prep = preps.next().expect("one preprocessing per party");
+        async move {
+            let mut p = Party::new(ch, prep, CpuBackend, W::CONFIG).await?;
+            barrier(&mut p).await?;
+            if ss.get().is_none() {
+                ss.set(Some(Instant::now()));
+            }
+            let before_setup = p.stats();
+            let state = W::prepare(&mut p).await?;
+            se.set(Some(Instant::now()));
+            let setup = p.stats().since(&before_setup);
+            barrier(&mut p).await?;
+            if start_r.get().is_none() {
+                start_r.set(Some(Instant::now()));
+            }
+            let before = p.stats();
+            W::online(&mut p, &state).await?;
+            let comm = p.stats().since(&before);
+            end_r.set(Some(Instant::now()));
+            let (_, prep, _) = p.into_parts();
+            Ok((comm, setup, prep))
+        }
+    });
+    let mut comm = Vec::new();
+    let mut setup = Vec::new();
+    let mut preps_back = Vec::new();
+    for r in results {
+        let (c, s, p) = r?;
+        comm.push(c);
+        setup.push(s);
+        preps_back.push(p);
+    }
+    let span = |a: &Cell<Option<Instant>>, b: &Cell<Option<Instant>>| match (a.get(), b.get()) {
+        (Some(a), Some(b)) => b.saturating_duration_since(a),
+        _ => Duration::ZERO,
+    };
+    Ok((
+        Run {
+            online: span(&start, &end),
+            comm,
+            setup: W::SETUP.then(|| (span(&setup_start, &setup_end), setup)),
+        },
+        preps_back,
+    ))
+}
+
+fn measure<W: Workload>(reps: usize) -> Result<Report, BoxError> {
+    // Warm-up run that also learns the correlation requests.
+    let recorders = in_process(&SeededDealer::<CpuBackend>::random_seeds(PARTIES)?, CpuBackend)
+        .into_iter()
+        .map(Recorder::new)
+        .collect();
+    let (_, recorders) = run_once::<W, _>(recorders)?;
+    let requests = recorders
+        .into_iter()
+        .next()
+        .map(|r| r.into_parts().1)
+        .unwrap_or_default();
+    let mut report = Report {
+        name: W::NAME.to_string(),
+        parties: PARTIES,
+        online: Vec::new(),
+        offline: Vec::new(),
+        comm: Vec::new(),
+        dealer_bytes: dealer_bytes(&requests),
+        setup: None,
+        note: String::new(),
+    };
+    for _ in 0..reps {
+        let seeds = SeededDealer::<CpuBackend>::random_seeds(PARTIES)?;
+        let t = Instant::now();
+        let pregen = in_process(&seeds, CpuBackend)
+            .into_iter()
+            .map(|mut p| now(Pregenerated::generate(&mut p, &requests)))
+            .collect::<CoreResult<Vec<_>>>()?;
+        report.offline.push(t.elapsed());
+        let (run, _) = run_once::<W, _>(pregen)?;
+        report.online.push(run.online);
+        report.comm = run.comm;
+        report.setup = run.setup;
+    }
+    Ok(report)
+}
+
+struct Mul;
+impl Workload for Mul {
+    const NAME: &'static str = "mul 1e6";
+    type State = (ArithShare, ArithShare);
+    async fn prepare<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>) -> CoreResult<Self::State> {
+        Ok((input(p, 0, &[1_000_000]).await?, input(p, 1, &[1_000_000]).await?))
+    }
+    async fn online<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>, s: &Self::State) -> CoreResult<()> {
+        p.mul(&s.0, &s.1).await.map(drop)
+    }
+}
+
+struct MatMulSecret;
+impl Workload for MatMulSecret {
+    const NAME: &'static str = "matmul 512x512x512 (both secret)";
+    type State = (ArithShare, ArithShare);
+    async fn prepare<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>) -> CoreResult<Self::State> {
+        Ok((input(p, 0, &[512, 512]).await?, input(p, 1, &[512, 512]).await?))
+    }
+    async fn online<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>, s: &Self::State) -> CoreResult<()> {
+        p.matmul(&s.0, &s.1).await.map(drop)
+    }
+}
+
+async fn fixed<C: Channel, P: Preprocessing>(
+    p: &mut Party<C, P, CpuBackend>,
+    shape: &[usize],
+) -> CoreResult<FixedOperand> {
+    let owner = PARTIES - 1;
+    let w = if p.id() == owner { Some(values(shape)?) } else { None };
+    p.fix_operand(owner, w.as_ref(), shape).await
+}
+
+struct MatMulWeightReuse;
+impl Workload for MatMulWeightReuse {
+    const NAME: &'static str = "matmul 1x1024 . 1024x1024 (weights)";
+    const SETUP: bool = true;
+    type State = (ArithShare, FixedOperand);
+    async fn prepare<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>) -> CoreResult<Self::State> {
+        let w = fixed(p, &[1024, 1024]).await?;
+        Ok((input(p, 0, &[1, 1024]).await?, w))
+    }
+    async fn online<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>, s: &Self::State) -> CoreResult<()> {
+        let op = BilinearOp::MatMul { lhs: vec![1, 1024], rhs: vec![1024, 1024] };
+        p.bilinear_fixed(&op, FixedSide::Rhs, &s.1, &s.0).await.map(drop)
+    }
+}
+
+const CONV_IN: [usize; 4] = [1, 64, 32, 32];
+const CONV_K: [usize; 4] = [64, 64, 3, 3];
+const CONV_P: Conv2dParams = Conv2dParams { stride: [1, 1], padding: [1; 4], dilation: [1, 1], groups: 1 };
+
+struct Conv2dSecret;
+impl Workload for Conv2dSecret {
+    const NAME: &'static str = "conv2d 1x64x32x32 * 64x3x3 (secret)";
+    type State = (ArithShare, ArithShare);
+    async fn prepare<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>) -> CoreResult<Self::State> {
+        Ok((input(p, 0, &CONV_IN).await?, input(p, 1, &CONV_K).await?))
+    }
+    async fn online<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>, s: &Self::State) -> CoreResult<()> {
+        p.conv2d(&s.0, &s.1, &CONV_P).await.map(drop)
+    }
+}
+
+struct Conv2dWeightReuse;
+impl Workload for Conv2dWeightReuse {
+    const NAME: &'static str = "conv2d 1x64x32x32 * 64x3x3 (weights)";
+    const SETUP: bool = true;
+    type State = (ArithShare, FixedOperand);
+    async fn prepare<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>) -> CoreResult<Self::State> {
+        let w = fixed(p, &CONV_K).await?;
+        Ok((input(p, 0, &CONV_IN).await?, w))
+    }
+    async fn online<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>, s: &Self::State) -> CoreResult<()> {
+        let op = BilinearOp::Conv2d { input: CONV_IN, kernel: CONV_K, params: CONV_P };
+        p.bilinear_fixed(&op, FixedSide::Rhs, &s.1, &s.0).await.map(drop)
+    }
+}
+
+struct TruncDealer;
+impl Workload for TruncDealer {
+    const NAME: &'static str = "truncation 1e6 (dealer)";
+    type State = ArithShare;
+    async fn prepare<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>) -> CoreResult<Self::State> {
+        input(p, 0, &[1_000_000]).await
+    }
+    async fn online<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>, s: &Self::State) -> CoreResult<()> {
+        p.truncate(s).await.map(drop)
+    }
+}
+
+struct TruncLocal;
+impl Workload for TruncLocal {
+    const NAME: &'static str = "truncation 1e6 (local, SecureML)";
+    const CONFIG: Config = Config {
+        fixed_point: FixedPoint::DEFAULT,
+        truncation: TruncationMode::Local,
+    };
+    type State = ArithShare;
+    async fn prepare<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>) -> CoreResult<Self::State> {
+        input(p, 0, &[1_000_000]).await
+    }
+    async fn online<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>, s: &Self::State) -> CoreResult<()> {
+        p.truncate(s).await.map(drop)
+    }
+}
