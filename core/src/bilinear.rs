@@ -129,10 +129,10 @@ fn matmul_plan(lhs: &[usize], rhs: &[usize]) -> Result<MatMulPlan> {
     let (lb, rb) = (&lhs[..lhs.len() - 2], &rhs[..rhs.len() - 2]);
     let rank = lb.len().max(rb.len());
     let mut batch = vec![0; rank];
-    for i in 0..rank {
+    for (i, b) in batch.iter_mut().enumerate() {
         let l = dim_from_end(lb, rank - 1 - i);
         let r = dim_from_end(rb, rank - 1 - i);
-        batch[i] = match (l, r) {
+        *b = match (l, r) {
             (a, b) if a == b => a,
             (1, b) => b,
             (a, 1) => a,
@@ -186,7 +186,7 @@ fn batched_matmul<B: Backend + ?Sized>(
     let x = x.as_standard_layout();
     let y = y.as_standard_layout();
     let (Some(xs), Some(ys)) = (x.as_slice(), y.as_slice()) else {
-        return Err(Error::Usage(format!("matmul operands must be contiguous")));
+        return Err(Error::Usage("matmul operands must be contiguous".into()));
     };
     let count: usize = plan.batch.iter().product();
     let mut out = vec![0u64; count * m * n];

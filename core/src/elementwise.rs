@@ -73,7 +73,11 @@ pub(crate) fn zip_map(
 }
 
 /// `a[i] = f(a[i], b[i])` in place, for tensors of equal shape.
-pub(crate) fn zip_assign(a: &mut RingTensor, b: &RingTensor, f: impl Fn(Ring, Ring) -> Ring + Sync + Send) {
+pub(crate) fn zip_assign(
+    a: &mut RingTensor,
+    b: &RingTensor,
+    f: impl Fn(Ring, Ring) -> Ring + Sync + Send,
+) {
     debug_assert_eq!(a.shape(), b.shape());
     let sb = as_slice(b);
     match a.as_slice_mut() {

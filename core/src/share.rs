@@ -131,7 +131,7 @@ pub fn share_locally<K: ShareKind>(secret: &RingTensor, n: usize, prg: &mut Prg)
 pub fn reconstruct<K: ShareKind>(shares: &[Share<K>]) -> Result<RingTensor> {
     let first = shares
         .first()
-        .ok_or_else(|| Error::Usage(format!("no shares to reconstruct")))?;
+        .ok_or_else(|| Error::Usage("no shares to reconstruct".into()))?;
     let mut acc = first.value.clone();
     for s in &shares[1..] {
         combine_into::<K>(&mut acc, &s.value)?;

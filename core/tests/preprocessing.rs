@@ -2,6 +2,8 @@
 //! path gives the same material as the in-process dealer, and malformed
 //! dealer traffic gives typed errors.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;
@@ -216,7 +218,8 @@ fn a_dealer_that_answers_badly_gives_a_typed_error() {
     wrong_version[0] = WIRE_VERSION + 1;
     let other = encode_correction(&requests()[3], &[RingTensor::zeros(IxDyn(&[4, 4]))]);
     let short_tensor = encode_correction(&req, &[RingTensor::zeros(IxDyn(&[32]))]);
-    let cases: Vec<(Vec<u8>, fn(&Error) -> bool)> = vec![
+    type Check = fn(&Error) -> bool;
+    let cases: Vec<(Vec<u8>, Check)> = vec![
         (good[..good.len() - 1].to_vec(), |e| {
             matches!(e, Error::Peer(PeerError::Truncated))
         }),

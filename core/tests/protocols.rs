@@ -5,6 +5,8 @@
 //! one unit in the last place (2^-16) per truncation or public division,
 //! plus f64 rounding.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -2,6 +2,8 @@
 //! truncation does, on the same data. 10^7 elements of magnitude up to 2^20
 //! (real values at product scale 2^32, so ring values up to 2^52).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

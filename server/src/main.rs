@@ -16,7 +16,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "hush", version, about = "Private neural-network inference by secure two-party computation")]
+#[command(
+    name = "hush",
+    version,
+    about = "Private neural-network inference by secure two-party computation"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -36,9 +36,7 @@ pub fn conv2d_output_hw(hw: [usize; 2], khw: [usize; 2], p: &Conv2dParams) -> Re
     let mut out = [0; 2];
     for d in 0..2 {
         if p.stride[d] == 0 || p.dilation[d] == 0 {
-            return Err(Error::Shape(format!(
-                "stride and dilation must be positive"
-            )));
+            return Err(Error::Shape("stride and dilation must be positive".into()));
         }
         let padded = hw[d] + p.padding[d] + p.padding[d + 2];
         let span = p.dilation[d] * (khw[d].max(1) - 1) + 1;
@@ -89,7 +87,7 @@ pub(crate) fn conv2d_im2col<B: Backend + ?Sized>(
     let input = input.as_standard_layout();
     let kernel = kernel.as_standard_layout();
     let (Some(x), Some(kdata)) = (input.as_slice(), kernel.as_slice()) else {
-        return Err(Error::Usage(format!("conv2d operands must be contiguous")));
+        return Err(Error::Usage("conv2d operands must be contiguous".into()));
     };
     let rows = cg * kh * kw;
     let cols = oh * ow;

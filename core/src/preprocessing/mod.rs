@@ -49,17 +49,17 @@ impl Divisor {
 
     pub(crate) fn validate(&self, len: usize) -> Result<()> {
         let ok = match self {
-            Divisor::Uniform(d) => *d >= 1 && *d <= MAX_DIVISOR,
+            Divisor::Uniform(d) => (1..=MAX_DIVISOR).contains(d),
             Divisor::PerElement(v) => {
-                v.len() == len && v.iter().all(|&d| d >= 1 && d <= MAX_DIVISOR)
+                v.len() == len && v.iter().all(|d| (1..=MAX_DIVISOR).contains(d))
             }
         };
         if ok {
             Ok(())
         } else {
-            Err(Error::Usage(format!(
-                "divisors must lie in 1..=2^60 and match the tensor's length"
-            )))
+            Err(Error::Usage(
+                "divisors must lie in 1..=2^60 and match the tensor's length".into(),
+            ))
         }
     }
 }

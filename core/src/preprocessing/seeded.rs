@@ -29,10 +29,13 @@ use alloc::vec::Vec;
 use core::fmt;
 use ndarray::{IxDyn, Zip};
 
+/// A list of tensor shapes.
+pub type Shapes = Vec<Vec<usize>>;
+
 /// The shapes a request draws: `(random, derived)`. Every party draws the
 /// random tensors; parties but the last draw the derived ones, and the last
 /// party gets them as corrections.
-pub fn draw_shapes(req: &CorrelationRequest) -> Result<(Vec<Vec<usize>>, Vec<Vec<usize>>)> {
+pub fn draw_shapes(req: &CorrelationRequest) -> Result<(Shapes, Shapes)> {
     Ok(match req {
         CorrelationRequest::Triple(op) => (
             vec![op.lhs_shape().to_vec(), op.rhs_shape().to_vec()],
@@ -71,9 +74,9 @@ pub struct NoCorrections;
 
 impl CorrectionSource for NoCorrections {
     async fn corrections(&mut self, _: &CorrelationRequest, _: &[usize]) -> Result<Vec<Vec<Ring>>> {
-        Err(Error::Usage(format!(
-            "only the last party receives dealer corrections"
-        )))
+        Err(Error::Usage(
+            "only the last party receives dealer corrections".into(),
+        ))
     }
 }
 
@@ -170,7 +173,7 @@ impl<S: CorrectionSource> Preprocessing for SeededPreprocessing<S> {
         let mut derived = derived.into_iter();
         let take = |it: &mut alloc::vec::IntoIter<RingTensor>| {
             it.next()
-                .ok_or_else(|| Error::Usage(format!("draw_shapes and assembly disagree")))
+                .ok_or_else(|| Error::Usage("draw_shapes and assembly disagree".into()))
         };
         Ok(match req {
             CorrelationRequest::Triple(_) => Correlation::Triple(BeaverTriple {

@@ -431,7 +431,7 @@ mod tests {
     fn every_truncation_and_every_flipped_byte_is_a_typed_error_or_a_valid_message() {
         let req = &requests()[2];
         let t = RingTensor::from_elem(IxDyn(&[3]), 0x1234);
-        let msg = encode_correction(req, &[t.clone()]);
+        let msg = encode_correction(req, core::slice::from_ref(&t));
         assert_eq!(
             decode_correction(&msg, req, &[3]).unwrap(),
             vec![vec![0x1234; 3]]

@@ -15,7 +15,6 @@ use alloc::format;
 use alloc::vec::Vec;
 use core::fmt;
 
-
 fn check_shape(what: &str, got: &[usize], want: &[usize]) -> Result<()> {
     if got != want {
         return Err(Error::Shape(format!(
@@ -86,7 +85,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             let mut z = t.c;
             let zs = z
                 .as_slice_mut()
-                .ok_or_else(|| Error::Usage(format!("triple share not contiguous")))?;
+                .ok_or_else(|| Error::Usage("triple share not contiguous".into()))?;
             for_each_chunk(zs, |off, out| {
                 for (i, z) in out.iter_mut().enumerate() {
                     let j = off + i;
@@ -176,7 +175,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let mut z = pair.aa;
         let zs = z
             .as_slice_mut()
-            .ok_or_else(|| Error::Usage(format!("square pair share not contiguous")))?;
+            .ok_or_else(|| Error::Usage("square pair share not contiguous".into()))?;
         for_each_chunk(zs, |off, out| {
             for (i, z) in out.iter_mut().enumerate() {
                 let (e, a) = (es[off + i], a[off + i]);

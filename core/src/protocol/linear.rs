@@ -194,9 +194,9 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             })
         } else {
             if counts.contains(&0) {
-                return Err(Error::Shape(format!(
-                    "a pooling window lies entirely in the padding"
-                )));
+                return Err(Error::Shape(
+                    "a pooling window lies entirely in the padding".into(),
+                ));
             }
             Divisor::PerElement((0..n * c).flat_map(|_| counts.iter().copied()).collect())
         };

@@ -28,7 +28,11 @@ fn combine_new<K: ShareKind>(mine: &[Ring], bytes: &[u8]) -> Vec<Ring> {
     for_each_chunk(&mut out, |off, chunk| {
         let len = chunk.len();
         let src = &bytes[off * 8..(off + len) * 8];
-        for ((o, c), &m) in chunk.iter_mut().zip(src.chunks_exact(8)).zip(&mine[off..off + len]) {
+        for ((o, c), &m) in chunk
+            .iter_mut()
+            .zip(src.chunks_exact(8))
+            .zip(&mine[off..off + len])
+        {
             let mut w = [0u8; 8];
             w.copy_from_slice(c);
             *o = K::combine(m, u64::from_le_bytes(w));
@@ -103,7 +107,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     pub async fn open<K: ShareKind>(&mut self, share: &Share<K>) -> Result<RingTensor> {
         let mut v = self.open_many(&[share]).await?;
         v.pop()
-            .ok_or_else(|| Error::Usage(format!("open returned nothing")))
+            .ok_or_else(|| Error::Usage("open returned nothing".into()))
     }
 
     /// Opens raw per-party pieces (masked values inside protocols).

@@ -23,7 +23,6 @@ use crate::elementwise::{as_slice, for_each_chunk, from_vec, map};
 use crate::error::{Error, Result};
 use crate::preprocessing::{CorrelationRequest, Divisor, Preprocessing};
 use crate::share::{Arith, ArithShare};
-use alloc::format;
 
 /// The public constants of division by `d`.
 #[derive(Clone, Copy)]
@@ -108,13 +107,13 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let masked = from_vec(x.shape(), masked);
         let c = self.open_raw_many::<Arith>(&[&masked]).await?.remove(0);
         if c.shape() != pair.r_div.shape() || c.shape() != pair.r_msb.shape() {
-            return Err(Error::Shape(format!("division pair shape mismatch")));
+            return Err(Error::Shape("division pair shape mismatch".into()));
         }
         let (cs, msbs) = (as_slice(&c), as_slice(&pair.r_msb));
         let mut out = map(&pair.r_div, u64::wrapping_neg);
         let outs = out
             .as_slice_mut()
-            .ok_or_else(|| Error::Usage(format!("division output not contiguous")))?;
+            .ok_or_else(|| Error::Usage("division output not contiguous".into()))?;
         for_each_chunk(outs, |off, chunk| {
             for (i, o) in chunk.iter_mut().enumerate() {
                 let j = off + i;

@@ -1,6 +1,6 @@
 //! Shared harness for the protocol tests: N parties and an in-process dealer
 //! in one thread, seeded so that every run of a test is the same run.
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
 use core::future::Future;
 use hush_core::backend::CpuBackend;

@@ -8,7 +8,9 @@ use hush_core::bilinear::BilinearOp;
 use hush_core::channel::memory::run_parties;
 use hush_core::channel::{Channel, CommStats};
 use hush_core::preprocessing::seeded::{SeededDealer, draw_shapes, in_process};
-use hush_core::preprocessing::{CorrelationRequest, FixedSide, Preprocessing, Pregenerated, Recorder};
+use hush_core::preprocessing::{
+    CorrelationRequest, FixedSide, Pregenerated, Preprocessing, Recorder,
+};
 use hush_core::prg::Prg;
 use hush_core::protocol::{Config, FixedOperand, Party, TruncationMode};
 use hush_core::share::Arith;
@@ -80,7 +82,9 @@ fn now<F: Future>(f: F) -> F::Output {
 fn values(shape: &[usize]) -> CoreResult<RingTensor> {
     let mut prg = Prg::from_entropy()?;
     let fp = FixedPoint::default();
-    Ok(prg.tensor(shape).mapv(|v| ((v as i64) >> (63 - fp.frac_bits())) as u64))
+    Ok(prg
+        .tensor(shape)
+        .mapv(|v| ((v as i64) >> (63 - fp.frac_bits())) as u64))
 }
 
 async fn input<C: Channel, P: Preprocessing>(
@@ -88,7 +92,11 @@ async fn input<C: Channel, P: Preprocessing>(
     owner: usize,
     shape: &[usize],
 ) -> CoreResult<ArithShare> {
-    let v = if p.id() == owner { Some(values(shape)?) } else { None };
+    let v = if p.id() == owner {
+        Some(values(shape)?)
+    } else {
+        None
+    };
     p.input::<Arith>(owner, v.as_ref(), shape).await
 }
 
@@ -105,7 +113,11 @@ fn dealer_bytes(requests: &[CorrelationRequest]) -> u64 {
         .iter()
         .map(|r| {
             draw_shapes(r)
-                .map(|(_, d)| d.iter().map(|s| s.iter().product::<usize>() as u64 * 8).sum::<u64>())
+                .map(|(_, d)| {
+                    d.iter()
+                        .map(|s| s.iter().product::<usize>() as u64 * 8)
+                        .sum::<u64>()
+                })
                 .unwrap_or(0)
         })
         .sum()
@@ -174,10 +186,13 @@ fn run_once<W: Workload, P: Preprocessing>(preps: Vec<P>) -> Result<(Run, Vec<P>
 
 fn measure<W: Workload>(reps: usize) -> Result<Report, BoxError> {
     // Warm-up run that also learns the correlation requests.
-    let recorders = in_process(&SeededDealer::<CpuBackend>::random_seeds(PARTIES)?, CpuBackend)
-        .into_iter()
-        .map(Recorder::new)
-        .collect();
+    let recorders = in_process(
+        &SeededDealer::<CpuBackend>::random_seeds(PARTIES)?,
+        CpuBackend,
+    )
+    .into_iter()
+    .map(Recorder::new)
+    .collect();
     let (_, recorders) = run_once::<W, _>(recorders)?;
     let requests = recorders
         .into_iter()
@@ -214,10 +229,18 @@ struct Mul;
 impl Workload for Mul {
     const NAME: &'static str = "mul 1e6";
     type State = (ArithShare, ArithShare);
-    async fn prepare<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>) -> CoreResult<Self::State> {
-        Ok((input(p, 0, &[1_000_000]).await?, input(p, 1, &[1_000_000]).await?))
+    async fn prepare<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+    ) -> CoreResult<Self::State> {
+        Ok((
+            input(p, 0, &[1_000_000]).await?,
+            input(p, 1, &[1_000_000]).await?,
+        ))
     }
-    async fn online<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>, s: &Self::State) -> CoreResult<()> {
+    async fn online<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+        s: &Self::State,
+    ) -> CoreResult<()> {
         p.mul(&s.0, &s.1).await.map(drop)
     }
 }
@@ -226,10 +249,18 @@ struct MatMulSecret;
 impl Workload for MatMulSecret {
     const NAME: &'static str = "matmul 512x512x512 (both secret)";
     type State = (ArithShare, ArithShare);
-    async fn prepare<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>) -> CoreResult<Self::State> {
-        Ok((input(p, 0, &[512, 512]).await?, input(p, 1, &[512, 512]).await?))
+    async fn prepare<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+    ) -> CoreResult<Self::State> {
+        Ok((
+            input(p, 0, &[512, 512]).await?,
+            input(p, 1, &[512, 512]).await?,
+        ))
     }
-    async fn online<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>, s: &Self::State) -> CoreResult<()> {
+    async fn online<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+        s: &Self::State,
+    ) -> CoreResult<()> {
         p.matmul(&s.0, &s.1).await.map(drop)
     }
 }
@@ -239,7 +270,11 @@ async fn fixed<C: Channel, P: Preprocessing>(
     shape: &[usize],
 ) -> CoreResult<FixedOperand> {
     let owner = PARTIES - 1;
-    let w = if p.id() == owner { Some(values(shape)?) } else { None };
+    let w = if p.id() == owner {
+        Some(values(shape)?)
+    } else {
+        None
+    };
     p.fix_operand(owner, w.as_ref(), shape).await
 }
 
@@ -248,28 +283,48 @@ impl Workload for MatMulWeightReuse {
     const NAME: &'static str = "matmul 1x1024 . 1024x1024 (weights)";
     const SETUP: bool = true;
     type State = (ArithShare, FixedOperand);
-    async fn prepare<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>) -> CoreResult<Self::State> {
+    async fn prepare<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+    ) -> CoreResult<Self::State> {
         let w = fixed(p, &[1024, 1024]).await?;
         Ok((input(p, 0, &[1, 1024]).await?, w))
     }
-    async fn online<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>, s: &Self::State) -> CoreResult<()> {
-        let op = BilinearOp::MatMul { lhs: vec![1, 1024], rhs: vec![1024, 1024] };
-        p.bilinear_fixed(&op, FixedSide::Rhs, &s.1, &s.0).await.map(drop)
+    async fn online<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+        s: &Self::State,
+    ) -> CoreResult<()> {
+        let op = BilinearOp::MatMul {
+            lhs: vec![1, 1024],
+            rhs: vec![1024, 1024],
+        };
+        p.bilinear_fixed(&op, FixedSide::Rhs, &s.1, &s.0)
+            .await
+            .map(drop)
     }
 }
 
 const CONV_IN: [usize; 4] = [1, 64, 32, 32];
 const CONV_K: [usize; 4] = [64, 64, 3, 3];
-const CONV_P: Conv2dParams = Conv2dParams { stride: [1, 1], padding: [1; 4], dilation: [1, 1], groups: 1 };
+const CONV_P: Conv2dParams = Conv2dParams {
+    stride: [1, 1],
+    padding: [1; 4],
+    dilation: [1, 1],
+    groups: 1,
+};
 
 struct Conv2dSecret;
 impl Workload for Conv2dSecret {
     const NAME: &'static str = "conv2d 1x64x32x32 * 64x3x3 (secret)";
     type State = (ArithShare, ArithShare);
-    async fn prepare<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>) -> CoreResult<Self::State> {
+    async fn prepare<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+    ) -> CoreResult<Self::State> {
         Ok((input(p, 0, &CONV_IN).await?, input(p, 1, &CONV_K).await?))
     }
-    async fn online<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>, s: &Self::State) -> CoreResult<()> {
+    async fn online<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+        s: &Self::State,
+    ) -> CoreResult<()> {
         p.conv2d(&s.0, &s.1, &CONV_P).await.map(drop)
     }
 }
@@ -279,13 +334,24 @@ impl Workload for Conv2dWeightReuse {
     const NAME: &'static str = "conv2d 1x64x32x32 * 64x3x3 (weights)";
     const SETUP: bool = true;
     type State = (ArithShare, FixedOperand);
-    async fn prepare<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>) -> CoreResult<Self::State> {
+    async fn prepare<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+    ) -> CoreResult<Self::State> {
         let w = fixed(p, &CONV_K).await?;
         Ok((input(p, 0, &CONV_IN).await?, w))
     }
-    async fn online<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>, s: &Self::State) -> CoreResult<()> {
-        let op = BilinearOp::Conv2d { input: CONV_IN, kernel: CONV_K, params: CONV_P };
-        p.bilinear_fixed(&op, FixedSide::Rhs, &s.1, &s.0).await.map(drop)
+    async fn online<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+        s: &Self::State,
+    ) -> CoreResult<()> {
+        let op = BilinearOp::Conv2d {
+            input: CONV_IN,
+            kernel: CONV_K,
+            params: CONV_P,
+        };
+        p.bilinear_fixed(&op, FixedSide::Rhs, &s.1, &s.0)
+            .await
+            .map(drop)
     }
 }
 
@@ -293,10 +359,15 @@ struct TruncDealer;
 impl Workload for TruncDealer {
     const NAME: &'static str = "truncation 1e6 (dealer)";
     type State = ArithShare;
-    async fn prepare<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>) -> CoreResult<Self::State> {
+    async fn prepare<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+    ) -> CoreResult<Self::State> {
         input(p, 0, &[1_000_000]).await
     }
-    async fn online<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>, s: &Self::State) -> CoreResult<()> {
+    async fn online<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+        s: &Self::State,
+    ) -> CoreResult<()> {
         p.truncate(s).await.map(drop)
     }
 }
@@ -309,10 +380,15 @@ impl Workload for TruncLocal {
         truncation: TruncationMode::Local,
     };
     type State = ArithShare;
-    async fn prepare<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>) -> CoreResult<Self::State> {
+    async fn prepare<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+    ) -> CoreResult<Self::State> {
         input(p, 0, &[1_000_000]).await
     }
-    async fn online<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>, s: &Self::State) -> CoreResult<()> {
+    async fn online<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+        s: &Self::State,
+    ) -> CoreResult<()> {
         p.truncate(s).await.map(drop)
     }
 }

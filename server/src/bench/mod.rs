@@ -105,7 +105,11 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let workloads = core_suite::workloads();
     let selected: Vec<_> = workloads
         .into_iter()
-        .filter(|w| args.filter.as_ref().is_none_or(|f| w.name.contains(f.as_str())))
+        .filter(|w| {
+            args.filter
+                .as_ref()
+                .is_none_or(|f| w.name.contains(f.as_str()))
+        })
         .collect();
     if selected.is_empty() {
         return Err("no workload matches --filter".into());
