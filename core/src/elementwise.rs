@@ -40,17 +40,24 @@ pub(crate) fn for_each_chunk(out: &mut [Ring], f: impl Fn(usize, &mut [Ring]) + 
     f(0, out)
 }
 
-/// [`for_each_chunk`] over bytes, in chunks of whole 8-byte words.
-pub(crate) fn for_each_chunk_bytes(out: &mut [u8], f: impl Fn(usize, &mut [u8]) + Sync + Send) {
+/// [`for_each_chunk`] over `words` and the matching 8-byte slots of `bytes`.
+pub(crate) fn for_each_chunk_with_bytes(
+    words: &mut [Ring],
+    bytes: &mut [u8],
+    f: impl Fn(usize, &mut [Ring], &mut [u8]) + Sync + Send,
+) {
+    debug_assert_eq!(words.len() * 8, bytes.len());
     #[cfg(feature = "std")]
-    if out.len() >= 16 * CHUNK {
+    if words.len() >= 2 * CHUNK {
         use rayon::prelude::*;
-        out.par_chunks_mut(8 * CHUNK)
+        words
+            .par_chunks_mut(CHUNK)
+            .zip(bytes.par_chunks_mut(8 * CHUNK))
             .enumerate()
-            .for_each(|(i, c)| f(i * 8 * CHUNK, c));
+            .for_each(|(i, (w, b))| f(i * CHUNK, w, b));
         return;
     }
-    f(0, out)
+    f(0, words, bytes)
 }
 
 /// `f(a[i], b[i])` for tensors of equal shape (checked by the caller).

@@ -272,6 +272,33 @@ fn mul_matches_plaintext_within_one_ulp() {
 }
 
 #[test]
+fn fused_mul_equals_product_then_truncation_bit_for_bit() {
+    for n in PARTIES {
+        let mut prg = data_prg(14);
+        let (xe, ye) = (
+            enc(&uniform(&mut prg, &[999], 30.0)),
+            enc(&uniform(&mut prg, &[999], 30.0)),
+        );
+        let ye = &ye;
+        let run = |fused: bool| {
+            with_input!(n, 14, 0, xe.clone(), |p, x| {
+                let me = p.id();
+                let y = p.input::<Arith>(n - 1, held(me, n - 1, ye), &[999]).await?;
+                let z = if fused {
+                    p.mul(&x, &y).await?
+                } else {
+                    let op = BilinearOp::Hadamard { shape: vec![999] };
+                    let z = p.bilinear_ring(&op, &x, &y).await?;
+                    p.truncate(&z).await?
+                };
+                p.open(&z).await
+            })
+        };
+        assert_eq!(run(true), run(false));
+    }
+}
+
+#[test]
 fn matmul_with_batch_dims_matches_plaintext() {
     for n in PARTIES {
         for (l, r) in [

@@ -35,6 +35,53 @@ pub(crate) fn gemm_serial(
     c: &mut [Ring],
     ldc: usize,
 ) {
+    if m < MR {
+        gemm_few_rows(m, k, n, a, b, c, ldc)
+    } else {
+        gemm_tiled(m, k, n, a, b, c, ldc)
+    }
+}
+
+/// Products with fewer rows than a micro-kernel (a vector times a matrix):
+/// packing would cost as much as the product and pad the rows to `MR`, so
+/// stream `b` once, row by row, into the `m` output rows.
+fn gemm_few_rows(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [Ring],
+    ldc: usize,
+) {
+    for i in 0..m {
+        c[i * ldc..i * ldc + n].fill(0);
+    }
+    for p in 0..k {
+        let brow = &b.data[p * b.ld..p * b.ld + n];
+        for i in 0..m {
+            let av = a.data[i * a.ld + p];
+            if av == 0 {
+                continue;
+            }
+            let crow = &mut c[i * ldc..i * ldc + n];
+            for (cv, &bv) in crow.iter_mut().zip(brow) {
+                *cv = cv.wrapping_add(av.wrapping_mul(bv));
+            }
+        }
+    }
+}
+
+/// The packed, cache-tiled product.
+fn gemm_tiled(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [Ring],
+    ldc: usize,
+) {
     for i in 0..m {
         c[i * ldc..i * ldc + n].fill(0);
     }
@@ -161,6 +208,8 @@ mod tests {
             (17, 300, 9),
             (97, 257, 1030),
             (4, 4, 4),
+            (1, 1024, 77),
+            (3, 50, 1030),
         ] {
             let mut a = vec![0; m * k];
             let mut b = vec![0; k * n];

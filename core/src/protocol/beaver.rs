@@ -6,9 +6,10 @@ use super::Party;
 use crate::backend::{Backend, Conv2dParams};
 use crate::bilinear::BilinearOp;
 use crate::channel::Channel;
-use crate::elementwise::{add, add_assign, as_slice, for_each_chunk, map, sub};
+use crate::elementwise::{add, add_assign, as_slice, for_each_chunk, from_vec, map, sub};
 use crate::error::{Error, PartyId, Result};
-use crate::preprocessing::{CorrelationRequest, FixedSide, Preprocessing};
+use crate::preprocessing::{BeaverTriple, CorrelationRequest, Divisor, FixedSide, Preprocessing};
+use crate::protocol::TruncationMode;
 use crate::ring::RingTensor;
 use crate::share::{Arith, ArithShare};
 use alloc::format;
@@ -22,6 +23,48 @@ fn check_shape(what: &str, got: &[usize], want: &[usize]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// This party's share of element `j` of `x ⊙ y` from the opened `e`, `f` and
+/// its triple share: `c + e·b + a·f`, plus `e·f` at party 0. Triple shares
+/// are built contiguous by the preprocessing.
+fn hadamard_share<'a>(
+    me0: bool,
+    e: &'a [u64],
+    f: &'a [u64],
+    t: &'a BeaverTriple,
+) -> impl Fn(usize) -> u64 + Sync + Send + 'a {
+    let (a, b, c) = (
+        t.a.as_slice().unwrap_or_default(),
+        t.b.as_slice().unwrap_or_default(),
+        t.c.as_slice().unwrap_or_default(),
+    );
+    move |j| {
+        let bj = if me0 { b[j].wrapping_add(f[j]) } else { b[j] };
+        c[j].wrapping_add(e[j].wrapping_mul(bj))
+            .wrapping_add(a[j].wrapping_mul(f[j]))
+    }
+}
+
+/// The offline half of one product with a fixed operand, made by
+/// [`Party::prepare_fixed`]. `Debug` shows no values.
+pub struct PreparedFixed {
+    mask: u64,
+    op: BilinearOp,
+    side: FixedSide,
+    b: RingTensor,
+    /// `C` plus `op(B, E)` (or `op(E, B)`).
+    c: RingTensor,
+}
+
+impl fmt::Debug for PreparedFixed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PreparedFixed {{ mask: {}, op: {:?}, side: {:?} }}",
+            self.mask, self.op, self.side
+        )
+    }
 }
 
 /// A party's handle on an operand that stays fixed for a session (a layer's
@@ -60,13 +103,14 @@ impl FixedOperand {
 }
 
 impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
-    /// `op(x, y)` on shares, at the sum of the operands' scales (no truncation).
-    pub async fn bilinear_ring(
+    /// Fetches a triple for `op` and opens `E = x − A` and `F = y − B` in one
+    /// round; returns the triple and `E‖F` as one vector.
+    async fn beaver_open(
         &mut self,
         op: &BilinearOp,
         x: &ArithShare,
         y: &ArithShare,
-    ) -> Result<ArithShare> {
+    ) -> Result<(BeaverTriple, Vec<u64>)> {
         check_shape("left operand", x.shape(), op.lhs_shape())?;
         check_shape("right operand", y.shape(), op.rhs_shape())?;
         let t = self
@@ -74,34 +118,57 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             .next(&CorrelationRequest::Triple(op.clone()))
             .await?
             .into_triple()?;
-        let opened = self
-            .open_raw_many::<Arith>(&[&sub(x.as_raw(), &t.a), &sub(y.as_raw(), &t.b)])
+        if [&t.a, &t.b, &t.c].iter().any(|v| !v.is_standard_layout()) {
+            return Err(Error::Usage("triple shares must be contiguous".into()));
+        }
+        let (xs, ys, a, b) = (
+            as_slice(x.as_raw()),
+            as_slice(y.as_raw()),
+            as_slice(&t.a),
+            as_slice(&t.b),
+        );
+        let lx = xs.len();
+        let piece = |j: usize| {
+            if j < lx {
+                xs[j].wrapping_sub(a[j])
+            } else {
+                ys[j - lx].wrapping_sub(b[j - lx])
+            }
+        };
+        let ef = self
+            .open_with::<Arith>(lx + ys.len(), piece, |_, v| v)
             .await?;
-        let (e, f) = (&opened[0], &opened[1]);
+        drop((xs, ys, a, b));
+        Ok((t, ef))
+    }
+
+    /// `op(x, y)` on shares, at the sum of the operands' scales (no truncation).
+    pub async fn bilinear_ring(
+        &mut self,
+        op: &BilinearOp,
+        x: &ArithShare,
+        y: &ArithShare,
+    ) -> Result<ArithShare> {
+        let (t, ef) = self.beaver_open(op, x, y).await?;
         let me0 = self.id() == 0;
-        if let BilinearOp::Hadamard { .. } = op {
-            // One fused pass: z = c + e·b + a·f (+ e·f at party 0).
-            let (es, fs, a, b) = (as_slice(e), as_slice(f), as_slice(&t.a), as_slice(&t.b));
-            let mut z = t.c;
-            let zs = z
-                .as_slice_mut()
-                .ok_or_else(|| Error::Usage("triple share not contiguous".into()))?;
-            for_each_chunk(zs, |off, out| {
-                for (i, z) in out.iter_mut().enumerate() {
-                    let j = off + i;
-                    let bj = if me0 { b[j].wrapping_add(fs[j]) } else { b[j] };
-                    *z = z
-                        .wrapping_add(es[j].wrapping_mul(bj))
-                        .wrapping_add(a[j].wrapping_mul(fs[j]));
+        let (e, f) = ef.split_at(x.len());
+        if let BilinearOp::Hadamard { shape } = op {
+            let z = hadamard_share(me0, e, f, &t);
+            let mut out = alloc::vec![0u64; e.len()];
+            for_each_chunk(&mut out, |off, chunk| {
+                for (o, j) in chunk.iter_mut().zip(off..) {
+                    *o = z(j);
                 }
             });
-            return Ok(ArithShare::from_raw(z));
+            return Ok(ArithShare::from_raw(from_vec(shape, out)));
         }
+        let e = from_vec(op.lhs_shape(), e.to_vec());
+        let f = from_vec(op.rhs_shape(), f.to_vec());
         // z = c + op(e, b) + op(a, f), and party 0 adds op(e, f): op(e, b + f).
-        let b_term = if me0 { add(&t.b, f) } else { t.b };
+        let b_term = if me0 { add(&t.b, &f) } else { t.b };
         let mut z = t.c;
-        add_assign(&mut z, &op.apply(&self.backend, e, &b_term)?);
-        add_assign(&mut z, &op.apply(&self.backend, &t.a, f)?);
+        add_assign(&mut z, &op.apply(&self.backend, &e, &b_term)?);
+        add_assign(&mut z, &op.apply(&self.backend, &t.a, &f)?);
         Ok(ArithShare::from_raw(z))
     }
 
@@ -112,6 +179,17 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         x: &ArithShare,
         y: &ArithShare,
     ) -> Result<ArithShare> {
+        if let (BilinearOp::Hadamard { shape }, TruncationMode::Dealer) =
+            (op, self.config.truncation)
+        {
+            // Fused: the product's share feeds the truncation's first pass
+            // directly. Same correlations, same order, same result as below.
+            let (t, ef) = self.beaver_open(op, x, y).await?;
+            let (e, f) = ef.split_at(x.len());
+            let z = hadamard_share(self.id() == 0, e, f, &t);
+            let d = Divisor::Uniform(self.config.fixed_point.scale());
+            return self.div_public_with(shape, &d, z).await;
+        }
         let z = self.bilinear_ring(op, x, y).await?;
         self.truncate(&z).await
     }
@@ -231,8 +309,90 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         })
     }
 
+    /// The input-independent half of one product with a fixed operand: takes
+    /// the next fresh mask `B` and `C` from the preprocessing and folds in
+    /// `op(B, E)` (or `op(E, B)`), which needs only public `E`. Run it ahead
+    /// of the query (offline); [`Party::bilinear_fixed_prepared`] finishes.
+    pub async fn prepare_fixed(
+        &mut self,
+        op: &BilinearOp,
+        side: FixedSide,
+        w: &FixedOperand,
+    ) -> Result<PreparedFixed> {
+        let w_shape = match side {
+            FixedSide::Lhs => op.lhs_shape(),
+            FixedSide::Rhs => op.rhs_shape(),
+        };
+        check_shape("fixed operand", w.shape(), w_shape)?;
+        let req = CorrelationRequest::FixedTriple {
+            mask: w.id,
+            op: op.clone(),
+            side,
+        };
+        let t = self.prep.next(&req).await?.into_fixed_triple()?;
+        let be = match side {
+            FixedSide::Rhs => op.apply(&self.backend, &t.b, &w.e)?,
+            FixedSide::Lhs => op.apply(&self.backend, &w.e, &t.b)?,
+        };
+        let mut c = t.c;
+        add_assign(&mut c, &be);
+        Ok(PreparedFixed {
+            mask: w.id,
+            op: op.clone(),
+            side,
+            b: t.b,
+            c,
+        })
+    }
+
+    /// The online half: one round that opens only `x − B`, then
+    /// `z = C' + op(x − B, W-share)` (mirrored for `Lhs`). At double scale.
+    pub async fn bilinear_fixed_prepared_ring(
+        &mut self,
+        prepared: PreparedFixed,
+        w: &FixedOperand,
+        x: &ArithShare,
+    ) -> Result<ArithShare> {
+        if prepared.mask != w.id {
+            return Err(Error::Usage(format!(
+                "product prepared for fixed operand {}, used with {}",
+                prepared.mask, w.id
+            )));
+        }
+        let PreparedFixed { op, side, b, c, .. } = prepared;
+        let x_shape = match side {
+            FixedSide::Lhs => op.rhs_shape(),
+            FixedSide::Rhs => op.lhs_shape(),
+        };
+        check_shape("operand", x.shape(), x_shape)?;
+        let f = self
+            .open_raw_many::<Arith>(&[&sub(x.as_raw(), &b)])
+            .await?
+            .remove(0);
+        // x = F + B, w = E + A: op(x, w) = C + op(B, E) + op(F, A + E).
+        let t = match side {
+            FixedSide::Rhs => op.apply(&self.backend, &f, &w.a_plus_e)?,
+            FixedSide::Lhs => op.apply(&self.backend, &w.a_plus_e, &f)?,
+        };
+        let mut z = c;
+        add_assign(&mut z, &t);
+        Ok(ArithShare::from_raw(z))
+    }
+
+    /// [`Party::bilinear_fixed_prepared_ring`], truncated back to scale.
+    pub async fn bilinear_fixed_prepared(
+        &mut self,
+        prepared: PreparedFixed,
+        w: &FixedOperand,
+        x: &ArithShare,
+    ) -> Result<ArithShare> {
+        let z = self.bilinear_fixed_prepared_ring(prepared, w, x).await?;
+        self.truncate(&z).await
+    }
+
     /// `op(w, x)` (`side = Lhs`) or `op(x, w)` (`side = Rhs`) for a fixed
-    /// operand `w`, at double scale: one round that opens only `x − B`.
+    /// operand `w`, at double scale: [`Party::prepare_fixed`] then
+    /// [`Party::bilinear_fixed_prepared_ring`]; one round.
     pub async fn bilinear_fixed_ring(
         &mut self,
         op: &BilinearOp,
@@ -240,37 +400,8 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         w: &FixedOperand,
         x: &ArithShare,
     ) -> Result<ArithShare> {
-        let (w_shape, x_shape) = match side {
-            FixedSide::Lhs => (op.lhs_shape(), op.rhs_shape()),
-            FixedSide::Rhs => (op.rhs_shape(), op.lhs_shape()),
-        };
-        check_shape("fixed operand", w.shape(), w_shape)?;
-        check_shape("operand", x.shape(), x_shape)?;
-        let req = CorrelationRequest::FixedTriple {
-            mask: w.id,
-            op: op.clone(),
-            side,
-        };
-        let t = self.prep.next(&req).await?.into_fixed_triple()?;
-        let f = self
-            .open_raw_many::<Arith>(&[&sub(x.as_raw(), &t.b)])
-            .await?
-            .remove(0);
-        let mut z = t.c;
-        // x = F + B, w = E + A: op(x, w) = C + op(F, A + E) + op(B, E) (and mirrored).
-        let (t1, t2) = match side {
-            FixedSide::Rhs => (
-                op.apply(&self.backend, &f, &w.a_plus_e)?,
-                op.apply(&self.backend, &t.b, &w.e)?,
-            ),
-            FixedSide::Lhs => (
-                op.apply(&self.backend, &w.a_plus_e, &f)?,
-                op.apply(&self.backend, &w.e, &t.b)?,
-            ),
-        };
-        add_assign(&mut z, &t1);
-        add_assign(&mut z, &t2);
-        Ok(ArithShare::from_raw(z))
+        let prepared = self.prepare_fixed(op, side, w).await?;
+        self.bilinear_fixed_prepared_ring(prepared, w, x).await
     }
 
     /// [`Party::bilinear_fixed_ring`] on fixed-point values, truncated.

@@ -16,14 +16,15 @@
 //! | [`Party::div_public`], [`Party::mean`], [`Party::avg_pool2d`] | 1 |
 //! | [`Party::mul`], [`Party::matmul`], [`Party::conv2d`], [`Party::square`] | 1 + truncation |
 //! | [`Party::fix_operand`] (once per session) | 1 |
-//! | [`Party::bilinear_fixed`] (per query; only the activation is opened) | 1 + truncation |
+//! | [`Party::prepare_fixed`] (per query, before the input: offline) | 0 |
+//! | [`Party::bilinear_fixed`], [`Party::bilinear_fixed_prepared`] (per query; only the activation is opened) | 1 + truncation |
 
 mod beaver;
 mod linear;
 mod open;
 mod truncation;
 
-pub use beaver::FixedOperand;
+pub use beaver::{FixedOperand, PreparedFixed};
 pub use linear::AvgPool2dParams;
 
 use crate::backend::Backend;

@@ -3,7 +3,7 @@
 use super::Party;
 use crate::backend::Backend;
 use crate::channel::{Channel, encode_ring};
-use crate::elementwise::{as_slice, for_each_chunk, from_vec};
+use crate::elementwise::{as_slice, for_each_chunk, for_each_chunk_with_bytes, from_vec};
 use crate::error::{Error, PartyId, PeerError, Result};
 use crate::preprocessing::Preprocessing;
 use crate::ring::{Ring, RingTensor};
@@ -12,45 +12,12 @@ use alloc::format;
 use alloc::vec::Vec;
 use ndarray::Zip;
 
-/// Writes `values` as little-endian bytes into `out` (of 8 bytes per value).
-fn encode_into(values: &[Ring], out: &mut [u8]) {
-    crate::elementwise::for_each_chunk_bytes(out, |off, chunk| {
-        let src = &values[off / 8..(off + chunk.len()) / 8];
-        for (c, v) in chunk.chunks_exact_mut(8).zip(src) {
-            c.copy_from_slice(&v.to_le_bytes());
-        }
-    });
-}
-
-/// `mine[i] ⊕ le_u64(bytes[8i..8i+8])` into a new vector.
-fn combine_new<K: ShareKind>(mine: &[Ring], bytes: &[u8]) -> Vec<Ring> {
-    let mut out = alloc::vec![0u64; mine.len()];
-    for_each_chunk(&mut out, |off, chunk| {
-        let len = chunk.len();
-        let src = &bytes[off * 8..(off + len) * 8];
-        for ((o, c), &m) in chunk
-            .iter_mut()
-            .zip(src.chunks_exact(8))
-            .zip(&mine[off..off + len])
-        {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            *o = K::combine(m, u64::from_le_bytes(w));
-        }
-    });
-    out
-}
-
-/// `acc[i] ⊕= le_u64(bytes[8i..8i+8])`; the caller has checked the length.
-fn combine_bytes<K: ShareKind>(acc: &mut [Ring], bytes: &[u8]) {
-    for_each_chunk(acc, |off, out| {
-        let src = &bytes[off * 8..(off + out.len()) * 8];
-        for (a, c) in out.iter_mut().zip(src.chunks_exact(8)) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            *a = K::combine(*a, u64::from_le_bytes(w));
-        }
-    });
+/// Reads the `j`-th little-endian word of `bytes`.
+#[inline(always)]
+fn word(bytes: &[u8], j: usize) -> Ring {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[j * 8..j * 8 + 8]);
+    u64::from_le_bytes(w)
 }
 
 impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
@@ -115,15 +82,48 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         &mut self,
         pieces: &[&RingTensor],
     ) -> Result<Vec<RingTensor>> {
-        let (me, n) = (self.id(), self.num_parties());
-        let total: usize = pieces.iter().map(|p| p.len()).sum();
         let slices: Vec<_> = pieces.iter().map(|p| as_slice(p)).collect();
-        let mut bytes = alloc::vec![0u8; total * 8];
-        let mut off = 0;
-        for s in &slices {
-            encode_into(s, &mut bytes[off..off + s.len() * 8]);
-            off += s.len() * 8;
-        }
+        let starts: Vec<usize> = slices
+            .iter()
+            .scan(0, |acc, s| {
+                let start = *acc;
+                *acc += s.len();
+                Some(start)
+            })
+            .collect();
+        let total: usize = slices.iter().map(|s| s.len()).sum();
+        let piece = |j: usize| {
+            let t = starts.partition_point(|&s| s <= j) - 1;
+            slices[t][j - starts[t]]
+        };
+        let opened = self.open_with::<K>(total, piece, |_, v| v).await?;
+        Ok(pieces
+            .iter()
+            .zip(&starts)
+            .map(|(p, &s)| from_vec(p.shape(), opened[s..s + p.len()].to_vec()))
+            .collect())
+    }
+
+    /// The core of every opening, in two passes over memory: `piece(j)` is
+    /// this party's piece of element `j` of the value being opened; it is sent
+    /// to every other party, the pieces are combined, and `finish(j, value)`
+    /// maps each opened value to the result (so a protocol's next local step
+    /// can ride on the same pass).
+    pub(crate) async fn open_with<K: ShareKind>(
+        &mut self,
+        len: usize,
+        piece: impl Fn(usize) -> Ring + Sync + Send,
+        finish: impl Fn(usize, Ring) -> Ring + Sync + Send,
+    ) -> Result<Vec<Ring>> {
+        let (me, n) = (self.id(), self.num_parties());
+        let mut mine = alloc::vec![0u64; len];
+        let mut bytes = alloc::vec![0u8; len * 8];
+        for_each_chunk_with_bytes(&mut mine, &mut bytes, |off, chunk, out| {
+            for ((m, o), j) in chunk.iter_mut().zip(out.chunks_exact_mut(8)).zip(off..) {
+                *m = piece(j);
+                o.copy_from_slice(&m.to_le_bytes());
+            }
+        });
         let peers: Vec<PartyId> = (0..n).filter(|&p| p != me).collect();
         for (i, &peer) in peers.iter().enumerate() {
             let msg = if i + 1 == peers.len() {
@@ -133,35 +133,29 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             };
             self.channel.send(peer, msg).await?;
         }
-        let mut acc: Vec<Vec<Ring>> = Vec::new();
         for (k, &peer) in peers.iter().enumerate() {
             let theirs = self.channel.recv(peer).await?;
-            if theirs.len() != total * 8 {
+            if theirs.len() != len * 8 {
                 return Err(PeerError::WrongLength {
-                    expected: total * 8,
+                    expected: len * 8,
                     got: theirs.len(),
                 }
                 .into());
             }
-            let mut off = 0;
-            for (i, s) in slices.iter().enumerate() {
-                let src = &theirs[off..off + s.len() * 8];
-                if k == 0 {
-                    acc.push(combine_new::<K>(s, src));
-                } else {
-                    combine_bytes::<K>(&mut acc[i], src);
+            let last = k + 1 == peers.len();
+            for_each_chunk(&mut mine, |off, chunk| {
+                for (i, m) in chunk.iter_mut().enumerate() {
+                    let v = K::combine(*m, word(&theirs, off + i));
+                    *m = if last { finish(off + i, v) } else { v };
                 }
-                off += s.len() * 8;
-            }
+            });
         }
         if peers.is_empty() {
-            acc = slices.iter().map(|s| s.to_vec()).collect();
+            for (j, m) in mine.iter_mut().enumerate() {
+                *m = finish(j, *m);
+            }
         }
-        Ok(acc
-            .into_iter()
-            .zip(pieces)
-            .map(|(v, p)| from_vec(p.shape(), v))
-            .collect())
+        Ok(mine)
     }
 
     /// Reveals a shared tensor to `target` only: `Some(value)` there, `None`
@@ -191,7 +185,11 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 }
                 .into());
             }
-            combine_bytes::<K>(&mut acc, &theirs);
+            for_each_chunk(&mut acc, |off, chunk| {
+                for (i, a) in chunk.iter_mut().enumerate() {
+                    *a = K::combine(*a, word(&theirs, off + i));
+                }
+            });
         }
         Ok(Some(from_vec(share.shape(), acc)))
     }

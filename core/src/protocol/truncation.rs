@@ -19,7 +19,7 @@
 use super::{Party, TruncationMode};
 use crate::backend::Backend;
 use crate::channel::Channel;
-use crate::elementwise::{as_slice, for_each_chunk, from_vec, map};
+use crate::elementwise::{as_slice, from_vec};
 use crate::error::{Error, Result};
 use crate::preprocessing::{CorrelationRequest, Divisor, Preprocessing};
 use crate::share::{Arith, ArithShare};
@@ -79,54 +79,64 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// all), rounded stochastically for powers of two and within 2 units
     /// otherwise. Exact in that sense for every `|x| < 2^61`; one round.
     pub async fn div_public(&mut self, x: &ArithShare, divisor: &Divisor) -> Result<ArithShare> {
-        divisor.validate(x.len())?;
+        let xs = as_slice(x.as_raw());
+        self.div_public_with(x.shape(), divisor, |j| xs[j]).await
+    }
+
+    /// [`Party::div_public`] of a value given elementwise by `x_at(j)` (this
+    /// party's share of element `j`), so that a protocol can fuse the step
+    /// that produces `x` into the division's first pass.
+    pub(crate) async fn div_public_with(
+        &mut self,
+        shape: &[usize],
+        divisor: &Divisor,
+        x_at: impl Fn(usize) -> u64 + Sync + Send,
+    ) -> Result<ArithShare> {
+        let len: usize = shape.iter().product();
+        divisor.validate(len)?;
         let req = CorrelationRequest::DivPair {
-            shape: x.shape().to_vec(),
+            shape: shape.to_vec(),
             divisor: divisor.clone(),
         };
         let pair = self.prep.next(&req).await?.into_div_pair()?;
-        let me = self.id();
-        let x = x.as_raw();
-        // Piece of c = x + K + R (only party 0 adds the public K).
+        if [&pair.r, &pair.r_div, &pair.r_msb]
+            .iter()
+            .any(|t| t.shape() != shape)
+        {
+            return Err(Error::Shape("division pair shape mismatch".into()));
+        }
+        let me0 = self.id() == 0;
         // Per-element constants (K, K/d, ⌊2^64/d⌋), computed once when uniform.
         let uniform = match divisor {
             Divisor::Uniform(d) => Some(DivConsts::new(*d)),
             Divisor::PerElement(_) => None,
         };
-        let consts = |i: usize| uniform.unwrap_or_else(|| DivConsts::new(divisor.at(i)));
-        let xs = as_slice(x);
-        let rs = as_slice(&pair.r);
-        let mut masked = alloc::vec![0u64; xs.len()];
-        for_each_chunk(&mut masked, |off, out| {
-            for (i, m) in out.iter_mut().enumerate() {
-                let j = off + i;
-                let k = if me == 0 { consts(j).k } else { 0 };
-                *m = xs[j].wrapping_add(k).wrapping_add(rs[j]);
+        let consts = |j: usize| uniform.unwrap_or_else(|| DivConsts::new(divisor.at(j)));
+        let (r, r_div, r_msb) = (
+            as_slice(&pair.r),
+            as_slice(&pair.r_div),
+            as_slice(&pair.r_msb),
+        );
+        // Open c = x + K + R (party 0 adds the public K), and in the same pass
+        // y = [party 0](⌊c/d⌋ − K/d) − ⌊R/d⌋ + (1 − msb(c))·⌊2^64/d⌋·msb(R).
+        let piece = |j: usize| {
+            let k = if me0 { consts(j).k } else { 0 };
+            x_at(j).wrapping_add(k).wrapping_add(r[j])
+        };
+        let finish = |j: usize, c: u64| {
+            let k = consts(j);
+            let not_c_msb = 1 - (c >> 63);
+            let mut y = not_c_msb
+                .wrapping_mul(k.q64)
+                .wrapping_mul(r_msb[j])
+                .wrapping_sub(r_div[j]);
+            if me0 {
+                y = y.wrapping_add((c / k.d).wrapping_sub(k.k_over_d));
             }
-        });
-        let masked = from_vec(x.shape(), masked);
-        let c = self.open_raw_many::<Arith>(&[&masked]).await?.remove(0);
-        if c.shape() != pair.r_div.shape() || c.shape() != pair.r_msb.shape() {
-            return Err(Error::Shape("division pair shape mismatch".into()));
-        }
-        let (cs, msbs) = (as_slice(&c), as_slice(&pair.r_msb));
-        let mut out = map(&pair.r_div, u64::wrapping_neg);
-        let outs = out
-            .as_slice_mut()
-            .ok_or_else(|| Error::Usage("division output not contiguous".into()))?;
-        for_each_chunk(outs, |off, chunk| {
-            for (i, o) in chunk.iter_mut().enumerate() {
-                let j = off + i;
-                let (c, k) = (cs[j], consts(j));
-                // y = [party 0](⌊c/d⌋ − K/d) − ⌊R/d⌋ + (1 − msb(c))·⌊2^64/d⌋·msb(R)
-                let not_c_msb = 1 - (c >> 63);
-                *o = o.wrapping_add(not_c_msb.wrapping_mul(k.q64).wrapping_mul(msbs[j]));
-                if me == 0 {
-                    *o = o.wrapping_add((c / k.d).wrapping_sub(k.k_over_d));
-                }
-            }
-        });
-        Ok(ArithShare::from_raw(out))
+            y
+        };
+        let out = self.open_with::<Arith>(len, piece, finish).await?;
+        Ok(ArithShare::from_raw(from_vec(shape, out)))
     }
 }
 

@@ -12,7 +12,7 @@ use hush_core::preprocessing::{
     CorrelationRequest, FixedSide, Pregenerated, Preprocessing, Recorder,
 };
 use hush_core::prg::Prg;
-use hush_core::protocol::{Config, FixedOperand, Party, TruncationMode};
+use hush_core::protocol::{Config, FixedOperand, Party, PreparedFixed, TruncationMode};
 use hush_core::share::Arith;
 use hush_core::{ArithShare, FixedPoint, RingTensor};
 use std::cell::Cell;
@@ -43,9 +43,16 @@ pub(crate) trait Workload {
     async fn prepare<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
     ) -> CoreResult<Self::State>;
+    /// Per-query local work that needs no input (timed into the offline figure).
+    async fn precompute<C: Channel, P: Preprocessing>(
+        _p: &mut Party<C, P, CpuBackend>,
+        _s: &mut Self::State,
+    ) -> CoreResult<()> {
+        Ok(())
+    }
     async fn online<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
-        s: &Self::State,
+        s: &mut Self::State,
     ) -> CoreResult<()>;
 }
 
@@ -125,6 +132,7 @@ fn dealer_bytes(requests: &[CorrelationRequest]) -> u64 {
 
 struct Run {
     online: Duration,
+    precompute: Duration,
     comm: Vec<CommStats>,
     setup: Option<(Duration, Vec<CommStats>)>,
 }
@@ -135,8 +143,9 @@ fn run_once<W: Workload, P: Preprocessing>(preps: Vec<P>) -> Result<(Run, Vec<P>
     let end: Cell<Option<Instant>> = Cell::new(None);
     let setup_start: Cell<Option<Instant>> = Cell::new(None);
     let setup_end: Cell<Option<Instant>> = Cell::new(None);
+    let precompute: Cell<Duration> = Cell::new(Duration::ZERO);
     let mut preps = preps.into_iter();
-    let (start_r, end_r, ss, se) = (&start, &end, &setup_start, &setup_end);
+    let (start_r, end_r, ss, se, pre) = (&start, &end, &setup_start, &setup_end, &precompute);
     let results = run_parties(PARTIES, |ch| {
         let prep = preps.next().expect("one preprocessing per party");
         async move {
@@ -146,15 +155,18 @@ fn run_once<W: Workload, P: Preprocessing>(preps: Vec<P>) -> Result<(Run, Vec<P>
                 ss.set(Some(Instant::now()));
             }
             let before_setup = p.stats();
-            let state = W::prepare(&mut p).await?;
+            let mut state = W::prepare(&mut p).await?;
             se.set(Some(Instant::now()));
             let setup = p.stats().since(&before_setup);
+            let t = Instant::now();
+            W::precompute(&mut p, &mut state).await?;
+            pre.set(pre.get() + t.elapsed());
             barrier(&mut p).await?;
             if start_r.get().is_none() {
                 start_r.set(Some(Instant::now()));
             }
             let before = p.stats();
-            W::online(&mut p, &state).await?;
+            W::online(&mut p, &mut state).await?;
             let comm = p.stats().since(&before);
             end_r.set(Some(Instant::now()));
             let (_, prep, _) = p.into_parts();
@@ -177,6 +189,7 @@ fn run_once<W: Workload, P: Preprocessing>(preps: Vec<P>) -> Result<(Run, Vec<P>
     Ok((
         Run {
             online: span(&start, &end),
+            precompute: precompute.get(),
             comm,
             setup: W::SETUP.then(|| (span(&setup_start, &setup_end), setup)),
         },
@@ -216,8 +229,9 @@ fn measure<W: Workload>(reps: usize) -> Result<Report, BoxError> {
             .into_iter()
             .map(|mut p| now(Pregenerated::generate(&mut p, &requests)))
             .collect::<CoreResult<Vec<_>>>()?;
-        report.offline.push(t.elapsed());
+        let offline = t.elapsed();
         let (run, _) = run_once::<W, _>(pregen)?;
+        report.offline.push(offline + run.precompute);
         report.online.push(run.online);
         report.comm = run.comm;
         report.setup = run.setup;
@@ -239,7 +253,7 @@ impl Workload for Mul {
     }
     async fn online<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
-        s: &Self::State,
+        s: &mut Self::State,
     ) -> CoreResult<()> {
         p.mul(&s.0, &s.1).await.map(drop)
     }
@@ -259,7 +273,7 @@ impl Workload for MatMulSecret {
     }
     async fn online<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
-        s: &Self::State,
+        s: &mut Self::State,
     ) -> CoreResult<()> {
         p.matmul(&s.0, &s.1).await.map(drop)
     }
@@ -278,28 +292,76 @@ async fn fixed<C: Channel, P: Preprocessing>(
     p.fix_operand(owner, w.as_ref(), shape).await
 }
 
+/// A product with the server's weights: the mask is opened once (setup),
+/// `op(B, E)` is folded in before the query (offline), and the query opens
+/// only the activation.
+struct Reuse {
+    x: ArithShare,
+    w: FixedOperand,
+    prepared: Option<PreparedFixed>,
+}
+
+async fn reuse_prepare<C: Channel, P: Preprocessing>(
+    p: &mut Party<C, P, CpuBackend>,
+    x_shape: &[usize],
+    w_shape: &[usize],
+) -> CoreResult<Reuse> {
+    let w = fixed(p, w_shape).await?;
+    let x = input(p, 0, x_shape).await?;
+    Ok(Reuse {
+        x,
+        w,
+        prepared: None,
+    })
+}
+
+async fn reuse_precompute<C: Channel, P: Preprocessing>(
+    p: &mut Party<C, P, CpuBackend>,
+    op: &BilinearOp,
+    s: &mut Reuse,
+) -> CoreResult<()> {
+    s.prepared = Some(p.prepare_fixed(op, FixedSide::Rhs, &s.w).await?);
+    Ok(())
+}
+
+async fn reuse_online<C: Channel, P: Preprocessing>(
+    p: &mut Party<C, P, CpuBackend>,
+    s: &mut Reuse,
+) -> CoreResult<()> {
+    let prepared = s
+        .prepared
+        .take()
+        .ok_or_else(|| hush_core::Error::Usage("precompute did not run".into()))?;
+    p.bilinear_fixed_prepared(prepared, &s.w, &s.x)
+        .await
+        .map(drop)
+}
+
 struct MatMulWeightReuse;
 impl Workload for MatMulWeightReuse {
     const NAME: &'static str = "matmul 1x1024 . 1024x1024 (weights)";
     const SETUP: bool = true;
-    type State = (ArithShare, FixedOperand);
+    type State = Reuse;
     async fn prepare<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
     ) -> CoreResult<Self::State> {
-        let w = fixed(p, &[1024, 1024]).await?;
-        Ok((input(p, 0, &[1, 1024]).await?, w))
+        reuse_prepare(p, &[1, 1024], &[1024, 1024]).await
     }
-    async fn online<C: Channel, P: Preprocessing>(
+    async fn precompute<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
-        s: &Self::State,
+        s: &mut Self::State,
     ) -> CoreResult<()> {
         let op = BilinearOp::MatMul {
             lhs: vec![1, 1024],
             rhs: vec![1024, 1024],
         };
-        p.bilinear_fixed(&op, FixedSide::Rhs, &s.1, &s.0)
-            .await
-            .map(drop)
+        reuse_precompute(p, &op, s).await
+    }
+    async fn online<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+        s: &mut Self::State,
+    ) -> CoreResult<()> {
+        reuse_online(p, s).await
     }
 }
 
@@ -323,7 +385,7 @@ impl Workload for Conv2dSecret {
     }
     async fn online<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
-        s: &Self::State,
+        s: &mut Self::State,
     ) -> CoreResult<()> {
         p.conv2d(&s.0, &s.1, &CONV_P).await.map(drop)
     }
@@ -333,25 +395,28 @@ struct Conv2dWeightReuse;
 impl Workload for Conv2dWeightReuse {
     const NAME: &'static str = "conv2d 1x64x32x32 * 64x3x3 (weights)";
     const SETUP: bool = true;
-    type State = (ArithShare, FixedOperand);
+    type State = Reuse;
     async fn prepare<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
     ) -> CoreResult<Self::State> {
-        let w = fixed(p, &CONV_K).await?;
-        Ok((input(p, 0, &CONV_IN).await?, w))
+        reuse_prepare(p, &CONV_IN, &CONV_K).await
     }
-    async fn online<C: Channel, P: Preprocessing>(
+    async fn precompute<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
-        s: &Self::State,
+        s: &mut Self::State,
     ) -> CoreResult<()> {
         let op = BilinearOp::Conv2d {
             input: CONV_IN,
             kernel: CONV_K,
             params: CONV_P,
         };
-        p.bilinear_fixed(&op, FixedSide::Rhs, &s.1, &s.0)
-            .await
-            .map(drop)
+        reuse_precompute(p, &op, s).await
+    }
+    async fn online<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+        s: &mut Self::State,
+    ) -> CoreResult<()> {
+        reuse_online(p, s).await
     }
 }
 
@@ -366,7 +431,7 @@ impl Workload for TruncDealer {
     }
     async fn online<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
-        s: &Self::State,
+        s: &mut Self::State,
     ) -> CoreResult<()> {
         p.truncate(s).await.map(drop)
     }
@@ -387,7 +452,7 @@ impl Workload for TruncLocal {
     }
     async fn online<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
-        s: &Self::State,
+        s: &mut Self::State,
     ) -> CoreResult<()> {
         p.truncate(s).await.map(drop)
     }
