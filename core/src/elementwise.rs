@@ -40,24 +40,88 @@ pub(crate) fn for_each_chunk(out: &mut [Ring], f: impl Fn(usize, &mut [Ring]) + 
     f(0, out)
 }
 
-/// [`for_each_chunk`] over `words` and the matching 8-byte slots of `bytes`.
-pub(crate) fn for_each_chunk_with_bytes(
-    words: &mut [Ring],
-    bytes: &mut [u8],
-    f: impl Fn(usize, &mut [Ring], &mut [u8]) + Sync + Send,
-) {
-    debug_assert_eq!(words.len() * 8, bytes.len());
+/// [`for_each_chunk`] over bytes, in chunks of whole 8-byte words; the
+/// offset passed to `f` counts bytes.
+pub(crate) fn for_each_chunk_bytes(out: &mut [u8], f: impl Fn(usize, &mut [u8]) + Sync + Send) {
     #[cfg(feature = "std")]
-    if words.len() >= 2 * CHUNK {
+    if out.len() >= 16 * CHUNK {
         use rayon::prelude::*;
-        words
-            .par_chunks_mut(CHUNK)
-            .zip(bytes.par_chunks_mut(8 * CHUNK))
+        out.par_chunks_mut(8 * CHUNK)
             .enumerate()
-            .for_each(|(i, (w, b))| f(i * CHUNK, w, b));
+            .for_each(|(i, c)| f(i * 8 * CHUNK, c));
         return;
     }
-    f(0, words, bytes)
+    f(0, out)
+}
+
+/// `[f(0), f(1), ..., f(len - 1)]`, written once (no zero-fill first).
+pub(crate) fn collect_indexed(
+    len: usize,
+    f: &(impl Fn(usize) -> Ring + Sync + Send),
+) -> alloc::vec::Vec<Ring> {
+    #[cfg(feature = "std")]
+    if len >= 2 * CHUNK {
+        use rayon::prelude::*;
+        let mut out = alloc::vec::Vec::with_capacity(len);
+        (0..len).into_par_iter().map(f).collect_into_vec(&mut out);
+        return out;
+    }
+    (0..len).map(f).collect()
+}
+
+/// Byte buffers kept for reuse: a received message becomes the next outgoing
+/// one, so large openings neither zero-fill nor page-fault fresh memory.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    spare: alloc::vec::Vec<alloc::vec::Vec<u8>>,
+}
+
+impl Scratch {
+    const KEEP: usize = 4;
+
+    /// A buffer of exactly `len` bytes with unspecified contents.
+    pub(crate) fn take(&mut self, len: usize) -> alloc::vec::Vec<u8> {
+        let best = self
+            .spare
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= len)
+            .min_by_key(|(_, b)| b.capacity())
+            .map(|(i, _)| i);
+        match best {
+            Some(i) => {
+                let mut b = self.spare.swap_remove(i);
+                if b.len() >= len {
+                    b.truncate(len);
+                } else {
+                    b.resize(len, 0);
+                }
+                b
+            }
+            None => alloc::vec![0u8; len],
+        }
+    }
+
+    /// Returns a buffer for reuse.
+    pub(crate) fn give(&mut self, buf: alloc::vec::Vec<u8>) {
+        if buf.capacity() == 0 {
+            return;
+        }
+        if self.spare.len() >= Self::KEEP {
+            if let Some((i, _)) = self
+                .spare
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, b)| b.capacity())
+            {
+                if self.spare[i].capacity() < buf.capacity() {
+                    self.spare[i] = buf;
+                }
+            }
+            return;
+        }
+        self.spare.push(buf);
+    }
 }
 
 /// `f(a[i], b[i])` for tensors of equal shape (checked by the caller).

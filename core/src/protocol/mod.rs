@@ -67,6 +67,8 @@ pub struct Party<C, P, B> {
     /// PRGs shared pairwise with each other party, for sharing inputs without
     /// sending them (index = peer; `None` for this party).
     pair_prgs: Vec<Option<Prg>>,
+    /// Reusable message buffers.
+    scratch: crate::elementwise::Scratch,
 }
 
 impl<C, P, B> fmt::Debug for Party<C, P, B> {
@@ -107,6 +109,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             backend,
             config,
             pair_prgs: seeds.iter().map(|s| s.as_ref().map(Prg::new)).collect(),
+            scratch: Default::default(),
         })
     }
 

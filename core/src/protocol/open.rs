@@ -3,7 +3,7 @@
 use super::Party;
 use crate::backend::Backend;
 use crate::channel::{Channel, encode_ring};
-use crate::elementwise::{as_slice, for_each_chunk, for_each_chunk_with_bytes, from_vec};
+use crate::elementwise::{as_slice, collect_indexed, for_each_chunk, from_vec};
 use crate::error::{Error, PartyId, PeerError, Result};
 use crate::preprocessing::Preprocessing;
 use crate::ring::{Ring, RingTensor};
@@ -116,11 +116,10 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         finish: impl Fn(usize, Ring) -> Ring + Sync + Send,
     ) -> Result<Vec<Ring>> {
         let (me, n) = (self.id(), self.num_parties());
-        let mut mine = alloc::vec![0u64; len];
-        let mut bytes = alloc::vec![0u8; len * 8];
-        for_each_chunk_with_bytes(&mut mine, &mut bytes, |off, chunk, out| {
-            for ((m, o), j) in chunk.iter_mut().zip(out.chunks_exact_mut(8)).zip(off..) {
-                *m = piece(j);
+        let mut mine = collect_indexed(len, &piece);
+        let mut bytes = self.scratch.take(len * 8);
+        crate::elementwise::for_each_chunk_bytes(&mut bytes, |off, chunk| {
+            for (o, &m) in chunk.chunks_exact_mut(8).zip(&mine[off / 8..]) {
                 o.copy_from_slice(&m.to_le_bytes());
             }
         });
@@ -149,6 +148,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                     *m = if last { finish(off + i, v) } else { v };
                 }
             });
+            self.scratch.give(theirs);
         }
         if peers.is_empty() {
             for (j, m) in mine.iter_mut().enumerate() {

@@ -27,8 +27,11 @@ pub struct BenchArgs {
     #[arg(long)]
     filter: Option<String>,
     /// Print JSON lines instead of a table.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "markdown")]
     json: bool,
+    /// Print a Markdown table (the README's figures are made with this).
+    #[arg(long)]
+    markdown: bool,
 }
 
 /// One workload's measurements.
@@ -87,6 +90,31 @@ impl Report {
     }
 }
 
+fn print_markdown(r: &Report) {
+    let max = |f: fn(&CommStats) -> u64, c: &[CommStats]| c.iter().map(f).max().unwrap_or(0);
+    println!(
+        "| {} | {:.2} ms | {:.2} ms | {} | {} | {} |",
+        r.name,
+        ms(median(&r.online)),
+        ms(median(&r.offline)),
+        human_bytes(max(|c| c.bytes_sent, &r.comm)),
+        human_bytes(max(|c| c.bytes_received, &r.comm)),
+        max(|c| c.rounds, &r.comm)
+    );
+    if let Some((t, c)) = &r.setup {
+        println!(
+            "| ↳ one-time setup (weight masks) | {:.2} ms | | {} | {} | {} |",
+            ms(*t),
+            human_bytes(max(|c| c.bytes_sent, c)),
+            human_bytes(max(|c| c.bytes_received, c)),
+            max(|c| c.rounds, c)
+        );
+    }
+    if !r.note.is_empty() {
+        println!("| ↳ {} | | | | | |", r.note);
+    }
+}
+
 fn human_bytes(b: u64) -> String {
     if b >= 1 << 20 {
         format!("{:.2} MB", b as f64 / 1e6)
@@ -114,7 +142,13 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     if selected.is_empty() {
         return Err("no workload matches --filter".into());
     }
-    if !args.json {
+    if args.markdown {
+        println!(
+            "| workload | online (median of {}) | offline | sent per party | received per party | rounds |",
+            args.reps
+        );
+        println!("| --- | --- | --- | --- | --- | --- |");
+    } else if !args.json {
         println!(
             "suite {} — {} parties in one process, {} threads, median of {} after a warm-up",
             args.suite,
@@ -132,6 +166,8 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         let r = (w.run)(args.reps)?;
         if args.json {
             println!("{}", r.json());
+        } else if args.markdown {
+            print_markdown(&r);
         } else {
             let sent = r.comm.iter().map(|c| c.bytes_sent).max().unwrap_or(0);
             let recv = r.comm.iter().map(|c| c.bytes_received).max().unwrap_or(0);
