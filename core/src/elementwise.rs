@@ -54,19 +54,24 @@ pub(crate) fn for_each_chunk_bytes(out: &mut [u8], f: impl Fn(usize, &mut [u8]) 
     f(0, out)
 }
 
-/// `[f(0), f(1), ..., f(len - 1)]`, written once (no zero-fill first).
-pub(crate) fn collect_indexed(
-    len: usize,
-    f: &(impl Fn(usize) -> Ring + Sync + Send),
-) -> alloc::vec::Vec<Ring> {
+/// [`for_each_chunk`] over `words` and the matching 8-byte slots of `bytes`.
+pub(crate) fn for_each_chunk_with_bytes(
+    words: &mut [Ring],
+    bytes: &mut [u8],
+    f: impl Fn(usize, &mut [Ring], &mut [u8]) + Sync + Send,
+) {
+    debug_assert_eq!(words.len() * 8, bytes.len());
     #[cfg(feature = "std")]
-    if len >= 2 * CHUNK {
+    if words.len() >= 2 * CHUNK {
         use rayon::prelude::*;
-        let mut out = alloc::vec::Vec::with_capacity(len);
-        (0..len).into_par_iter().map(f).collect_into_vec(&mut out);
-        return out;
+        words
+            .par_chunks_mut(CHUNK)
+            .zip(bytes.par_chunks_mut(8 * CHUNK))
+            .enumerate()
+            .for_each(|(i, (w, b))| f(i * CHUNK, w, b));
+        return;
     }
-    (0..len).map(f).collect()
+    f(0, words, bytes)
 }
 
 /// Byte buffers kept for reuse: a received message becomes the next outgoing

@@ -13,6 +13,8 @@
 //! in the same step to several peers share one round.
 
 pub mod memory;
+#[cfg(feature = "std")]
+pub mod threaded;
 
 use crate::error::{PartyId, PeerError, Result};
 use crate::ring::Ring;

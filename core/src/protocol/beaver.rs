@@ -10,6 +10,7 @@ use crate::elementwise::{add, add_assign, as_slice, for_each_chunk, from_vec, ma
 use crate::error::{Error, PartyId, Result};
 use crate::preprocessing::{BeaverTriple, CorrelationRequest, Divisor, FixedSide, Preprocessing};
 use crate::protocol::TruncationMode;
+use crate::protocol::open::{Exchanged, LANES};
 use crate::ring::RingTensor;
 use crate::share::{Arith, ArithShare};
 use alloc::format;
@@ -25,24 +26,47 @@ fn check_shape(what: &str, got: &[usize], want: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// This party's share of element `j` of `x ⊙ y` from the opened `e`, `f` and
-/// its triple share: `c + e·b + a·f`, plus `e·f` at party 0. Triple shares
-/// are built contiguous by the preprocessing.
+/// Writes this party's shares of elements `off..off + out.len()` of `x ⊙ y`:
+/// with `e = x − a + peers` and `f = y − b + peers` (the opened masks),
+/// `c + e·b + a·f`, plus `e·f` at party 0. Triple shares are contiguous
+/// (checked by `beaver_exchange`).
 fn hadamard_share<'a>(
     me0: bool,
-    e: &'a [u64],
-    f: &'a [u64],
+    xs: &'a [u64],
+    ys: &'a [u64],
     t: &'a BeaverTriple,
-) -> impl Fn(usize) -> u64 + Sync + Send + 'a {
+    ex: &'a Exchanged,
+) -> impl Fn(usize, &mut [u64]) + Sync + Send + 'a {
     let (a, b, c) = (
         t.a.as_slice().unwrap_or_default(),
         t.b.as_slice().unwrap_or_default(),
         t.c.as_slice().unwrap_or_default(),
     );
-    move |j| {
-        let bj = if me0 { b[j].wrapping_add(f[j]) } else { b[j] };
-        c[j].wrapping_add(e[j].wrapping_mul(bj))
-            .wrapping_add(a[j].wrapping_mul(f[j]))
+    let lx = xs.len();
+    move |off, out| {
+        let (mut pe, mut pf) = ([0u64; LANES], [0u64; LANES]);
+        for (k, sub) in out.chunks_mut(LANES).enumerate() {
+            let o = off + k * LANES;
+            let m = sub.len();
+            ex.peers.read(o, &mut pe[..m]);
+            ex.peers.read(lx + o, &mut pf[..m]);
+            let rows = sub
+                .iter_mut()
+                .zip(&xs[o..o + m])
+                .zip(&ys[o..o + m])
+                .zip(&a[o..o + m])
+                .zip(&b[o..o + m])
+                .zip(&c[o..o + m])
+                .zip(pe[..m].iter().zip(&pf[..m]));
+            for ((((((z, &x), &y), &a), &b), &c), (&pe, &pf)) in rows {
+                let e = x.wrapping_sub(a).wrapping_add(pe);
+                let f = y.wrapping_sub(b).wrapping_add(pf);
+                let bj = if me0 { b.wrapping_add(f) } else { b };
+                *z = c
+                    .wrapping_add(e.wrapping_mul(bj))
+                    .wrapping_add(a.wrapping_mul(f));
+            }
+        }
     }
 }
 
@@ -103,14 +127,15 @@ impl FixedOperand {
 }
 
 impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
-    /// Fetches a triple for `op` and opens `E = x − A` and `F = y − B` in one
-    /// round; returns the triple and `E‖F` as one vector.
-    async fn beaver_open(
+    /// Fetches a triple for `op` and exchanges the pieces of `E = x − A` and
+    /// `F = y − B` in one round, without combining them yet (`E‖F` element
+    /// `j` is this party's piece plus `ex.peers.at(j)`).
+    async fn beaver_exchange(
         &mut self,
         op: &BilinearOp,
         x: &ArithShare,
         y: &ArithShare,
-    ) -> Result<(BeaverTriple, Vec<u64>)> {
+    ) -> Result<(BeaverTriple, Exchanged)> {
         check_shape("left operand", x.shape(), op.lhs_shape())?;
         check_shape("right operand", y.shape(), op.rhs_shape())?;
         let t = self
@@ -128,18 +153,22 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             as_slice(&t.b),
         );
         let lx = xs.len();
-        let piece = |j: usize| {
-            if j < lx {
-                xs[j].wrapping_sub(a[j])
-            } else {
-                ys[j - lx].wrapping_sub(b[j - lx])
+        let fill = |off: usize, out: &mut [u64]| {
+            // E‖F: the run starting at `off` may cross from E into F.
+            let split = lx.saturating_sub(off).min(out.len());
+            let (oe, of) = out.split_at_mut(split);
+            let eo = off.min(lx);
+            for ((o, &x), &a) in oe.iter_mut().zip(&xs[eo..]).zip(&a[eo..]) {
+                *o = x.wrapping_sub(a);
+            }
+            let fo = (off + split).saturating_sub(lx);
+            for ((o, &y), &b) in of.iter_mut().zip(&ys[fo..]).zip(&b[fo..]) {
+                *o = y.wrapping_sub(b);
             }
         };
-        let ef = self
-            .open_with::<Arith>(lx + ys.len(), piece, |_, v| v)
-            .await?;
+        let ex = self.exchange::<Arith>(lx + ys.len(), fill, false).await?;
         drop((xs, ys, a, b));
-        Ok((t, ef))
+        Ok((t, ex))
     }
 
     /// `op(x, y)` on shares, at the sum of the operands' scales (no truncation).
@@ -149,21 +178,32 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         x: &ArithShare,
         y: &ArithShare,
     ) -> Result<ArithShare> {
-        let (t, ef) = self.beaver_open(op, x, y).await?;
+        let (t, ex) = self.beaver_exchange(op, x, y).await?;
         let me0 = self.id() == 0;
-        let (e, f) = ef.split_at(x.len());
+        let (xs, ys) = (as_slice(x.as_raw()), as_slice(y.as_raw()));
         if let BilinearOp::Hadamard { shape } = op {
-            let z = hadamard_share(me0, e, f, &t);
-            let mut out = alloc::vec![0u64; e.len()];
-            for_each_chunk(&mut out, |off, chunk| {
-                for (o, j) in chunk.iter_mut().zip(off..) {
-                    *o = z(j);
-                }
-            });
+            let mut out = alloc::vec![0u64; xs.len()];
+            for_each_chunk(&mut out, hadamard_share(me0, &xs, &ys, &t, &ex));
+            self.recycle(ex);
             return Ok(ArithShare::from_raw(from_vec(shape, out)));
         }
-        let e = from_vec(op.lhs_shape(), e.to_vec());
-        let f = from_vec(op.rhs_shape(), f.to_vec());
+        let (a, b, lx) = (as_slice(&t.a), as_slice(&t.b), xs.len());
+        let opened = |xs: &[u64], a: &[u64], base: usize| {
+            let mut v = alloc::vec![0u64; xs.len()];
+            for_each_chunk(&mut v, |off, out| {
+                ex.peers.read(base + off, out);
+                for ((o, &x), &a) in out.iter_mut().zip(&xs[off..]).zip(&a[off..]) {
+                    *o = o.wrapping_add(x.wrapping_sub(a));
+                }
+            });
+            v
+        };
+        let e = opened(&xs, &a, 0);
+        let f = opened(&ys, &b, lx);
+        drop((a, b));
+        self.recycle(ex);
+        let e = from_vec(op.lhs_shape(), e);
+        let f = from_vec(op.rhs_shape(), f);
         // z = c + op(e, b) + op(a, f), and party 0 adds op(e, f): op(e, b + f).
         let b_term = if me0 { add(&t.b, &f) } else { t.b };
         let mut z = t.c;
@@ -182,13 +222,18 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         if let (BilinearOp::Hadamard { shape }, TruncationMode::Dealer) =
             (op, self.config.truncation)
         {
-            // Fused: the product's share feeds the truncation's first pass
-            // directly. Same correlations, same order, same result as below.
-            let (t, ef) = self.beaver_open(op, x, y).await?;
-            let (e, f) = ef.split_at(x.len());
-            let z = hadamard_share(self.id() == 0, e, f, &t);
+            // Fused: E and F are combined and the product's share computed
+            // inside the truncation's first pass, never stored. Same
+            // correlations, same order, same result as the general path.
+            let (t, ex) = self.beaver_exchange(op, x, y).await?;
+            let (xs, ys) = (as_slice(x.as_raw()), as_slice(y.as_raw()));
             let d = Divisor::Uniform(self.config.fixed_point.scale());
-            return self.div_public_with(shape, &d, z).await;
+            let me0 = self.id() == 0;
+            let out = self
+                .div_public_with(shape, &d, hadamard_share(me0, &xs, &ys, &t, &ex))
+                .await;
+            self.recycle(ex);
+            return out;
         }
         let z = self.bilinear_ring(op, x, y).await?;
         self.truncate(&z).await

@@ -21,7 +21,7 @@
 
 mod beaver;
 mod linear;
-mod open;
+pub(crate) mod open;
 mod truncation;
 
 pub use beaver::{FixedOperand, PreparedFixed};

@@ -3,7 +3,9 @@
 use super::Party;
 use crate::backend::Backend;
 use crate::channel::{Channel, encode_ring};
-use crate::elementwise::{as_slice, collect_indexed, for_each_chunk, from_vec};
+use crate::elementwise::{
+    as_slice, for_each_chunk, for_each_chunk_bytes, for_each_chunk_with_bytes, from_vec,
+};
 use crate::error::{Error, PartyId, PeerError, Result};
 use crate::preprocessing::Preprocessing;
 use crate::ring::{Ring, RingTensor};
@@ -12,12 +14,52 @@ use alloc::format;
 use alloc::vec::Vec;
 use ndarray::Zip;
 
-/// Reads the `j`-th little-endian word of `bytes`.
-#[inline(always)]
-fn word(bytes: &[u8], j: usize) -> Ring {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&bytes[j * 8..j * 8 + 8]);
-    u64::from_le_bytes(w)
+/// The other parties' pieces of an opening, combined.
+pub(crate) enum PeerSum {
+    /// One peer: its message, read in place.
+    Bytes(Vec<u8>),
+    /// Several peers: their pieces combined.
+    Words(Vec<Ring>),
+}
+
+impl PeerSum {
+    /// The combined peer pieces of elements `off..off + out.len()`, into `out`.
+    #[inline]
+    pub(crate) fn read(&self, off: usize, out: &mut [Ring]) {
+        match self {
+            PeerSum::Bytes(b) => decode_words(&b[off * 8..(off + out.len()) * 8], out),
+            PeerSum::Words(w) => out.copy_from_slice(&w[off..off + out.len()]),
+        }
+    }
+}
+
+/// Elements per stack buffer inside a chunk loop.
+pub(crate) const LANES: usize = 256;
+
+/// `out[i] = le_u64(bytes[8i..8i+8])`.
+#[inline]
+fn decode_words(bytes: &[u8], out: &mut [Ring]) {
+    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        *o = u64::from_le_bytes(w);
+    }
+}
+
+/// `bytes[8i..8i+8] = le(values[i])`.
+#[inline]
+fn encode_words(values: &[Ring], bytes: &mut [u8]) {
+    for (c, v) in bytes.chunks_exact_mut(8).zip(values) {
+        c.copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// What [`Party::exchange`] returns.
+pub(crate) struct Exchanged {
+    /// This party's pieces, if kept.
+    pub mine: Option<Vec<Ring>>,
+    /// The other parties' pieces.
+    pub peers: PeerSum,
 }
 
 impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
@@ -92,11 +134,19 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             })
             .collect();
         let total: usize = slices.iter().map(|s| s.len()).sum();
-        let piece = |j: usize| {
-            let t = starts.partition_point(|&s| s <= j) - 1;
-            slices[t][j - starts[t]]
+        let fill = |off: usize, out: &mut [Ring]| {
+            // Copy the run of the concatenation that starts at `off`.
+            let mut done = 0;
+            while done < out.len() {
+                let j = off + done;
+                let t = starts.partition_point(|&s| s <= j) - 1;
+                let src = &slices[t][j - starts[t]..];
+                let n = src.len().min(out.len() - done);
+                out[done..done + n].copy_from_slice(&src[..n]);
+                done += n;
+            }
         };
-        let opened = self.open_with::<K>(total, piece, |_, v| v).await?;
+        let opened = self.open_with::<K>(total, fill, |_, _| {}).await?;
         Ok(pieces
             .iter()
             .zip(&starts)
@@ -104,25 +154,37 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             .collect())
     }
 
-    /// The core of every opening, in two passes over memory: `piece(j)` is
-    /// this party's piece of element `j` of the value being opened; it is sent
-    /// to every other party, the pieces are combined, and `finish(j, value)`
-    /// maps each opened value to the result (so a protocol's next local step
-    /// can ride on the same pass).
-    pub(crate) async fn open_with<K: ShareKind>(
+    /// Sends this party's pieces of `len` elements to every other party and
+    /// receives theirs: the first half of every opening. `fill(off, out)`
+    /// writes this party's pieces of elements `off..off + out.len()`. With
+    /// `keep_mine` the pieces are also kept (when recomputing them would cost
+    /// more than storing them).
+    pub(crate) async fn exchange<K: ShareKind>(
         &mut self,
         len: usize,
-        piece: impl Fn(usize) -> Ring + Sync + Send,
-        finish: impl Fn(usize, Ring) -> Ring + Sync + Send,
-    ) -> Result<Vec<Ring>> {
+        fill: impl Fn(usize, &mut [Ring]) + Sync + Send,
+        keep_mine: bool,
+    ) -> Result<Exchanged> {
         let (me, n) = (self.id(), self.num_parties());
-        let mut mine = collect_indexed(len, &piece);
         let mut bytes = self.scratch.take(len * 8);
-        crate::elementwise::for_each_chunk_bytes(&mut bytes, |off, chunk| {
-            for (o, &m) in chunk.chunks_exact_mut(8).zip(&mine[off / 8..]) {
-                o.copy_from_slice(&m.to_le_bytes());
-            }
-        });
+        let mine = if keep_mine {
+            let mut mine = alloc::vec![0u64; len];
+            for_each_chunk_with_bytes(&mut mine, &mut bytes, |off, words, out| {
+                fill(off, words);
+                encode_words(words, out);
+            });
+            Some(mine)
+        } else {
+            for_each_chunk_bytes(&mut bytes, |off, chunk| {
+                let mut buf = [0u64; LANES];
+                for (k, sub) in chunk.chunks_mut(LANES * 8).enumerate() {
+                    let m = sub.len() / 8;
+                    fill(off / 8 + k * LANES, &mut buf[..m]);
+                    encode_words(&buf[..m], sub);
+                }
+            });
+            None
+        };
         let peers: Vec<PartyId> = (0..n).filter(|&p| p != me).collect();
         for (i, &peer) in peers.iter().enumerate() {
             let msg = if i + 1 == peers.len() {
@@ -132,7 +194,8 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             };
             self.channel.send(peer, msg).await?;
         }
-        for (k, &peer) in peers.iter().enumerate() {
+        let mut sum: Option<PeerSum> = None;
+        for &peer in &peers {
             let theirs = self.channel.recv(peer).await?;
             if theirs.len() != len * 8 {
                 return Err(PeerError::WrongLength {
@@ -141,20 +204,72 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 }
                 .into());
             }
-            let last = k + 1 == peers.len();
-            for_each_chunk(&mut mine, |off, chunk| {
-                for (i, m) in chunk.iter_mut().enumerate() {
-                    let v = K::combine(*m, word(&theirs, off + i));
-                    *m = if last { finish(off + i, v) } else { v };
+            sum = Some(match sum {
+                None => PeerSum::Bytes(theirs),
+                Some(prev) => {
+                    let mut acc = alloc::vec![0u64; len];
+                    for_each_chunk(&mut acc, |off, chunk| prev.read(off, chunk));
+                    if let PeerSum::Bytes(b) = prev {
+                        self.scratch.give(b);
+                    }
+                    for_each_chunk(&mut acc, |off, chunk| {
+                        let mut buf = [0u64; LANES];
+                        for (k, sub) in chunk.chunks_mut(LANES).enumerate() {
+                            let o = off + k * LANES;
+                            decode_words(
+                                &theirs[o * 8..(o + sub.len()) * 8],
+                                &mut buf[..sub.len()],
+                            );
+                            for (a, &t) in sub.iter_mut().zip(&buf) {
+                                *a = K::combine(*a, t);
+                            }
+                        }
+                    });
+                    self.scratch.give(theirs);
+                    PeerSum::Words(acc)
                 }
             });
-            self.scratch.give(theirs);
         }
-        if peers.is_empty() {
-            for (j, m) in mine.iter_mut().enumerate() {
-                *m = finish(j, *m);
-            }
+        Ok(Exchanged {
+            mine,
+            peers: sum.unwrap_or(PeerSum::Words(alloc::vec![0; len])),
+        })
+    }
+
+    /// Returns an exchange's buffers for reuse.
+    pub(crate) fn recycle(&mut self, ex: Exchanged) {
+        if let PeerSum::Bytes(b) = ex.peers {
+            self.scratch.give(b);
         }
+    }
+
+    /// A whole opening in two passes over memory: `fill(off, out)` writes this
+    /// party's pieces of elements `off..`; the pieces are exchanged and
+    /// combined, and `finish(off, values)` transforms the opened values in
+    /// place (so a protocol's next local step rides on the same pass).
+    pub(crate) async fn open_with<K: ShareKind>(
+        &mut self,
+        len: usize,
+        fill: impl Fn(usize, &mut [Ring]) + Sync + Send,
+        finish: impl Fn(usize, &mut [Ring]) + Sync + Send,
+    ) -> Result<Vec<Ring>> {
+        let mut ex = self.exchange::<K>(len, fill, true).await?;
+        let mut mine = ex.mine.take().unwrap_or_default();
+        {
+            let peers = &ex.peers;
+            for_each_chunk(&mut mine, |off, chunk| {
+                let mut buf = [0u64; LANES];
+                for (k, sub) in chunk.chunks_mut(LANES).enumerate() {
+                    let o = off + k * LANES;
+                    peers.read(o, &mut buf[..sub.len()]);
+                    for (m, &p) in sub.iter_mut().zip(&buf) {
+                        *m = K::combine(*m, p);
+                    }
+                    finish(o, sub);
+                }
+            });
+        }
+        self.recycle(ex);
         Ok(mine)
     }
 
@@ -186,8 +301,13 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 .into());
             }
             for_each_chunk(&mut acc, |off, chunk| {
-                for (i, a) in chunk.iter_mut().enumerate() {
-                    *a = K::combine(*a, word(&theirs, off + i));
+                let mut buf = [0u64; LANES];
+                for (k, sub) in chunk.chunks_mut(LANES).enumerate() {
+                    let o = off + k * LANES;
+                    decode_words(&theirs[o * 8..(o + sub.len()) * 8], &mut buf[..sub.len()]);
+                    for (a, &t) in sub.iter_mut().zip(&buf) {
+                        *a = K::combine(*a, t);
+                    }
                 }
             });
         }

@@ -80,17 +80,18 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// otherwise. Exact in that sense for every `|x| < 2^61`; one round.
     pub async fn div_public(&mut self, x: &ArithShare, divisor: &Divisor) -> Result<ArithShare> {
         let xs = as_slice(x.as_raw());
-        self.div_public_with(x.shape(), divisor, |j| xs[j]).await
+        let fill = |off: usize, out: &mut [u64]| out.copy_from_slice(&xs[off..off + out.len()]);
+        self.div_public_with(x.shape(), divisor, fill).await
     }
 
-    /// [`Party::div_public`] of a value given elementwise by `x_at(j)` (this
-    /// party's share of element `j`), so that a protocol can fuse the step
-    /// that produces `x` into the division's first pass.
+    /// [`Party::div_public`] of a value whose share this party writes by
+    /// chunks with `x_fill(off, out)` (elements `off..off + out.len()`), so a
+    /// protocol can fuse the step that produces `x` into the division.
     pub(crate) async fn div_public_with(
         &mut self,
         shape: &[usize],
         divisor: &Divisor,
-        x_at: impl Fn(usize) -> u64 + Sync + Send,
+        x_fill: impl Fn(usize, &mut [u64]) + Sync + Send,
     ) -> Result<ArithShare> {
         let len: usize = shape.iter().product();
         divisor.validate(len)?;
@@ -106,12 +107,6 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             return Err(Error::Shape("division pair shape mismatch".into()));
         }
         let me0 = self.id() == 0;
-        // Per-element constants (K, K/d, ⌊2^64/d⌋), computed once when uniform.
-        let uniform = match divisor {
-            Divisor::Uniform(d) => Some(DivConsts::new(*d)),
-            Divisor::PerElement(_) => None,
-        };
-        let consts = |j: usize| uniform.unwrap_or_else(|| DivConsts::new(divisor.at(j)));
         let (r, r_div, r_msb) = (
             as_slice(&pair.r),
             as_slice(&pair.r_div),
@@ -119,23 +114,73 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         );
         // Open c = x + K + R (party 0 adds the public K), and in the same pass
         // y = [party 0](⌊c/d⌋ − K/d) − ⌊R/d⌋ + (1 − msb(c))·⌊2^64/d⌋·msb(R).
-        let piece = |j: usize| {
-            let k = if me0 { consts(j).k } else { 0 };
-            x_at(j).wrapping_add(k).wrapping_add(r[j])
-        };
-        let finish = |j: usize, c: u64| {
-            let k = consts(j);
-            let not_c_msb = 1 - (c >> 63);
-            let mut y = not_c_msb
-                .wrapping_mul(k.q64)
-                .wrapping_mul(r_msb[j])
-                .wrapping_sub(r_div[j]);
-            if me0 {
-                y = y.wrapping_add((c / k.d).wrapping_sub(k.k_over_d));
+        let fill = |off: usize, out: &mut [u64]| {
+            x_fill(off, out);
+            let r = &r[off..off + out.len()];
+            match divisor {
+                Divisor::Uniform(d) => {
+                    let k = if me0 { DivConsts::new(*d).k } else { 0 };
+                    for (o, &r) in out.iter_mut().zip(r) {
+                        *o = o.wrapping_add(k).wrapping_add(r);
+                    }
+                }
+                Divisor::PerElement(ds) => {
+                    for ((o, &r), &d) in out.iter_mut().zip(r).zip(&ds[off..]) {
+                        let k = if me0 { DivConsts::new(d).k } else { 0 };
+                        *o = o.wrapping_add(k).wrapping_add(r);
+                    }
+                }
             }
-            y
         };
-        let out = self.open_with::<Arith>(len, piece, finish).await?;
+        let finish = |off: usize, vals: &mut [u64]| {
+            let n = vals.len();
+            let (r_div, r_msb) = (&r_div[off..off + n], &r_msb[off..off + n]);
+            let one = |c: u64, rd: u64, msb: u64, k: &DivConsts| {
+                let not_c_msb = 1 - (c >> 63);
+                let y = not_c_msb
+                    .wrapping_mul(k.q64)
+                    .wrapping_mul(msb)
+                    .wrapping_sub(rd);
+                if me0 {
+                    y.wrapping_add((c / k.d).wrapping_sub(k.k_over_d))
+                } else {
+                    y
+                }
+            };
+            match divisor {
+                Divisor::Uniform(d) => {
+                    let k = DivConsts::new(*d);
+                    if d.is_power_of_two() {
+                        // Division by 2^s is a shift: lets the loop vectorize.
+                        let s = d.trailing_zeros();
+                        for ((v, &rd), &msb) in vals.iter_mut().zip(r_div).zip(r_msb) {
+                            let c = *v;
+                            let not_c_msb = 1 - (c >> 63);
+                            let mut y = not_c_msb
+                                .wrapping_mul(k.q64)
+                                .wrapping_mul(msb)
+                                .wrapping_sub(rd);
+                            if me0 {
+                                y = y.wrapping_add((c >> s).wrapping_sub(k.k_over_d));
+                            }
+                            *v = y;
+                        }
+                    } else {
+                        for ((v, &rd), &msb) in vals.iter_mut().zip(r_div).zip(r_msb) {
+                            *v = one(*v, rd, msb, &k);
+                        }
+                    }
+                }
+                Divisor::PerElement(ds) => {
+                    for (((v, &rd), &msb), &d) in
+                        vals.iter_mut().zip(r_div).zip(r_msb).zip(&ds[off..])
+                    {
+                        *v = one(*v, rd, msb, &DivConsts::new(d));
+                    }
+                }
+            }
+        };
+        let out = self.open_with::<Arith>(len, fill, finish).await?;
         Ok(ArithShare::from_raw(from_vec(shape, out)))
     }
 }

@@ -5,7 +5,7 @@ use super::Report;
 use hush_core::Result as CoreResult;
 use hush_core::backend::{Conv2dParams, CpuBackend};
 use hush_core::bilinear::BilinearOp;
-use hush_core::channel::memory::run_parties;
+use hush_core::channel::threaded::run_parties_threaded;
 use hush_core::channel::{Channel, CommStats};
 use hush_core::preprocessing::seeded::{SeededDealer, draw_shapes, in_process};
 use hush_core::preprocessing::{
@@ -15,8 +15,8 @@ use hush_core::prg::Prg;
 use hush_core::protocol::{Config, FixedOperand, Party, PreparedFixed, TruncationMode};
 use hush_core::share::Arith;
 use hush_core::{ArithShare, FixedPoint, RingTensor};
-use std::cell::Cell;
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 type BoxError = Box<dyn std::error::Error>;
@@ -137,38 +137,56 @@ struct Run {
     setup: Option<(Duration, Vec<CommStats>)>,
 }
 
-/// Runs the workload once over in-memory channels with the given preprocessing.
-fn run_once<W: Workload, P: Preprocessing>(preps: Vec<P>) -> Result<(Run, Vec<P>), BoxError> {
-    let start: Cell<Option<Instant>> = Cell::new(None);
-    let end: Cell<Option<Instant>> = Cell::new(None);
-    let setup_start: Cell<Option<Instant>> = Cell::new(None);
-    let setup_end: Cell<Option<Instant>> = Cell::new(None);
-    let precompute: Cell<Duration> = Cell::new(Duration::ZERO);
-    let mut preps = preps.into_iter();
-    let (start_r, end_r, ss, se, pre) = (&start, &end, &setup_start, &setup_end, &precompute);
-    let results = run_parties(PARTIES, |ch| {
-        let prep = preps.next().expect("one preprocessing per party");
+/// Earliest and latest instants seen by any party.
+#[derive(Default)]
+struct Span(Mutex<(Option<Instant>, Option<Instant>)>);
+
+impl Span {
+    fn start(&self, t: Instant) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 = Some(g.0.map_or(t, |s| s.min(t)));
+    }
+    fn end(&self, t: Instant) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.1 = Some(g.1.map_or(t, |s| s.max(t)));
+    }
+    fn duration(&self) -> Duration {
+        match *self.0.lock().unwrap_or_else(|e| e.into_inner()) {
+            (Some(a), Some(b)) => b.saturating_duration_since(a),
+            _ => Duration::ZERO,
+        }
+    }
+}
+
+/// Runs the workload once, one thread per party, with the given preprocessing.
+fn run_once<W: Workload, P: Preprocessing + Send>(
+    preps: Vec<P>,
+) -> Result<(Run, Vec<P>), BoxError> {
+    let (online, setup_span) = (Span::default(), Span::default());
+    let precompute = Mutex::new(Duration::ZERO);
+    let results = run_parties_threaded(preps, |ch, prep| {
+        let (online, setup_span, precompute) = (&online, &setup_span, &precompute);
         async move {
             let mut p = Party::new(ch, prep, CpuBackend, W::CONFIG).await?;
             barrier(&mut p).await?;
-            if ss.get().is_none() {
-                ss.set(Some(Instant::now()));
-            }
+            setup_span.start(Instant::now());
             let before_setup = p.stats();
             let mut state = W::prepare(&mut p).await?;
-            se.set(Some(Instant::now()));
+            setup_span.end(Instant::now());
             let setup = p.stats().since(&before_setup);
             let t = Instant::now();
             W::precompute(&mut p, &mut state).await?;
-            pre.set(pre.get() + t.elapsed());
-            barrier(&mut p).await?;
-            if start_r.get().is_none() {
-                start_r.set(Some(Instant::now()));
+            let took = t.elapsed();
+            {
+                let mut pre = precompute.lock().unwrap_or_else(|e| e.into_inner());
+                *pre = (*pre).max(took);
             }
+            barrier(&mut p).await?;
+            online.start(Instant::now());
             let before = p.stats();
             W::online(&mut p, &mut state).await?;
             let comm = p.stats().since(&before);
-            end_r.set(Some(Instant::now()));
+            online.end(Instant::now());
             let (_, prep, _) = p.into_parts();
             Ok((comm, setup, prep))
         }
@@ -182,16 +200,13 @@ fn run_once<W: Workload, P: Preprocessing>(preps: Vec<P>) -> Result<(Run, Vec<P>
         setup.push(s);
         preps_back.push(p);
     }
-    let span = |a: &Cell<Option<Instant>>, b: &Cell<Option<Instant>>| match (a.get(), b.get()) {
-        (Some(a), Some(b)) => b.saturating_duration_since(a),
-        _ => Duration::ZERO,
-    };
+    let precompute = *precompute.lock().unwrap_or_else(|e| e.into_inner());
     Ok((
         Run {
-            online: span(&start, &end),
-            precompute: precompute.get(),
+            online: online.duration(),
+            precompute,
             comm,
-            setup: W::SETUP.then(|| (span(&setup_start, &setup_end), setup)),
+            setup: W::SETUP.then(|| (setup_span.duration(), setup)),
         },
         preps_back,
     ))
