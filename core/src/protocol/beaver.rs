@@ -166,7 +166,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 *o = y.wrapping_sub(b);
             }
         };
-        let ex = self.exchange::<Arith>(lx + ys.len(), fill, false).await?;
+        let ex = self.exchange::<Arith>(lx + ys.len(), fill, None).await?;
         drop((xs, ys, a, b));
         Ok((t, ex))
     }

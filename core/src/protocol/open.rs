@@ -146,7 +146,9 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 done += n;
             }
         };
-        let opened = self.open_with::<K>(total, fill, |_, _| {}).await?;
+        let opened = self
+            .open_with::<K>(alloc::vec![0; total], fill, |_, _| {})
+            .await?;
         Ok(pieces
             .iter()
             .zip(&starts)
@@ -156,19 +158,25 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
 
     /// Sends this party's pieces of `len` elements to every other party and
     /// receives theirs: the first half of every opening. `fill(off, out)`
-    /// writes this party's pieces of elements `off..off + out.len()`. With
-    /// `keep_mine` the pieces are also kept (when recomputing them would cost
-    /// more than storing them).
+    /// writes this party's pieces of elements `off..off + out.len()`.
+    ///
+    /// With `keep = Some(buf)` (of `len` elements) the pieces are built in
+    /// `buf` and kept: `fill` sees `buf`'s previous contents in `out` and may
+    /// use them (a correlation consumed in place), and the result needs no
+    /// new allocation. With `None` they are streamed through a stack buffer
+    /// (when recomputing them later costs less than storing them).
     pub(crate) async fn exchange<K: ShareKind>(
         &mut self,
         len: usize,
         fill: impl Fn(usize, &mut [Ring]) + Sync + Send,
-        keep_mine: bool,
+        keep: Option<Vec<Ring>>,
     ) -> Result<Exchanged> {
         let (me, n) = (self.id(), self.num_parties());
         let mut bytes = self.scratch.take(len * 8);
-        let mine = if keep_mine {
-            let mut mine = alloc::vec![0u64; len];
+        let mine = if let Some(mut mine) = keep {
+            if mine.len() != len {
+                return Err(Error::Usage("opening buffer has the wrong length".into()));
+            }
             for_each_chunk_with_bytes(&mut mine, &mut bytes, |off, words, out| {
                 fill(off, words);
                 encode_words(words, out);
@@ -243,17 +251,19 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         }
     }
 
-    /// A whole opening in two passes over memory: `fill(off, out)` writes this
-    /// party's pieces of elements `off..`; the pieces are exchanged and
-    /// combined, and `finish(off, values)` transforms the opened values in
-    /// place (so a protocol's next local step rides on the same pass).
+    /// A whole opening in two passes over memory, built in `buf`:
+    /// `fill(off, out)` turns `buf`'s elements `off..off + out.len()` into
+    /// this party's pieces; the pieces are exchanged and combined, and
+    /// `finish(off, values)` transforms the opened values in place (so a
+    /// protocol's next local step rides on the same pass). Returns `buf`.
     pub(crate) async fn open_with<K: ShareKind>(
         &mut self,
-        len: usize,
+        buf: Vec<Ring>,
         fill: impl Fn(usize, &mut [Ring]) + Sync + Send,
         finish: impl Fn(usize, &mut [Ring]) + Sync + Send,
     ) -> Result<Vec<Ring>> {
-        let mut ex = self.exchange::<K>(len, fill, true).await?;
+        let len = buf.len();
+        let mut ex = self.exchange::<K>(len, fill, Some(buf)).await?;
         let mut mine = ex.mine.take().unwrap_or_default();
         {
             let peers = &ex.peers;

@@ -22,6 +22,7 @@ use crate::channel::Channel;
 use crate::elementwise::{as_slice, from_vec};
 use crate::error::{Error, Result};
 use crate::preprocessing::{CorrelationRequest, Divisor, Preprocessing};
+use crate::protocol::open::LANES;
 use crate::share::{Arith, ArithShare};
 
 /// The public constants of division by `d`.
@@ -107,27 +108,33 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             return Err(Error::Shape("division pair shape mismatch".into()));
         }
         let me0 = self.id() == 0;
-        let (r, r_div, r_msb) = (
-            as_slice(&pair.r),
-            as_slice(&pair.r_div),
-            as_slice(&pair.r_msb),
-        );
+        let (r_div, r_msb) = (as_slice(&pair.r_div), as_slice(&pair.r_msb));
+        // The pieces c_i = x_i + K + R_i are built in R's own buffer.
+        let r = if pair.r.is_standard_layout() {
+            pair.r.into_raw_vec_and_offset().0
+        } else {
+            pair.r.iter().copied().collect()
+        };
         // Open c = x + K + R (party 0 adds the public K), and in the same pass
         // y = [party 0](⌊c/d⌋ − K/d) − ⌊R/d⌋ + (1 − msb(c))·⌊2^64/d⌋·msb(R).
         let fill = |off: usize, out: &mut [u64]| {
-            x_fill(off, out);
-            let r = &r[off..off + out.len()];
-            match divisor {
-                Divisor::Uniform(d) => {
-                    let k = if me0 { DivConsts::new(*d).k } else { 0 };
-                    for (o, &r) in out.iter_mut().zip(r) {
-                        *o = o.wrapping_add(k).wrapping_add(r);
+            let mut xb = [0u64; LANES];
+            for (i, sub) in out.chunks_mut(LANES).enumerate() {
+                let o = off + i * LANES;
+                let xb = &mut xb[..sub.len()];
+                x_fill(o, xb);
+                match divisor {
+                    Divisor::Uniform(d) => {
+                        let k = if me0 { DivConsts::new(*d).k } else { 0 };
+                        for (c, &x) in sub.iter_mut().zip(xb.iter()) {
+                            *c = c.wrapping_add(k).wrapping_add(x);
+                        }
                     }
-                }
-                Divisor::PerElement(ds) => {
-                    for ((o, &r), &d) in out.iter_mut().zip(r).zip(&ds[off..]) {
-                        let k = if me0 { DivConsts::new(d).k } else { 0 };
-                        *o = o.wrapping_add(k).wrapping_add(r);
+                    Divisor::PerElement(ds) => {
+                        for ((c, &x), &d) in sub.iter_mut().zip(xb.iter()).zip(&ds[o..]) {
+                            let k = if me0 { DivConsts::new(d).k } else { 0 };
+                            *c = c.wrapping_add(k).wrapping_add(x);
+                        }
                     }
                 }
             }
@@ -180,7 +187,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 }
             }
         };
-        let out = self.open_with::<Arith>(len, fill, finish).await?;
+        let out = self.open_with::<Arith>(r, fill, finish).await?;
         Ok(ArithShare::from_raw(from_vec(shape, out)))
     }
 }
