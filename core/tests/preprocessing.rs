@@ -17,7 +17,8 @@ use hush_core::preprocessing::seeded::{
 };
 use hush_core::preprocessing::wire::{WIRE_VERSION, encode_correction, encode_request};
 use hush_core::preprocessing::{
-    Correlation, CorrelationRequest, Divisor, FixedSide, Pregenerated, Preprocessing, Recorder,
+    AndTriple, Correlation, CorrelationRequest, Divisor, FixedSide, Pregenerated, Preprocessing,
+    Recorder,
 };
 use hush_core::protocol::{Config, Party};
 use hush_core::share::{Arith, ArithShare, reconstruct};
@@ -49,6 +50,9 @@ fn requests() -> Vec<CorrelationRequest> {
             shape: vec![3],
             divisor: Divisor::PerElement(vec![3, 1, 1000]),
         },
+        CorrelationRequest::AndTriple { words: 5 },
+        CorrelationRequest::BitPair { len: 70 },
+        CorrelationRequest::SelectTriple { len: 9 },
         CorrelationRequest::FixedMask { shape: vec![7, 3] },
         CorrelationRequest::FixedTriple {
             mask: 0,
@@ -67,6 +71,13 @@ fn requests() -> Vec<CorrelationRequest> {
             side: FixedSide::Lhs,
         },
     ]
+}
+
+fn xor_all<'a>(parts: impl Iterator<Item = &'a RingTensor>) -> RingTensor {
+    let shares: Vec<hush_core::BinaryShare> = parts
+        .map(|p| hush_core::BinaryShare::from_raw(p.clone()))
+        .collect();
+    reconstruct::<hush_core::share::Binary>(&shares).unwrap()
 }
 
 fn sum(parts: Vec<RingTensor>) -> RingTensor {
@@ -111,6 +122,37 @@ fn every_correlation_reconstructs_correctly_for_two_and_three_parties() {
                         for (i, &v) in r.iter().enumerate() {
                             assert_eq!(r_div.as_slice().unwrap()[i], v / divisor.at(i));
                             assert_eq!(msb.as_slice().unwrap()[i], v >> 63);
+                        }
+                    }
+                    CorrelationRequest::AndTriple { .. } => {
+                        let t: Vec<_> = got.into_iter().map(|c| c.into_and().unwrap()).collect();
+                        let x = |f: fn(&AndTriple) -> &RingTensor| xor_all(t.iter().map(f));
+                        let (a, b, c) = (x(|t| &t.a), x(|t| &t.b), x(|t| &t.c));
+                        assert_eq!(
+                            c,
+                            ndarray::Zip::from(&a).and(&b).map_collect(|&a, &b| a & b)
+                        );
+                    }
+                    CorrelationRequest::BitPair { len } => {
+                        let t: Vec<_> = got.into_iter().map(|c| c.into_bit().unwrap()).collect();
+                        let r = xor_all(t.iter().map(|t| &t.r));
+                        let ra = sum(t.iter().map(|t| t.r_arith.clone()).collect());
+                        let rs = r.as_slice().unwrap();
+                        for j in 0..*len {
+                            assert_eq!(ra[[j]], (rs[j / 64] >> (j % 64)) & 1);
+                        }
+                    }
+                    CorrelationRequest::SelectTriple { len } => {
+                        let t: Vec<_> = got.into_iter().map(|c| c.into_select().unwrap()).collect();
+                        let r = xor_all(t.iter().map(|t| &t.bits.r));
+                        let ra = sum(t.iter().map(|t| t.bits.r_arith.clone()).collect());
+                        let a = sum(t.iter().map(|t| t.a.clone()).collect());
+                        let ar = sum(t.iter().map(|t| t.ar.clone()).collect());
+                        let rs = r.as_slice().unwrap();
+                        for j in 0..*len {
+                            let bit = (rs[j / 64] >> (j % 64)) & 1;
+                            assert_eq!(ra[[j]], bit);
+                            assert_eq!(ar[[j]], a[[j]].wrapping_mul(bit));
                         }
                     }
                     CorrelationRequest::FixedMask { .. } => {

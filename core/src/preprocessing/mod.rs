@@ -91,6 +91,24 @@ pub enum CorrelationRequest {
         /// Shape of the fixed operand.
         shape: Vec<usize>,
     },
+    /// XOR shares of random words `A`, `B` and of `C = A & B`.
+    AndTriple {
+        /// Number of 64-bit words.
+        words: usize,
+    },
+    /// `len` random bits `r`, packed 64 per word in XOR shares, and the same
+    /// bits as additive shares of 0 or 1 (to turn a shared bit into an
+    /// additive share in one round).
+    BitPair {
+        /// Number of bits.
+        len: usize,
+    },
+    /// A [`CorrelationRequest::BitPair`] plus a random `A` and `A·r`, to
+    /// multiply an additive share by a shared bit in one round.
+    SelectTriple {
+        /// Number of elements.
+        len: usize,
+    },
     /// A fresh `(B, C = op(A, B))` (or `op(B, A)`) for an earlier fixed mask `A`.
     FixedTriple {
         /// Index of the fixed mask, in the order masks were requested.
@@ -117,7 +135,11 @@ impl CorrelationRequest {
             CorrelationRequest::Triple(op) | CorrelationRequest::FixedTriple { op, .. } => {
                 op.out_shape().map(|_| ())
             }
-            CorrelationRequest::Square { .. } | CorrelationRequest::FixedMask { .. } => Ok(()),
+            CorrelationRequest::Square { .. }
+            | CorrelationRequest::FixedMask { .. }
+            | CorrelationRequest::AndTriple { .. }
+            | CorrelationRequest::BitPair { .. }
+            | CorrelationRequest::SelectTriple { .. } => Ok(()),
             CorrelationRequest::DivPair { shape, divisor } => {
                 divisor.validate(shape.iter().product())
             }
@@ -174,6 +196,37 @@ pub struct FixedTripleShare {
     pub c: RingTensor,
 }
 
+/// A party's XOR shares of an AND triple over 64-bit words.
+#[derive(Clone)]
+pub struct AndTriple {
+    /// Share of `A`.
+    pub a: RingTensor,
+    /// Share of `B`.
+    pub b: RingTensor,
+    /// Share of `A & B`.
+    pub c: RingTensor,
+}
+
+/// A party's shares of random bits in both forms.
+#[derive(Clone)]
+pub struct BitPair {
+    /// XOR share of the bits, packed 64 per word (bit `j % 64` of word `j / 64`).
+    pub r: RingTensor,
+    /// Additive share of each bit as 0 or 1.
+    pub r_arith: RingTensor,
+}
+
+/// A party's shares for multiplying by a shared bit.
+#[derive(Clone)]
+pub struct SelectTriple {
+    /// The random bits, in both forms.
+    pub bits: BitPair,
+    /// Additive share of a random `A`.
+    pub a: RingTensor,
+    /// Additive share of `A·r`.
+    pub ar: RingTensor,
+}
+
 /// One party's share of one correlation.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -188,6 +241,12 @@ pub enum Correlation {
     FixedMask(FixedMaskShare),
     /// See [`CorrelationRequest::FixedTriple`].
     FixedTriple(FixedTripleShare),
+    /// See [`CorrelationRequest::AndTriple`].
+    And(AndTriple),
+    /// See [`CorrelationRequest::BitPair`].
+    Bit(BitPair),
+    /// See [`CorrelationRequest::SelectTriple`].
+    Select(SelectTriple),
 }
 
 impl fmt::Debug for Correlation {
@@ -198,6 +257,9 @@ impl fmt::Debug for Correlation {
             Correlation::DivPair(_) => "DivPair",
             Correlation::FixedMask(_) => "FixedMask",
             Correlation::FixedTriple(_) => "FixedTriple",
+            Correlation::And(_) => "And",
+            Correlation::Bit(_) => "Bit",
+            Correlation::Select(_) => "Select",
         };
         write!(f, "Correlation::{name}(<redacted>)")
     }
@@ -224,6 +286,9 @@ impl Correlation {
     correlation_accessor!(into_div_pair, DivPair, DivPair);
     correlation_accessor!(into_fixed_mask, FixedMask, FixedMaskShare);
     correlation_accessor!(into_fixed_triple, FixedTriple, FixedTripleShare);
+    correlation_accessor!(into_and, And, AndTriple);
+    correlation_accessor!(into_bit, Bit, BitPair);
+    correlation_accessor!(into_select, Select, SelectTriple);
 }
 
 /// A source of correlated randomness for one party.

@@ -14,8 +14,8 @@
 
 use super::wire::{decode_correction, decode_request, encode_correction, encode_request};
 use super::{
-    BeaverTriple, Correlation, CorrelationRequest, DivPair, FixedMaskShare, FixedSide,
-    FixedTripleShare, Preprocessing, SquarePair,
+    AndTriple, BeaverTriple, BitPair, Correlation, CorrelationRequest, DivPair, FixedMaskShare,
+    FixedSide, FixedTripleShare, Preprocessing, SelectTriple, SquarePair,
 };
 use crate::backend::Backend;
 use crate::bilinear::BilinearOp;
@@ -29,32 +29,98 @@ use alloc::vec::Vec;
 use core::fmt;
 use ndarray::{IxDyn, Zip};
 
-/// A list of tensor shapes.
-pub type Shapes = Vec<Vec<usize>>;
-
-/// The shapes a request draws: `(random, derived)`. Every party draws the
-/// random tensors; parties but the last draw the derived ones, and the last
-/// party gets them as corrections.
-pub fn draw_shapes(req: &CorrelationRequest) -> Result<(Shapes, Shapes)> {
-    Ok(match req {
-        CorrelationRequest::Triple(op) => (
-            vec![op.lhs_shape().to_vec(), op.rhs_shape().to_vec()],
-            vec![op.out_shape()?],
-        ),
-        CorrelationRequest::Square { shape } => (vec![shape.clone()], vec![shape.clone()]),
-        CorrelationRequest::DivPair { shape, .. } => {
-            (vec![shape.clone()], vec![shape.clone(), shape.clone()])
-        }
-        CorrelationRequest::FixedMask { shape } => (vec![shape.clone()], vec![]),
-        CorrelationRequest::FixedTriple { op, side, .. } => (
-            vec![CorrelationRequest::fixed_fresh_shape(op, *side).to_vec()],
-            vec![op.out_shape()?],
-        ),
-    })
+/// How the parties' pieces of a drawn tensor combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrawKind {
+    /// Additive over Z_2^64.
+    Arith,
+    /// XOR.
+    Binary,
 }
 
-fn draw_all(prg: &mut Prg, shapes: &[Vec<usize>]) -> Vec<RingTensor> {
-    shapes.iter().map(|s| prg.tensor(s)).collect()
+/// One tensor a request draws.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draw {
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// How pieces combine.
+    pub kind: DrawKind,
+}
+
+/// What a request draws: every party draws the `random` tensors; parties but
+/// the last draw the `derived` ones, which the last party gets as
+/// corrections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draws {
+    /// Tensors every party expands from its seed.
+    pub random: Vec<Draw>,
+    /// Tensors whose value depends on the random ones.
+    pub derived: Vec<Draw>,
+}
+
+impl Draws {
+    /// Ring elements the last party receives as corrections.
+    pub fn correction_elements(&self) -> usize {
+        self.derived
+            .iter()
+            .map(|d| d.shape.iter().product::<usize>())
+            .sum()
+    }
+}
+
+fn arith(shape: &[usize]) -> Draw {
+    Draw {
+        shape: shape.to_vec(),
+        kind: DrawKind::Arith,
+    }
+}
+
+fn binary(shape: &[usize]) -> Draw {
+    Draw {
+        shape: shape.to_vec(),
+        kind: DrawKind::Binary,
+    }
+}
+
+/// Words that hold `len` packed bits.
+pub fn bit_words(len: usize) -> usize {
+    len.div_ceil(64)
+}
+
+/// The single description of what each request draws, shared by the parties
+/// and the dealer so their streams cannot drift apart.
+pub fn draws(req: &CorrelationRequest) -> Result<Draws> {
+    let (random, derived) = match req {
+        CorrelationRequest::Triple(op) => (
+            vec![arith(op.lhs_shape()), arith(op.rhs_shape())],
+            vec![arith(&op.out_shape()?)],
+        ),
+        CorrelationRequest::Square { shape } => (vec![arith(shape)], vec![arith(shape)]),
+        CorrelationRequest::DivPair { shape, .. } => {
+            (vec![arith(shape)], vec![arith(shape), arith(shape)])
+        }
+        CorrelationRequest::FixedMask { shape } => (vec![arith(shape)], vec![]),
+        CorrelationRequest::FixedTriple { op, side, .. } => (
+            vec![arith(CorrelationRequest::fixed_fresh_shape(op, *side))],
+            vec![arith(&op.out_shape()?)],
+        ),
+        CorrelationRequest::AndTriple { words } => (
+            vec![binary(&[*words]), binary(&[*words])],
+            vec![binary(&[*words])],
+        ),
+        CorrelationRequest::BitPair { len } => {
+            (vec![binary(&[bit_words(*len)])], vec![arith(&[*len])])
+        }
+        CorrelationRequest::SelectTriple { len } => (
+            vec![binary(&[bit_words(*len)]), arith(&[*len])],
+            vec![arith(&[*len]), arith(&[*len])],
+        ),
+    };
+    Ok(Draws { random, derived })
+}
+
+fn draw_all(prg: &mut Prg, draws: &[Draw]) -> Vec<RingTensor> {
+    draws.iter().map(|d| prg.tensor(&d.shape)).collect()
 }
 
 /// Where the last party's corrections come from.
@@ -155,20 +221,26 @@ impl<S: CorrectionSource> SeededPreprocessing<S> {
 impl<S: CorrectionSource> Preprocessing for SeededPreprocessing<S> {
     async fn next(&mut self, req: &CorrelationRequest) -> Result<Correlation> {
         req.validate()?;
-        let (random, derived_shapes) = draw_shapes(req)?;
+        let Draws {
+            random,
+            derived: derived_draws,
+        } = draws(req)?;
         let mut random = draw_all(&mut self.prg, &random).into_iter();
         let derived: Vec<RingTensor> = if self.is_last() {
-            let lens: Vec<usize> = derived_shapes.iter().map(|s| s.iter().product()).collect();
+            let lens: Vec<usize> = derived_draws
+                .iter()
+                .map(|d| d.shape.iter().product())
+                .collect();
             let raw = self.source.corrections(req, &lens).await?;
             raw.into_iter()
-                .zip(&derived_shapes)
-                .map(|(v, s)| {
-                    RingTensor::from_shape_vec(IxDyn(s), v)
+                .zip(&derived_draws)
+                .map(|(v, d)| {
+                    RingTensor::from_shape_vec(IxDyn(&d.shape), v)
                         .map_err(|_| Error::from(PeerError::Malformed("correction shape")))
                 })
                 .collect::<Result<_>>()?
         } else {
-            draw_all(&mut self.prg, &derived_shapes)
+            draw_all(&mut self.prg, &derived_draws)
         };
         let mut derived = derived.into_iter();
         let take = |it: &mut alloc::vec::IntoIter<RingTensor>| {
@@ -196,6 +268,27 @@ impl<S: CorrectionSource> Preprocessing for SeededPreprocessing<S> {
                 Correlation::FixedMask(FixedMaskShare {
                     id,
                     a: take(&mut random)?,
+                })
+            }
+            CorrelationRequest::AndTriple { .. } => Correlation::And(AndTriple {
+                a: take(&mut random)?,
+                b: take(&mut random)?,
+                c: take(&mut derived)?,
+            }),
+            CorrelationRequest::BitPair { .. } => Correlation::Bit(BitPair {
+                r: take(&mut random)?,
+                r_arith: take(&mut derived)?,
+            }),
+            CorrelationRequest::SelectTriple { .. } => {
+                let r = take(&mut random)?;
+                let a = take(&mut random)?;
+                Correlation::Select(SelectTriple {
+                    bits: BitPair {
+                        r,
+                        r_arith: take(&mut derived)?,
+                    },
+                    a,
+                    ar: take(&mut derived)?,
                 })
             }
             CorrelationRequest::FixedTriple { mask, .. } => {
@@ -249,22 +342,32 @@ impl<B: Backend> SeededDealer<B> {
     pub fn generate(&mut self, req: &CorrelationRequest) -> Result<Vec<RingTensor>> {
         req.validate()?;
         let n = self.prgs.len();
-        let (random_shapes, derived_shapes) = draw_shapes(req)?;
-        let mut totals: Vec<RingTensor> = random_shapes
+        let d = draws(req)?;
+        let mut totals: Vec<RingTensor> = d
+            .random
             .iter()
-            .map(|s| RingTensor::zeros(IxDyn(s)))
+            .map(|d| RingTensor::zeros(IxDyn(&d.shape)))
             .collect();
-        let mut others: Vec<RingTensor> = derived_shapes
+        let mut others: Vec<RingTensor> = d
+            .derived
             .iter()
-            .map(|s| RingTensor::zeros(IxDyn(s)))
+            .map(|d| RingTensor::zeros(IxDyn(&d.shape)))
             .collect();
         for (i, prg) in self.prgs.iter_mut().enumerate() {
-            for (t, r) in totals.iter_mut().zip(draw_all(prg, &random_shapes)) {
-                add_assign(t, &r);
+            for ((t, r), dr) in totals
+                .iter_mut()
+                .zip(draw_all(prg, &d.random))
+                .zip(&d.random)
+            {
+                combine_assign(t, &r, dr.kind);
             }
             if i + 1 < n {
-                for (t, d) in others.iter_mut().zip(draw_all(prg, &derived_shapes)) {
-                    add_assign(t, &d);
+                for ((t, x), dr) in others
+                    .iter_mut()
+                    .zip(draw_all(prg, &d.derived))
+                    .zip(&d.derived)
+                {
+                    combine_assign(t, &x, dr.kind);
                 }
             }
         }
@@ -287,6 +390,21 @@ impl<B: Backend> SeededDealer<B> {
                 self.masks.push(totals.swap_remove(0));
                 vec![]
             }
+            CorrelationRequest::AndTriple { .. } => {
+                vec![
+                    Zip::from(&totals[0])
+                        .and(&totals[1])
+                        .map_collect(|&a, &b| a & b),
+                ]
+            }
+            CorrelationRequest::BitPair { len } => vec![unpack_bits(&totals[0], *len)],
+            CorrelationRequest::SelectTriple { len } => {
+                let r = unpack_bits(&totals[0], *len);
+                let ar = Zip::from(&r)
+                    .and(&totals[1])
+                    .map_collect(|&r, &a| r.wrapping_mul(a));
+                vec![r, ar]
+            }
             CorrelationRequest::FixedTriple { mask, op, side } => {
                 let a = self
                     .masks
@@ -305,10 +423,12 @@ impl<B: Backend> SeededDealer<B> {
         Ok(truth
             .into_iter()
             .zip(others)
-            .map(|(t, o)| {
-                Zip::from(&t)
+            .zip(&d.derived)
+            .map(|((t, o), dr)| match dr.kind {
+                DrawKind::Arith => Zip::from(&t)
                     .and(&o)
-                    .map_collect(|&t, &o| t.wrapping_sub(o))
+                    .map_collect(|&t, &o| t.wrapping_sub(o)),
+                DrawKind::Binary => Zip::from(&t).and(&o).map_collect(|&t, &o| t ^ o),
             })
             .collect())
     }
@@ -321,8 +441,17 @@ fn fixed_shape(op: &BilinearOp, side: FixedSide) -> &[usize] {
     }
 }
 
-fn add_assign(t: &mut RingTensor, x: &RingTensor) {
-    Zip::from(t).and(x).for_each(|t, &x| *t = t.wrapping_add(x));
+fn combine_assign(t: &mut RingTensor, x: &RingTensor, kind: DrawKind) {
+    match kind {
+        DrawKind::Arith => Zip::from(t).and(x).for_each(|t, &x| *t = t.wrapping_add(x)),
+        DrawKind::Binary => Zip::from(t).and(x).for_each(|t, &x| *t ^= x),
+    }
+}
+
+/// Bit `j` of the packed words, for `j < len`, as ring elements 0 or 1.
+fn unpack_bits(words: &RingTensor, len: usize) -> RingTensor {
+    let w = words.as_slice().unwrap_or_default();
+    RingTensor::from_shape_fn(IxDyn(&[len]), |ix| (w[ix[0] / 64] >> (ix[0] % 64)) & 1)
 }
 
 /// The dealer in the same process as the last party: corrections are

@@ -11,6 +11,7 @@
 //! request    = version:u8 0xB1 req
 //! correction = version:u8 0xC1 req count:u8 (len:u64 elem:u64*len)*count
 //! req        = 1 op | 2 shape | 3 shape divisor | 4 shape | 5 mask:u64 op side:u8
+//!            | 6 words | 7 bits | 8 len
 //! op         = 1 shape | 2 shape shape | 3 dims4 dims4 stride2 pad4 dil2 groups
 //! shape      = rank:u8 dim*rank        divisor = 0 d | 1 count d*count
 //! ```
@@ -168,6 +169,18 @@ fn put_request(w: &mut Vec<u8>, req: &CorrelationRequest) {
         CorrelationRequest::FixedMask { shape } => {
             w.push(4);
             put_shape(w, shape);
+        }
+        CorrelationRequest::AndTriple { words } => {
+            w.push(6);
+            put_u64(w, *words as u64);
+        }
+        CorrelationRequest::BitPair { len } => {
+            w.push(7);
+            put_u64(w, *len as u64);
+        }
+        CorrelationRequest::SelectTriple { len } => {
+            w.push(8);
+            put_u64(w, *len as u64);
         }
         CorrelationRequest::FixedTriple { mask, op, side } => {
             w.push(5);
@@ -357,6 +370,9 @@ impl<'a> Reader<'a> {
                 };
                 CorrelationRequest::FixedTriple { mask, op, side }
             }
+            6 => CorrelationRequest::AndTriple { words: self.len()? },
+            7 => CorrelationRequest::BitPair { len: self.len()? },
+            8 => CorrelationRequest::SelectTriple { len: self.len()? },
             _ => return Err(PeerError::Malformed("unknown request kind").into()),
         };
         Ok(req)
@@ -409,6 +425,9 @@ mod tests {
                 divisor: Divisor::PerElement(vec![4, 9]),
             },
             CorrelationRequest::FixedMask { shape: vec![4, 4] },
+            CorrelationRequest::AndTriple { words: 9 },
+            CorrelationRequest::BitPair { len: 65 },
+            CorrelationRequest::SelectTriple { len: 3 },
             CorrelationRequest::FixedTriple {
                 mask: 3,
                 op: BilinearOp::MatMul {

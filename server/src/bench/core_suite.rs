@@ -7,7 +7,7 @@ use hush_core::backend::{Conv2dParams, CpuBackend};
 use hush_core::bilinear::BilinearOp;
 use hush_core::channel::threaded::run_parties_threaded;
 use hush_core::channel::{Channel, CommStats};
-use hush_core::preprocessing::seeded::{SeededDealer, draw_shapes, in_process};
+use hush_core::preprocessing::seeded::{SeededDealer, draws, in_process};
 use hush_core::preprocessing::{
     CorrelationRequest, FixedSide, Pregenerated, Preprocessing, Recorder,
 };
@@ -119,12 +119,8 @@ fn dealer_bytes(requests: &[CorrelationRequest]) -> u64 {
     requests
         .iter()
         .map(|r| {
-            draw_shapes(r)
-                .map(|(_, d)| {
-                    d.iter()
-                        .map(|s| s.iter().product::<usize>() as u64 * 8)
-                        .sum::<u64>()
-                })
+            draws(r)
+                .map(|d| d.correction_elements() as u64 * 8)
                 .unwrap_or(0)
         })
         .sum()
