@@ -6,7 +6,8 @@
 //! The layers, bottom up:
 //! - [`ring`]: Z_2^64 on wrapping `u64`, fixed-point encoding.
 //! - [`prg`]: seeds and the ChaCha12 stream every party expands them with.
-//! - [`share`]: arithmetic (additive) and binary (XOR) shares for N parties.
+//! - [`share`]: arithmetic (additive) and binary (XOR) shares for N parties;
+//!   [`bits`]: packed shared bits and the bit-plane layout of comparisons.
 //! - [`channel`]: the async, runtime-free transport trait with byte and round
 //!   counters; [`channel::memory`] runs N parties in one thread for tests.
 //! - [`backend`]: heavy local arithmetic (GEMM, convolution) behind a trait;
@@ -31,6 +32,7 @@ extern crate std;
 
 pub mod backend;
 pub mod bilinear;
+pub mod bits;
 pub mod channel;
 mod elementwise;
 pub mod error;

@@ -19,6 +19,8 @@ use ndarray::Zip;
 pub trait ShareKind: Copy + 'static {
     /// Name used in `Debug` output.
     const NAME: &'static str;
+    /// Whether pieces combine by addition (else by XOR).
+    const ADDITIVE: bool;
     /// Combines two pieces (`+` for arithmetic, `^` for binary).
     fn combine(a: Ring, b: Ring) -> Ring;
     /// Removes piece `b` from `a` (`-` for arithmetic, `^` for binary).
@@ -35,6 +37,7 @@ pub struct Binary;
 
 impl ShareKind for Arith {
     const NAME: &'static str = "ArithShare";
+    const ADDITIVE: bool = true;
     #[inline]
     fn combine(a: Ring, b: Ring) -> Ring {
         a.wrapping_add(b)
@@ -47,6 +50,7 @@ impl ShareKind for Arith {
 
 impl ShareKind for Binary {
     const NAME: &'static str = "BinaryShare";
+    const ADDITIVE: bool = false;
     #[inline]
     fn combine(a: Ring, b: Ring) -> Ring {
         a ^ b

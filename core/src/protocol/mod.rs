@@ -20,6 +20,8 @@
 //! | [`Party::bilinear_fixed`], [`Party::bilinear_fixed_prepared`] (per query; only the activation is opened) | 1 + truncation |
 
 mod beaver;
+mod binary;
+mod compare;
 mod linear;
 pub(crate) mod open;
 mod truncation;

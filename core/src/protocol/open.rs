@@ -171,6 +171,20 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         fill: impl Fn(usize, &mut [Ring]) + Sync + Send,
         keep: Option<Vec<Ring>>,
     ) -> Result<Exchanged> {
+        let additive = if K::ADDITIVE { len } else { 0 };
+        self.exchange_mixed(len, additive, fill, keep).await
+    }
+
+    /// [`Party::exchange`] of a message whose first `additive` elements are
+    /// additive pieces and the rest XOR pieces (two openings of different
+    /// kinds in one round).
+    pub(crate) async fn exchange_mixed(
+        &mut self,
+        len: usize,
+        additive: usize,
+        fill: impl Fn(usize, &mut [Ring]) + Sync + Send,
+        keep: Option<Vec<Ring>>,
+    ) -> Result<Exchanged> {
         let (me, n) = (self.id(), self.num_parties());
         let mut bytes = self.scratch.take(len * 8);
         let mine = if let Some(mut mine) = keep {
@@ -228,8 +242,12 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                                 &theirs[o * 8..(o + sub.len()) * 8],
                                 &mut buf[..sub.len()],
                             );
-                            for (a, &t) in sub.iter_mut().zip(&buf) {
-                                *a = K::combine(*a, t);
+                            for ((a, &t), j) in sub.iter_mut().zip(&buf).zip(o..) {
+                                *a = if j < additive {
+                                    a.wrapping_add(t)
+                                } else {
+                                    *a ^ t
+                                };
                             }
                         }
                     });

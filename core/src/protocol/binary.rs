@@ -1,0 +1,140 @@
+//! The binary layer: XOR, AND (by dealer AND triples), NOT, shifts and bit
+//! extraction on XOR-shared 64-bit words ([`BinaryShare`]) and on packed
+//! shared bits ([`BitShare`]).
+
+use super::Party;
+use crate::backend::Backend;
+use crate::bits::{BitShare, words_for};
+use crate::channel::Channel;
+use crate::elementwise::{as_slice, from_vec, map, zip_map};
+use crate::error::{Error, Result};
+use crate::preprocessing::{CorrelationRequest, Preprocessing};
+use crate::share::{Binary, BinaryShare};
+use alloc::vec::Vec;
+
+impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
+    /// ANDs of pairs of XOR-shared word vectors, all in one round (none if
+    /// every pair is empty). Pairs must have equal lengths.
+    pub(crate) async fn and_words(&mut self, pairs: &[(&[u64], &[u64])]) -> Result<Vec<Vec<u64>>> {
+        if pairs.iter().any(|(x, y)| x.len() != y.len()) {
+            return Err(Error::Shape("AND operands differ in length".into()));
+        }
+        let total: usize = pairs.iter().map(|(x, _)| x.len()).sum();
+        if total == 0 {
+            return Ok(pairs.iter().map(|_| Vec::new()).collect());
+        }
+        let t = self
+            .prep
+            .next(&CorrelationRequest::AndTriple { words: total })
+            .await?
+            .into_and()?;
+        let (a, b, c) = (as_slice(&t.a), as_slice(&t.b), as_slice(&t.c));
+        let mut x = Vec::with_capacity(total);
+        let mut y = Vec::with_capacity(total);
+        for (xp, yp) in pairs {
+            x.extend_from_slice(xp);
+            y.extend_from_slice(yp);
+        }
+        // Open d = x ⊕ a and e = y ⊕ b together.
+        let fill = |off: usize, out: &mut [u64]| {
+            for (o, j) in out.iter_mut().zip(off..) {
+                *o = if j < total {
+                    x[j] ^ a[j]
+                } else {
+                    y[j - total] ^ b[j - total]
+                };
+            }
+        };
+        let ex = self.exchange::<Binary>(2 * total, fill, None).await?;
+        let me0 = self.id() == 0;
+        let mut peer = alloc::vec![0u64; 2 * total];
+        ex.peers.read(0, &mut peer);
+        self.recycle(ex);
+        // z = c ⊕ (d ∧ b) ⊕ (e ∧ a), and party 0 adds d ∧ e.
+        let mut out = Vec::with_capacity(pairs.len());
+        let mut at = 0;
+        for (xp, _) in pairs {
+            let mut z = Vec::with_capacity(xp.len());
+            for j in at..at + xp.len() {
+                let d = x[j] ^ a[j] ^ peer[j];
+                let e = y[j] ^ b[j] ^ peer[total + j];
+                let mut v = c[j] ^ (d & b[j]) ^ (e & a[j]);
+                if me0 {
+                    v ^= d & e;
+                }
+                z.push(v);
+            }
+            at += xp.len();
+            out.push(z);
+        }
+        Ok(out)
+    }
+
+    /// ANDs of pairs of shared bit vectors, all in one round.
+    pub async fn and_bits(&mut self, pairs: &[(&BitShare, &BitShare)]) -> Result<Vec<BitShare>> {
+        if pairs.iter().any(|(x, y)| x.len() != y.len()) {
+            return Err(Error::Shape("AND operands differ in length".into()));
+        }
+        let words: Vec<(&[u64], &[u64])> =
+            pairs.iter().map(|(x, y)| (x.words(), y.words())).collect();
+        let z = self.and_words(&words).await?;
+        Ok(z.into_iter()
+            .zip(pairs)
+            .map(|(w, (x, _))| BitShare::from_words(x.len(), w))
+            .collect())
+    }
+
+    /// `x ⊕ y` on binary shares (local).
+    pub fn xor_binary(&self, x: &BinaryShare, y: &BinaryShare) -> Result<BinaryShare> {
+        if x.shape() != y.shape() {
+            return Err(Error::Shape("XOR operands differ in shape".into()));
+        }
+        Ok(BinaryShare::from_raw(zip_map(
+            x.as_raw(),
+            y.as_raw(),
+            |a, b| a ^ b,
+        )))
+    }
+
+    /// `x ∧ y` on binary shares (one round).
+    pub async fn and_binary(&mut self, x: &BinaryShare, y: &BinaryShare) -> Result<BinaryShare> {
+        if x.shape() != y.shape() {
+            return Err(Error::Shape("AND operands differ in shape".into()));
+        }
+        let (xs, ys) = (as_slice(x.as_raw()), as_slice(y.as_raw()));
+        let z = self.and_words(&[(&xs, &ys)]).await?.remove(0);
+        Ok(BinaryShare::from_raw(from_vec(x.shape(), z)))
+    }
+
+    /// `¬x` on binary shares (local: party 0 flips its words).
+    pub fn not_binary(&self, x: &BinaryShare) -> BinaryShare {
+        if self.id() == 0 {
+            BinaryShare::from_raw(map(x.as_raw(), |v| !v))
+        } else {
+            x.clone()
+        }
+    }
+
+    /// `x << k` (logical) on binary shares (local).
+    pub fn shl_binary(&self, x: &BinaryShare, k: u32) -> BinaryShare {
+        BinaryShare::from_raw(map(x.as_raw(), |v| v.checked_shl(k).unwrap_or(0)))
+    }
+
+    /// `x >> k` (logical) on binary shares (local).
+    pub fn shr_binary(&self, x: &BinaryShare, k: u32) -> BinaryShare {
+        BinaryShare::from_raw(map(x.as_raw(), |v| v.checked_shr(k).unwrap_or(0)))
+    }
+
+    /// Bit `k` of every element of a binary share, packed (local).
+    pub fn bit_binary(&self, x: &BinaryShare, k: u32) -> Result<BitShare> {
+        if k >= 64 {
+            return Err(Error::Usage("bit index must be below 64".into()));
+        }
+        let xs = as_slice(x.as_raw());
+        let mut words = alloc::vec![0u64; words_for(xs.len())];
+        for (j, &v) in xs.iter().enumerate() {
+            words[j / 64] |= ((v >> k) & 1) << (j % 64);
+        }
+        Ok(BitShare::from_words(xs.len(), words))
+    }
+}

@@ -1,0 +1,463 @@
+//! Comparisons and selection.
+//!
+//! Everything rests on [`Party::msb`], the sign bit of an additively shared
+//! value, computed without a full binary conversion: each party's share is
+//! (locally) a binary-shared operand; for more than two parties, carry-save
+//! adders reduce them to two (one round per layer); then only the carry into
+//! the top bit is computed, by a log-depth tree of (generate, propagate)
+//! combinations on bit planes (see [`crate::bits`]). For two parties: one
+//! round for the generate bits, six for the tree — 7 rounds, 181 AND gates
+//! (362 bits sent) per element.
+//!
+//! A shared bit becomes arithmetic ([`Party::b2a_bits`]) or multiplies an
+//! arithmetic share ([`Party::select`]) in one round, by dealer bit pairs and
+//! select triples.
+
+use super::Party;
+use crate::backend::Backend;
+use crate::bits::{BitShare, from_planes, to_planes, words_for};
+use crate::channel::Channel;
+use crate::elementwise::{as_slice, from_vec};
+use crate::error::{Error, Result};
+use crate::preprocessing::{CorrelationRequest, Preprocessing};
+use crate::ring::RingTensor;
+use crate::share::{ArithShare, BinaryShare};
+use alloc::vec::Vec;
+
+/// 64 bit planes of a binary-shared vector.
+type Planes = Vec<BitShare>;
+
+fn zero_planes(n: usize) -> Planes {
+    (0..64).map(|_| BitShare::zeros(n)).collect()
+}
+
+impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
+    /// The sign bit of each element: shares of 1 where `x < 0` (as a signed
+    /// 64-bit integer), else 0. Rounds: 7 for two parties, one more per
+    /// carry-save layer beyond.
+    pub async fn msb(&mut self, x: &ArithShare) -> Result<BitShare> {
+        let xs = as_slice(x.as_raw());
+        let n = xs.len();
+        let (me, parties) = (self.id(), self.num_parties());
+        // Party j's share is operand j, held in the clear by j: a binary
+        // sharing in which every other party holds zero.
+        let mut operands: Vec<Planes> = (0..parties)
+            .map(|j| {
+                if j == me {
+                    to_planes(&xs)
+                        .into_iter()
+                        .map(|w| BitShare::from_words(n, w))
+                        .collect()
+                } else {
+                    zero_planes(n)
+                }
+            })
+            .collect();
+        while operands.len() > 2 {
+            operands = self.carry_save_layer(operands, n).await?;
+        }
+        let b = operands.pop().unwrap_or_else(|| zero_planes(n));
+        let a = operands.pop().unwrap_or_else(|| zero_planes(n));
+        self.sign_of_sum(&a, &b).await
+    }
+
+    /// One layer of carry-save adders: every three operands become two
+    /// (`a ⊕ b ⊕ c` and the majority shifted up one bit), in one round.
+    async fn carry_save_layer(&mut self, mut ops: Vec<Planes>, n: usize) -> Result<Vec<Planes>> {
+        let groups = ops.len() / 3;
+        let rest = ops.split_off(groups * 3);
+        let mut xors: Vec<(Planes, Planes)> = Vec::new(); // (a ⊕ b, a ⊕ b ⊕ c)
+        let mut pairs: Vec<(BitShare, BitShare)> = Vec::new();
+        for g in ops.chunks(3) {
+            let (a, b, c) = (&g[0], &g[1], &g[2]);
+            let ab: Planes = a.iter().zip(b).map(|(x, y)| x.xor(y)).collect();
+            let sum: Planes = ab.iter().zip(c).map(|(x, y)| x.xor(y)).collect();
+            for k in 0..63 {
+                pairs.push((a[k].clone(), b[k].clone()));
+                pairs.push((c[k].clone(), ab[k].clone()));
+            }
+            xors.push((ab, sum));
+        }
+        let refs: Vec<(&BitShare, &BitShare)> = pairs.iter().map(|(x, y)| (x, y)).collect();
+        let ands = self.and_bits(&refs).await?;
+        let mut out = Vec::new();
+        for (gi, (_, sum)) in xors.into_iter().enumerate() {
+            let base = gi * 126;
+            let mut carry = Vec::with_capacity(64);
+            carry.push(BitShare::zeros(n));
+            for k in 0..63 {
+                carry.push(ands[base + 2 * k].xor(&ands[base + 2 * k + 1]));
+            }
+            out.push(sum);
+            out.push(carry);
+        }
+        out.extend(rest);
+        Ok(out)
+    }
+
+    /// Converts an additive share to a binary (XOR) share of the same value:
+    /// a Kogge–Stone adder on bit planes (7 rounds for two parties).
+    pub async fn a2b(&mut self, x: &ArithShare) -> Result<BinaryShare> {
+        let xs = as_slice(x.as_raw());
+        let n = xs.len();
+        let (me, parties) = (self.id(), self.num_parties());
+        let mut operands: Vec<Planes> = (0..parties)
+            .map(|j| {
+                if j == me {
+                    to_planes(&xs)
+                        .into_iter()
+                        .map(|w| BitShare::from_words(n, w))
+                        .collect()
+                } else {
+                    zero_planes(n)
+                }
+            })
+            .collect();
+        while operands.len() > 2 {
+            operands = self.carry_save_layer(operands, n).await?;
+        }
+        let b = operands.pop().unwrap_or_else(|| zero_planes(n));
+        let a = operands.pop().unwrap_or_else(|| zero_planes(n));
+        let p: Planes = a.iter().zip(&b).map(|(x, y)| x.xor(y)).collect();
+        let pairs: Vec<(&BitShare, &BitShare)> = (0..64).map(|k| (&a[k], &b[k])).collect();
+        let mut g = self.and_bits(&pairs).await?;
+        let mut pp = p.clone();
+        // After the level with distance d, g[k] is the carry out of bits
+        // k..=k-2d+1 (clipped at 0) and pp[k] whether they all propagate.
+        let mut d = 1;
+        while d < 64 {
+            let mut pairs: Vec<(&BitShare, &BitShare)> = Vec::new();
+            for k in d..64 {
+                pairs.push((&pp[k], &g[k - d]));
+            }
+            let more = d * 2 < 64;
+            if more {
+                for k in d..64 {
+                    pairs.push((&pp[k], &pp[k - d]));
+                }
+            }
+            let ands = self.and_bits(&pairs).await?;
+            let (ga, pa) = ands.split_at(64 - d);
+            let mut ng = g.clone();
+            for k in d..64 {
+                ng[k] = g[k].xor(&ga[k - d]);
+            }
+            if more {
+                let mut np = pp.clone();
+                np[d..64].clone_from_slice(&pa[..(64 - d)]);
+                pp = np;
+            }
+            g = ng;
+            d *= 2;
+        }
+        // sum bit k = p_k ⊕ carry into k = p_k ⊕ g[k-1]
+        let mut sum_planes: Vec<Vec<u64>> = Vec::with_capacity(64);
+        for k in 0..64 {
+            let s = if k == 0 {
+                p[0].clone()
+            } else {
+                p[k].xor(&g[k - 1])
+            };
+            sum_planes.push(s.words().to_vec());
+        }
+        let words = from_planes(&sum_planes, n);
+        Ok(BinaryShare::from_raw(from_vec(x.shape(), words)))
+    }
+
+    /// Converts a binary (XOR) share of whole words to an additive share:
+    /// every bit through a dealer bit pair, all in one round.
+    pub async fn b2a(&mut self, x: &BinaryShare) -> Result<ArithShare> {
+        let xs = as_slice(x.as_raw());
+        let n = xs.len();
+        let planes: Vec<BitShare> = to_planes(&xs)
+            .into_iter()
+            .map(|w| BitShare::from_words(n, w))
+            .collect();
+        let refs: Vec<&BitShare> = planes.iter().collect();
+        let all = BitShare::concat(&refs);
+        let bits = self.b2a_bits(&all).await?;
+        let bs = as_slice(bits.as_raw());
+        let out: Vec<u64> = (0..n)
+            .map(|j| (0..64).fold(0u64, |acc, k| acc.wrapping_add(bs[k * n + j] << k)))
+            .collect();
+        Ok(ArithShare::from_raw(from_vec(x.shape(), out)))
+    }
+
+    /// The top bit of `a + b` for binary-shared bit planes `a`, `b`.
+    async fn sign_of_sum(&mut self, a: &Planes, b: &Planes) -> Result<BitShare> {
+        let p: Planes = a.iter().zip(b).map(|(x, y)| x.xor(y)).collect();
+        let gen_pairs: Vec<(&BitShare, &BitShare)> = (0..63).map(|k| (&a[k], &b[k])).collect();
+        let g = self.and_bits(&gen_pairs).await?;
+        // (G, P) per group of bits, lowest first; the lowest group's P is
+        // never needed (the carry into bit 0 is zero).
+        let mut groups: Vec<(BitShare, Option<BitShare>)> = g
+            .into_iter()
+            .enumerate()
+            .map(|(k, gk)| (gk, (k > 0).then(|| p[k].clone())))
+            .collect();
+        while groups.len() > 1 {
+            let mut pairs: Vec<(&BitShare, &BitShare)> = Vec::new();
+            for pair in groups.chunks(2) {
+                if let [lo, hi] = pair {
+                    let p_hi =
+                        hi.1.as_ref()
+                            .ok_or(Error::Usage("group without P".into()))?;
+                    pairs.push((p_hi, &lo.0));
+                    if let Some(p_lo) = &lo.1 {
+                        pairs.push((p_hi, p_lo));
+                    }
+                }
+            }
+            let mut ands = self.and_bits(&pairs).await?.into_iter();
+            let mut next = Vec::with_capacity(groups.len().div_ceil(2));
+            for pair in groups.chunks(2) {
+                match pair {
+                    [lo, hi] => {
+                        let pg = ands.next().ok_or(Error::Usage("tree".into()))?;
+                        let g = hi.0.xor(&pg);
+                        let p = match lo.1 {
+                            Some(_) => Some(ands.next().ok_or(Error::Usage("tree".into()))?),
+                            None => None,
+                        };
+                        next.push((g, p));
+                    }
+                    [single] => next.push(single.clone()),
+                    _ => {}
+                }
+            }
+            groups = next;
+        }
+        let carry = groups
+            .pop()
+            .map(|(g, _)| g)
+            .unwrap_or_else(|| BitShare::zeros(p[0].len()));
+        Ok(p[63].xor(&carry))
+    }
+
+    /// Shared bits as additive shares of 0 or 1 (integers, not fixed point):
+    /// one round with a dealer bit pair.
+    pub async fn b2a_bits(&mut self, bits: &BitShare) -> Result<ArithShare> {
+        let n = bits.len();
+        let pair = self
+            .prep
+            .next(&CorrelationRequest::BitPair { len: n })
+            .await?
+            .into_bit()?;
+        let (r, ra) = (as_slice(&pair.r), as_slice(&pair.r_arith));
+        let w = bits.words();
+        let fill = |off: usize, out: &mut [u64]| {
+            for (o, j) in out.iter_mut().zip(off..) {
+                *o = w[j] ^ r[j];
+            }
+        };
+        let ex = self
+            .exchange::<crate::share::Binary>(words_for(n), fill, None)
+            .await?;
+        let mut peer = alloc::vec![0u64; words_for(n)];
+        ex.peers.read(0, &mut peer);
+        self.recycle(ex);
+        let me0 = self.id() == 0;
+        let out: Vec<u64> = (0..n)
+            .map(|j| {
+                let c = ((w[j / 64] ^ r[j / 64] ^ peer[j / 64]) >> (j % 64)) & 1;
+                // b = c ⊕ r = c + r − 2cr
+                let v = (1u64.wrapping_sub(2 * c)).wrapping_mul(ra[j]);
+                if me0 { v.wrapping_add(c) } else { v }
+            })
+            .collect();
+        Ok(ArithShare::from_raw(from_vec(&[n], out)))
+    }
+
+    /// `b · x` for shared bits `b` and an additive share `x` of the same
+    /// length (any scale): one round with a dealer select triple.
+    pub async fn select(&mut self, bits: &BitShare, x: &ArithShare) -> Result<ArithShare> {
+        let n = x.len();
+        if bits.len() != n {
+            return Err(Error::Shape(alloc::format!(
+                "{} bits select {} elements",
+                bits.len(),
+                n
+            )));
+        }
+        let t = self
+            .prep
+            .next(&CorrelationRequest::SelectTriple { len: n })
+            .await?
+            .into_select()?;
+        let xs = as_slice(x.as_raw());
+        let (r, ra, a, ar) = (
+            as_slice(&t.bits.r),
+            as_slice(&t.bits.r_arith),
+            as_slice(&t.a),
+            as_slice(&t.ar),
+        );
+        let w = bits.words();
+        // One message: e = x − a (additive), then c = b ⊕ r (XOR words).
+        let fill = |off: usize, out: &mut [u64]| {
+            for (o, j) in out.iter_mut().zip(off..) {
+                *o = if j < n {
+                    xs[j].wrapping_sub(a[j])
+                } else {
+                    w[j - n] ^ r[j - n]
+                };
+            }
+        };
+        let words = words_for(n);
+        let ex = self.exchange_mixed(n + words, n, fill, None).await?;
+        let mut peer = alloc::vec![0u64; n + words];
+        ex.peers.read(0, &mut peer);
+        self.recycle(ex);
+        let me0 = self.id() == 0;
+        let out: Vec<u64> = (0..n)
+            .map(|j| {
+                let e = xs[j].wrapping_sub(a[j]).wrapping_add(peer[j]);
+                let c = ((w[j / 64] ^ r[j / 64] ^ peer[n + j / 64]) >> (j % 64)) & 1;
+                // b·x = (1 − 2c)(e·r + a·r) + c·a + c·e
+                let one_minus_2c = 1u64.wrapping_sub(2 * c);
+                let mut z = one_minus_2c
+                    .wrapping_mul(e.wrapping_mul(ra[j]).wrapping_add(ar[j]))
+                    .wrapping_add(c.wrapping_mul(a[j]));
+                if me0 {
+                    z = z.wrapping_add(c.wrapping_mul(e));
+                }
+                z
+            })
+            .collect();
+        Ok(ArithShare::from_raw(from_vec(x.shape(), out)))
+    }
+
+    /// `x < y` elementwise, as shared bits.
+    pub async fn lt(&mut self, x: &ArithShare, y: &ArithShare) -> Result<BitShare> {
+        let d = self.sub(x, y)?;
+        self.msb(&d).await
+    }
+
+    /// `x > y`.
+    pub async fn gt(&mut self, x: &ArithShare, y: &ArithShare) -> Result<BitShare> {
+        self.lt(y, x).await
+    }
+
+    /// `x ≤ y`.
+    pub async fn le(&mut self, x: &ArithShare, y: &ArithShare) -> Result<BitShare> {
+        let b = self.lt(y, x).await?;
+        Ok(b.not(self.id() == 0))
+    }
+
+    /// `x ≥ y`.
+    pub async fn ge(&mut self, x: &ArithShare, y: &ArithShare) -> Result<BitShare> {
+        let b = self.lt(x, y).await?;
+        Ok(b.not(self.id() == 0))
+    }
+
+    /// `x == y`: both strict comparisons in one batch, equal when neither holds.
+    pub async fn eq(&mut self, x: &ArithShare, y: &ArithShare) -> Result<BitShare> {
+        let (d1, d2) = (self.sub(x, y)?, self.sub(y, x)?);
+        let n = d1.len();
+        let both = concat(&[&d1, &d2]);
+        let b = self.msb(&both).await?;
+        let lt = b.slice(0, n);
+        let gt = b.slice(n, n);
+        Ok(lt.xor(&gt).not(self.id() == 0))
+    }
+
+    /// `max(x, 0)`: one comparison and one select (8 rounds for two parties).
+    pub async fn relu(&mut self, x: &ArithShare) -> Result<ArithShare> {
+        let neg = self.msb(x).await?;
+        let pos = neg.not(self.id() == 0);
+        self.select(&pos, x).await
+    }
+
+    /// `where(cond, x, y)`: `x` where the bit is 1, else `y`.
+    pub async fn where_(
+        &mut self,
+        cond: &BitShare,
+        x: &ArithShare,
+        y: &ArithShare,
+    ) -> Result<ArithShare> {
+        let d = self.sub(x, y)?;
+        let s = self.select(cond, &d).await?;
+        self.add(y, &s)
+    }
+
+    /// `|x|` = `x − 2·[x < 0]·x`.
+    pub async fn abs(&mut self, x: &ArithShare) -> Result<ArithShare> {
+        let neg = self.msb(x).await?;
+        let s = self.select(&neg, x).await?;
+        let two = RingTensor::from_elem(ndarray::IxDyn(&[]), 2);
+        let s2 = self.mul_public_int(&s, &two)?;
+        self.sub(x, &s2)
+    }
+
+    /// The sign as a fixed-point value: `-1.0` where `x < 0`, else `1.0`.
+    pub async fn sign(&mut self, x: &ArithShare) -> Result<ArithShare> {
+        let neg = self.msb(x).await?;
+        let b = self.b2a_bits(&neg).await?;
+        let scale = self.config.fixed_point.scale();
+        let m = RingTensor::from_elem(ndarray::IxDyn(&[]), scale.wrapping_mul(2).wrapping_neg());
+        let t = self.mul_public_int(&b, &m)?;
+        let t = self.add_public(&t, &RingTensor::from_elem(ndarray::IxDyn(&[]), scale))?;
+        Ok(ArithShare::from_raw(
+            t.into_raw()
+                .into_shape_with_order(ndarray::IxDyn(x.shape()))
+                .map_err(|e| Error::Shape(alloc::format!("{e}")))?,
+        ))
+    }
+
+    /// `max(x, y)` elementwise.
+    pub async fn max(&mut self, x: &ArithShare, y: &ArithShare) -> Result<ArithShare> {
+        let b = self.lt(x, y).await?;
+        self.where_(&b, y, x).await
+    }
+
+    /// `min(x, y)` elementwise.
+    pub async fn min(&mut self, x: &ArithShare, y: &ArithShare) -> Result<ArithShare> {
+        let b = self.lt(x, y).await?;
+        self.where_(&b, x, y).await
+    }
+
+    /// `min(max(x, lo), hi)` for public real bounds `lo < hi` (ReLU6,
+    /// hardtanh): both comparisons in one batch, both selects in one round.
+    pub async fn clip(&mut self, x: &ArithShare, lo: f64, hi: f64) -> Result<ArithShare> {
+        if lo.partial_cmp(&hi) != Some(core::cmp::Ordering::Less) {
+            return Err(Error::Usage("clip needs lo < hi".into()));
+        }
+        let fp = self.config.fixed_point;
+        let n = x.len();
+        let lo_t = RingTensor::from_elem(ndarray::IxDyn(x.shape()), fp.encode(lo)?);
+        let hi_t = RingTensor::from_elem(ndarray::IxDyn(x.shape()), fp.encode(hi)?);
+        let lo_s = self.public(&lo_t);
+        let hi_s = self.public(&hi_t);
+        // x < lo  ⇔ msb(x − lo);  x > hi ⇔ msb(hi − x)
+        let (d_lo, d_hi) = (self.sub(x, &lo_s)?, self.sub(&hi_s, x)?);
+        let bits = self.msb(&concat(&[&d_lo, &d_hi])).await?;
+        // x + [x<lo](lo − x) + [x>hi](hi − x)
+        let (to_lo, to_hi) = (self.neg(&d_lo), d_hi.clone());
+        let sel = self.select(&bits, &concat(&[&to_lo, &to_hi])).await?;
+        let sel = as_slice(sel.as_raw()).into_owned();
+        let (a, b) = sel.split_at(n);
+        let xs = as_slice(x.as_raw());
+        let out: Vec<u64> = (0..n)
+            .map(|j| xs[j].wrapping_add(a[j]).wrapping_add(b[j]))
+            .collect();
+        Ok(ArithShare::from_raw(from_vec(x.shape(), out)))
+    }
+
+    /// A public tensor as a share (party 0 holds it, the others zero).
+    pub fn public(&self, value: &RingTensor) -> ArithShare {
+        if self.id() == 0 {
+            ArithShare::from_raw(value.clone())
+        } else {
+            ArithShare::from_raw(RingTensor::zeros(value.raw_dim()))
+        }
+    }
+}
+
+/// Concatenates shares of any shapes into one flat share.
+pub(crate) fn concat(parts: &[&ArithShare]) -> ArithShare {
+    let mut v = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        v.extend_from_slice(&as_slice(p.as_raw()));
+    }
+    let n = v.len();
+    ArithShare::from_raw(from_vec(&[n], v))
+}
