@@ -72,6 +72,8 @@ pub(crate) fn workloads() -> Vec<Entry> {
         entry::<Conv2dWeightReuse>(),
         entry::<TruncDealer>(),
         entry::<TruncLocal>(),
+        entry::<Relu>(),
+        entry::<Lt>(),
     ]
 }
 
@@ -466,5 +468,39 @@ impl Workload for TruncLocal {
         s: &mut Self::State,
     ) -> CoreResult<()> {
         p.truncate(s).await.map(drop)
+    }
+}
+
+struct Relu;
+impl Workload for Relu {
+    const NAME: &'static str = "relu 1e6";
+    type State = ArithShare;
+    async fn prepare<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+    ) -> CoreResult<Self::State> {
+        input(p, 0, &[1_000_000]).await
+    }
+    async fn online<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+        s: &mut Self::State,
+    ) -> CoreResult<()> {
+        p.relu(s).await.map(drop)
+    }
+}
+
+struct Lt;
+impl Workload for Lt {
+    const NAME: &'static str = "lt 1e6";
+    type State = (ArithShare, ArithShare);
+    async fn prepare<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+    ) -> CoreResult<Self::State> {
+        Ok((input(p, 0, &[1_000_000]).await?, input(p, 1, &[1_000_000]).await?))
+    }
+    async fn online<C: Channel, P: Preprocessing>(
+        p: &mut Party<C, P, CpuBackend>,
+        s: &mut Self::State,
+    ) -> CoreResult<()> {
+        p.lt(&s.0, &s.1).await.map(drop)
     }
 }
