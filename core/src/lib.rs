@@ -34,6 +34,7 @@ pub mod backend;
 pub mod bilinear;
 pub mod bits;
 pub mod channel;
+pub mod chebyshev;
 mod elementwise;
 pub mod error;
 pub mod preprocessing;

@@ -19,6 +19,7 @@
 //! | [`Party::prepare_fixed`] (per query, before the input: offline) | 0 |
 //! | [`Party::bilinear_fixed`], [`Party::bilinear_fixed_prepared`] (per query; only the activation is opened) | 1 + truncation |
 
+mod approx;
 mod beaver;
 mod binary;
 mod compare;
@@ -26,6 +27,7 @@ mod linear;
 pub(crate) mod open;
 mod truncation;
 
+pub use approx::ApproxConfig;
 pub use beaver::{FixedOperand, PreparedFixed};
 pub use linear::AvgPool2dParams;
 
@@ -52,12 +54,14 @@ pub enum TruncationMode {
 }
 
 /// Public settings every party must agree on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Config {
     /// Fixed-point encoding of real values.
     pub fixed_point: FixedPoint,
     /// Truncation after products.
     pub truncation: TruncationMode,
+    /// Ranges and degrees of the non-linear approximations.
+    pub approx: ApproxConfig,
 }
 
 /// One party's view of a running computation.

@@ -12,7 +12,9 @@ use hush_core::preprocessing::{
     CorrelationRequest, FixedSide, Pregenerated, Preprocessing, Recorder,
 };
 use hush_core::prg::Prg;
-use hush_core::protocol::{Config, FixedOperand, Party, PreparedFixed, TruncationMode};
+use hush_core::protocol::{
+    ApproxConfig, Config, FixedOperand, Party, PreparedFixed, TruncationMode,
+};
 use hush_core::share::Arith;
 use hush_core::{ArithShare, FixedPoint, RingTensor};
 use std::future::Future;
@@ -38,6 +40,7 @@ pub(crate) trait Workload {
     const CONFIG: Config = Config {
         fixed_point: FixedPoint::DEFAULT,
         truncation: TruncationMode::Dealer,
+        approx: ApproxConfig::DEFAULT,
     };
     type State;
     async fn prepare<C: Channel, P: Preprocessing>(
@@ -456,6 +459,7 @@ impl Workload for TruncLocal {
     const CONFIG: Config = Config {
         fixed_point: FixedPoint::DEFAULT,
         truncation: TruncationMode::Local,
+        approx: ApproxConfig::DEFAULT,
     };
     type State = ArithShare;
     async fn prepare<C: Channel, P: Preprocessing>(
@@ -495,7 +499,10 @@ impl Workload for Lt {
     async fn prepare<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
     ) -> CoreResult<Self::State> {
-        Ok((input(p, 0, &[1_000_000]).await?, input(p, 1, &[1_000_000]).await?))
+        Ok((
+            input(p, 0, &[1_000_000]).await?,
+            input(p, 1, &[1_000_000]).await?,
+        ))
     }
     async fn online<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,

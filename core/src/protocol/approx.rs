@@ -1,0 +1,744 @@
+//! Non-linear functions by range reduction and Chebyshev polynomials.
+//!
+//! CrypTen evaluates `exp` by the limit `(1 + x/2^n)^(2^n)`, the reciprocal
+//! and inverse square root by Newton iterations from a fixed initial guess,
+//! and `log` by Householder iterations; each trades accuracy for rounds over
+//! a narrow input range. Here every function is reduced to a fixed interval
+//! where a Chebyshev interpolant of modest degree is accurate to ~1e-6, and
+//! evaluated in the Chebyshev basis (all `T_k` in `[-1, 1]`, so fixed-point
+//! rounding is not amplified) with the log-depth recurrence of
+//! [`crate::chebyshev::schedule`]:
+//!
+//! - `exp(x)` = `p(x/2^s)^(2^s)` with `|x/2^s| ≤ 1/2`; the intermediate
+//!   scale shrinks as the squarings grow the value, so nothing overflows.
+//! - `1/x`, `1/√x`, `√x`, `ln x` for positive `x`: the exponent `j` with
+//!   `x ∈ [2^j, 2^(j+1))` is found by comparing `x` with every power of two
+//!   of the configured range in one batch; `x' = x·2^(-j) ∈ [1, 2)` goes
+//!   through a polynomial and a public per-exponent factor (`2^(-j)`,
+//!   `2^(-j/2)`, `2^(j/2)`, `j·ln 2`) selected by the one-hot exponent.
+//! - sigmoid from `1/(1 + e^(-|x|))` (no normalization needed), tanh from
+//!   sigmoid, erf by a polynomial on the clipped input, softmax as
+//!   `e^x·(1/Σe^x)` with the sum normalized.
+//!
+//! Intermediate values carry 24 fractional bits ([`WORK`]) whatever the
+//! model's fixed-point setting; results come back at the model's scale.
+
+use super::Party;
+use super::compare::concat;
+use crate::backend::Backend;
+use crate::bilinear::BilinearOp;
+use crate::channel::Channel;
+use crate::chebyshev;
+use crate::elementwise::{as_slice, from_vec};
+use crate::error::{Error, Result};
+use crate::preprocessing::{Divisor, Preprocessing};
+use crate::ring::RingTensor;
+use crate::share::ArithShare;
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+use ndarray::IxDyn;
+
+/// Fractional bits of intermediate values inside the approximations.
+pub const WORK: u32 = 24;
+/// Fractional bits of public polynomial coefficients.
+const COEF: u32 = 24;
+
+/// Settings of the approximations; every field has a documented default.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ApproxConfig {
+    /// `exp` is accurate for inputs in `[-exp_max_abs, exp_max_abs]`
+    /// (default 16); outside it the result is wrong. Softmax uses the same
+    /// range for its inputs; sigmoid and tanh clip to it.
+    pub exp_max_abs: f64,
+    /// Degree of the polynomial for `e^u`, `|u| ≤ 1/2` (default 6).
+    pub exp_degree: usize,
+    /// Degree of the polynomials on normalized mantissas in `[1, 2)`
+    /// (`1/x`, `1/√x`, `√x`, `ln x`, and `1/(1+e)` in sigmoid; default 7).
+    pub degree: usize,
+    /// Inputs of `1/x`, `1/√x`, `√x` and `ln x` must lie in
+    /// `[2^norm_lo, 2^(norm_hi+1))` (default `[2^-8, 2^25)`).
+    pub norm_lo: i32,
+    /// See [`ApproxConfig::norm_lo`].
+    pub norm_hi: i32,
+    /// `erf` is evaluated on `[-erf_clip, erf_clip]` and saturates to ±1
+    /// outside (default 4: `1 − erf(4) < 2e-8`).
+    pub erf_clip: f64,
+    /// Degree of the odd polynomial for `erf` on the clipped range (default 21).
+    pub erf_degree: usize,
+}
+
+impl Default for ApproxConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl ApproxConfig {
+    /// The documented defaults.
+    pub const DEFAULT: ApproxConfig = ApproxConfig {
+        exp_max_abs: 16.0,
+        exp_degree: 6,
+        degree: 7,
+        norm_lo: -8,
+        norm_hi: 24,
+        erf_clip: 4.0,
+        erf_degree: 21,
+    };
+}
+
+/// A share with its own number of fractional bits.
+#[derive(Clone)]
+struct Fx {
+    v: ArithShare,
+    f: u32,
+}
+
+/// The one-hot exponent of a normalized vector: `onehot[j - lo][i]` is a
+/// share of 1 exactly when `x_i ∈ [2^j, 2^(j+1))`.
+struct Exponent {
+    onehot: Vec<ArithShare>,
+    lo: i32,
+}
+
+fn scalar(v: u64) -> RingTensor {
+    RingTensor::from_elem(IxDyn(&[]), v)
+}
+
+/// `round(v · 2^bits)` as a ring element.
+fn fixed(v: f64, bits: u32) -> Result<u64> {
+    let x = v * libm::pow(2.0, bits as f64);
+    if !x.is_finite() || libm::fabs(x) >= 9.2e18 {
+        return Err(Error::Encoding(format!(
+            "{v} does not fit at {bits} fractional bits"
+        )));
+    }
+    Ok(libm::round(x) as i64 as u64)
+}
+
+fn log2(v: f64) -> f64 {
+    libm::log2(v)
+}
+
+impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
+    fn frac(&self) -> u32 {
+        self.config.fixed_point.frac_bits()
+    }
+
+    /// Elementwise products of pairs, each brought from scale `fa + fb` to
+    /// `out_f`: one Beaver round and one division round for the whole batch.
+    async fn mul_fx(&mut self, pairs: &[(&Fx, &Fx)], out_f: u32) -> Result<Vec<Fx>> {
+        let mut shifts = Vec::with_capacity(pairs.len());
+        for (a, b) in pairs {
+            if a.v.len() != b.v.len() {
+                return Err(Error::Shape("product operands differ in length".into()));
+            }
+            shifts.push(
+                (a.f + b.f)
+                    .checked_sub(out_f)
+                    .ok_or_else(|| Error::Usage("product scale below the output scale".into()))?,
+            );
+        }
+        let xs = concat(&pairs.iter().map(|(a, _)| &a.v).collect::<Vec<_>>());
+        let ys = concat(&pairs.iter().map(|(_, b)| &b.v).collect::<Vec<_>>());
+        let op = BilinearOp::Hadamard {
+            shape: vec![xs.len()],
+        };
+        let z = self.bilinear_ring(&op, &xs, &ys).await?;
+        let divisor = if shifts.iter().all(|&s| s == shifts[0]) {
+            Divisor::Uniform(1u64 << shifts.first().copied().unwrap_or(0))
+        } else {
+            Divisor::PerElement(
+                pairs
+                    .iter()
+                    .zip(&shifts)
+                    .flat_map(|((a, _), &s)| core::iter::repeat_n(1u64 << s, a.v.len()))
+                    .collect(),
+            )
+        };
+        let q = self.div_public(&z, &divisor).await?;
+        let qs = as_slice(q.as_raw());
+        let mut at = 0;
+        Ok(pairs
+            .iter()
+            .map(|(a, _)| {
+                let n = a.v.len();
+                let v = from_vec(a.v.shape(), qs[at..at + n].to_vec());
+                at += n;
+                Fx {
+                    v: ArithShare::from_raw(v),
+                    f: out_f,
+                }
+            })
+            .collect())
+    }
+
+    /// `x` at a higher scale `g` (exact, local).
+    fn upscale(&self, x: &Fx, g: u32) -> Result<Fx> {
+        let k = g
+            .checked_sub(x.f)
+            .ok_or_else(|| Error::Usage("upscale to a lower scale".into()))?;
+        Ok(Fx {
+            v: self.mul_public_int(&x.v, &scalar(1u64 << k))?,
+            f: g,
+        })
+    }
+
+    /// `x` at scale `g`: local if `g ≥ x.f`, else one division round.
+    async fn rescale(&mut self, x: &Fx, g: u32) -> Result<Fx> {
+        if g >= x.f {
+            return self.upscale(x, g);
+        }
+        let v = self
+            .div_public(&x.v, &Divisor::Uniform(1u64 << (x.f - g)))
+            .await?;
+        Ok(Fx { v, f: g })
+    }
+
+    /// `a·x + b` for public reals `a`, `b`, where `a` is a power of two times
+    /// an integer small enough to stay exact: used for the affine maps onto
+    /// `[-1, 1]`. Local.
+    fn affine_int(&self, x: &Fx, a: i64, b: f64) -> Result<Fx> {
+        let v = self.mul_public_int(&x.v, &scalar(a as u64))?;
+        let v = self.add_public(&v, &scalar(fixed(b, x.f)?))?;
+        Ok(Fx { v, f: x.f })
+    }
+
+    /// `Σ c_k T_k(t)` for `t` at scale [`WORK`] with `|t| ≤ 1`, at scale
+    /// `out_f`. Rounds: `2·⌈log2 degree⌉ + 1`.
+    async fn chebyshev(&mut self, t: &Fx, c: &[f64], out_f: u32) -> Result<Fx> {
+        if t.f != WORK {
+            return Err(Error::Usage(
+                "Chebyshev input must be at the working scale".into(),
+            ));
+        }
+        let degree = c.len().saturating_sub(1);
+        let mut tk: Vec<Option<Fx>> = vec![None; degree + 1];
+        if degree >= 1 {
+            tk[1] = Some(t.clone());
+        }
+        for level in chebyshev::schedule(degree) {
+            let pairs: Vec<(&Fx, &Fx)> = level
+                .iter()
+                .map(|&(_, a, b, _)| match (&tk[a], &tk[b]) {
+                    (Some(x), Some(y)) => Ok((x, y)),
+                    _ => Err(Error::Usage("Chebyshev schedule out of order".into())),
+                })
+                .collect::<Result<_>>()?;
+            let prods = self.mul_fx(&pairs, WORK).await?;
+            for (&(k, _, _, c_idx), p) in level.iter().zip(prods) {
+                let two_p = self.mul_public_int(&p.v, &scalar(2))?;
+                let v = if c_idx == 0 {
+                    self.add_public(&two_p, &scalar((1u64 << WORK).wrapping_neg()))?
+                } else {
+                    let prev = tk[c_idx]
+                        .as_ref()
+                        .ok_or_else(|| Error::Usage("Chebyshev schedule out of order".into()))?;
+                    self.sub(&two_p, &prev.v)?
+                };
+                tk[k] = Some(Fx { v, f: WORK });
+            }
+        }
+        // Σ c_k T_k at scale WORK + COEF, then one division to out_f.
+        let shape = t.v.shape().to_vec();
+        let mut acc = ArithShare::from_raw(RingTensor::zeros(IxDyn(&shape)));
+        for (k, &ck) in c.iter().enumerate().skip(1) {
+            if ck == 0.0 {
+                continue;
+            }
+            let term = tk[k]
+                .as_ref()
+                .ok_or_else(|| Error::Usage("missing Chebyshev term".into()))?;
+            let scaled = self.mul_public_int(&term.v, &scalar(fixed(ck, COEF)?))?;
+            acc = self.add(&acc, &scaled)?;
+        }
+        let c0 = c.first().copied().unwrap_or(0.0);
+        acc = self.add_public(&acc, &scalar(fixed(c0, WORK + COEF)?))?;
+        self.rescale(
+            &Fx {
+                v: acc,
+                f: WORK + COEF,
+            },
+            out_f,
+        )
+        .await
+    }
+
+    /// `e^x` at scale `out_f`, for `x` at the model's scale.
+    async fn exp_fx(&mut self, x: &ArithShare, out_f: u32) -> Result<Fx> {
+        let cfg = self.config.approx;
+        let r = cfg.exp_max_abs;
+        if !(r > 0.0 && r <= 40.0) {
+            return Err(Error::Usage("exp_max_abs must lie in (0, 40]".into()));
+        }
+        // s squarings bring |x/2^s| to at most 1/2; t = 2·x/2^s ∈ [-1, 1]
+        // is the same ring value read with s - 1 more fractional bits.
+        let s = libm::ceil(log2(2.0 * r)).max(1.0) as u32;
+        let t = self
+            .rescale(
+                &Fx {
+                    v: x.clone(),
+                    f: self.frac() + s - 1,
+                },
+                WORK,
+            )
+            .await?;
+        let coeffs = chebyshev::fit(libm::exp, -0.5, 0.5, cfg.exp_degree);
+        // Scale of the value after squaring i, chosen so the next square fits.
+        let scale_for = |i: u32| -> u32 {
+            let vmax = libm::exp(r / libm::pow(2.0, (s - i) as f64));
+            (29.0 - log2(vmax)).floor().clamp(8.0, WORK as f64) as u32
+        };
+        let first = if s == 0 { out_f } else { scale_for(0) };
+        let mut v = self.chebyshev(&t, &coeffs, first).await?;
+        for i in 1..=s {
+            let target = if i == s { out_f } else { scale_for(i) };
+            let sq = self.square_ring(&v.v).await?;
+            v = self.rescale(&Fx { v: sq, f: 2 * v.f }, target).await?;
+        }
+        Ok(v)
+    }
+
+    /// `e^x` for `x` in `[-exp_max_abs, exp_max_abs]` (default ±16).
+    /// Rounds: 17 with the defaults.
+    pub async fn exp(&mut self, x: &ArithShare) -> Result<ArithShare> {
+        let f = self.frac();
+        Ok(self.exp_fx(x, f).await?.v)
+    }
+
+    /// The one-hot exponent of positive `x` over `[lo, hi]`: one batch of
+    /// comparisons with every `2^j` and one bit conversion (8 rounds).
+    async fn exponent(&mut self, x: &ArithShare, lo: i32, hi: i32) -> Result<Exponent> {
+        let f = self.frac() as i32;
+        if lo < -f || hi < lo || hi + f > 60 {
+            return Err(Error::Usage(format!(
+                "normalization range 2^{lo}..2^{hi} does not fit {f} fractional bits"
+            )));
+        }
+        let n = x.len();
+        let parts: Vec<ArithShare> = (lo..=hi)
+            .map(|j| {
+                let thr = self.public(&RingTensor::from_elem(IxDyn(x.shape()), 1u64 << (j + f)));
+                self.sub(x, &thr)
+            })
+            .collect::<Result<_>>()?;
+        let below = self.msb(&concat(&parts.iter().collect::<Vec<_>>())).await?;
+        // b_j = [x ≥ 2^j]
+        let at_least = below.not(self.id() == 0);
+        let ints = self.b2a_bits(&at_least).await?;
+        let is = as_slice(ints.as_raw());
+        let count = (hi - lo + 1) as usize;
+        let onehot = (0..count)
+            .map(|k| {
+                let v: Vec<u64> = (0..n)
+                    .map(|i| {
+                        let bj = is[k * n + i];
+                        let next = if k + 1 < count {
+                            is[(k + 1) * n + i]
+                        } else {
+                            0
+                        };
+                        bj.wrapping_sub(next)
+                    })
+                    .collect();
+                ArithShare::from_raw(from_vec(x.shape(), v))
+            })
+            .collect();
+        Ok(Exponent { onehot, lo })
+    }
+
+    /// `Σ_j onehot_j · round(g(j)·2^k)`: a public per-exponent factor at
+    /// scale `k` (local).
+    fn factor(&self, e: &Exponent, g: impl Fn(i32) -> f64, k: u32) -> Result<Fx> {
+        let shape = e
+            .onehot
+            .first()
+            .map(|o| o.shape().to_vec())
+            .unwrap_or_default();
+        let mut acc = ArithShare::from_raw(RingTensor::zeros(IxDyn(&shape)));
+        for (i, oh) in e.onehot.iter().enumerate() {
+            let w = fixed(g(e.lo + i as i32), k)?;
+            acc = self.add(&acc, &self.mul_public_int(oh, &scalar(w))?)?;
+        }
+        Ok(Fx { v: acc, f: k })
+    }
+
+    /// `x' = x·2^(-j) ∈ [1, 2)` at scale [`WORK`], and the exponent.
+    async fn mantissa(&mut self, x: &ArithShare) -> Result<(Fx, Exponent)> {
+        let cfg = self.config.approx;
+        let e = self.exponent(x, cfg.norm_lo, cfg.norm_hi).await?;
+        let k1 = (cfg.norm_hi + 2) as u32;
+        let m1 = self.factor(&e, |j| libm::pow(2.0, -j as f64), k1)?;
+        let xf = Fx {
+            v: x.clone(),
+            f: self.frac(),
+        };
+        let xm = self.mul_fx(&[(&xf, &m1)], WORK).await?.remove(0);
+        Ok((xm, e))
+    }
+
+    /// `g(x')·h(j)` for the mantissa `x'` and exponent `j` of positive `x`,
+    /// at the model's scale; `bound` bounds the result.
+    async fn via_mantissa(
+        &mut self,
+        x: &ArithShare,
+        g: impl Fn(f64) -> f64,
+        h: impl Fn(i32) -> f64,
+        bound: f64,
+    ) -> Result<ArithShare> {
+        let (xm, e) = self.mantissa(x).await?;
+        let t = self.affine_int(&xm, 2, -3.0)?;
+        let c = chebyshev::fit(g, 1.0, 2.0, self.config.approx.degree);
+        let r = self.chebyshev(&t, &c, WORK).await?;
+        // Scale of the factor: as high as the product allows.
+        let k2 = (59.0 - WORK as f64 - log2(bound.max(1.0))).floor();
+        if k2 < 8.0 {
+            return Err(Error::Usage(
+                "approximation range too wide for the ring".into(),
+            ));
+        }
+        let m2 = self.factor(&e, h, k2 as u32)?;
+        let f = self.frac();
+        Ok(self.mul_fx(&[(&r, &m2)], f).await?.remove(0).v)
+    }
+
+    /// `1/x` for `x ∈ [2^norm_lo, 2^(norm_hi+1))` (default `[2^-8, 2^25)`).
+    /// Rounds: 19.
+    pub async fn reciprocal(&mut self, x: &ArithShare) -> Result<ArithShare> {
+        let lo = self.config.approx.norm_lo;
+        let bound = libm::pow(2.0, -lo as f64);
+        self.via_mantissa(x, |v| 1.0 / v, |j| libm::pow(2.0, -j as f64), bound)
+            .await
+    }
+
+    /// `x / y` for `y` in the reciprocal's range. Rounds: 21.
+    pub async fn div(&mut self, x: &ArithShare, y: &ArithShare) -> Result<ArithShare> {
+        let r = self.reciprocal(y).await?;
+        self.mul(x, &r).await
+    }
+
+    /// `1/√x` for `x` in the reciprocal's range. Rounds: 19.
+    pub async fn inv_sqrt(&mut self, x: &ArithShare) -> Result<ArithShare> {
+        let lo = self.config.approx.norm_lo;
+        let bound = libm::pow(2.0, -lo as f64 / 2.0);
+        self.via_mantissa(
+            x,
+            |v| 1.0 / libm::sqrt(v),
+            |j| libm::pow(2.0, -j as f64 / 2.0),
+            bound,
+        )
+        .await
+    }
+
+    /// `√x` for `x` in the reciprocal's range. Rounds: 19.
+    pub async fn sqrt(&mut self, x: &ArithShare) -> Result<ArithShare> {
+        let hi = self.config.approx.norm_hi;
+        let bound = libm::pow(2.0, (hi + 1) as f64 / 2.0);
+        self.via_mantissa(x, libm::sqrt, |j| libm::pow(2.0, j as f64 / 2.0), bound)
+            .await
+    }
+
+    /// `ln x` for `x` in the reciprocal's range: `ln x' + j·ln 2`. Rounds: 18.
+    pub async fn log(&mut self, x: &ArithShare) -> Result<ArithShare> {
+        let (xm, e) = self.mantissa(x).await?;
+        let t = self.affine_int(&xm, 2, -3.0)?;
+        let c = chebyshev::fit(libm::log, 1.0, 2.0, self.config.approx.degree);
+        let r = self.chebyshev(&t, &c, WORK).await?;
+        let jl = self.factor(&e, |j| j as f64 * core::f64::consts::LN_2, WORK)?;
+        let sum = self.add(&r.v, &jl.v)?;
+        let f = self.frac();
+        Ok(self.rescale(&Fx { v: sum, f: WORK }, f).await?.v)
+    }
+
+    /// The logistic function. Inputs are clipped to `±exp_max_abs` first
+    /// (where it is within 1.2e-7 of 0 or 1). Rounds: 33.
+    pub async fn sigmoid(&mut self, x: &ArithShare) -> Result<ArithShare> {
+        let (neg, pos_part) = self.sigmoid_parts(x).await?;
+        // σ(x) = s⁺ where x ≥ 0, 1 − s⁺ where x < 0.
+        let f = self.frac();
+        let one = RingTensor::from_elem(IxDyn(x.shape()), 1u64 << f);
+        let two_s = self.mul_public_int(&pos_part, &scalar(2))?;
+        let flip = self.sub(&self.public(&one), &two_s)?;
+        let sel = self.select(&neg, &flip).await?;
+        self.add(&pos_part, &sel)
+    }
+
+    /// `([x < 0], 1/(1 + e^(-|x|)))` with `|x|` clipped to the exp range.
+    async fn sigmoid_parts(
+        &mut self,
+        x: &ArithShare,
+    ) -> Result<(crate::bits::BitShare, ArithShare)> {
+        let f = self.frac();
+        let r = self.config.approx.exp_max_abs;
+        let n = x.len();
+        let rr = self.public(&RingTensor::from_elem(
+            IxDyn(x.shape()),
+            self.config.fixed_point.encode(r)?,
+        ));
+        // Signs of x, R − x and x + R in one batch.
+        let r_minus = self.sub(&rr, x)?;
+        let r_plus = self.add(x, &rr)?;
+        let bits = self.msb(&concat(&[x, &r_minus, &r_plus])).await?;
+        let neg = bits.slice(0, n);
+        // a = |x| clipped to R: x − 2x·[x<0] + (R − x)·[x>R] + (R + x)·[x<−R]
+        let minus_2x = self.mul_public_int(x, &scalar(2u64.wrapping_neg()))?;
+        let sel = self
+            .select(&bits, &concat(&[&minus_2x, &r_minus, &r_plus]))
+            .await?;
+        let ss = as_slice(sel.as_raw());
+        let xs = as_slice(x.as_raw());
+        let a: Vec<u64> = (0..n)
+            .map(|i| {
+                xs[i]
+                    .wrapping_add(ss[i])
+                    .wrapping_add(ss[n + i])
+                    .wrapping_add(ss[2 * n + i])
+            })
+            .collect();
+        let a = ArithShare::from_raw(from_vec(x.shape(), a));
+        let e = self.exp_fx(&self.neg(&a), WORK).await?;
+        // t = 2e − 1 ∈ [-1, 1]; s⁺ = 1/(1 + e)
+        let t = self.affine_int(&e, 2, -1.0)?;
+        let c = chebyshev::fit(|v| 1.0 / (1.0 + v), 0.0, 1.0, self.config.approx.degree);
+        let s = self.chebyshev(&t, &c, f).await?;
+        Ok((neg, s.v))
+    }
+
+    /// `tanh x = 2σ(2x) − 1`. Rounds: 33.
+    pub async fn tanh(&mut self, x: &ArithShare) -> Result<ArithShare> {
+        let x2 = self.mul_public_int(x, &scalar(2))?;
+        let s = self.sigmoid(&x2).await?;
+        let s2 = self.mul_public_int(&s, &scalar(2))?;
+        let one = RingTensor::from_elem(IxDyn(x.shape()), 1u64 << self.frac());
+        self.sub(&s2, &self.public(&one))
+    }
+
+    /// The error function: an odd Chebyshev polynomial on the input clipped to
+    /// `±erf_clip`. Rounds: 8 + 2·⌈log2 erf_degree⌉ + 1 (19 by default).
+    pub async fn erf(&mut self, x: &ArithShare) -> Result<ArithShare> {
+        let cfg = self.config.approx;
+        let e = cfg.erf_clip;
+        let n = x.len();
+        let fp = self.config.fixed_point;
+        let ee = self.public(&RingTensor::from_elem(IxDyn(x.shape()), fp.encode(e)?));
+        let e_minus = self.sub(&ee, x)?; // < 0 ⇔ x > E
+        let e_plus = self.add(x, &ee)?; // < 0 ⇔ x < −E
+        let bits = self.msb(&concat(&[&e_minus, &e_plus])).await?;
+        let neg_e_plus = self.neg(&e_plus);
+        let sel = self
+            .select(&bits, &concat(&[&e_minus, &neg_e_plus]))
+            .await?;
+        let ss = as_slice(sel.as_raw());
+        let xs = as_slice(x.as_raw());
+        let clipped: Vec<u64> = (0..n)
+            .map(|i| xs[i].wrapping_add(ss[i]).wrapping_add(ss[n + i]))
+            .collect();
+        let clipped = ArithShare::from_raw(from_vec(x.shape(), clipped));
+        // t = x / E: multiply by round(2^WORK / E) and divide by 2^f.
+        let f = self.frac();
+        let inv_e = self.mul_public_int(&clipped, &scalar(fixed(1.0 / e, WORK)?))?;
+        let t = self
+            .rescale(
+                &Fx {
+                    v: inv_e,
+                    f: f + WORK,
+                },
+                WORK,
+            )
+            .await?;
+        let mut c = chebyshev::fit(|v| libm::erf(v), -e, e, cfg.erf_degree);
+        for (k, ck) in c.iter_mut().enumerate() {
+            if k % 2 == 0 {
+                *ck = 0.0; // odd function
+            }
+        }
+        Ok(self.chebyshev(&t, &c, f).await?.v)
+    }
+
+    /// GELU, erf form: `x·Φ(x) = x·(1 + erf(x/√2))/2`. Rounds: 22.
+    pub async fn gelu(&mut self, x: &ArithShare) -> Result<ArithShare> {
+        let f = self.frac();
+        let scaled =
+            self.mul_public_int(x, &scalar(fixed(core::f64::consts::FRAC_1_SQRT_2, WORK)?))?;
+        let xs2 = self
+            .rescale(
+                &Fx {
+                    v: scaled,
+                    f: f + WORK,
+                },
+                f,
+            )
+            .await?;
+        let er = self.erf(&xs2.v).await?;
+        let one = RingTensor::from_elem(IxDyn(x.shape()), 1u64 << f);
+        let phi2 = self.add(&er, &self.public(&one))?; // 2Φ(x)
+        let prod = self
+            .bilinear_ring(
+                &BilinearOp::Hadamard {
+                    shape: x.shape().to_vec(),
+                },
+                x,
+                &phi2,
+            )
+            .await?;
+        // x·2Φ at scale 2f, halved and truncated in one division.
+        self.div_public(&prod, &Divisor::Uniform(1u64 << (f + 1)))
+            .await
+    }
+
+    /// GELU, tanh form: `x·(1 + tanh(√(2/π)(x + 0.044715x³)))/2`. Rounds: 39.
+    pub async fn gelu_tanh(&mut self, x: &ArithShare) -> Result<ArithShare> {
+        let f = self.frac();
+        let x2 = self.square(x).await?;
+        let x3 = self.mul(&x2, x).await?;
+        let k = libm::sqrt(2.0 / core::f64::consts::PI);
+        let a = self.mul_public_int(x, &scalar(fixed(k, f)?))?;
+        let b = self.mul_public_int(&x3, &scalar(fixed(k * 0.044715, f)?))?;
+        let inner = self.add(&a, &b)?;
+        let inner = self.truncate(&inner).await?;
+        let th = self.tanh(&inner).await?;
+        let one = RingTensor::from_elem(IxDyn(x.shape()), 1u64 << f);
+        let onep = self.add(&th, &self.public(&one))?;
+        let prod = self
+            .bilinear_ring(
+                &BilinearOp::Hadamard {
+                    shape: x.shape().to_vec(),
+                },
+                x,
+                &onep,
+            )
+            .await?;
+        self.div_public(&prod, &Divisor::Uniform(1u64 << (f + 1)))
+            .await
+    }
+
+    /// Softmax over the last axis: `e^x · (1/Σe^x)` with the sum normalized,
+    /// so the result keeps its precision whatever the sum. Inputs must lie in
+    /// the exp range (`±16` by default) and each row's sum in
+    /// `[2^-8, 2^38)`. Rounds: 36.
+    pub async fn softmax(&mut self, x: &ArithShare) -> Result<ArithShare> {
+        let (e, rows, k) = self.softmax_exp(x).await?;
+        let sums = self.row_sums(&e.v, rows, k)?;
+        let ex = self.exponent(&sums, -8, 37).await?;
+        let m1 = self.factor(&ex, |j| libm::pow(2.0, -j as f64), 40)?;
+        // S' = S·2^-j ∈ [1,2) and every e'_i = e_i·2^-j ≤ 2, in one batch.
+        let m1_rows = Fx {
+            v: repeat_rows(&m1.v, k),
+            f: m1.f,
+        };
+        let sf = Fx { v: sums, f: e.f };
+        let prods = self.mul_fx(&[(&sf, &m1), (&e, &m1_rows)], WORK).await?;
+        let (s_norm, e_norm) = (&prods[0], &prods[1]);
+        let t = self.affine_int(s_norm, 2, -3.0)?;
+        let c = chebyshev::fit(|v| 1.0 / v, 1.0, 2.0, self.config.approx.degree);
+        let r = self.chebyshev(&t, &c, WORK).await?;
+        let r_rows = Fx {
+            v: repeat_rows(&r.v, k),
+            f: WORK,
+        };
+        let f = self.frac();
+        let y = self.mul_fx(&[(e_norm, &r_rows)], f).await?.remove(0);
+        Ok(ArithShare::from_raw(
+            y.v.into_raw()
+                .into_shape_with_order(IxDyn(x.shape()))
+                .map_err(|e| Error::Shape(format!("{e}")))?,
+        ))
+    }
+
+    /// `log softmax` over the last axis: `x − ln Σe^x`. Rounds: 35.
+    pub async fn log_softmax(&mut self, x: &ArithShare) -> Result<ArithShare> {
+        let (e, rows, k) = self.softmax_exp(x).await?;
+        let sums = self.row_sums(&e.v, rows, k)?;
+        let sums = self.rescale(&Fx { v: sums, f: e.f }, self.frac()).await?;
+        let saved = self.config.approx;
+        self.config.approx.norm_lo = -8;
+        self.config.approx.norm_hi = 37;
+        let ln = self.log(&sums.v).await;
+        self.config.approx = saved;
+        let ln_rows = repeat_rows(&ln?, k);
+        let xs = ArithShare::from_raw(
+            x.as_raw()
+                .clone()
+                .into_shape_with_order(IxDyn(&[rows * k]))
+                .map_err(|e| Error::Shape(format!("{e}")))?,
+        );
+        let y = self.sub(&xs, &ln_rows)?;
+        Ok(ArithShare::from_raw(
+            y.into_raw()
+                .into_shape_with_order(IxDyn(x.shape()))
+                .map_err(|e| Error::Shape(format!("{e}")))?,
+        ))
+    }
+
+    /// `e^x` flattened to rows of the last axis, at the model's scale.
+    async fn softmax_exp(&mut self, x: &ArithShare) -> Result<(Fx, usize, usize)> {
+        let k = *x
+            .shape()
+            .last()
+            .ok_or_else(|| Error::Shape("softmax of a scalar".into()))?;
+        if k == 0 {
+            return Err(Error::Shape("softmax over an empty axis".into()));
+        }
+        let rows = x.len() / k;
+        let flat = ArithShare::from_raw(from_vec(&[rows * k], as_slice(x.as_raw()).into_owned()));
+        let f = self.frac();
+        let e = self.exp_fx(&flat, f).await?;
+        Ok((e, rows, k))
+    }
+
+    fn row_sums(&self, e: &ArithShare, rows: usize, k: usize) -> Result<ArithShare> {
+        let es = as_slice(e.as_raw());
+        let v: Vec<u64> = (0..rows)
+            .map(|r| {
+                es[r * k..(r + 1) * k]
+                    .iter()
+                    .fold(0u64, |a, &b| a.wrapping_add(b))
+            })
+            .collect();
+        Ok(ArithShare::from_raw(from_vec(&[rows], v)))
+    }
+
+    /// Layer normalization over the last axis (no affine part: multiply by
+    /// the scale and add the bias after). Rounds: 1 + 3 + 19 + 2 = 25.
+    pub async fn layer_norm(&mut self, x: &ArithShare, epsilon: f64) -> Result<ArithShare> {
+        let ax = x
+            .shape()
+            .len()
+            .checked_sub(1)
+            .ok_or_else(|| Error::Shape("layer norm of a scalar".into()))?;
+        let k = x.shape()[ax];
+        let mu = self.mean(x, &[ax], true).await?;
+        let mu_b = ArithShare::from_raw(
+            mu.as_raw()
+                .broadcast(IxDyn(x.shape()))
+                .ok_or_else(|| Error::Shape("mean broadcast".into()))?
+                .to_owned(),
+        );
+        let d = self.sub(x, &mu_b)?;
+        let sq = self.square(&d).await?;
+        let var = self.mean(&sq, &[ax], true).await?;
+        let eps =
+            RingTensor::from_elem(IxDyn(var.shape()), self.config.fixed_point.encode(epsilon)?);
+        let var = self.add_public(&var, &eps)?;
+        let isd = self.inv_sqrt(&var).await?;
+        let isd_b = ArithShare::from_raw(
+            isd.as_raw()
+                .broadcast(IxDyn(x.shape()))
+                .ok_or_else(|| Error::Shape("inverse deviation broadcast".into()))?
+                .to_owned(),
+        );
+        let _ = k;
+        self.mul(&d, &isd_b).await
+    }
+}
+
+/// Repeats each element `k` times (row-wise broadcast of per-row values).
+fn repeat_rows(v: &ArithShare, k: usize) -> ArithShare {
+    let vs = as_slice(v.as_raw());
+    let out: Vec<u64> = vs
+        .iter()
+        .flat_map(|&x| core::iter::repeat_n(x, k))
+        .collect();
+    let n = out.len();
+    ArithShare::from_raw(from_vec(&[n], out))
+}
