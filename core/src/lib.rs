@@ -30,6 +30,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod accuracy;
 pub mod backend;
 pub mod bilinear;
 pub mod bits;

@@ -287,7 +287,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         // Scale of the value after squaring i, chosen so the next square fits.
         let scale_for = |i: u32| -> u32 {
             let vmax = libm::exp(r / libm::pow(2.0, (s - i) as f64));
-            (29.0 - log2(vmax)).floor().clamp(8.0, WORK as f64) as u32
+            libm::floor(29.0 - log2(vmax)).clamp(8.0, WORK as f64) as u32
         };
         let first = if s == 0 { out_f } else { scale_for(0) };
         let mut v = self.chebyshev(&t, &coeffs, first).await?;
@@ -391,7 +391,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let c = chebyshev::fit(g, 1.0, 2.0, self.config.approx.degree);
         let r = self.chebyshev(&t, &c, WORK).await?;
         // Scale of the factor: as high as the product allows.
-        let k2 = (59.0 - WORK as f64 - log2(bound.max(1.0))).floor();
+        let k2 = libm::floor(59.0 - WORK as f64 - log2(bound.max(1.0)));
         if k2 < 8.0 {
             return Err(Error::Usage(
                 "approximation range too wide for the ring".into(),
@@ -546,7 +546,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 WORK,
             )
             .await?;
-        let mut c = chebyshev::fit(|v| libm::erf(v), -e, e, cfg.erf_degree);
+        let mut c = chebyshev::fit(libm::erf, -e, e, cfg.erf_degree);
         for (k, ck) in c.iter_mut().enumerate() {
             if k % 2 == 0 {
                 *ck = 0.0; // odd function
