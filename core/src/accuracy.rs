@@ -189,7 +189,7 @@ pub fn cases() -> Vec<Case> {
             name: "softmax",
             function: Function::Softmax,
             input: Input::Rows {
-                rows: 200,
+                rows: 1000,
                 sigma: 3.0,
             },
             bound: Bound::Absolute(1e-3),

@@ -249,3 +249,72 @@ fn select_multiplies_by_a_shared_bit_in_one_round() {
         }
     }
 }
+
+#[test]
+fn max_argmax_pooling_and_leaky_relu_match_plaintext() {
+    use hush_core::protocol::MaxPool2dParams;
+    for n in PARTIES {
+        let mut prg = data_prg(5);
+        // Values on a coarse grid so ties happen.
+        let x = uniform(&mut prg, &[2, 3, 5, 7], 4.0).mapv(|v| v.round());
+        let xe = fp().encode_tensor(&x).unwrap();
+        let pool = MaxPool2dParams {
+            kernel: [3, 2],
+            stride: [2, 2],
+            padding: [1, 0, 1, 1],
+            dilation: [1, 2],
+            ceil_mode: true,
+        };
+        let outs = run_mpc(n, Config::default(), 5, |mut p| {
+            let xe = &xe;
+            async move {
+                let me = p.id();
+                let xs = p.input::<Arith>(0, held(me, 0, xe), &[2, 3, 5, 7]).await?;
+                let m3 = p.max_axis(&xs, 3).await?;
+                let m1 = p.max_axis(&xs, 1).await?;
+                let a3 = p.argmax_axis(&xs, 3).await?;
+                let pooled = p.max_pool2d(&xs, &pool).await?;
+                let leaky = p.leaky_relu(&xs, 0.1).await?;
+                p.open_many(&[&m3, &m1, &a3, &pooled, &leaky]).await
+            }
+        });
+        let m3 = x.map_axis(ndarray::Axis(3), |r| {
+            r.iter().copied().fold(f64::MIN, f64::max)
+        });
+        let m1 = x.map_axis(ndarray::Axis(1), |r| {
+            r.iter().copied().fold(f64::MIN, f64::max)
+        });
+        let a3 = x.map_axis(ndarray::Axis(3), |r| {
+            let m = r.iter().copied().fold(f64::MIN, f64::max);
+            r.iter().position(|&v| v == m).unwrap() as f64
+        });
+        // Pooling reference: output size by the ceil rule, padded cells never win.
+        let (h, w) = (5usize, 7usize);
+        let oh = (h + 2 - 3).div_ceil(2) + 1;
+        let ow = (w + 1 - 3).div_ceil(2) + 1;
+        let oh = if (oh - 1) * 2 >= h + 1 { oh - 1 } else { oh };
+        let ow = if (ow - 1) * 2 >= w { ow - 1 } else { ow };
+        let pooled = ArrayD::from_shape_fn(IxDyn(&[2, 3, oh, ow]), |ix| {
+            let mut m = f64::MIN;
+            for ky in 0..3 {
+                for kx in 0..2 {
+                    let iy = (ix[2] * 2 + ky) as isize - 1;
+                    let ixx = (ix[3] * 2 + kx * 2) as isize;
+                    if iy >= 0 && ixx >= 0 && (iy as usize) < h && (ixx as usize) < w {
+                        m = m.max(x[[ix[0], ix[1], iy as usize, ixx as usize]]);
+                    }
+                }
+            }
+            m
+        });
+        let leaky = x.mapv(|v| if v >= 0.0 { v } else { 0.1 * v });
+        for o in outs {
+            let d: Vec<ArrayD<f64>> = o.iter().map(|t| fp().decode_tensor(t)).collect();
+            assert_eq!(d[0], m3);
+            assert_eq!(d[1], m1);
+            assert_eq!(d[2], a3);
+            assert_eq!(d[3], pooled);
+            assert!(max_abs_err(&d[4], &leaky) <= 2.0 * ulp(fp()));
+        }
+    }
+}

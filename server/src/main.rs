@@ -1,9 +1,11 @@
 //! `hush`: the Hush command-line tool.
 //!
-//! Today it runs the benchmarks of the MPC core (`hush bench`). The model
+//! Today it runs the benchmarks of the MPC core (`hush bench`) and the
+//! accuracy table of the non-linear functions (`hush accuracy`). The model
 //! server (`serve`), dealer service (`dealer`), native client (`infer`) and
 //! single-process runner (`run`) come with the ONNX and networking work.
 
+mod accuracy;
 mod bench;
 
 /// mimalloc keeps freed pages for reuse: the protocols allocate tensors of
@@ -30,12 +32,15 @@ struct Cli {
 enum Command {
     /// Benchmarks: time, bytes per party and rounds of the core protocols.
     Bench(bench::BenchArgs),
+    /// Accuracy of the non-linear functions against f64 (docs/ACCURACY.md).
+    Accuracy(accuracy::AccuracyArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Bench(args) => bench::run(args),
+        Command::Accuracy(args) => accuracy::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

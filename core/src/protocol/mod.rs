@@ -25,11 +25,13 @@ mod binary;
 mod compare;
 mod linear;
 pub(crate) mod open;
+mod pool;
 mod truncation;
 
 pub use approx::ApproxConfig;
 pub use beaver::{FixedOperand, PreparedFixed};
 pub use linear::AvgPool2dParams;
+pub use pool::MaxPool2dParams;
 
 use crate::backend::Backend;
 use crate::channel::{Channel, CommStats};
