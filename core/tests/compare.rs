@@ -293,7 +293,11 @@ fn max_argmax_pooling_and_leaky_relu_match_plaintext() {
         let oh = (h + 2 - 3).div_ceil(2) + 1;
         let ow = (w + 1 - 3).div_ceil(2) + 1;
         let pad_top = 1;
-        let oh = if (oh - 1) * 2 >= h + pad_top { oh - 1 } else { oh };
+        let oh = if (oh - 1) * 2 >= h + pad_top {
+            oh - 1
+        } else {
+            oh
+        };
         let ow = if (ow - 1) * 2 >= w { ow - 1 } else { ow };
         let pooled = ArrayD::from_shape_fn(IxDyn(&[2, 3, oh, ow]), |ix| {
             let mut m = f64::MIN;

@@ -77,6 +77,11 @@ pub(crate) fn workloads() -> Vec<Entry> {
         entry::<TruncLocal>(),
         entry::<Relu>(),
         entry::<Lt>(),
+        entry::<Exp>(),
+        entry::<Reciprocal>(),
+        entry::<Sigmoid>(),
+        entry::<Sqrt>(),
+        entry::<Softmax>(),
     ]
 }
 
@@ -511,3 +516,61 @@ impl Workload for Lt {
         p.lt(&s.0, &s.1).await.map(drop)
     }
 }
+
+/// Fixed-point values uniform in [lo, hi), as party 0's input.
+async fn input_in<C: Channel, P: Preprocessing>(
+    p: &mut Party<C, P, CpuBackend>,
+    shape: &[usize],
+    lo: f64,
+    hi: f64,
+) -> CoreResult<ArithShare> {
+    let v = if p.id() == 0 {
+        let mut prg = Prg::from_entropy()?;
+        let fp = FixedPoint::default();
+        let t = prg.tensor(shape);
+        let mut out = t.clone();
+        for (o, &r) in out.iter_mut().zip(t.iter()) {
+            let u = (r >> 11) as f64 / (1u64 << 53) as f64;
+            *o = fp.encode(lo + (hi - lo) * u)?;
+        }
+        Some(out)
+    } else {
+        None
+    };
+    p.input::<Arith>(0, v.as_ref(), shape).await
+}
+
+/// A workload applying one unary protocol to inputs in a range.
+macro_rules! unary_workload {
+    ($ty:ident, $name:expr, $shape:expr, $lo:expr, $hi:expr, $method:ident) => {
+        struct $ty;
+        impl Workload for $ty {
+            const NAME: &'static str = $name;
+            type State = ArithShare;
+            async fn prepare<C: Channel, P: Preprocessing>(
+                p: &mut Party<C, P, CpuBackend>,
+            ) -> CoreResult<Self::State> {
+                input_in(p, &$shape, $lo, $hi).await
+            }
+            async fn online<C: Channel, P: Preprocessing>(
+                p: &mut Party<C, P, CpuBackend>,
+                s: &mut Self::State,
+            ) -> CoreResult<()> {
+                p.$method(s).await.map(drop)
+            }
+        }
+    };
+}
+
+unary_workload!(Exp, "exp 1e5", [100_000], -8.0, 8.0, exp);
+unary_workload!(
+    Reciprocal,
+    "reciprocal 1e5",
+    [100_000],
+    0.1,
+    100.0,
+    reciprocal
+);
+unary_workload!(Sigmoid, "sigmoid 1e5", [100_000], -8.0, 8.0, sigmoid);
+unary_workload!(Sqrt, "sqrt 1e5", [100_000], 0.01, 100.0, sqrt);
+unary_workload!(Softmax, "softmax 1000x100", [1000, 100], -9.0, 9.0, softmax);
