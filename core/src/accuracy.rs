@@ -282,16 +282,21 @@ pub fn reference(f: Function, x: &ArrayD<f64>) -> ArrayD<f64> {
 
 /// Runs one case with two parties and measures it against the reference.
 pub fn measure(case: &Case, config: Config) -> Result<Measurement> {
+    measure_with(case, config, 2)
+}
+
+/// Runs one case with `parties` parties and measures it against the reference.
+pub fn measure_with(case: &Case, config: Config, parties: usize) -> Result<Measurement> {
     let x = inputs(&case.input);
     let fp = config.fixed_point;
     let xe: RingTensor = fp.encode_tensor(&x)?;
     // Compare with the function of the inputs as encoded.
     let expect = reference(case.function, &fp.decode_tensor(&xe));
     let shape = x.shape().to_vec();
-    let seeds = SeededDealer::<CpuBackend>::random_seeds(2)?;
+    let seeds = SeededDealer::<CpuBackend>::random_seeds(parties)?;
     let mut preps = in_process(&seeds, CpuBackend).into_iter();
     let f = case.function;
-    let results = run_parties(2, |ch| {
+    let results = run_parties(parties, |ch| {
         let prep = preps.next();
         let (xe, shape) = (&xe, &shape);
         async move {

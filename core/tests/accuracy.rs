@@ -2,7 +2,7 @@
 //! accuracy table (docs/ACCURACY.md is generated from the same
 //! specification by `hush accuracy`).
 
-use hush_core::accuracy::{cases, measure};
+use hush_core::accuracy::{cases, measure, measure_with};
 use hush_core::protocol::Config;
 
 #[test]
@@ -23,4 +23,17 @@ fn every_function_meets_its_stated_bound() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn three_parties_meet_the_same_bounds() {
+    for case in cases() {
+        let m = measure_with(&case, Config::default(), 3).expect("the protocol runs");
+        assert!(
+            m.worst_ratio <= 1.0,
+            "{} with 3 parties: {:.2}× its bound",
+            case.name,
+            m.worst_ratio
+        );
+    }
 }
