@@ -38,6 +38,7 @@ pub mod channel;
 pub mod chebyshev;
 mod elementwise;
 pub mod error;
+pub mod plan;
 pub mod preprocessing;
 pub mod prg;
 pub mod protocol;

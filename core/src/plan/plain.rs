@@ -1,0 +1,267 @@
+//! The plaintext evaluator: the same plan in `f64`, the reference of every
+//! model test.
+
+use super::{Op, Plan, Weights};
+use crate::error::{Error, Result};
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+use ndarray::{ArrayD, Axis, IxDyn};
+
+fn shape_err(e: impl core::fmt::Display) -> Error {
+    Error::Shape(format!("{e}"))
+}
+
+/// Broadcasts two arrays to their common shape and combines them.
+fn broadcast2(
+    a: &ArrayD<f64>,
+    b: &ArrayD<f64>,
+    f: impl Fn(f64, f64) -> f64,
+) -> Result<ArrayD<f64>> {
+    let shape = broadcast_shape(a.shape(), b.shape())?;
+    let a = a
+        .broadcast(IxDyn(&shape))
+        .ok_or_else(|| shape_err("broadcast"))?;
+    let b = b
+        .broadcast(IxDyn(&shape))
+        .ok_or_else(|| shape_err("broadcast"))?;
+    Ok(ndarray::Zip::from(&a).and(&b).map_collect(|&x, &y| f(x, y)))
+}
+
+/// Numpy broadcast of two shapes.
+pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let r = a.len().max(b.len());
+    let dim = |s: &[usize], i: usize| {
+        if i + s.len() >= r {
+            s[i + s.len() - r]
+        } else {
+            1
+        }
+    };
+    (0..r)
+        .map(|i| match (dim(a, i), dim(b, i)) {
+            (x, y) if x == y => Ok(x),
+            (1, y) => Ok(y),
+            (x, 1) => Ok(x),
+            _ => Err(Error::Shape(format!("{a:?} and {b:?} do not broadcast"))),
+        })
+        .collect()
+}
+
+/// `x · w` over the last axis of `x` and the first of 2-D `w`.
+fn matmul_last(x: &ArrayD<f64>, w: &ArrayD<f64>) -> Result<ArrayD<f64>> {
+    let (k, n) = match w.shape() {
+        &[k, n] => (k, n),
+        s => {
+            return Err(Error::Shape(format!(
+                "weight of a matrix product must be 2-D, got {s:?}"
+            )));
+        }
+    };
+    let xs = x.shape();
+    if xs.last() != Some(&k) {
+        return Err(Error::Shape(format!("{xs:?} · {:?}", w.shape())));
+    }
+    let rows = x.len() / k.max(1);
+    let x2 = x
+        .as_standard_layout()
+        .into_owned()
+        .into_shape_with_order((rows, k))
+        .map_err(shape_err)?;
+    let w2 = w
+        .as_standard_layout()
+        .into_owned()
+        .into_shape_with_order((k, n))
+        .map_err(shape_err)?;
+    let y = x2.dot(&w2);
+    let mut out_shape = xs.to_vec();
+    if let Some(last) = out_shape.last_mut() {
+        *last = n;
+    }
+    y.into_shape_with_order(IxDyn(&out_shape))
+        .map_err(shape_err)
+}
+
+fn conv(x: &ArrayD<f64>, w: &ArrayD<f64>, a: &super::ConvAttrs) -> Result<ArrayD<f64>> {
+    let (&[n, _, h, wd], &[o, cg, kh, kw]) = (x.shape(), w.shape()) else {
+        return Err(Error::Shape("conv needs 4-D input and kernel".into()));
+    };
+    let p: crate::backend::Conv2dParams = (*a).into();
+    let [oh, ow] = crate::backend::conv2d_output_hw([h, wd], [kh, kw], &p)?;
+    let og = o / p.groups.max(1);
+    Ok(ArrayD::from_shape_fn(IxDyn(&[n, o, oh, ow]), |ix| {
+        let (b, oc, oy, ox) = (ix[0], ix[1], ix[2], ix[3]);
+        let g = oc / og;
+        let mut acc = 0.0;
+        for ci in 0..cg {
+            for ky in 0..kh {
+                let iy = (oy * p.stride[0] + ky * p.dilation[0]) as isize - p.padding[0] as isize;
+                if iy < 0 || iy >= h as isize {
+                    continue;
+                }
+                for kx in 0..kw {
+                    let ixx =
+                        (ox * p.stride[1] + kx * p.dilation[1]) as isize - p.padding[1] as isize;
+                    if ixx >= 0 && (ixx as usize) < wd {
+                        acc += x[[b, g * cg + ci, iy as usize, ixx as usize]] * w[[oc, ci, ky, kx]];
+                    }
+                }
+            }
+        }
+        acc
+    }))
+}
+
+fn pool(x: &ArrayD<f64>, a: &super::PoolAttrs, max: bool) -> Result<ArrayD<f64>> {
+    let &[n, c, h, w] = x.shape() else {
+        return Err(Error::Shape("pooling needs [N,C,H,W]".into()));
+    };
+    let mut out_hw = [0usize; 2];
+    for d in 0..2 {
+        let size = [h, w][d];
+        let dil = if max { a.dilation[d] } else { 1 };
+        let padded = size + a.padding[d] + a.padding[d + 2];
+        let span = dil * (a.kernel[d].max(1) - 1) + 1;
+        if padded < span || a.stride[d] == 0 {
+            return Err(Error::Shape("pooling window does not fit".into()));
+        }
+        let mut o = if a.ceil_mode {
+            (padded - span).div_ceil(a.stride[d]) + 1
+        } else {
+            (padded - span) / a.stride[d] + 1
+        };
+        if a.ceil_mode && (o - 1) * a.stride[d] >= size + a.padding[d] {
+            o -= 1;
+        }
+        out_hw[d] = o;
+    }
+    Ok(ArrayD::from_shape_fn(
+        IxDyn(&[n, c, out_hw[0], out_hw[1]]),
+        |ix| {
+            let (mut m, mut s, mut cnt) = (f64::MIN, 0.0, 0usize);
+            for ky in 0..a.kernel[0] {
+                for kx in 0..a.kernel[1] {
+                    let dy = if max { a.dilation[0] } else { 1 };
+                    let dx = if max { a.dilation[1] } else { 1 };
+                    let iy = (ix[2] * a.stride[0] + ky * dy) as isize - a.padding[0] as isize;
+                    let ixx = (ix[3] * a.stride[1] + kx * dx) as isize - a.padding[1] as isize;
+                    if iy >= 0 && ixx >= 0 && (iy as usize) < h && (ixx as usize) < w {
+                        let v = x[[ix[0], ix[1], iy as usize, ixx as usize]];
+                        m = m.max(v);
+                        s += v;
+                        cnt += 1;
+                    }
+                }
+            }
+            if max {
+                m
+            } else if a.count_include_pad {
+                s / (a.kernel[0] * a.kernel[1]) as f64
+            } else {
+                s / cnt.max(1) as f64
+            }
+        },
+    ))
+}
+
+/// Evaluates `plan` on `inputs` (one per [`Plan::inputs`]) in `f64`.
+pub fn evaluate(
+    plan: &Plan,
+    weights: &Weights,
+    inputs: &[ArrayD<f64>],
+) -> Result<Vec<ArrayD<f64>>> {
+    plan.validate()?;
+    if inputs.len() != plan.inputs.len() || weights.tensors.len() != plan.weights.len() {
+        return Err(Error::Usage("wrong number of inputs or weights".into()));
+    }
+    let mut vals: Vec<Option<ArrayD<f64>>> = vec![None; plan.values.len()];
+    for (&id, x) in plan.inputs.iter().zip(inputs) {
+        if x.shape() != plan.values[id].shape.as_slice() {
+            return Err(Error::Shape(format!(
+                "input {} has shape {:?}, the plan says {:?}",
+                plan.values[id].name,
+                x.shape(),
+                plan.values[id].shape
+            )));
+        }
+        vals[id] = Some(x.clone());
+    }
+    for node in &plan.nodes {
+        let arg = |i: usize| -> Result<&ArrayD<f64>> {
+            node.inputs
+                .get(i)
+                .and_then(|&v| vals[v].as_ref())
+                .ok_or_else(|| Error::Usage(format!("node {} is missing input {i}", node.name)))
+        };
+        let w = |id: usize| &weights.tensors[id];
+        let y = match &node.op {
+            Op::MatMulWeight { weight } => matmul_last(arg(0)?, w(*weight))?,
+            Op::Conv { weight, attrs } => conv(arg(0)?, w(*weight), attrs)?,
+            Op::AddWeight { weight } => broadcast2(arg(0)?, w(*weight), |a, b| a + b)?,
+            Op::MulWeight { weight } => broadcast2(arg(0)?, w(*weight), |a, b| a * b)?,
+            Op::AddConst(c) => broadcast2(arg(0)?, &c.to_array()?, |a, b| a + b)?,
+            Op::MulConst(c) => broadcast2(arg(0)?, &c.to_array()?, |a, b| a * b)?,
+            Op::Add => broadcast2(arg(0)?, arg(1)?, |a, b| a + b)?,
+            Op::Sub => broadcast2(arg(0)?, arg(1)?, |a, b| a - b)?,
+            Op::Mul => broadcast2(arg(0)?, arg(1)?, |a, b| a * b)?,
+            Op::MatMul => {
+                let (a, b) = (arg(0)?, arg(1)?);
+                if b.ndim() != 2 {
+                    return Err(Error::Unsupported(
+                        "plaintext MatMul of two values needs a 2-D right operand",
+                    ));
+                }
+                matmul_last(a, b)?
+            }
+            Op::Relu => arg(0)?.mapv(|v| v.max(0.0)),
+            Op::Clip { lo, hi } => arg(0)?.mapv(|v| v.clamp(*lo, *hi)),
+            Op::LeakyRelu { alpha } => arg(0)?.mapv(|v| if v >= 0.0 { v } else { alpha * v }),
+            Op::Sigmoid => arg(0)?.mapv(|v| 1.0 / (1.0 + libm::exp(-v))),
+            Op::Tanh => arg(0)?.mapv(libm::tanh),
+            Op::Softmax { axis } => {
+                let x = arg(0)?;
+                let mut y = x.clone();
+                for mut lane in y.lanes_mut(Axis(*axis)) {
+                    let m = lane.iter().copied().fold(f64::MIN, f64::max);
+                    lane.mapv_inplace(|v| libm::exp(v - m));
+                    let s: f64 = lane.iter().sum();
+                    lane.mapv_inplace(|v| v / s);
+                }
+                y
+            }
+            Op::MaxPool(a) => pool(arg(0)?, a, true)?,
+            Op::AveragePool(a) => pool(arg(0)?, a, false)?,
+            Op::GlobalAveragePool => {
+                let x = arg(0)?;
+                x.mean_axis(Axis(3))
+                    .and_then(|m| m.mean_axis(Axis(2)))
+                    .ok_or_else(|| shape_err("empty pooling"))?
+                    .insert_axis(Axis(2))
+                    .insert_axis(Axis(3))
+            }
+            Op::Reshape { shape } => arg(0)?
+                .as_standard_layout()
+                .into_owned()
+                .into_shape_with_order(IxDyn(shape))
+                .map_err(shape_err)?,
+        };
+        if y.shape() != plan.values[node.output].shape.as_slice() {
+            return Err(Error::Shape(format!(
+                "node {} ({}) produced {:?}, the plan says {:?}",
+                node.name,
+                node.op.name(),
+                y.shape(),
+                plan.values[node.output].shape
+            )));
+        }
+        vals[node.output] = Some(y);
+    }
+    plan.outputs
+        .iter()
+        .map(|&o| {
+            vals[o]
+                .clone()
+                .ok_or_else(|| Error::Usage("output not computed".into()))
+        })
+        .collect()
+}

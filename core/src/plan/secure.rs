@@ -1,0 +1,279 @@
+//! The secure evaluator: one plan, run by every party under MPC.
+//!
+//! The owner's matrix and convolution weights are fixed once per session
+//! (their masks opened once, see [`Party::fix_operand`]), so each inference
+//! opens only activations. Biases and scales are shared by the owner without
+//! communication. Inputs come from the client; outputs are revealed to the
+//! client alone.
+
+use super::{Op, Plan, Weights};
+use crate::backend::Backend;
+use crate::bilinear::BilinearOp;
+use crate::channel::Channel;
+use crate::error::{Error, PartyId, Result};
+use crate::preprocessing::{FixedSide, Preprocessing};
+use crate::protocol::{FixedOperand, Party};
+use crate::ring::RingTensor;
+use crate::share::{Arith, ArithShare};
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+use ndarray::{ArrayD, IxDyn};
+
+/// The owner's weights as this party holds them for a session.
+pub struct SessionWeights {
+    fixed: Vec<Option<FixedOperand>>,
+    shared: Vec<Option<ArithShare>>,
+}
+
+impl core::fmt::Debug for SessionWeights {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "SessionWeights {{ {} tensors }}", self.fixed.len())
+    }
+}
+
+/// Roles of the parties in an inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// Holds the weights.
+    pub owner: PartyId,
+    /// Holds the inputs and receives the outputs.
+    pub client: PartyId,
+}
+
+/// Sets up the owner's weights for a session: one round per matrix or
+/// convolution weight (its mask opened once); biases are shared locally.
+/// The owner passes `Some(weights)`, the others `None`.
+pub async fn setup<C: Channel, P: Preprocessing, B: Backend>(
+    party: &mut Party<C, P, B>,
+    plan: &Plan,
+    roles: Roles,
+    weights: Option<&Weights>,
+) -> Result<SessionWeights> {
+    plan.validate()?;
+    let fp = party.config().fixed_point;
+    let mine = party.id() == roles.owner;
+    if mine != weights.is_some() {
+        return Err(Error::Usage(
+            "exactly the owner provides the weights".into(),
+        ));
+    }
+    let n = plan.weights.len();
+    let mut out = SessionWeights {
+        fixed: vec![None; n],
+        shared: vec![None; n],
+    };
+    for node in &plan.nodes {
+        let (id, fixed) = match node.op {
+            Op::MatMulWeight { weight } | Op::Conv { weight, .. } => (weight, true),
+            Op::AddWeight { weight } | Op::MulWeight { weight } => (weight, false),
+            _ => continue,
+        };
+        if out.fixed[id].is_some() || out.shared[id].is_some() {
+            continue;
+        }
+        let shape = plan.weights[id].shape.clone();
+        let encoded = match weights {
+            Some(w) => Some(fp.encode_tensor(&w.tensors[id])?),
+            None => None,
+        };
+        if fixed {
+            out.fixed[id] = Some(
+                party
+                    .fix_operand(roles.owner, encoded.as_ref(), &shape)
+                    .await?,
+            );
+        } else {
+            out.shared[id] = Some(
+                party
+                    .input::<Arith>(roles.owner, encoded.as_ref(), &shape)
+                    .await?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn broadcast_share(x: &ArithShare, shape: &[usize]) -> Result<ArithShare> {
+    Ok(ArithShare::from_raw(
+        x.as_raw()
+            .broadcast(IxDyn(shape))
+            .ok_or_else(|| {
+                Error::Shape(format!("{:?} does not broadcast to {shape:?}", x.shape()))
+            })?
+            .to_owned(),
+    ))
+}
+
+/// Runs one inference. The client passes its inputs (one per
+/// [`Plan::inputs`]), the others `None`; the client gets the outputs,
+/// the others `None`.
+pub async fn evaluate<C: Channel, P: Preprocessing, B: Backend>(
+    party: &mut Party<C, P, B>,
+    plan: &Plan,
+    roles: Roles,
+    session: &SessionWeights,
+    inputs: Option<&[ArrayD<f64>]>,
+) -> Result<Option<Vec<ArrayD<f64>>>> {
+    let fp = party.config().fixed_point;
+    let me = party.id();
+    if (me == roles.client) != inputs.is_some() {
+        return Err(Error::Usage(
+            "exactly the client provides the inputs".into(),
+        ));
+    }
+    let mut vals: Vec<Option<ArithShare>> = vec![None; plan.values.len()];
+    for (k, &id) in plan.inputs.iter().enumerate() {
+        let shape = plan.values[id].shape.clone();
+        let encoded: Option<RingTensor> = match inputs {
+            Some(xs) => {
+                let x = xs
+                    .get(k)
+                    .ok_or_else(|| Error::Usage("too few inputs".into()))?;
+                if x.shape() != shape.as_slice() {
+                    return Err(Error::Shape(format!(
+                        "input {} has shape {:?}, the plan says {shape:?}",
+                        plan.values[id].name,
+                        x.shape()
+                    )));
+                }
+                Some(fp.encode_tensor(x)?)
+            }
+            None => None,
+        };
+        vals[id] = Some(
+            party
+                .input::<Arith>(roles.client, encoded.as_ref(), &shape)
+                .await?,
+        );
+    }
+    for node in &plan.nodes {
+        let arg = |i: usize| -> Result<ArithShare> {
+            node.inputs
+                .get(i)
+                .and_then(|&v| vals[v].clone())
+                .ok_or_else(|| Error::Usage(format!("node {} is missing input {i}", node.name)))
+        };
+        let out_shape = plan.values[node.output].shape.clone();
+        let fixed = |id: usize| {
+            session.fixed[id]
+                .as_ref()
+                .ok_or_else(|| Error::Usage("weight was not set up".into()))
+        };
+        let shared = |id: usize| {
+            session.shared[id]
+                .as_ref()
+                .ok_or_else(|| Error::Usage("weight was not set up".into()))
+        };
+        let y = match &node.op {
+            Op::MatMulWeight { weight } => {
+                let x = arg(0)?;
+                let w = fixed(*weight)?;
+                let op = BilinearOp::MatMul {
+                    lhs: x.shape().to_vec(),
+                    rhs: w.shape().to_vec(),
+                };
+                party.bilinear_fixed(&op, FixedSide::Rhs, w, &x).await?
+            }
+            Op::Conv { weight, attrs } => {
+                let x = arg(0)?;
+                let w = fixed(*weight)?;
+                let (Ok(input), Ok(kernel)) = (
+                    <[usize; 4]>::try_from(x.shape()),
+                    <[usize; 4]>::try_from(w.shape()),
+                ) else {
+                    return Err(Error::Shape("conv needs 4-D input and kernel".into()));
+                };
+                let op = BilinearOp::Conv2d {
+                    input,
+                    kernel,
+                    params: (*attrs).into(),
+                };
+                party.bilinear_fixed(&op, FixedSide::Rhs, w, &x).await?
+            }
+            Op::AddWeight { weight } => {
+                let b = broadcast_share(shared(*weight)?, &out_shape)?;
+                let x = broadcast_share(&arg(0)?, &out_shape)?;
+                party.add(&x, &b)?
+            }
+            Op::MulWeight { weight } => {
+                let b = broadcast_share(shared(*weight)?, &out_shape)?;
+                let x = broadcast_share(&arg(0)?, &out_shape)?;
+                party.mul(&x, &b).await?
+            }
+            Op::AddConst(c) => {
+                let x = broadcast_share(&arg(0)?, &out_shape)?;
+                party.add_public(&x, &fp.encode_tensor(&c.to_array()?)?)?
+            }
+            Op::MulConst(c) => {
+                let x = broadcast_share(&arg(0)?, &out_shape)?;
+                let c = c.to_array()?;
+                party.mul_public(&x, &c).await?
+            }
+            Op::Add | Op::Sub => {
+                let a = broadcast_share(&arg(0)?, &out_shape)?;
+                let b = broadcast_share(&arg(1)?, &out_shape)?;
+                if node.op == Op::Add {
+                    party.add(&a, &b)?
+                } else {
+                    party.sub(&a, &b)?
+                }
+            }
+            Op::Mul => {
+                let a = broadcast_share(&arg(0)?, &out_shape)?;
+                let b = broadcast_share(&arg(1)?, &out_shape)?;
+                party.mul(&a, &b).await?
+            }
+            Op::MatMul => party.matmul(&arg(0)?, &arg(1)?).await?,
+            Op::Relu => party.relu(&arg(0)?).await?,
+            Op::Clip { lo, hi } => party.clip(&arg(0)?, *lo, *hi).await?,
+            Op::LeakyRelu { alpha } => party.leaky_relu(&arg(0)?, *alpha).await?,
+            Op::Sigmoid => party.sigmoid(&arg(0)?).await?,
+            Op::Tanh => party.tanh(&arg(0)?).await?,
+            Op::Softmax { axis } => {
+                let x = arg(0)?;
+                if *axis + 1 != x.shape().len() {
+                    return Err(Error::Unsupported(
+                        "softmax over an axis other than the last",
+                    ));
+                }
+                party.softmax(&x).await?
+            }
+            Op::MaxPool(a) => party.max_pool2d(&arg(0)?, &a.max()).await?,
+            Op::AveragePool(a) => {
+                if a.ceil_mode {
+                    return Err(Error::Unsupported("average pooling with ceil_mode"));
+                }
+                party.avg_pool2d(&arg(0)?, &a.avg()).await?
+            }
+            Op::GlobalAveragePool => party.mean(&arg(0)?, &[2, 3], true).await?,
+            Op::Reshape { shape } => ArithShare::from_raw(
+                arg(0)?
+                    .into_raw()
+                    .as_standard_layout()
+                    .into_owned()
+                    .into_shape_with_order(IxDyn(shape))
+                    .map_err(|e| Error::Shape(format!("{e}")))?,
+            ),
+        };
+        if y.shape() != out_shape.as_slice() {
+            return Err(Error::Shape(format!(
+                "node {} ({}) produced {:?}, the plan says {out_shape:?}",
+                node.name,
+                node.op.name(),
+                y.shape()
+            )));
+        }
+        vals[node.output] = Some(y);
+    }
+    let mut outs = Vec::new();
+    for &o in &plan.outputs {
+        let y = vals[o]
+            .as_ref()
+            .ok_or_else(|| Error::Usage("output not computed".into()))?;
+        if let Some(v) = party.reveal_to(y, roles.client).await? {
+            outs.push(fp.decode_tensor(&v));
+        }
+    }
+    Ok((me == roles.client).then_some(outs))
+}

@@ -1,0 +1,1080 @@
+//! The importer: one pass over the graph.
+
+use crate::proto::{self, AttributeProto, ModelProto, NodeProto, TensorProto};
+use hush_core::backend::{Conv2dParams, conv2d_output_hw};
+use hush_core::plan::{
+    Constant, ConvAttrs, Node, Op, Plan, PoolAttrs, ValueInfo, WeightInfo, Weights,
+};
+use ndarray::{ArrayD, Axis, IxDyn};
+use prost::Message;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fmt;
+
+/// Why a model could not be imported.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The bytes are not an ONNX protobuf.
+    Decode(String),
+    /// The model's opset is outside 13–21.
+    Opset(i64),
+    /// An operator (or a form of it) that Hush does not support.
+    Unsupported {
+        /// ONNX op type.
+        op: String,
+        /// Node name.
+        node: String,
+        /// What exactly is unsupported.
+        detail: String,
+    },
+    /// The model is malformed or inconsistent.
+    Invalid {
+        /// Node name (or a tensor name).
+        node: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ImportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImportError::Decode(e) => write!(f, "not an ONNX model: {e}"),
+            ImportError::Opset(v) => write!(f, "opset {v} is not supported (13 to 21 are)"),
+            ImportError::Unsupported { op, node, detail } => {
+                write!(f, "unsupported operator {op} at node '{node}'")?;
+                if !detail.is_empty() {
+                    write!(f, ": {detail}")?;
+                }
+                Ok(())
+            }
+            ImportError::Invalid { node, reason } => {
+                write!(f, "invalid model at '{node}': {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ImportError {}
+
+/// Import settings.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Fractional bits of the plan's fixed point (default 16).
+    pub frac_bits: u32,
+    /// Size of symbolic dimensions (the batch), default 1.
+    pub symbolic_dim: usize,
+    /// Shapes that override the model's input shapes, by input name.
+    pub input_shapes: HashMap<String, Vec<usize>>,
+    /// Plan name; the model's graph name when `None`.
+    pub name: Option<String>,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            frac_bits: 16,
+            symbolic_dim: 1,
+            input_shapes: HashMap::new(),
+            name: None,
+        }
+    }
+}
+
+/// An imported model.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The public plan.
+    pub plan: Plan,
+    /// The owner's weights.
+    pub weights: Weights,
+}
+
+/// The ONNX operators the importer accepts (the manifest of `docs/OPS.md`).
+pub fn supported_ops() -> &'static [&'static str] {
+    &[
+        "Add",
+        "AveragePool",
+        "BatchNormalization",
+        "Cast",
+        "Clip",
+        "Concat",
+        "Constant",
+        "Conv",
+        "Dropout",
+        "Flatten",
+        "Gather",
+        "Gemm",
+        "GlobalAveragePool",
+        "Identity",
+        "LeakyRelu",
+        "MatMul",
+        "MaxPool",
+        "Mul",
+        "Relu",
+        "Reshape",
+        "Shape",
+        "Sigmoid",
+        "Softmax",
+        "Sub",
+        "Tanh",
+        "Unsqueeze",
+    ]
+}
+
+/// What a name in the graph stands for during import.
+#[derive(Clone)]
+enum Entry {
+    /// A secret value of the plan.
+    Secret(usize),
+    /// A public constant (folded shape arithmetic, Constant nodes).
+    Public(ArrayD<f64>),
+    /// A float initializer: becomes a weight where it meets a secret value.
+    Init(ArrayD<f64>),
+}
+
+struct Builder {
+    plan: Plan,
+    weights: Vec<ArrayD<f64>>,
+    names: HashMap<String, Entry>,
+    /// Node index in the plan that produced each value.
+    producer: HashMap<usize, usize>,
+    /// How many ONNX nodes read each name.
+    uses: HashMap<String, usize>,
+}
+
+fn invalid(node: &str, reason: impl Into<String>) -> ImportError {
+    ImportError::Invalid {
+        node: node.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn unsupported(n: &NodeProto, detail: impl Into<String>) -> ImportError {
+    ImportError::Unsupported {
+        op: n.op_type().to_string(),
+        node: n.name().to_string(),
+        detail: detail.into(),
+    }
+}
+
+fn tensor_to_array(t: &TensorProto) -> Result<ArrayD<f64>, ImportError> {
+    let name = t.name();
+    let dims: Vec<usize> = t
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| invalid(name, "negative dimension")))
+        .collect::<Result<_, _>>()?;
+    let count: usize = dims.iter().product();
+    if count > hush_core::plan::MAX_ELEMENTS {
+        return Err(invalid(name, "tensor over the size limit"));
+    }
+    use proto::tensor_proto::DataType;
+    let dt = DataType::try_from(t.data_type()).map_err(|_| invalid(name, "unknown data type"))?;
+    let raw = t.raw_data();
+    let data: Vec<f64> = match dt {
+        DataType::Float => {
+            if !raw.is_empty() {
+                raw.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+                    .collect()
+            } else {
+                t.float_data.iter().map(|&v| v as f64).collect()
+            }
+        }
+        DataType::Double => {
+            if !raw.is_empty() {
+                raw.chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                    .collect()
+            } else {
+                t.double_data.clone()
+            }
+        }
+        DataType::Int64 => {
+            if !raw.is_empty() {
+                raw.chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f64)
+                    .collect()
+            } else {
+                t.int64_data.iter().map(|&v| v as f64).collect()
+            }
+        }
+        DataType::Int32 => {
+            if !raw.is_empty() {
+                raw.chunks_exact(4)
+                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+                    .collect()
+            } else {
+                t.int32_data.iter().map(|&v| v as f64).collect()
+            }
+        }
+        other => {
+            return Err(invalid(
+                name,
+                format!("data type {other:?} is not supported"),
+            ));
+        }
+    };
+    if data.len() != count {
+        return Err(invalid(
+            name,
+            format!("{} values for shape {dims:?}", data.len()),
+        ));
+    }
+    ArrayD::from_shape_vec(IxDyn(&dims), data).map_err(|e| invalid(name, e.to_string()))
+}
+
+fn attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+    n.attribute.iter().find(|a| a.name() == name)
+}
+
+fn attr_i(n: &NodeProto, name: &str, default: i64) -> i64 {
+    attr(n, name).and_then(|a| a.i).unwrap_or(default)
+}
+
+fn attr_f(n: &NodeProto, name: &str, default: f32) -> f32 {
+    attr(n, name).and_then(|a| a.f).unwrap_or(default)
+}
+
+fn attr_ints(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    attr(n, name).map(|a| a.ints.clone())
+}
+
+fn attr_s(n: &NodeProto, name: &str) -> Option<String> {
+    attr(n, name)
+        .and_then(|a| a.s.as_ref())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+}
+
+fn usize_list(n: &NodeProto, v: &[i64], what: &str) -> Result<Vec<usize>, ImportError> {
+    v.iter()
+        .map(|&x| usize::try_from(x).map_err(|_| invalid(n.name(), format!("negative {what}"))))
+        .collect()
+}
+
+fn pair(n: &NodeProto, name: &str, default: usize) -> Result<[usize; 2], ImportError> {
+    match attr_ints(n, name) {
+        None => Ok([default; 2]),
+        Some(v) if v.len() == 2 => {
+            let u = usize_list(n, &v, name)?;
+            Ok([u[0], u[1]])
+        }
+        Some(_) => Err(unsupported(
+            n,
+            format!("{name} must have 2 entries (2-D only)"),
+        )),
+    }
+}
+
+fn pads(n: &NodeProto) -> Result<[usize; 4], ImportError> {
+    if let Some(p) = attr_s(n, "auto_pad") {
+        if p != "NOTSET" && p != "VALID" {
+            return Err(unsupported(n, format!("auto_pad {p}")));
+        }
+    }
+    match attr_ints(n, "pads") {
+        None => Ok([0; 4]),
+        Some(v) if v.len() == 4 => {
+            let u = usize_list(n, &v, "pads")?;
+            // ONNX order: [top, left, bottom, right]
+            Ok([u[0], u[1], u[2], u[3]])
+        }
+        Some(_) => Err(unsupported(n, "pads must have 4 entries (2-D only)")),
+    }
+}
+
+fn broadcast_shape(n: &NodeProto, a: &[usize], b: &[usize]) -> Result<Vec<usize>, ImportError> {
+    hush_core::plan::plain::broadcast_shape(a, b).map_err(|e| invalid(n.name(), e.to_string()))
+}
+
+impl Builder {
+    fn value(&mut self, name: &str, shape: Vec<usize>) -> usize {
+        self.plan.values.push(ValueInfo {
+            name: name.to_string(),
+            shape,
+        });
+        self.plan.values.len() - 1
+    }
+
+    fn shape(&self, v: usize) -> Vec<usize> {
+        self.plan.values[v].shape.clone()
+    }
+
+    fn weight(&mut self, name: &str, t: ArrayD<f64>) -> usize {
+        self.plan.weights.push(WeightInfo {
+            name: name.to_string(),
+            shape: t.shape().to_vec(),
+        });
+        self.weights.push(t);
+        self.weights.len() - 1
+    }
+
+    fn emit(&mut self, n: &NodeProto, op: Op, inputs: Vec<usize>, out_shape: Vec<usize>) -> usize {
+        let out_name = n.output.first().cloned().unwrap_or_default();
+        let v = self.value(&out_name, out_shape);
+        self.plan.nodes.push(Node {
+            name: n.name().to_string(),
+            op,
+            inputs,
+            output: v,
+        });
+        self.producer.insert(v, self.plan.nodes.len() - 1);
+        self.names.insert(out_name, Entry::Secret(v));
+        v
+    }
+
+    fn get(&self, n: &NodeProto, i: usize) -> Result<Entry, ImportError> {
+        let name = n
+            .input
+            .get(i)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| invalid(n.name(), format!("missing input {i}")))?;
+        self.names.get(name).cloned().ok_or_else(|| {
+            invalid(
+                n.name(),
+                format!("input '{name}' is not defined before use"),
+            )
+        })
+    }
+
+    fn opt(&self, n: &NodeProto, i: usize) -> Result<Option<Entry>, ImportError> {
+        match n.input.get(i) {
+            Some(s) if !s.is_empty() => self.get(n, i).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn set_public(&mut self, n: &NodeProto, v: ArrayD<f64>) {
+        if let Some(o) = n.output.first() {
+            self.names.insert(o.clone(), Entry::Public(v));
+        }
+    }
+
+    fn alias(&mut self, n: &NodeProto, e: Entry) {
+        if let Some(o) = n.output.first() {
+            self.names.insert(o.clone(), e);
+        }
+    }
+
+    fn node(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let op = n.op_type();
+        if !n.domain().is_empty() && n.domain() != "ai.onnx" {
+            return Err(unsupported(n, format!("domain '{}'", n.domain())));
+        }
+        match op {
+            "Identity" | "Dropout" => {
+                let e = self.get(n, 0)?;
+                self.alias(n, e);
+            }
+            "Constant" => {
+                let t = attr(n, "value")
+                    .and_then(|a| a.t.as_ref())
+                    .ok_or_else(|| unsupported(n, "only the 'value' form"))?;
+                self.set_public(n, tensor_to_array(t)?);
+            }
+            "Shape" => {
+                let shape = match self.get(n, 0)? {
+                    Entry::Secret(v) => self.shape(v),
+                    Entry::Public(a) | Entry::Init(a) => a.shape().to_vec(),
+                };
+                let v: Vec<f64> = shape.iter().map(|&d| d as f64).collect();
+                let len = v.len();
+                self.set_public(
+                    n,
+                    ArrayD::from_shape_vec(IxDyn(&[len]), v)
+                        .map_err(|e| invalid(n.name(), e.to_string()))?,
+                );
+            }
+            "Cast" => match self.get(n, 0)? {
+                Entry::Public(a) | Entry::Init(a) => self.set_public(n, a),
+                e @ Entry::Secret(_) => self.alias(n, e),
+            },
+            "Gather" | "Unsqueeze" | "Concat" => self.fold_public(n)?,
+            "Conv" => self.conv(n)?,
+            "Gemm" => self.gemm(n)?,
+            "MatMul" => self.matmul(n)?,
+            "Add" | "Sub" | "Mul" => self.elementwise(n)?,
+            "BatchNormalization" => self.batch_norm(n)?,
+            "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "Clip" | "Softmax" => self.unary(n)?,
+            "MaxPool" | "AveragePool" => self.pool(n)?,
+            "GlobalAveragePool" => {
+                let x = self.secret(n, 0)?;
+                let s = self.shape(x);
+                if s.len() != 4 {
+                    return Err(invalid(n.name(), "GlobalAveragePool needs [N,C,H,W]"));
+                }
+                self.emit(n, Op::GlobalAveragePool, vec![x], vec![s[0], s[1], 1, 1]);
+            }
+            "Flatten" | "Reshape" => self.reshape(n)?,
+            _ => return Err(unsupported(n, "")),
+        }
+        Ok(())
+    }
+
+    fn secret(&self, n: &NodeProto, i: usize) -> Result<usize, ImportError> {
+        match self.get(n, i)? {
+            Entry::Secret(v) => Ok(v),
+            _ => Err(unsupported(
+                n,
+                format!("input {i} is constant where a computed value was expected"),
+            )),
+        }
+    }
+
+    fn public_of(&self, n: &NodeProto, i: usize) -> Result<ArrayD<f64>, ImportError> {
+        match self.get(n, i)? {
+            Entry::Public(a) | Entry::Init(a) => Ok(a),
+            Entry::Secret(_) => Err(unsupported(n, format!("input {i} must be constant"))),
+        }
+    }
+
+    /// Gather / Unsqueeze / Concat on constants (shape arithmetic).
+    fn fold_public(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let out = match n.op_type() {
+            "Gather" => {
+                let data = self.public_of(n, 0)?;
+                let idx = self.public_of(n, 1)?;
+                let axis = attr_i(n, "axis", 0);
+                let axis = if axis < 0 {
+                    axis + data.ndim() as i64
+                } else {
+                    axis
+                } as usize;
+                if axis >= data.ndim() {
+                    return Err(invalid(n.name(), "axis out of range"));
+                }
+                let len = data.shape()[axis] as i64;
+                let picks: Vec<usize> = idx
+                    .iter()
+                    .map(|&v| {
+                        let v = v as i64;
+                        let v = if v < 0 { v + len } else { v };
+                        usize::try_from(v)
+                            .ok()
+                            .filter(|&u| (u as i64) < len)
+                            .ok_or_else(|| invalid(n.name(), "index out of range"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                let sel = data.select(Axis(axis), &picks);
+                if idx.ndim() == 0 {
+                    sel.index_axis(Axis(axis), 0).to_owned()
+                } else {
+                    sel
+                }
+            }
+            "Unsqueeze" => {
+                let mut data = self.public_of(n, 0)?;
+                let axes = match self.opt(n, 1)? {
+                    Some(Entry::Public(a)) | Some(Entry::Init(a)) => {
+                        a.iter().map(|&v| v as i64).collect()
+                    }
+                    _ => attr_ints(n, "axes").unwrap_or_default(),
+                };
+                let rank = (data.ndim() + axes.len()) as i64;
+                let mut axes: Vec<usize> = axes
+                    .iter()
+                    .map(|&a| if a < 0 { a + rank } else { a } as usize)
+                    .collect();
+                axes.sort_unstable();
+                for a in axes {
+                    if a > data.ndim() {
+                        return Err(invalid(n.name(), "axis out of range"));
+                    }
+                    data.insert_axis_inplace(Axis(a));
+                }
+                data
+            }
+            _ => {
+                let axis = attr_i(n, "axis", 0);
+                let parts: Vec<ArrayD<f64>> = (0..n.input.len())
+                    .map(|i| self.public_of(n, i))
+                    .collect::<Result<_, _>>()?;
+                let rank = parts.first().map_or(1, |p| p.ndim()) as i64;
+                let axis = if axis < 0 { axis + rank } else { axis } as usize;
+                let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+                ndarray::concatenate(Axis(axis), &views)
+                    .map_err(|e| invalid(n.name(), e.to_string()))?
+            }
+        };
+        self.set_public(n, out);
+        Ok(())
+    }
+
+    fn conv(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.secret(n, 0)?;
+        let Entry::Init(w) = self.get(n, 1)? else {
+            return Err(unsupported(
+                n,
+                "the kernel must be an initializer (the owner's weight)",
+            ));
+        };
+        if w.ndim() != 4 {
+            return Err(unsupported(n, "only 2-D convolutions"));
+        }
+        let attrs = ConvAttrs {
+            stride: pair(n, "strides", 1)?,
+            padding: pads(n)?,
+            dilation: pair(n, "dilations", 1)?,
+            groups: attr_i(n, "group", 1).max(1) as usize,
+        };
+        let xs = self.shape(x);
+        if xs.len() != 4 {
+            return Err(invalid(n.name(), "Conv input must be [N,C,H,W]"));
+        }
+        let p: Conv2dParams = attrs.into();
+        let [oh, ow] = conv2d_output_hw([xs[2], xs[3]], [w.shape()[2], w.shape()[3]], &p)
+            .map_err(|e| invalid(n.name(), e.to_string()))?;
+        let o = w.shape()[0];
+        let wname = n.input[1].clone();
+        let wid = self.weight(&wname, w);
+        let bias = self.opt(n, 2)?;
+        if bias.is_none() {
+            self.emit(
+                n,
+                Op::Conv { weight: wid, attrs },
+                vec![x],
+                vec![xs[0], o, oh, ow],
+            );
+            return Ok(());
+        }
+        let Some(Entry::Init(b)) = bias else {
+            return Err(unsupported(n, "the bias must be an initializer"));
+        };
+        let conv_out = self.emit(
+            n,
+            Op::Conv { weight: wid, attrs },
+            vec![x],
+            vec![xs[0], o, oh, ow],
+        );
+        let b = b
+            .into_shape_with_order(IxDyn(&[1, o, 1, 1]))
+            .map_err(|e| invalid(n.name(), e.to_string()))?;
+        let bid = self.weight(&n.input[2], b);
+        self.emit(
+            n,
+            Op::AddWeight { weight: bid },
+            vec![conv_out],
+            vec![xs[0], o, oh, ow],
+        );
+        Ok(())
+    }
+
+    fn gemm(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        if attr_i(n, "transA", 0) != 0 {
+            return Err(unsupported(n, "transA"));
+        }
+        let x = self.secret(n, 0)?;
+        let Entry::Init(b) = self.get(n, 1)? else {
+            return Err(unsupported(
+                n,
+                "B must be an initializer (the owner's weight)",
+            ));
+        };
+        let mut w = if attr_i(n, "transB", 0) != 0 {
+            b.t().to_owned()
+        } else {
+            b
+        };
+        let alpha = attr_f(n, "alpha", 1.0) as f64;
+        if alpha != 1.0 {
+            w.mapv_inplace(|v| v * alpha);
+        }
+        let xs = self.shape(x);
+        if xs.len() != 2 || w.ndim() != 2 || xs[1] != w.shape()[0] {
+            return Err(invalid(
+                n.name(),
+                format!("Gemm shapes {xs:?} · {:?}", w.shape()),
+            ));
+        }
+        let out_shape = vec![xs[0], w.shape()[1]];
+        let wid = self.weight(&n.input[1], w);
+        let mm = self.emit(
+            n,
+            Op::MatMulWeight { weight: wid },
+            vec![x],
+            out_shape.clone(),
+        );
+        if let Some(c) = self.opt(n, 2)? {
+            let Entry::Init(mut c) = c else {
+                return Err(unsupported(n, "C must be an initializer"));
+            };
+            let beta = attr_f(n, "beta", 1.0) as f64;
+            c.mapv_inplace(|v| v * beta);
+            broadcast_shape(n, &out_shape, c.shape())?;
+            let cid = self.weight(&n.input[2], c);
+            self.emit(n, Op::AddWeight { weight: cid }, vec![mm], out_shape);
+        }
+        Ok(())
+    }
+
+    fn matmul(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        match (self.get(n, 0)?, self.get(n, 1)?) {
+            (Entry::Secret(x), Entry::Init(w)) | (Entry::Secret(x), Entry::Public(w)) => {
+                let xs = self.shape(x);
+                if w.ndim() != 2 || xs.last() != Some(&w.shape()[0]) {
+                    return Err(unsupported(
+                        n,
+                        format!("MatMul {xs:?} · {:?} (weight must be 2-D)", w.shape()),
+                    ));
+                }
+                let mut out = xs.clone();
+                if let Some(l) = out.last_mut() {
+                    *l = w.shape()[1];
+                }
+                let wid = self.weight(&n.input[1], w);
+                self.emit(n, Op::MatMulWeight { weight: wid }, vec![x], out);
+            }
+            (Entry::Secret(a), Entry::Secret(b)) => {
+                let (sa, sb) = (self.shape(a), self.shape(b));
+                if sa.len() < 2 || sb.len() < 2 {
+                    return Err(unsupported(n, "MatMul of vectors"));
+                }
+                let op = hush_core::bilinear::BilinearOp::MatMul { lhs: sa, rhs: sb };
+                let out = op
+                    .out_shape()
+                    .map_err(|e| invalid(n.name(), e.to_string()))?;
+                self.emit(n, Op::MatMul, vec![a, b], out);
+            }
+            _ => return Err(unsupported(n, "MatMul with a constant left operand")),
+        }
+        Ok(())
+    }
+
+    fn elementwise(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let op = n.op_type();
+        match (self.get(n, 0)?, self.get(n, 1)?) {
+            (Entry::Secret(a), Entry::Secret(b)) => {
+                let out = broadcast_shape(n, &self.shape(a), &self.shape(b))?;
+                let o = match op {
+                    "Add" => Op::Add,
+                    "Sub" => Op::Sub,
+                    _ => Op::Mul,
+                };
+                self.emit(n, o, vec![a, b], out);
+            }
+            (Entry::Secret(a), other) | (other, Entry::Secret(a)) => {
+                let first_secret = matches!(self.get(n, 0)?, Entry::Secret(_));
+                if op == "Sub" && !first_secret {
+                    return Err(unsupported(n, "constant minus a computed value"));
+                }
+                let (c, is_weight) = match other {
+                    Entry::Init(c) => (c, true),
+                    Entry::Public(c) => (c, false),
+                    Entry::Secret(_) => unreachable!("matched above"),
+                };
+                let c = if op == "Sub" { c.mapv(|v| -v) } else { c };
+                let out = broadcast_shape(n, &self.shape(a), c.shape())?;
+                let name = n.input[if first_secret { 1 } else { 0 }].clone();
+                let o = match (op, is_weight) {
+                    ("Mul", true) => Op::MulWeight {
+                        weight: self.weight(&name, c),
+                    },
+                    (_, true) => Op::AddWeight {
+                        weight: self.weight(&name, c),
+                    },
+                    ("Mul", false) => Op::MulConst(constant(c)),
+                    _ => Op::AddConst(constant(c)),
+                };
+                self.emit(n, o, vec![a], out);
+            }
+            (Entry::Public(a) | Entry::Init(a), Entry::Public(b) | Entry::Init(b)) => {
+                let f: fn(f64, f64) -> f64 = match op {
+                    "Add" => |x, y| x + y,
+                    "Sub" => |x, y| x - y,
+                    _ => |x, y| x * y,
+                };
+                let shape = broadcast_shape(n, a.shape(), b.shape())?;
+                let (a, b) = (
+                    a.broadcast(IxDyn(&shape))
+                        .ok_or_else(|| invalid(n.name(), "broadcast"))?,
+                    b.broadcast(IxDyn(&shape))
+                        .ok_or_else(|| invalid(n.name(), "broadcast"))?,
+                );
+                let v = ndarray::Zip::from(&a).and(&b).map_collect(|&x, &y| f(x, y));
+                self.set_public(n, v);
+            }
+        }
+        Ok(())
+    }
+
+    fn batch_norm(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.secret(n, 0)?;
+        let get = |i| match self.get(n, i) {
+            Ok(Entry::Init(a)) | Ok(Entry::Public(a)) => Ok(a),
+            _ => Err(unsupported(
+                n,
+                "scale, bias, mean and variance must be initializers",
+            )),
+        };
+        let (gamma, beta, mean, var) = (get(1)?, get(2)?, get(3)?, get(4)?);
+        let eps = attr_f(n, "epsilon", 1e-5) as f64;
+        let c = gamma.len();
+        let scale: Vec<f64> = (0..c)
+            .map(|i| gamma[[i]] / (var[[i]] + eps).sqrt())
+            .collect();
+        let shift: Vec<f64> = (0..c).map(|i| beta[[i]] - mean[[i]] * scale[i]).collect();
+        let xs = self.shape(x);
+        if xs.len() < 2 || xs[1] != c {
+            return Err(invalid(
+                n.name(),
+                "BatchNormalization channels do not match",
+            ));
+        }
+        // Fold into a preceding Conv (optionally followed by its bias) that
+        // nothing else reads.
+        let input_name = &n.input[0];
+        if self.uses.get(input_name).copied() == Some(1) {
+            if let Some(folded) = self.fold_bn(x, &scale, &shift)? {
+                self.names
+                    .insert(n.output[0].clone(), Entry::Secret(folded));
+                return Ok(());
+            }
+        }
+        let mut bshape = vec![1; xs.len()];
+        bshape[1] = c;
+        let sc = ArrayD::from_shape_vec(IxDyn(&bshape), scale)
+            .map_err(|e| invalid(n.name(), e.to_string()))?;
+        let sh = ArrayD::from_shape_vec(IxDyn(&bshape), shift)
+            .map_err(|e| invalid(n.name(), e.to_string()))?;
+        let sid = self.weight(&format!("{}.scale", n.name()), sc);
+        let m = self.emit(n, Op::MulWeight { weight: sid }, vec![x], xs.clone());
+        let hid = self.weight(&format!("{}.shift", n.name()), sh);
+        self.emit(n, Op::AddWeight { weight: hid }, vec![m], xs);
+        Ok(())
+    }
+
+    /// Folds a per-channel affine map into the Conv that produced `x`
+    /// (directly, or through its bias). Returns the new output value.
+    fn fold_bn(
+        &mut self,
+        x: usize,
+        scale: &[f64],
+        shift: &[f64],
+    ) -> Result<Option<usize>, ImportError> {
+        let Some(&pi) = self.producer.get(&x) else {
+            return Ok(None);
+        };
+        let (conv_idx, bias_idx) = match &self.plan.nodes[pi].op {
+            Op::Conv { .. } => (pi, None),
+            Op::AddWeight { .. } => {
+                let prev = self.plan.nodes[pi].inputs[0];
+                match self.producer.get(&prev) {
+                    Some(&ci) if matches!(self.plan.nodes[ci].op, Op::Conv { .. }) => {
+                        (ci, Some(pi))
+                    }
+                    _ => return Ok(None),
+                }
+            }
+            _ => return Ok(None),
+        };
+        let Op::Conv { weight, .. } = self.plan.nodes[conv_idx].op else {
+            return Ok(None);
+        };
+        for (o, mut filt) in self.weights[weight].axis_iter_mut(Axis(0)).enumerate() {
+            filt.mapv_inplace(|v| v * scale[o]);
+        }
+        let c = scale.len();
+        match bias_idx {
+            Some(bi) => {
+                let Op::AddWeight { weight: b } = self.plan.nodes[bi].op else {
+                    return Ok(None);
+                };
+                for (o, v) in self.weights[b].iter_mut().enumerate() {
+                    *v = *v * scale[o % c] + shift[o % c];
+                }
+                Ok(Some(self.plan.nodes[bi].output))
+            }
+            None => {
+                let conv_out = self.plan.nodes[conv_idx].output;
+                let shape = self.shape(conv_out);
+                let b = ArrayD::from_shape_vec(IxDyn(&[1, c, 1, 1]), shift.to_vec())
+                    .map_err(|e| invalid("bn", e.to_string()))?;
+                let name = format!("{}.folded_bias", self.plan.nodes[conv_idx].name);
+                let bid = self.weight(&name, b);
+                let v = self.value(&name, shape);
+                self.plan.nodes.push(Node {
+                    name,
+                    op: Op::AddWeight { weight: bid },
+                    inputs: vec![conv_out],
+                    output: v,
+                });
+                self.producer.insert(v, self.plan.nodes.len() - 1);
+                Ok(Some(v))
+            }
+        }
+    }
+
+    fn unary(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.secret(n, 0)?;
+        let s = self.shape(x);
+        let op = match n.op_type() {
+            "Relu" => Op::Relu,
+            "Sigmoid" => Op::Sigmoid,
+            "Tanh" => Op::Tanh,
+            "LeakyRelu" => Op::LeakyRelu {
+                alpha: attr_f(n, "alpha", 0.01) as f64,
+            },
+            "Clip" => {
+                let bound = |i: usize, default: f64| -> Result<f64, ImportError> {
+                    match self.opt(n, i)? {
+                        Some(Entry::Public(a)) | Some(Entry::Init(a)) => a
+                            .iter()
+                            .next()
+                            .copied()
+                            .ok_or_else(|| invalid(n.name(), "empty bound")),
+                        Some(Entry::Secret(_)) => Err(unsupported(n, "computed clip bounds")),
+                        None => Ok(default),
+                    }
+                };
+                let (lo, hi) = (bound(1, -1e9)?, bound(2, 1e9)?);
+                Op::Clip { lo, hi }
+            }
+            _ => {
+                let axis = attr_i(n, "axis", -1);
+                let axis = if axis < 0 {
+                    axis + s.len() as i64
+                } else {
+                    axis
+                } as usize;
+                if axis + 1 != s.len() {
+                    return Err(unsupported(n, "softmax over an axis other than the last"));
+                }
+                Op::Softmax { axis }
+            }
+        };
+        self.emit(n, op, vec![x], s);
+        Ok(())
+    }
+
+    fn pool(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.secret(n, 0)?;
+        let xs = self.shape(x);
+        if xs.len() != 4 {
+            return Err(unsupported(n, "only 2-D pooling"));
+        }
+        let kernel = attr_ints(n, "kernel_shape")
+            .ok_or_else(|| invalid(n.name(), "kernel_shape missing"))?;
+        if kernel.len() != 2 {
+            return Err(unsupported(n, "only 2-D pooling"));
+        }
+        let k = usize_list(n, &kernel, "kernel")?;
+        let a = PoolAttrs {
+            kernel: [k[0], k[1]],
+            stride: pair(n, "strides", 1)?,
+            padding: pads(n)?,
+            dilation: pair(n, "dilations", 1)?,
+            ceil_mode: attr_i(n, "ceil_mode", 0) != 0,
+            count_include_pad: attr_i(n, "count_include_pad", 0) != 0,
+        };
+        let max = n.op_type() == "MaxPool";
+        if n.output.len() > 1 && n.output[1..].iter().any(|o| !o.is_empty()) {
+            return Err(unsupported(n, "MaxPool indices output"));
+        }
+        let mut out = [0usize; 2];
+        for d in 0..2 {
+            let dil = if max { a.dilation[d] } else { 1 };
+            let padded = xs[2 + d] + a.padding[d] + a.padding[d + 2];
+            let span = dil * (a.kernel[d].max(1) - 1) + 1;
+            if padded < span || a.stride[d] == 0 {
+                return Err(invalid(n.name(), "pooling window does not fit"));
+            }
+            let mut o = if a.ceil_mode {
+                (padded - span).div_ceil(a.stride[d]) + 1
+            } else {
+                (padded - span) / a.stride[d] + 1
+            };
+            if a.ceil_mode && (o - 1) * a.stride[d] >= xs[2 + d] + a.padding[d] {
+                o -= 1;
+            }
+            out[d] = o;
+        }
+        let op = if max {
+            Op::MaxPool(a)
+        } else {
+            Op::AveragePool(a)
+        };
+        self.emit(n, op, vec![x], vec![xs[0], xs[1], out[0], out[1]]);
+        Ok(())
+    }
+
+    fn reshape(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let (src_shape, entry) = match self.get(n, 0)? {
+            Entry::Secret(v) => (self.shape(v), Entry::Secret(v)),
+            Entry::Public(a) => (a.shape().to_vec(), Entry::Public(a)),
+            Entry::Init(a) => (a.shape().to_vec(), Entry::Init(a)),
+        };
+        let total: usize = src_shape.iter().product();
+        let shape: Vec<usize> = if n.op_type() == "Flatten" {
+            let axis = attr_i(n, "axis", 1);
+            let axis = if axis < 0 {
+                axis + src_shape.len() as i64
+            } else {
+                axis
+            } as usize;
+            let head: usize = src_shape[..axis.min(src_shape.len())].iter().product();
+            vec![head, total / head.max(1)]
+        } else {
+            let spec = self.public_of(n, 1)?;
+            let mut out: Vec<i64> = spec.iter().map(|&v| v as i64).collect();
+            if attr_i(n, "allowzero", 0) == 0 {
+                for (i, d) in out.iter_mut().enumerate() {
+                    if *d == 0 {
+                        *d = *src_shape
+                            .get(i)
+                            .ok_or_else(|| invalid(n.name(), "0 beyond the input rank"))?
+                            as i64;
+                    }
+                }
+            }
+            let known: i64 = out.iter().filter(|&&d| d != -1).product();
+            if out.iter().filter(|&&d| d == -1).count() > 1 || known <= 0 && out.contains(&-1) {
+                return Err(invalid(n.name(), "cannot infer the reshape"));
+            }
+            out.iter()
+                .map(|&d| if d == -1 { total as i64 / known } else { d })
+                .map(|d| usize::try_from(d).map_err(|_| invalid(n.name(), "negative dimension")))
+                .collect::<Result<_, _>>()?
+        };
+        if shape.iter().product::<usize>() != total {
+            return Err(invalid(
+                n.name(),
+                format!("cannot reshape {src_shape:?} to {shape:?}"),
+            ));
+        }
+        match entry {
+            Entry::Secret(v) => {
+                self.emit(
+                    n,
+                    Op::Reshape {
+                        shape: shape.clone(),
+                    },
+                    vec![v],
+                    shape,
+                );
+            }
+            Entry::Public(a) | Entry::Init(a) => {
+                let r = a
+                    .as_standard_layout()
+                    .into_owned()
+                    .into_shape_with_order(IxDyn(&shape))
+                    .map_err(|e| invalid(n.name(), e.to_string()))?;
+                self.set_public(n, r);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn constant(c: ArrayD<f64>) -> Constant {
+    Constant {
+        shape: c.shape().to_vec(),
+        data: c.iter().copied().collect(),
+    }
+}
+
+/// Imports an ONNX model from its bytes.
+pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportError> {
+    let model = ModelProto::decode(bytes).map_err(|e| ImportError::Decode(e.to_string()))?;
+    for o in &model.opset_import {
+        if o.domain().is_empty() || o.domain() == "ai.onnx" {
+            let v = o.version();
+            if !(13..=21).contains(&v) {
+                return Err(ImportError::Opset(v));
+            }
+        }
+    }
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| invalid("model", "no graph"))?;
+    let mut b = Builder {
+        plan: Plan {
+            name: opts
+                .name
+                .clone()
+                .unwrap_or_else(|| graph.name().to_string()),
+            frac_bits: opts.frac_bits,
+            values: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            weights: Vec::new(),
+            nodes: Vec::new(),
+            commitment: [0; 32],
+        },
+        weights: Vec::new(),
+        names: HashMap::new(),
+        producer: HashMap::new(),
+        uses: HashMap::new(),
+    };
+    for n in &graph.node {
+        for i in &n.input {
+            *b.uses.entry(i.clone()).or_default() += 1;
+        }
+    }
+    for t in &graph.initializer {
+        let a = tensor_to_array(t)?;
+        let is_int = matches!(
+            proto::tensor_proto::DataType::try_from(t.data_type()),
+            Ok(proto::tensor_proto::DataType::Int64 | proto::tensor_proto::DataType::Int32)
+        );
+        b.names.insert(
+            t.name().to_string(),
+            if is_int {
+                Entry::Public(a)
+            } else {
+                Entry::Init(a)
+            },
+        );
+    }
+    for input in &graph.input {
+        if b.names.contains_key(input.name()) {
+            continue; // an initializer listed as an input (older exporters)
+        }
+        let shape = match opts.input_shapes.get(input.name()) {
+            Some(s) => s.clone(),
+            None => {
+                let dims = input
+                    .r#type
+                    .as_ref()
+                    .and_then(|t| match &t.value {
+                        Some(proto::type_proto::Value::TensorType(tt)) => tt.shape.as_ref(),
+                        _ => None,
+                    })
+                    .ok_or_else(|| invalid(input.name(), "input without a tensor shape"))?;
+                dims.dim
+                    .iter()
+                    .map(|d| match &d.value {
+                        Some(proto::tensor_shape_proto::dimension::Value::DimValue(v)) => {
+                            usize::try_from(*v)
+                                .map_err(|_| invalid(input.name(), "negative dimension"))
+                        }
+                        _ => Ok(opts.symbolic_dim),
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        let v = b.value(input.name(), shape);
+        b.plan.inputs.push(v);
+        b.names.insert(input.name().to_string(), Entry::Secret(v));
+    }
+    for n in &graph.node {
+        b.node(n)?;
+    }
+    for out in &graph.output {
+        match b.names.get(out.name()) {
+            Some(Entry::Secret(v)) => b.plan.outputs.push(*v),
+            _ => return Err(invalid(out.name(), "output is not computed from the input")),
+        }
+    }
+    let weights = Weights { tensors: b.weights };
+    b.plan.commitment = Sha256::digest(weights.canonical_bytes()).into();
+    b.plan
+        .validate()
+        .map_err(|e| invalid("plan", e.to_string()))?;
+    Ok(Imported {
+        plan: b.plan,
+        weights,
+    })
+}
