@@ -1,12 +1,16 @@
 //! `hush`: the Hush command-line tool.
 //!
-//! Today it runs the benchmarks of the MPC core (`hush bench`) and the
-//! accuracy table of the non-linear functions (`hush accuracy`). The model
+//! Today: `hush run` (a model under MPC, all parties in this process),
+//! `hush inspect` (a model's plan), `hush bench` and `hush accuracy`. The
+//! model server (`serve`), dealer service (`dealer`) and native client
+//! (`infer`) come with the networking work. The model
 //! server (`serve`), dealer service (`dealer`), native client (`infer`) and
 //! single-process runner (`run`) come with the ONNX and networking work.
 
 mod accuracy;
 mod bench;
+mod npy;
+mod run;
 
 /// mimalloc keeps freed pages for reuse: the protocols allocate tensors of
 /// many megabytes per layer, and glibc's allocator returns them to the OS and
@@ -34,6 +38,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Accuracy of the non-linear functions against f64 (docs/ACCURACY.md).
     Accuracy(accuracy::AccuracyArgs),
+    /// Run a model on an input with every party and the dealer in this process.
+    Run(run::RunArgs),
+    /// Print a model's plan: ops, shapes, parameter count, commitment.
+    Inspect(run::InspectArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +49,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bench(args) => bench::run(args),
         Command::Accuracy(args) => accuracy::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Inspect(args) => run::inspect(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

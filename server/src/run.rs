@@ -1,0 +1,271 @@
+//! `hush run` and `hush inspect`: a model under MPC with every party in this
+//! process, and a model's plan in words.
+
+use crate::npy;
+use clap::Args;
+use hush_core::FixedPoint;
+use hush_core::backend::CpuBackend;
+use hush_core::channel::CommStats;
+use hush_core::channel::threaded::run_parties_threaded;
+use hush_core::plan::{Plan, Weights, plain, secure};
+use hush_core::preprocessing::seeded::{SeededDealer, in_process};
+use hush_core::protocol::{Config, Party};
+use hush_onnx::{ImportOptions, Imported, import};
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+type BoxError = Box<dyn std::error::Error>;
+
+/// The embedded default model: a CNN for scikit-learn's 8×8 digits.
+pub const DIGITS_ONNX: &[u8] = include_bytes!("../../models/digits/digits.onnx");
+
+/// Options of `hush run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// ONNX model (default: the embedded digits CNN).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Input tensor (.npy); its shape overrides the model's input shape.
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write the output (.npy, float32).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Evaluate in plaintext (f64) instead of under MPC.
+    #[arg(long)]
+    plaintext: bool,
+}
+
+/// Options of `hush inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// ONNX model (default: the embedded digits CNN).
+    model: Option<PathBuf>,
+}
+
+fn load(model: &Option<PathBuf>, input_shape: Option<Vec<usize>>) -> Result<Imported, BoxError> {
+    let bytes = match model {
+        Some(p) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => DIGITS_ONNX.to_vec(),
+    };
+    let mut opts = ImportOptions::default();
+    if model.is_none() {
+        opts.name = Some("digits".into());
+    }
+    if let Some(shape) = input_shape {
+        // Read the model once to learn its input name.
+        let probe = import(&bytes, &opts)?;
+        if let Some(&i) = probe.plan.inputs.first() {
+            opts.input_shapes = HashMap::from([(probe.plan.values[i].name.clone(), shape)]);
+        }
+    }
+    Ok(import(&bytes, &opts)?)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Peak resident memory of this process, from `/proc` (Linux), in bytes.
+fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Runs `hush inspect`.
+pub fn inspect(args: InspectArgs) -> Result<(), BoxError> {
+    let m = load(&args.model, None)?;
+    let p = &m.plan;
+    println!("model       {}", p.name);
+    println!("fixed point {} fractional bits", p.frac_bits);
+    for &i in &p.inputs {
+        println!("input       {} {:?}", p.values[i].name, p.values[i].shape);
+    }
+    for &o in &p.outputs {
+        println!("output      {} {:?}", p.values[o].name, p.values[o].shape);
+    }
+    println!("parameters  {}", p.parameter_count());
+    println!("commitment  sha256:{}", hex(&p.commitment));
+    println!("plan        {} bytes serialized", p.to_bytes()?.len());
+    println!("nodes:");
+    for n in &p.nodes {
+        println!(
+            "  {:<18} {:<28} -> {:?}",
+            n.op.name(),
+            n.name,
+            p.values[n.output].shape
+        );
+    }
+    Ok(())
+}
+
+struct SecureRun {
+    outputs: Vec<ndarray::ArrayD<f64>>,
+    setup: Vec<CommStats>,
+    online: Vec<CommStats>,
+    setup_s: f64,
+    online_s: f64,
+}
+
+fn run_secure(
+    plan: &Plan,
+    weights: &Weights,
+    x: ndarray::ArrayD<f64>,
+) -> Result<SecureRun, BoxError> {
+    let config = Config {
+        fixed_point: FixedPoint::new(plan.frac_bits)?,
+        ..Config::default()
+    };
+    let roles = secure::Roles {
+        owner: 1,
+        client: 0,
+    };
+    let seeds = SeededDealer::<CpuBackend>::random_seeds(2)?;
+    let preps = in_process(&seeds, CpuBackend);
+    let results = run_parties_threaded(preps, |ch, prep| {
+        let x = x.clone();
+        async move {
+            let mut p = Party::new(ch, prep, CpuBackend, config).await?;
+            let me = p.id();
+            let t = Instant::now();
+            let s0 = p.stats();
+            let session =
+                secure::setup(&mut p, plan, roles, (me == roles.owner).then_some(weights)).await?;
+            let setup = (p.stats().since(&s0), t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            let s1 = p.stats();
+            let inputs = [x];
+            let out = secure::evaluate(
+                &mut p,
+                plan,
+                roles,
+                &session,
+                (me == roles.client).then_some(&inputs[..]),
+            )
+            .await?;
+            Ok((
+                out,
+                setup,
+                (p.stats().since(&s1), t.elapsed().as_secs_f64()),
+            ))
+        }
+    });
+    let mut run = SecureRun {
+        outputs: Vec::new(),
+        setup: Vec::new(),
+        online: Vec::new(),
+        setup_s: 0.0,
+        online_s: 0.0,
+    };
+    for r in results {
+        let (out, (sc, st), (oc, ot)) = r?;
+        if let Some(o) = out {
+            run.outputs = o;
+        }
+        run.setup.push(sc);
+        run.online.push(oc);
+        run.setup_s = run.setup_s.max(st);
+        run.online_s = run.online_s.max(ot);
+    }
+    Ok(run)
+}
+
+/// Runs `hush run`.
+pub fn run(args: RunArgs) -> Result<(), BoxError> {
+    let bytes = std::fs::read(&args.input).map_err(|e| format!("{}: {e}", args.input.display()))?;
+    let x = npy::read(&bytes)?;
+    let m = load(&args.model, Some(x.shape().to_vec()))?;
+    let start = Instant::now();
+    let (outputs, report) = if args.plaintext {
+        let y = plain::evaluate(&m.plan, &m.weights, std::slice::from_ref(&x))?;
+        let secs = start.elapsed().as_secs_f64();
+        (y, json!({ "mode": "plaintext", "time_s": secs }))
+    } else {
+        let r = run_secure(&m.plan, &m.weights, x)?;
+        let per_party = |c: &[CommStats]| {
+            c.iter()
+                .map(|s| json!({ "bytes_sent": s.bytes_sent, "bytes_received": s.bytes_received }))
+                .collect::<Vec<_>>()
+        };
+        let rounds = |c: &[CommStats]| c.iter().map(|s| s.rounds).max().unwrap_or(0);
+        let report = json!({
+            "mode": "mpc (2 parties and the dealer in this process)",
+            "time_s": start.elapsed().as_secs_f64(),
+            "online": { "time_s": r.online_s, "rounds": rounds(&r.online), "parties": per_party(&r.online) },
+            "weight_setup": { "time_s": r.setup_s, "rounds": rounds(&r.setup), "parties": per_party(&r.setup) },
+        });
+        (r.outputs, report)
+    };
+    let mut report = report;
+    report["model"] = json!(m.plan.name);
+    report["commitment"] = json!(format!("sha256:{}", hex(&m.plan.commitment)));
+    report["peak_memory_bytes"] = json!(peak_memory());
+    let y = outputs.first().ok_or("the model has no output")?;
+    report["output_shape"] = json!(y.shape());
+    if let Some(path) = &args.output {
+        std::fs::write(path, npy::write_f32(y)).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if args.json {
+        println!("{report}");
+    } else {
+        println!(
+            "model      {} ({})",
+            m.plan.name,
+            report["commitment"].as_str().unwrap_or("")
+        );
+        println!("mode       {}", report["mode"].as_str().unwrap_or(""));
+        println!(
+            "time       {:.3} s",
+            report["time_s"].as_f64().unwrap_or(0.0)
+        );
+        if let Some(o) = report.get("online") {
+            println!(
+                "online     {:.3} s, {} rounds",
+                o["time_s"].as_f64().unwrap_or(0.0),
+                o["rounds"]
+            );
+            for (i, p) in o["parties"].as_array().into_iter().flatten().enumerate() {
+                println!(
+                    "  party {i}  sent {} B, received {} B",
+                    p["bytes_sent"], p["bytes_received"]
+                );
+            }
+            let s = &report["weight_setup"];
+            println!(
+                "weights    {:.3} s, {} rounds (once per session)",
+                s["time_s"].as_f64().unwrap_or(0.0),
+                s["rounds"]
+            );
+            for (i, p) in s["parties"].as_array().into_iter().flatten().enumerate() {
+                println!("  party {i}  sent {} B", p["bytes_sent"]);
+            }
+        }
+        if let Some(pm) = report["peak_memory_bytes"].as_u64() {
+            println!("peak mem   {:.1} MB", pm as f64 / 1e6);
+        }
+        println!(
+            "output     {:?}{}",
+            y.shape(),
+            args.output
+                .as_ref()
+                .map(|p| format!(" -> {}", p.display()))
+                .unwrap_or_default()
+        );
+        if y.len() <= 20 {
+            println!(
+                "values     {:?}",
+                y.iter()
+                    .map(|v| (v * 1e4).round() / 1e4)
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+    Ok(())
+}
