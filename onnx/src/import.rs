@@ -391,7 +391,33 @@ impl Builder {
                 Entry::Public(a) | Entry::Init(a) => self.set_public(n, a),
                 e @ Entry::Secret(_) => self.alias(n, e),
             },
-            "Gather" | "Unsqueeze" | "Concat" => self.fold_public(n)?,
+            "Gather" | "Unsqueeze" | "Concat" | "Squeeze" | "Expand" if self.all_public(n) => {
+                self.fold_public(n)?
+            }
+            "Equal" | "Where" | "Range" | "ConstantOfShape" => self.fold_more(n)?,
+            "Gather" | "Slice" | "Split" | "Squeeze" | "Unsqueeze" | "Concat" | "Expand"
+            | "Transpose" | "Pad" => self.movement(n)?,
+            "Exp" | "Sqrt" | "Erf" | "Reciprocal" | "Gelu" | "LogSoftmax" | "HardSigmoid"
+            | "HardSwish" | "GlobalMaxPool" => self.unary_more(n)?,
+            "Div" | "Pow" => self.div_pow(n)?,
+            "ReduceMean" | "ReduceSum" => self.reduce(n)?,
+            "LayerNormalization" => self.layer_norm(n)?,
+            "ArgMax" => {
+                let x = self.secret(n, 0)?;
+                let s = self.shape(x);
+                let axis = norm_axis(n, attr_i(n, "axis", 0), s.len())?;
+                if attr_i(n, "select_last_index", 0) != 0 {
+                    return Err(unsupported(n, "select_last_index"));
+                }
+                let keepdims = attr_i(n, "keepdims", 1) != 0;
+                let mut out = s.clone();
+                if keepdims {
+                    out[axis] = 1;
+                } else {
+                    out.remove(axis);
+                }
+                self.emit(n, Op::ArgMax { axis, keepdims }, vec![x], out);
+            }
             "Conv" => self.conv(n)?,
             "Gemm" => self.gemm(n)?,
             "MatMul" => self.matmul(n)?,
@@ -410,6 +436,533 @@ impl Builder {
             "Flatten" | "Reshape" => self.reshape(n)?,
             _ => return Err(unsupported(n, "")),
         }
+        Ok(())
+    }
+
+    fn all_public(&self, n: &NodeProto) -> bool {
+        n.input.iter().filter(|i| !i.is_empty()).all(|i| {
+            matches!(
+                self.names.get(i),
+                Some(Entry::Public(_)) | Some(Entry::Init(_))
+            )
+        })
+    }
+
+    /// Integers of an optional constant input, or of an attribute.
+    fn ints_of(
+        &self,
+        n: &NodeProto,
+        input: usize,
+        attr_name: &str,
+    ) -> Result<Option<Vec<i64>>, ImportError> {
+        match self.opt(n, input)? {
+            Some(Entry::Public(a)) | Some(Entry::Init(a)) => {
+                Ok(Some(a.iter().map(|&v| v as i64).collect()))
+            }
+            Some(Entry::Secret(_)) => {
+                Err(unsupported(n, format!("input {input} must be constant")))
+            }
+            None => Ok(attr_ints(n, attr_name)),
+        }
+    }
+
+    /// Equal, Where, Range, ConstantOfShape: shape arithmetic on constants.
+    fn fold_more(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        if !self.all_public(n) {
+            return Err(unsupported(n, "only on constants (shape arithmetic)"));
+        }
+        let v = match n.op_type() {
+            "Equal" => {
+                let (a, b) = (self.public_of(n, 0)?, self.public_of(n, 1)?);
+                let shape = broadcast_shape(n, a.shape(), b.shape())?;
+                let (a, b) = (
+                    a.broadcast(IxDyn(&shape))
+                        .ok_or_else(|| invalid(n.name(), "broadcast"))?,
+                    b.broadcast(IxDyn(&shape))
+                        .ok_or_else(|| invalid(n.name(), "broadcast"))?,
+                );
+                ndarray::Zip::from(&a)
+                    .and(&b)
+                    .map_collect(|&x, &y| if x == y { 1.0 } else { 0.0 })
+            }
+            "Where" => {
+                let (c, a, b) = (
+                    self.public_of(n, 0)?,
+                    self.public_of(n, 1)?,
+                    self.public_of(n, 2)?,
+                );
+                let shape =
+                    broadcast_shape(n, &broadcast_shape(n, c.shape(), a.shape())?, b.shape())?;
+                let bc = |t: &ArrayD<f64>| {
+                    t.broadcast(IxDyn(&shape))
+                        .map(|v| v.to_owned())
+                        .ok_or_else(|| invalid(n.name(), "broadcast"))
+                };
+                let (c, a, b) = (bc(&c)?, bc(&a)?, bc(&b)?);
+                ndarray::Zip::from(&c)
+                    .and(&a)
+                    .and(&b)
+                    .map_collect(|&c, &a, &b| if c != 0.0 { a } else { b })
+            }
+            "Range" => {
+                let (start, limit, delta) = (
+                    self.public_of(n, 0)?,
+                    self.public_of(n, 1)?,
+                    self.public_of(n, 2)?,
+                );
+                let (s0, l, d) = (
+                    start.iter().next().copied().unwrap_or(0.0),
+                    limit.iter().next().copied().unwrap_or(0.0),
+                    delta.iter().next().copied().unwrap_or(1.0),
+                );
+                if d == 0.0 {
+                    return Err(invalid(n.name(), "zero delta"));
+                }
+                let count = ((l - s0) / d).ceil().max(0.0) as usize;
+                if count > hush_core::plan::MAX_ELEMENTS {
+                    return Err(invalid(n.name(), "range too long"));
+                }
+                ArrayD::from_shape_fn(IxDyn(&[count]), |ix| s0 + d * ix[0] as f64)
+            }
+            _ => {
+                let shape: Vec<usize> = self.public_of(n, 0)?.iter().map(|&v| v as usize).collect();
+                if shape
+                    .iter()
+                    .try_fold(1usize, |a, &d| a.checked_mul(d))
+                    .is_none_or(|c| c > hush_core::plan::MAX_ELEMENTS)
+                {
+                    return Err(invalid(n.name(), "shape too large"));
+                }
+                let fill = attr(n, "value")
+                    .and_then(|a| a.t.as_ref())
+                    .map(tensor_to_array)
+                    .transpose()?
+                    .and_then(|t| t.iter().next().copied())
+                    .unwrap_or(0.0);
+                ArrayD::from_elem(IxDyn(&shape), fill)
+            }
+        };
+        self.set_public(n, v);
+        Ok(())
+    }
+
+    /// Data movement on computed values (all local under MPC).
+    fn movement(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let op = n.op_type();
+        if op == "Concat" {
+            let ids: Vec<usize> = (0..n.input.len())
+                .map(|i| self.secret(n, i))
+                .collect::<Result<_, _>>()?;
+            let shapes: Vec<Vec<usize>> = ids.iter().map(|&i| self.shape(i)).collect();
+            let axis = norm_axis(n, attr_i(n, "axis", 0), shapes[0].len())?;
+            let mut out = shapes[0].clone();
+            out[axis] = shapes.iter().map(|s| s[axis]).sum();
+            self.emit(n, Op::Concat { axis }, ids, out);
+            return Ok(());
+        }
+        let x = self.secret(n, 0)?;
+        let s = self.shape(x);
+        let rank = s.len();
+        let full = |d: usize| (0..d).collect::<Vec<usize>>();
+        match op {
+            "Transpose" => {
+                let perm: Vec<usize> = match attr_ints(n, "perm") {
+                    Some(p) => usize_list(n, &p, "perm")?,
+                    None => (0..rank).rev().collect(),
+                };
+                if perm.len() != rank {
+                    return Err(invalid(n.name(), "perm length"));
+                }
+                let out = perm.iter().map(|&a| s[a]).collect();
+                self.emit(n, Op::Transpose { perm }, vec![x], out);
+            }
+            "Squeeze" | "Unsqueeze" => {
+                let axes = self.ints_of(n, 1, "axes")?;
+                let out: Vec<usize> = if op == "Squeeze" {
+                    match axes {
+                        None => s.iter().copied().filter(|&d| d != 1).collect(),
+                        Some(ax) => {
+                            let ax: Vec<usize> = ax
+                                .iter()
+                                .map(|&a| norm_axis(n, a, rank))
+                                .collect::<Result<_, _>>()?;
+                            s.iter()
+                                .enumerate()
+                                .filter(|(i, _)| !ax.contains(i))
+                                .map(|(_, &d)| d)
+                                .collect()
+                        }
+                    }
+                } else {
+                    let ax = axes.ok_or_else(|| invalid(n.name(), "Unsqueeze without axes"))?;
+                    let r = rank + ax.len();
+                    let mut ax: Vec<usize> = ax
+                        .iter()
+                        .map(|&a| norm_axis(n, a, r))
+                        .collect::<Result<_, _>>()?;
+                    ax.sort_unstable();
+                    let mut out = s.clone();
+                    for a in ax {
+                        out.insert(a, 1);
+                    }
+                    out
+                };
+                self.emit(n, Op::Reshape { shape: out.clone() }, vec![x], out);
+            }
+            "Expand" => {
+                let target: Vec<usize> =
+                    self.public_of(n, 1)?.iter().map(|&v| v as usize).collect();
+                let out = broadcast_shape(n, &s, &target)?;
+                self.emit(n, Op::Expand { shape: out.clone() }, vec![x], out);
+            }
+            "Pad" => {
+                let mode = attr_s(n, "mode").unwrap_or_else(|| "constant".into());
+                if mode != "constant" {
+                    return Err(unsupported(n, format!("mode {mode}")));
+                }
+                if let Some(Entry::Public(v)) | Some(Entry::Init(v)) = self.opt(n, 2)? {
+                    if v.iter().any(|&x| x != 0.0) {
+                        return Err(unsupported(n, "non-zero padding value"));
+                    }
+                }
+                let p = self
+                    .ints_of(n, 1, "pads")?
+                    .ok_or_else(|| invalid(n.name(), "pads missing"))?;
+                let axes: Vec<usize> = match self.ints_of(n, 3, "axes_unused")? {
+                    Some(a) => a
+                        .iter()
+                        .map(|&v| norm_axis(n, v, rank))
+                        .collect::<Result<_, _>>()?,
+                    None => full(rank),
+                };
+                if p.len() != 2 * axes.len() || p.iter().any(|&v| v < 0) {
+                    return Err(unsupported(n, "negative or malformed pads"));
+                }
+                let mut pads = vec![(0usize, 0usize); rank];
+                for (k, &a) in axes.iter().enumerate() {
+                    pads[a] = (p[k] as usize, p[k + axes.len()] as usize);
+                }
+                let out = s.iter().zip(&pads).map(|(d, (b, a))| d + b + a).collect();
+                self.emit(n, Op::Pad { pads }, vec![x], out);
+            }
+            "Gather" => {
+                let axis = norm_axis(n, attr_i(n, "axis", 0), rank)?;
+                let idx = self.public_of(n, 1)?;
+                if idx.ndim() > 1 {
+                    return Err(unsupported(n, "multi-dimensional indices"));
+                }
+                let len = s[axis] as i64;
+                let picks_axis: Vec<usize> = idx
+                    .iter()
+                    .map(|&v| {
+                        let v = v as i64;
+                        let v = if v < 0 { v + len } else { v };
+                        usize::try_from(v)
+                            .ok()
+                            .filter(|&u| (u as i64) < len)
+                            .ok_or_else(|| invalid(n.name(), "index out of range"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                let mut picks: Vec<Vec<usize>> = s.iter().map(|&d| full(d)).collect();
+                picks[axis] = picks_axis.clone();
+                let mut sel_shape = s.clone();
+                sel_shape[axis] = picks_axis.len();
+                if idx.ndim() == 0 {
+                    let name = format!("{}.gathered", n.name());
+                    let tmp = self.value(&name, sel_shape.clone());
+                    self.plan.nodes.push(Node {
+                        name,
+                        op: Op::Select { picks },
+                        inputs: vec![x],
+                        output: tmp,
+                    });
+                    let mut out = sel_shape;
+                    out.remove(axis);
+                    self.emit(n, Op::Reshape { shape: out.clone() }, vec![tmp], out);
+                } else {
+                    self.emit(n, Op::Select { picks }, vec![x], sel_shape);
+                }
+            }
+            "Slice" => {
+                let starts = self
+                    .ints_of(n, 1, "starts")?
+                    .ok_or_else(|| invalid(n.name(), "starts"))?;
+                let ends = self
+                    .ints_of(n, 2, "ends")?
+                    .ok_or_else(|| invalid(n.name(), "ends"))?;
+                let axes: Vec<usize> = match self.ints_of(n, 3, "axes")? {
+                    Some(a) => a
+                        .iter()
+                        .map(|&v| norm_axis(n, v, rank))
+                        .collect::<Result<_, _>>()?,
+                    None => (0..starts.len()).collect(),
+                };
+                let steps = self
+                    .ints_of(n, 4, "steps")?
+                    .unwrap_or_else(|| vec![1; starts.len()]);
+                let mut picks: Vec<Vec<usize>> = s.iter().map(|&d| full(d)).collect();
+                for (k, &a) in axes.iter().enumerate() {
+                    let d = s[a] as i64;
+                    let step = steps.get(k).copied().unwrap_or(1);
+                    if step == 0 {
+                        return Err(invalid(n.name(), "zero step"));
+                    }
+                    let clampi = |v: i64, lo: i64, hi: i64| v.clamp(lo, hi);
+                    let norm = |v: i64| if v < 0 { v + d } else { v };
+                    let (mut b, mut e) = (norm(starts[k]), norm(ends[k].clamp(-d - 1, d + 1)));
+                    let mut idx = Vec::new();
+                    if step > 0 {
+                        b = clampi(b, 0, d);
+                        e = clampi(e, 0, d);
+                        let mut i = b;
+                        while i < e {
+                            idx.push(i as usize);
+                            i += step;
+                        }
+                    } else {
+                        b = clampi(b, -1, d - 1);
+                        e = clampi(e, -1, d - 1);
+                        let mut i = b;
+                        while i > e {
+                            idx.push(i as usize);
+                            i += step;
+                        }
+                    }
+                    picks[a] = idx;
+                }
+                let out = picks.iter().map(|p| p.len()).collect();
+                self.emit(n, Op::Select { picks }, vec![x], out);
+            }
+            _ => {
+                // Split
+                let axis = norm_axis(n, attr_i(n, "axis", 0), rank)?;
+                let parts = n.output.len();
+                let sizes: Vec<usize> = match self.ints_of(n, 1, "split")? {
+                    Some(v) => usize_list(n, &v, "split")?,
+                    None => {
+                        let k = s[axis].div_ceil(parts.max(1));
+                        (0..parts)
+                            .map(|i| k.min(s[axis].saturating_sub(i * k)))
+                            .collect()
+                    }
+                };
+                if sizes.len() != parts || sizes.iter().sum::<usize>() != s[axis] {
+                    return Err(invalid(n.name(), "split sizes do not add up"));
+                }
+                let mut start = 0;
+                for (i, &len) in sizes.iter().enumerate() {
+                    let mut picks: Vec<Vec<usize>> = s.iter().map(|&d| full(d)).collect();
+                    picks[axis] = (start..start + len).collect();
+                    start += len;
+                    let mut out = s.clone();
+                    out[axis] = len;
+                    let name = n.output[i].clone();
+                    let v = self.value(&name, out);
+                    self.plan.nodes.push(Node {
+                        name: format!("{}[{i}]", n.name()),
+                        op: Op::Select { picks },
+                        inputs: vec![x],
+                        output: v,
+                    });
+                    self.producer.insert(v, self.plan.nodes.len() - 1);
+                    self.names.insert(name, Entry::Secret(v));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn unary_more(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.secret(n, 0)?;
+        let s = self.shape(x);
+        let (op, out) = match n.op_type() {
+            "Exp" => (Op::Exp, s),
+            "Sqrt" => (Op::Sqrt, s),
+            "Erf" => (Op::Erf, s),
+            "Reciprocal" => (Op::Reciprocal, s),
+            "Gelu" => {
+                let approx = attr_s(n, "approximate").unwrap_or_else(|| "none".into());
+                (
+                    Op::Gelu {
+                        tanh: approx == "tanh",
+                    },
+                    s,
+                )
+            }
+            "LogSoftmax" => {
+                let axis = norm_axis(n, attr_i(n, "axis", -1), s.len())?;
+                if axis + 1 != s.len() {
+                    return Err(unsupported(
+                        n,
+                        "log softmax over an axis other than the last",
+                    ));
+                }
+                (Op::LogSoftmax { axis }, s)
+            }
+            "HardSigmoid" => (
+                Op::HardSigmoid {
+                    alpha: attr_f(n, "alpha", 0.2) as f64,
+                    beta: attr_f(n, "beta", 0.5) as f64,
+                },
+                s,
+            ),
+            "HardSwish" => (Op::HardSwish, s),
+            _ => {
+                if s.len() != 4 {
+                    return Err(invalid(n.name(), "GlobalMaxPool needs [N,C,H,W]"));
+                }
+                (Op::GlobalMaxPool, vec![s[0], s[1], 1, 1])
+            }
+        };
+        self.emit(n, op, vec![x], out);
+        Ok(())
+    }
+
+    fn div_pow(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let (a, b) = (self.get(n, 0)?, self.get(n, 1)?);
+        if n.op_type() == "Pow" {
+            let Entry::Secret(x) = a else {
+                return self.fold_binary(n, |x, y| x.powf(y));
+            };
+            let e = match b {
+                Entry::Public(e) | Entry::Init(e) if e.len() == 1 => {
+                    e.iter().next().copied().unwrap_or(0.0)
+                }
+                _ => return Err(unsupported(n, "exponent must be a constant scalar")),
+            };
+            let s = self.shape(x);
+            let op = match e {
+                1.0 => {
+                    self.alias(n, Entry::Secret(x));
+                    return Ok(());
+                }
+                2.0 => Op::Square,
+                0.5 => Op::Sqrt,
+                -1.0 => Op::Reciprocal,
+                _ => return Err(unsupported(n, format!("exponent {e}"))),
+            };
+            self.emit(n, op, vec![x], s);
+            return Ok(());
+        }
+        match (a, b) {
+            (Entry::Secret(x), Entry::Secret(y)) => {
+                let out = broadcast_shape(n, &self.shape(x), &self.shape(y))?;
+                self.emit(n, Op::Div, vec![x, y], out);
+            }
+            (Entry::Secret(x), Entry::Public(c)) => {
+                let out = broadcast_shape(n, &self.shape(x), c.shape())?;
+                self.emit(n, Op::MulConst(constant(c.mapv(|v| 1.0 / v))), vec![x], out);
+            }
+            (Entry::Secret(x), Entry::Init(c)) => {
+                let out = broadcast_shape(n, &self.shape(x), c.shape())?;
+                let w = self.weight(&n.input[1], c.mapv(|v| 1.0 / v));
+                self.emit(n, Op::MulWeight { weight: w }, vec![x], out);
+            }
+            (Entry::Public(c) | Entry::Init(c), Entry::Secret(y)) => {
+                if c.iter().all(|&v| v == 1.0) && c.len() == 1 {
+                    let s = self.shape(y);
+                    self.emit(n, Op::Reciprocal, vec![y], s);
+                } else {
+                    return Err(unsupported(n, "a constant divided by a computed value"));
+                }
+            }
+            _ => return self.fold_binary(n, |x, y| x / y),
+        }
+        Ok(())
+    }
+
+    fn fold_binary(&mut self, n: &NodeProto, f: fn(f64, f64) -> f64) -> Result<(), ImportError> {
+        let (a, b) = (self.public_of(n, 0)?, self.public_of(n, 1)?);
+        let shape = broadcast_shape(n, a.shape(), b.shape())?;
+        let (a, b) = (
+            a.broadcast(IxDyn(&shape))
+                .ok_or_else(|| invalid(n.name(), "broadcast"))?,
+            b.broadcast(IxDyn(&shape))
+                .ok_or_else(|| invalid(n.name(), "broadcast"))?,
+        );
+        let v = ndarray::Zip::from(&a).and(&b).map_collect(|&x, &y| f(x, y));
+        self.set_public(n, v);
+        Ok(())
+    }
+
+    fn reduce(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.secret(n, 0)?;
+        let s = self.shape(x);
+        let keepdims = attr_i(n, "keepdims", 1) != 0;
+        let axes: Vec<usize> = match self.ints_of(n, 1, "axes")? {
+            Some(a) if !a.is_empty() => a
+                .iter()
+                .map(|&v| norm_axis(n, v, s.len()))
+                .collect::<Result<_, _>>()?,
+            _ => {
+                if attr_i(n, "noop_with_empty_axes", 0) != 0 {
+                    self.alias(n, Entry::Secret(x));
+                    return Ok(());
+                }
+                (0..s.len()).collect()
+            }
+        };
+        let out: Vec<usize> = s
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &d)| {
+                if axes.contains(&i) {
+                    keepdims.then_some(1)
+                } else {
+                    Some(d)
+                }
+            })
+            .collect();
+        let op = if n.op_type() == "ReduceMean" {
+            Op::ReduceMean { axes, keepdims }
+        } else {
+            Op::ReduceSum { axes, keepdims }
+        };
+        self.emit(n, op, vec![x], out);
+        Ok(())
+    }
+
+    fn layer_norm(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.secret(n, 0)?;
+        let s = self.shape(x);
+        let axis = norm_axis(n, attr_i(n, "axis", -1), s.len())?;
+        if axis + 1 != s.len() {
+            return Err(unsupported(n, "normalization over more than the last axis"));
+        }
+        if n.output.len() > 1 && n.output[1..].iter().any(|o| !o.is_empty()) {
+            return Err(unsupported(n, "mean and inverse deviation outputs"));
+        }
+        let epsilon = attr_f(n, "epsilon", 1e-5) as f64;
+        let name = format!("{}.normalized", n.name());
+        let normed = self.value(&name, s.clone());
+        self.plan.nodes.push(Node {
+            name,
+            op: Op::LayerNorm { epsilon },
+            inputs: vec![x],
+            output: normed,
+        });
+        let Entry::Init(scale) = self.get(n, 1)? else {
+            return Err(unsupported(n, "scale must be an initializer"));
+        };
+        let sid = self.weight(&n.input[1], scale);
+        let bias = self.opt(n, 2)?;
+        if bias.is_none() {
+            self.emit(n, Op::MulWeight { weight: sid }, vec![normed], s);
+            return Ok(());
+        }
+        let name2 = format!("{}.scaled", n.name());
+        let scaled = self.value(&name2, s.clone());
+        self.plan.nodes.push(Node {
+            name: name2,
+            op: Op::MulWeight { weight: sid },
+            inputs: vec![normed],
+            output: scaled,
+        });
+        let Some(Entry::Init(b)) = bias else {
+            return Err(unsupported(n, "bias must be an initializer"));
+        };
+        let bid = self.weight(&n.input[2], b);
+        self.emit(n, Op::AddWeight { weight: bid }, vec![scaled], s);
         Ok(())
     }
 
@@ -965,6 +1518,18 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+fn norm_axis(n: &NodeProto, a: i64, rank: usize) -> Result<usize, ImportError> {
+    let r = rank as i64;
+    let a = if a < 0 { a + r } else { a };
+    if a < 0 || a >= r.max(1) {
+        return Err(invalid(
+            n.name(),
+            format!("axis out of range for rank {rank}"),
+        ));
+    }
+    Ok(a as usize)
 }
 
 fn constant(c: ArrayD<f64>) -> Constant {

@@ -117,3 +117,57 @@ fn inspect_prints_the_plan_and_bad_inputs_fail_cleanly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains(".npy"));
 }
+
+#[test]
+fn test_models_through_hush_run_match_onnxruntime() {
+    // Tolerance: 1e-3 absolute against onnxruntime (measured: below 1e-4).
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/test");
+    let dir = tempdir("models");
+    for name in [
+        "mlp",
+        "lenet5",
+        "resnet_small",
+        "mobilenet_block",
+        "transformer",
+    ] {
+        let out_path = dir.join(format!("{name}.out.npy"));
+        let out = hush()
+            .arg("run")
+            .arg("--model")
+            .arg(root.join(format!("{name}.onnx")))
+            .arg("--input")
+            .arg(root.join(format!("{name}.input.npy")))
+            .arg("--output")
+            .arg(&out_path)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let floats = |p: &std::path::Path| -> Vec<f32> {
+            let b = std::fs::read(p).unwrap();
+            let hl = u16::from_le_bytes([b[8], b[9]]) as usize;
+            b[10 + hl..]
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        };
+        let (got, want) = (
+            floats(&out_path),
+            floats(&root.join(format!("{name}.ort.npy"))),
+        );
+        assert_eq!(got.len(), want.len(), "{name}");
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            err < 1e-3,
+            "{name}: hush run differs from onnxruntime by {err}"
+        );
+    }
+}

@@ -11,6 +11,7 @@
 //! validated ([`Plan::validate`]) after: indices in range, shapes within
 //! limits, nodes in topological order.
 
+pub mod layout;
 pub mod plain;
 pub mod secure;
 
@@ -205,6 +206,91 @@ pub enum Op {
         /// The new shape.
         shape: Vec<usize>,
     },
+    /// `e^x`.
+    Exp,
+    /// `√x` (positive inputs).
+    Sqrt,
+    /// `1/x` (positive inputs).
+    Reciprocal,
+    /// `x / y` of two values (positive divisors).
+    Div,
+    /// `x²`.
+    Square,
+    /// The error function.
+    Erf,
+    /// GELU, erf or tanh form.
+    Gelu {
+        /// Use the tanh approximation.
+        tanh: bool,
+    },
+    /// `log softmax` over the last axis.
+    LogSoftmax {
+        /// Axis (must be the last).
+        axis: usize,
+    },
+    /// `clip(αx + β, 0, 1)`.
+    HardSigmoid {
+        /// Slope.
+        alpha: f64,
+        /// Offset.
+        beta: f64,
+    },
+    /// `x·clip(x/6 + 1/2, 0, 1)`.
+    HardSwish,
+    /// Mean over axes.
+    ReduceMean {
+        /// Axes.
+        axes: Vec<usize>,
+        /// Keep reduced axes as size 1.
+        keepdims: bool,
+    },
+    /// Sum over axes.
+    ReduceSum {
+        /// Axes.
+        axes: Vec<usize>,
+        /// Keep reduced axes as size 1.
+        keepdims: bool,
+    },
+    /// Permute axes.
+    Transpose {
+        /// Permutation.
+        perm: Vec<usize>,
+    },
+    /// Keep the listed indices along each axis (Slice, Gather, Split).
+    Select {
+        /// Index list per axis.
+        picks: Vec<Vec<usize>>,
+    },
+    /// Concatenate values along an axis.
+    Concat {
+        /// Axis.
+        axis: usize,
+    },
+    /// Broadcast to a shape.
+    Expand {
+        /// Target shape.
+        shape: Vec<usize>,
+    },
+    /// Zero padding, `(before, after)` per axis.
+    Pad {
+        /// Padding per axis.
+        pads: Vec<(usize, usize)>,
+    },
+    /// Layer normalization over the last axis (scale and bias follow as
+    /// separate weight ops).
+    LayerNorm {
+        /// Added to the variance.
+        epsilon: f64,
+    },
+    /// Max over H and W, keeping them as size 1.
+    GlobalMaxPool,
+    /// Index of the maximum along an axis, as a number.
+    ArgMax {
+        /// Axis.
+        axis: usize,
+        /// Keep the axis as size 1.
+        keepdims: bool,
+    },
 }
 
 impl Op {
@@ -231,6 +317,26 @@ impl Op {
             Op::AveragePool(_) => "AveragePool",
             Op::GlobalAveragePool => "GlobalAveragePool",
             Op::Reshape { .. } => "Reshape",
+            Op::Exp => "Exp",
+            Op::Sqrt => "Sqrt",
+            Op::Reciprocal => "Reciprocal",
+            Op::Div => "Div",
+            Op::Square => "Square",
+            Op::Erf => "Erf",
+            Op::Gelu { .. } => "Gelu",
+            Op::LogSoftmax { .. } => "LogSoftmax",
+            Op::HardSigmoid { .. } => "HardSigmoid",
+            Op::HardSwish => "HardSwish",
+            Op::ReduceMean { .. } => "ReduceMean",
+            Op::ReduceSum { .. } => "ReduceSum",
+            Op::Transpose { .. } => "Transpose",
+            Op::Select { .. } => "Select",
+            Op::Concat { .. } => "Concat",
+            Op::Expand { .. } => "Expand",
+            Op::Pad { .. } => "Pad",
+            Op::LayerNorm { .. } => "LayerNorm",
+            Op::GlobalMaxPool => "GlobalMaxPool",
+            Op::ArgMax { .. } => "ArgMax",
         }
     }
 

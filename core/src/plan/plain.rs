@@ -1,7 +1,7 @@
 //! The plaintext evaluator: the same plan in `f64`, the reference of every
 //! model test.
 
-use super::{Op, Plan, Weights};
+use super::{Op, Plan, Weights, layout};
 use crate::error::{Error, Result};
 use alloc::format;
 use alloc::vec;
@@ -80,6 +80,35 @@ fn matmul_last(x: &ArrayD<f64>, w: &ArrayD<f64>) -> Result<ArrayD<f64>> {
     }
     y.into_shape_with_order(IxDyn(&out_shape))
         .map_err(shape_err)
+}
+
+/// Matrix product over the last two axes, batch axes broadcast.
+fn batched_matmul(a: &ArrayD<f64>, b: &ArrayD<f64>) -> Result<ArrayD<f64>> {
+    let op = crate::bilinear::BilinearOp::MatMul {
+        lhs: a.shape().to_vec(),
+        rhs: b.shape().to_vec(),
+    };
+    let out = op.out_shape()?;
+    let nb = out.len() - 2;
+    let (m, n) = (out[nb], out[nb + 1]);
+    let k = a.shape()[a.ndim() - 1];
+    let ab = a
+        .broadcast(IxDyn(&[&out[..nb], &[m, k]].concat()))
+        .ok_or_else(|| shape_err("broadcast"))?
+        .to_owned();
+    let bb = b
+        .broadcast(IxDyn(&[&out[..nb], &[k, n]].concat()))
+        .ok_or_else(|| shape_err("broadcast"))?
+        .to_owned();
+    let count: usize = out[..nb].iter().product();
+    let a3 = ab.into_shape_with_order((count, m, k)).map_err(shape_err)?;
+    let b3 = bb.into_shape_with_order((count, k, n)).map_err(shape_err)?;
+    let mut y = ndarray::Array3::<f64>::zeros((count, m, n));
+    for i in 0..count {
+        y.index_axis_mut(Axis(0), i)
+            .assign(&a3.index_axis(Axis(0), i).dot(&b3.index_axis(Axis(0), i)));
+    }
+    y.into_shape_with_order(IxDyn(&out)).map_err(shape_err)
 }
 
 fn conv(x: &ArrayD<f64>, w: &ArrayD<f64>, a: &super::ConvAttrs) -> Result<ArrayD<f64>> {
@@ -204,15 +233,7 @@ pub fn evaluate(
             Op::Add => broadcast2(arg(0)?, arg(1)?, |a, b| a + b)?,
             Op::Sub => broadcast2(arg(0)?, arg(1)?, |a, b| a - b)?,
             Op::Mul => broadcast2(arg(0)?, arg(1)?, |a, b| a * b)?,
-            Op::MatMul => {
-                let (a, b) = (arg(0)?, arg(1)?);
-                if b.ndim() != 2 {
-                    return Err(Error::Unsupported(
-                        "plaintext MatMul of two values needs a 2-D right operand",
-                    ));
-                }
-                matmul_last(a, b)?
-            }
+            Op::MatMul => batched_matmul(arg(0)?, arg(1)?)?,
             Op::Relu => arg(0)?.mapv(|v| v.max(0.0)),
             Op::Clip { lo, hi } => arg(0)?.mapv(|v| v.clamp(*lo, *hi)),
             Op::LeakyRelu { alpha } => arg(0)?.mapv(|v| if v >= 0.0 { v } else { alpha * v }),
@@ -239,11 +260,90 @@ pub fn evaluate(
                     .insert_axis(Axis(2))
                     .insert_axis(Axis(3))
             }
-            Op::Reshape { shape } => arg(0)?
-                .as_standard_layout()
-                .into_owned()
-                .into_shape_with_order(IxDyn(shape))
-                .map_err(shape_err)?,
+            Op::Reshape { shape } => layout::reshape(arg(0)?, shape)?,
+            Op::Exp => arg(0)?.mapv(libm::exp),
+            Op::Sqrt => arg(0)?.mapv(libm::sqrt),
+            Op::Reciprocal => arg(0)?.mapv(|v| 1.0 / v),
+            Op::Div => broadcast2(arg(0)?, arg(1)?, |a, b| a / b)?,
+            Op::Square => arg(0)?.mapv(|v| v * v),
+            Op::Erf => arg(0)?.mapv(libm::erf),
+            Op::Gelu { tanh } => {
+                let k = libm::sqrt(2.0 / core::f64::consts::PI);
+                if *tanh {
+                    arg(0)?.mapv(|v| 0.5 * v * (1.0 + libm::tanh(k * (v + 0.044715 * v * v * v))))
+                } else {
+                    arg(0)?
+                        .mapv(|v| 0.5 * v * (1.0 + libm::erf(v * core::f64::consts::FRAC_1_SQRT_2)))
+                }
+            }
+            Op::LogSoftmax { axis } => {
+                let mut y = arg(0)?.clone();
+                for mut lane in y.lanes_mut(Axis(*axis)) {
+                    let m = lane.iter().copied().fold(f64::MIN, f64::max);
+                    let s: f64 = lane.iter().map(|v| libm::exp(v - m)).sum();
+                    let l = m + libm::log(s);
+                    lane.mapv_inplace(|v| v - l);
+                }
+                y
+            }
+            Op::HardSigmoid { alpha, beta } => arg(0)?.mapv(|v| (alpha * v + beta).clamp(0.0, 1.0)),
+            Op::HardSwish => arg(0)?.mapv(|v| v * (v / 6.0 + 0.5).clamp(0.0, 1.0)),
+            Op::ReduceMean { axes, keepdims } | Op::ReduceSum { axes, keepdims } => {
+                let mean = matches!(node.op, Op::ReduceMean { .. });
+                let mut y = arg(0)?.clone();
+                let mut sorted = axes.clone();
+                sorted.sort_unstable();
+                for &a in sorted.iter().rev() {
+                    let n = y.shape()[a] as f64;
+                    y = y.sum_axis(Axis(a));
+                    if mean {
+                        y.mapv_inplace(|v| v / n);
+                    }
+                    if *keepdims {
+                        y.insert_axis_inplace(Axis(a));
+                    }
+                }
+                y
+            }
+            Op::Transpose { perm } => layout::transpose(arg(0)?, perm)?,
+            Op::Select { picks } => layout::select(arg(0)?, picks)?,
+            Op::Concat { axis } => {
+                let parts: Vec<&ArrayD<f64>> =
+                    (0..node.inputs.len()).map(&arg).collect::<Result<_>>()?;
+                layout::concat(&parts, *axis)?
+            }
+            Op::Expand { shape } => layout::expand(arg(0)?, shape)?,
+            Op::Pad { pads } => layout::pad(arg(0)?, pads, 0.0)?,
+            Op::LayerNorm { epsilon } => {
+                let mut y = arg(0)?.clone();
+                let last = y.ndim() - 1;
+                for mut lane in y.lanes_mut(Axis(last)) {
+                    let n = lane.len() as f64;
+                    let mu = lane.iter().sum::<f64>() / n;
+                    let var = lane.iter().map(|v| (v - mu) * (v - mu)).sum::<f64>() / n;
+                    let inv = 1.0 / libm::sqrt(var + epsilon);
+                    lane.mapv_inplace(|v| (v - mu) * inv);
+                }
+                y
+            }
+            Op::GlobalMaxPool => {
+                let x = arg(0)?;
+                x.fold_axis(Axis(3), f64::MIN, |a, &b| a.max(b))
+                    .fold_axis(Axis(2), f64::MIN, |a, &b| a.max(b))
+                    .insert_axis(Axis(2))
+                    .insert_axis(Axis(3))
+            }
+            Op::ArgMax { axis, keepdims } => {
+                let x = arg(0)?;
+                let mut y = x.map_axis(Axis(*axis), |lane| {
+                    let m = lane.iter().copied().fold(f64::MIN, f64::max);
+                    lane.iter().position(|&v| v == m).unwrap_or(0) as f64
+                });
+                if *keepdims {
+                    y.insert_axis_inplace(Axis(*axis));
+                }
+                y
+            }
         };
         if y.shape() != plan.values[node.output].shape.as_slice() {
             return Err(Error::Shape(format!(

@@ -6,7 +6,7 @@
 //! communication. Inputs come from the client; outputs are revealed to the
 //! client alone.
 
-use super::{Op, Plan, Weights};
+use super::{Op, Plan, Weights, layout};
 use crate::backend::Backend;
 use crate::bilinear::BilinearOp;
 use crate::channel::Channel;
@@ -92,6 +92,21 @@ pub async fn setup<C: Channel, P: Preprocessing, B: Backend>(
         }
     }
     Ok(out)
+}
+
+/// `clip(αx + β, 0, 1)`.
+async fn hard_sigmoid<C: Channel, P: Preprocessing, B: Backend>(
+    party: &mut Party<C, P, B>,
+    x: &ArithShare,
+    alpha: f64,
+    beta: f64,
+) -> Result<ArithShare> {
+    let fp = party.config().fixed_point;
+    let a = ArrayD::from_elem(IxDyn(&[]), alpha);
+    let y = party.mul_public(x, &a).await?;
+    let b = RingTensor::from_elem(IxDyn(&[]), fp.encode(beta)?);
+    let y = party.add_public(&y, &b)?;
+    party.clip(&y, 0.0, 1.0).await
 }
 
 fn broadcast_share(x: &ArithShare, shape: &[usize]) -> Result<ArithShare> {
@@ -247,14 +262,71 @@ pub async fn evaluate<C: Channel, P: Preprocessing, B: Backend>(
                 party.avg_pool2d(&arg(0)?, &a.avg()).await?
             }
             Op::GlobalAveragePool => party.mean(&arg(0)?, &[2, 3], true).await?,
-            Op::Reshape { shape } => ArithShare::from_raw(
-                arg(0)?
-                    .into_raw()
-                    .as_standard_layout()
-                    .into_owned()
-                    .into_shape_with_order(IxDyn(shape))
-                    .map_err(|e| Error::Shape(format!("{e}")))?,
-            ),
+            Op::Reshape { shape } => {
+                ArithShare::from_raw(layout::reshape(arg(0)?.as_raw(), shape)?)
+            }
+            Op::Exp => party.exp(&arg(0)?).await?,
+            Op::Sqrt => party.sqrt(&arg(0)?).await?,
+            Op::Reciprocal => party.reciprocal(&arg(0)?).await?,
+            Op::Div => {
+                let a = broadcast_share(&arg(0)?, &out_shape)?;
+                let b = broadcast_share(&arg(1)?, &out_shape)?;
+                party.div(&a, &b).await?
+            }
+            Op::Square => party.square(&arg(0)?).await?,
+            Op::Erf => party.erf(&arg(0)?).await?,
+            Op::Gelu { tanh } => {
+                if *tanh {
+                    party.gelu_tanh(&arg(0)?).await?
+                } else {
+                    party.gelu(&arg(0)?).await?
+                }
+            }
+            Op::LogSoftmax { axis } => {
+                let x = arg(0)?;
+                if *axis + 1 != x.shape().len() {
+                    return Err(Error::Unsupported(
+                        "log softmax over an axis other than the last",
+                    ));
+                }
+                party.log_softmax(&x).await?
+            }
+            Op::HardSigmoid { alpha, beta } => hard_sigmoid(party, &arg(0)?, *alpha, *beta).await?,
+            Op::HardSwish => {
+                let x = arg(0)?;
+                let h = hard_sigmoid(party, &x, 1.0 / 6.0, 0.5).await?;
+                party.mul(&x, &h).await?
+            }
+            Op::ReduceMean { axes, keepdims } => party.mean(&arg(0)?, axes, *keepdims).await?,
+            Op::ReduceSum { axes, keepdims } => party.sum(&arg(0)?, axes, *keepdims)?,
+            Op::Transpose { perm } => {
+                ArithShare::from_raw(layout::transpose(arg(0)?.as_raw(), perm)?)
+            }
+            Op::Select { picks } => ArithShare::from_raw(layout::select(arg(0)?.as_raw(), picks)?),
+            Op::Concat { axis } => {
+                let parts: Vec<ArithShare> =
+                    (0..node.inputs.len()).map(&arg).collect::<Result<_>>()?;
+                let raws: Vec<&RingTensor> = parts.iter().map(|p| p.as_raw()).collect();
+                ArithShare::from_raw(layout::concat(&raws, *axis)?)
+            }
+            Op::Expand { shape } => ArithShare::from_raw(layout::expand(arg(0)?.as_raw(), shape)?),
+            Op::Pad { pads } => ArithShare::from_raw(layout::pad(arg(0)?.as_raw(), pads, 0)?),
+            Op::LayerNorm { epsilon } => party.layer_norm(&arg(0)?, *epsilon).await?,
+            Op::GlobalMaxPool => {
+                let x = arg(0)?;
+                let s = x.shape().to_vec();
+                if s.len() != 4 {
+                    return Err(Error::Shape("GlobalMaxPool needs [N,C,H,W]".into()));
+                }
+                let flat =
+                    ArithShare::from_raw(layout::reshape(x.as_raw(), &[s[0], s[1], s[2] * s[3]])?);
+                let m = party.max_axis(&flat, 2).await?;
+                ArithShare::from_raw(layout::reshape(m.as_raw(), &[s[0], s[1], 1, 1])?)
+            }
+            Op::ArgMax { axis, .. } => {
+                let a = party.argmax_axis(&arg(0)?, *axis).await?;
+                ArithShare::from_raw(layout::reshape(a.as_raw(), &out_shape)?)
+            }
         };
         if y.shape() != out_shape.as_slice() {
             return Err(Error::Shape(format!(

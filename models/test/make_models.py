@@ -1,0 +1,156 @@
+"""Builds the test models of the ONNX suite with seeded random weights,
+exports them to ONNX (opset 17), and records an input and onnxruntime's
+output for each (.npy). The Rust tests run every model with `hush run` and
+compare with onnxruntime.
+
+Reproduce (same pinned versions as models/digits/train.py):
+    /tmp/v/bin/python models/test/make_models.py
+"""
+
+import os
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+torch.manual_seed(7)
+
+
+def randomize_bn(m):
+    for mod in m.modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            with torch.no_grad():
+                mod.running_mean.uniform_(-0.5, 0.5)
+                mod.running_var.uniform_(0.5, 1.5)
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.2, 0.2)
+    return m
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(20, 32), nn.Sigmoid(), nn.Linear(32, 16), nn.Tanh(), nn.Linear(16, 4)
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class LeNet5(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.f = nn.Sequential(
+            nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.c = nn.Sequential(
+            nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10)
+        )
+
+    def forward(self, x):
+        return self.c(torch.flatten(self.f(x), 1))
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.b2 = nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = torch.relu(self.b1(self.c1(x)))
+        y = self.b2(self.c2(y))
+        return torch.relu(y + (x if self.down is None else self.down(x)))
+
+
+class ResNetSmall(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.b1 = Block(16, 16, 1)
+        self.b2 = Block(16, 32, 2)
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.b2(self.b1(self.stem(x)))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+class MobileBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.expand = nn.Sequential(nn.Conv2d(16, 32, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU6())
+        self.dw = nn.Sequential(nn.Conv2d(32, 32, 3, 1, 1, groups=32, bias=False), nn.BatchNorm2d(32), nn.ReLU6())
+        self.project = nn.Sequential(nn.Conv2d(32, 16, 1, bias=False), nn.BatchNorm2d(16))
+
+    def forward(self, x):
+        return x + self.project(self.dw(self.expand(x)))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, d=16, heads=2, ff=32):
+        super().__init__()
+        self.h, self.dk = heads, d // heads
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+        self.ff1, self.ff2 = nn.Linear(d, ff), nn.Linear(ff, d)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        y = self.ln1(x)
+        q = self.q(y).reshape(b, t, self.h, self.dk).transpose(1, 2)
+        k = self.k(y).reshape(b, t, self.h, self.dk).transpose(1, 2)
+        v = self.v(y).reshape(b, t, self.h, self.dk).transpose(1, 2)
+        att = torch.softmax(q @ k.transpose(-2, -1) / self.dk**0.5, dim=-1)
+        z = (att @ v).transpose(1, 2).reshape(b, t, d)
+        x = x + self.o(z)
+        return x + self.ff2(nn.functional.gelu(self.ff1(self.ln2(x))))
+
+
+class Transformer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(EncoderLayer(), EncoderLayer())
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+MODELS = {
+    "mlp": (MLP, (1, 20), True),
+    "lenet5": (LeNet5, (1, 1, 28, 28), True),
+    "resnet_small": (ResNetSmall, (1, 3, 32, 32), False),
+    "mobilenet_block": (MobileBlock, (1, 16, 16, 16), False),
+    "transformer": (Transformer, (1, 8, 16), True),
+}
+
+
+def main():
+    rng = np.random.default_rng(7)
+    for name, (cls, shape, fold) in MODELS.items():
+        model = randomize_bn(cls()).eval()
+        x = rng.uniform(-1, 1, size=shape).astype(np.float32)
+        path = os.path.join(HERE, f"{name}.onnx")
+        # BatchNorm stays in the graph (do_constant_folding=False) where the
+        # importer's folding is what is under test.
+        torch.onnx.export(
+            model, torch.from_numpy(x), path, input_names=["x"], output_names=["y"],
+            opset_version=17, dynamo=False, do_constant_folding=fold,
+        )
+        y = ort.InferenceSession(path).run(None, {"x": x})[0]
+        np.save(os.path.join(HERE, f"{name}.input.npy"), x)
+        np.save(os.path.join(HERE, f"{name}.ort.npy"), y.astype(np.float32))
+        print(f"{name}: {os.path.getsize(path)} bytes, output {y.shape}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+//! The test models (models/test, built by make_models.py): plaintext and
+//! secure evaluation against onnxruntime's output.
+//!
+//! Tolerances (max absolute error against onnxruntime): plaintext 1e-4
+//! (f32 versus f64 arithmetic); secure 1e-3 — fixed point with 16 fractional
+//! bits, one truncation per product, and the approximations of
+//! docs/ACCURACY.md, accumulated through the network.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use hush_core::backend::CpuBackend;
+use hush_core::channel::memory::run_parties;
+use hush_core::plan::{plain, secure};
+use hush_core::preprocessing::seeded::{SeededDealer, in_process};
+use hush_core::protocol::{Config, Party};
+use hush_onnx::{ImportOptions, import};
+use ndarray::{ArrayD, IxDyn};
+
+/// Minimal reader for the little-endian f4 `.npy` files numpy writes.
+fn npy(bytes: &[u8]) -> ArrayD<f64> {
+    let hl = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + hl]).unwrap();
+    assert!(header.contains("'<f4'"));
+    let s = &header[header.find("'shape': (").unwrap() + 10..];
+    let shape: Vec<usize> = s[..s.find(')').unwrap()]
+        .split(',')
+        .filter_map(|d| d.trim().parse().ok())
+        .collect();
+    let data: Vec<f64> = bytes[10 + hl..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+        .collect();
+    ArrayD::from_shape_vec(IxDyn(&shape), data).unwrap()
+}
+
+fn max_err(a: &ArrayD<f64>, b: &ArrayD<f64>) -> f64 {
+    assert_eq!(a.shape(), b.shape());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+fn check(name: &str, model: &[u8], input: &[u8], expect: &[u8]) {
+    let m = import(model, &ImportOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let (x, ort) = (npy(input), npy(expect));
+    let y = plain::evaluate(&m.plan, &m.weights, std::slice::from_ref(&x))
+        .unwrap()
+        .remove(0);
+    let plain_err = max_err(&y, &ort);
+    assert!(
+        plain_err < 1e-4,
+        "{name}: plaintext differs from onnxruntime by {plain_err}"
+    );
+    let roles = secure::Roles {
+        owner: 1,
+        client: 0,
+    };
+    let mut preps = in_process(
+        &SeededDealer::<CpuBackend>::random_seeds(2).unwrap(),
+        CpuBackend,
+    )
+    .into_iter();
+    let (plan, weights) = (&m.plan, &m.weights);
+    let out = run_parties(2, |ch| {
+        let prep = preps.next().unwrap();
+        let x = x.clone();
+        async move {
+            let mut p = Party::new(ch, prep, CpuBackend, Config::default()).await?;
+            let me = p.id();
+            let s = secure::setup(&mut p, plan, roles, (me == 1).then_some(weights)).await?;
+            let inputs = [x];
+            secure::evaluate(&mut p, plan, roles, &s, (me == 0).then_some(&inputs[..])).await
+        }
+    });
+    let ys = out
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .unwrap()
+        .remove(0);
+    let secure_err = max_err(&ys, &ort);
+    eprintln!(
+        "{name}: plaintext {plain_err:.1e}, secure {secure_err:.1e} (max |y| {:.2})",
+        ort.iter().fold(0.0f64, |a, v| a.max(v.abs()))
+    );
+    assert!(
+        secure_err < 1e-3,
+        "{name}: secure differs from onnxruntime by {secure_err}"
+    );
+}
+
+macro_rules! model_test {
+    ($test:ident, $name:literal) => {
+        #[test]
+        fn $test() {
+            check(
+                $name,
+                include_bytes!(concat!("../../models/test/", $name, ".onnx")),
+                include_bytes!(concat!("../../models/test/", $name, ".input.npy")),
+                include_bytes!(concat!("../../models/test/", $name, ".ort.npy")),
+            );
+        }
+    };
+}
+
+model_test!(mlp_with_sigmoid_and_tanh, "mlp");
+model_test!(lenet5, "lenet5");
+model_test!(resnet_style_with_batchnorm_and_residuals, "resnet_small");
+model_test!(mobilenet_block_with_depthwise_and_relu6, "mobilenet_block");
+model_test!(two_layer_transformer_encoder, "transformer");
