@@ -125,12 +125,35 @@ class Transformer(nn.Module):
         return self.layers(x)
 
 
+class OpsZoo(nn.Module):
+    """One graph through the layout, reduction and elementwise operators
+    that the other models do not use."""
+
+    def forward(self, x):  # x: [1, 4, 6, 6]
+        a, b = torch.split(x, [1, 3], dim=1)  # Split
+        a = nn.functional.pad(a, (1, 0, 0, 1))  # Pad -> [1,1,7,7]
+        a = a[:, :, 1:6:2, ::2]  # Slice with steps -> [1,1,3,4]
+        g = b[:, 2]  # Gather -> [1,6,6]
+        g = g.unsqueeze(1).expand(1, 2, 6, 6)  # Unsqueeze, Expand
+        h = nn.functional.hardswish(b) + nn.functional.hardsigmoid(b)
+        h = nn.functional.leaky_relu(h, 0.2) / 4.0 + torch.exp(h / 4.0)
+        s = torch.sqrt(h * h + 1.0) - h.pow(2) * 0.1
+        gm = nn.functional.adaptive_max_pool2d(s, 1)  # GlobalMaxPool
+        r = s.mean(dim=(2, 3), keepdim=True) + s.sum(dim=3, keepdim=True).mean(dim=2, keepdim=True)
+        c = torch.cat([g, s[:, :2]], dim=1)  # Concat of values
+        t = c.permute(0, 2, 3, 1).reshape(1, 36, 4)
+        t = torch.log_softmax(t, dim=-1)
+        out = [a.flatten(), gm.flatten(), r.flatten(), t.flatten(), c.squeeze(0).flatten()]
+        return torch.cat(out)
+
+
 MODELS = {
     "mlp": (MLP, (1, 20), True),
     "lenet5": (LeNet5, (1, 1, 28, 28), True),
     "resnet_small": (ResNetSmall, (1, 3, 32, 32), False),
     "mobilenet_block": (MobileBlock, (1, 16, 16, 16), False),
     "transformer": (Transformer, (1, 8, 16), True),
+    "ops_zoo": (OpsZoo, (1, 4, 6, 6), True),
 }
 
 

@@ -3,7 +3,7 @@
 use crate::proto::{self, AttributeProto, ModelProto, NodeProto, TensorProto};
 use hush_core::backend::{Conv2dParams, conv2d_output_hw};
 use hush_core::plan::{
-    Constant, ConvAttrs, Node, Op, Plan, PoolAttrs, ValueInfo, WeightInfo, Weights,
+    Constant, ConvAttrs, Node, Op, Plan, PoolAttrs, ValueInfo, WeightInfo, Weights, layout,
 };
 use ndarray::{ArrayD, Axis, IxDyn};
 use prost::Message;
@@ -121,6 +121,12 @@ pub fn supported_ops() -> &'static [&'static str] {
         "Tanh",
         "Unsqueeze",
     ]
+}
+
+/// The input of a data-movement op.
+enum Src {
+    Value(usize),
+    Const(ArrayD<f64>),
 }
 
 /// What a name in the graph stands for during import.
@@ -560,8 +566,16 @@ impl Builder {
             self.emit(n, Op::Concat { axis }, ids, out);
             return Ok(());
         }
-        let x = self.secret(n, 0)?;
-        let s = self.shape(x);
+        // The same movement applies to computed values (a node) and to
+        // constants (folded now).
+        let x = match self.get(n, 0)? {
+            Entry::Secret(v) => Src::Value(v),
+            Entry::Public(a) | Entry::Init(a) => Src::Const(a),
+        };
+        let s = match &x {
+            Src::Value(v) => self.shape(*v),
+            Src::Const(a) => a.shape().to_vec(),
+        };
         let rank = s.len();
         let full = |d: usize| (0..d).collect::<Vec<usize>>();
         match op {
@@ -574,7 +588,7 @@ impl Builder {
                     return Err(invalid(n.name(), "perm length"));
                 }
                 let out = perm.iter().map(|&a| s[a]).collect();
-                self.emit(n, Op::Transpose { perm }, vec![x], out);
+                self.finish_move(n, &x, Op::Transpose { perm }, out)?;
             }
             "Squeeze" | "Unsqueeze" => {
                 let axes = self.ints_of(n, 1, "axes")?;
@@ -607,13 +621,13 @@ impl Builder {
                     }
                     out
                 };
-                self.emit(n, Op::Reshape { shape: out.clone() }, vec![x], out);
+                self.finish_move(n, &x, Op::Reshape { shape: out.clone() }, out)?;
             }
             "Expand" => {
                 let target: Vec<usize> =
                     self.public_of(n, 1)?.iter().map(|&v| v as usize).collect();
                 let out = broadcast_shape(n, &s, &target)?;
-                self.emit(n, Op::Expand { shape: out.clone() }, vec![x], out);
+                self.finish_move(n, &x, Op::Expand { shape: out.clone() }, out)?;
             }
             "Pad" => {
                 let mode = attr_s(n, "mode").unwrap_or_else(|| "constant".into());
@@ -643,7 +657,7 @@ impl Builder {
                     pads[a] = (p[k] as usize, p[k + axes.len()] as usize);
                 }
                 let out = s.iter().zip(&pads).map(|(d, (b, a))| d + b + a).collect();
-                self.emit(n, Op::Pad { pads }, vec![x], out);
+                self.finish_move(n, &x, Op::Pad { pads }, out)?;
             }
             "Gather" => {
                 let axis = norm_axis(n, attr_i(n, "axis", 0), rank)?;
@@ -667,20 +681,23 @@ impl Builder {
                 picks[axis] = picks_axis.clone();
                 let mut sel_shape = s.clone();
                 sel_shape[axis] = picks_axis.len();
+                let Src::Value(xv) = x else {
+                    return Err(invalid(n.name(), "Gather on constants is folded elsewhere"));
+                };
                 if idx.ndim() == 0 {
                     let name = format!("{}.gathered", n.name());
                     let tmp = self.value(&name, sel_shape.clone());
                     self.plan.nodes.push(Node {
                         name,
                         op: Op::Select { picks },
-                        inputs: vec![x],
+                        inputs: vec![xv],
                         output: tmp,
                     });
                     let mut out = sel_shape;
                     out.remove(axis);
                     self.emit(n, Op::Reshape { shape: out.clone() }, vec![tmp], out);
                 } else {
-                    self.emit(n, Op::Select { picks }, vec![x], sel_shape);
+                    self.emit(n, Op::Select { picks }, vec![xv], sel_shape);
                 }
             }
             "Slice" => {
@@ -731,7 +748,7 @@ impl Builder {
                     picks[a] = idx;
                 }
                 let out = picks.iter().map(|p| p.len()).collect();
-                self.emit(n, Op::Select { picks }, vec![x], out);
+                self.finish_move(n, &x, Op::Select { picks }, out)?;
             }
             _ => {
                 // Split
@@ -757,16 +774,53 @@ impl Builder {
                     let mut out = s.clone();
                     out[axis] = len;
                     let name = n.output[i].clone();
-                    let v = self.value(&name, out);
-                    self.plan.nodes.push(Node {
-                        name: format!("{}[{i}]", n.name()),
-                        op: Op::Select { picks },
-                        inputs: vec![x],
-                        output: v,
-                    });
-                    self.producer.insert(v, self.plan.nodes.len() - 1);
-                    self.names.insert(name, Entry::Secret(v));
+                    match &x {
+                        Src::Value(xv) => {
+                            let v = self.value(&name, out);
+                            self.plan.nodes.push(Node {
+                                name: format!("{}[{i}]", n.name()),
+                                op: Op::Select { picks },
+                                inputs: vec![*xv],
+                                output: v,
+                            });
+                            self.producer.insert(v, self.plan.nodes.len() - 1);
+                            self.names.insert(name, Entry::Secret(v));
+                        }
+                        Src::Const(a) => {
+                            let v = layout::select(a, &picks)
+                                .map_err(|e| invalid(n.name(), e.to_string()))?;
+                            self.names.insert(name, Entry::Public(v));
+                        }
+                    }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits a movement node for a computed value, or applies it to a constant.
+    fn finish_move(
+        &mut self,
+        n: &NodeProto,
+        x: &Src,
+        op: Op,
+        out: Vec<usize>,
+    ) -> Result<(), ImportError> {
+        match x {
+            Src::Value(v) => {
+                self.emit(n, op, vec![*v], out);
+            }
+            Src::Const(a) => {
+                let r = match &op {
+                    Op::Transpose { perm } => layout::transpose(a, perm),
+                    Op::Select { picks } => layout::select(a, picks),
+                    Op::Pad { pads } => layout::pad(a, pads, 0.0),
+                    Op::Expand { shape } => layout::expand(a, shape),
+                    Op::Reshape { shape } => layout::reshape(a, shape),
+                    _ => return Err(unsupported(n, "on constants")),
+                }
+                .map_err(|e| invalid(n.name(), e.to_string()))?;
+                self.set_public(n, r);
             }
         }
         Ok(())

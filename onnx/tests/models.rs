@@ -110,3 +110,4 @@ model_test!(lenet5, "lenet5");
 model_test!(resnet_style_with_batchnorm_and_residuals, "resnet_small");
 model_test!(mobilenet_block_with_depthwise_and_relu6, "mobilenet_block");
 model_test!(two_layer_transformer_encoder, "transformer");
+model_test!(operator_zoo_layout_reductions_and_math, "ops_zoo");
