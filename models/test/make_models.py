@@ -20,7 +20,7 @@ torch.manual_seed(7)
 
 def randomize_bn(m):
     for mod in m.modules():
-        if isinstance(mod, nn.BatchNorm2d):
+        if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
             with torch.no_grad():
                 mod.running_mean.uniform_(-0.5, 0.5)
                 mod.running_var.uniform_(0.5, 1.5)
@@ -125,6 +125,15 @@ class Transformer(nn.Module):
         return self.layers(x)
 
 
+class MlpBatchNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(12, 24), nn.BatchNorm1d(24), nn.ReLU(), nn.Linear(24, 3))
+
+    def forward(self, x):
+        return self.net(x)
+
+
 class OpsZoo(nn.Module):
     """One graph through the layout, reduction and elementwise operators
     that the other models do not use."""
@@ -154,6 +163,7 @@ MODELS = {
     "mobilenet_block": (MobileBlock, (1, 16, 16, 16), False),
     "transformer": (Transformer, (1, 8, 16), True),
     "ops_zoo": (OpsZoo, (1, 4, 6, 6), True),
+    "mlp_bn": (MlpBatchNorm, (1, 12), False),
 }
 
 

@@ -1363,26 +1363,39 @@ impl Builder {
         let Some(&pi) = self.producer.get(&x) else {
             return Ok(None);
         };
+        let linear = |op: &Op| matches!(op, Op::Conv { .. } | Op::MatMulWeight { .. });
         let (conv_idx, bias_idx) = match &self.plan.nodes[pi].op {
-            Op::Conv { .. } => (pi, None),
+            op if linear(op) => (pi, None),
             Op::AddWeight { .. } => {
                 let prev = self.plan.nodes[pi].inputs[0];
                 match self.producer.get(&prev) {
-                    Some(&ci) if matches!(self.plan.nodes[ci].op, Op::Conv { .. }) => {
-                        (ci, Some(pi))
-                    }
+                    Some(&ci) if linear(&self.plan.nodes[ci].op) => (ci, Some(pi)),
                     _ => return Ok(None),
                 }
             }
             _ => return Ok(None),
         };
-        let Op::Conv { weight, .. } = self.plan.nodes[conv_idx].op else {
-            return Ok(None);
+        let c = scale.len();
+        // Output channels: axis 0 of a kernel, axis 1 of a [k, n] matrix.
+        let (weight, out_axis, bias_shape) = match self.plan.nodes[conv_idx].op {
+            Op::Conv { weight, .. } => (weight, 0, vec![1, c, 1, 1]),
+            Op::MatMulWeight { weight } if self.weights[weight].ndim() == 2 => (weight, 1, vec![c]),
+            _ => return Ok(None),
         };
-        for (o, mut filt) in self.weights[weight].axis_iter_mut(Axis(0)).enumerate() {
+        if let Some(bi) = bias_idx {
+            let Op::AddWeight { weight: b } = self.plan.nodes[bi].op else {
+                return Ok(None);
+            };
+            if self.weights[b].len() != c {
+                return Ok(None);
+            }
+        }
+        for (o, mut filt) in self.weights[weight]
+            .axis_iter_mut(Axis(out_axis))
+            .enumerate()
+        {
             filt.mapv_inplace(|v| v * scale[o]);
         }
-        let c = scale.len();
         match bias_idx {
             Some(bi) => {
                 let Op::AddWeight { weight: b } = self.plan.nodes[bi].op else {
@@ -1396,7 +1409,7 @@ impl Builder {
             None => {
                 let conv_out = self.plan.nodes[conv_idx].output;
                 let shape = self.shape(conv_out);
-                let b = ArrayD::from_shape_vec(IxDyn(&[1, c, 1, 1]), shift.to_vec())
+                let b = ArrayD::from_shape_vec(IxDyn(&bias_shape), shift.to_vec())
                     .map_err(|e| invalid("bn", e.to_string()))?;
                 let name = format!("{}.folded_bias", self.plan.nodes[conv_idx].name);
                 let bid = self.weight(&name, b);

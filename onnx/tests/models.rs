@@ -111,3 +111,29 @@ model_test!(resnet_style_with_batchnorm_and_residuals, "resnet_small");
 model_test!(mobilenet_block_with_depthwise_and_relu6, "mobilenet_block");
 model_test!(two_layer_transformer_encoder, "transformer");
 model_test!(operator_zoo_layout_reductions_and_math, "ops_zoo");
+model_test!(mlp_with_batchnorm_after_gemm, "mlp_bn");
+
+#[test]
+fn batch_norm_after_conv_and_gemm_is_folded_into_the_weights() {
+    for (name, bytes) in [
+        (
+            "resnet_small",
+            &include_bytes!("../../models/test/resnet_small.onnx")[..],
+        ),
+        (
+            "mobilenet_block",
+            &include_bytes!("../../models/test/mobilenet_block.onnx")[..],
+        ),
+        (
+            "mlp_bn",
+            &include_bytes!("../../models/test/mlp_bn.onnx")[..],
+        ),
+    ] {
+        let m = import(bytes, &ImportOptions::default()).unwrap();
+        let ops: Vec<&str> = m.plan.nodes.iter().map(|n| n.op.name()).collect();
+        assert!(
+            !ops.contains(&"Mul(weight)"),
+            "{name}: BatchNormalization left unfolded: {ops:?}"
+        );
+    }
+}
