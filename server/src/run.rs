@@ -266,6 +266,15 @@ pub fn run(args: RunArgs) -> Result<(), BoxError> {
                     .collect::<Vec<_>>()
             );
         }
+        if let &[1, k] = y.shape() {
+            if k > 1 {
+                let best = y
+                    .iter()
+                    .enumerate()
+                    .fold((0, f64::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m });
+                println!("prediction class {} (largest of {k} outputs)", best.0);
+            }
+        }
     }
     Ok(())
 }
