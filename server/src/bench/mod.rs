@@ -12,6 +12,7 @@
 //! separate machines), plus any per-query input-independent local work.
 
 mod core_suite;
+mod models_suite;
 
 use clap::Args;
 use hush_core::channel::CommStats;
@@ -22,7 +23,7 @@ use std::time::Duration;
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Suite to run.
-    #[arg(long, default_value = "core", value_parser = ["core"])]
+    #[arg(long, default_value = "core", value_parser = ["core", "models"])]
     suite: String,
     /// Measured repetitions per workload (after one warm-up run).
     #[arg(long, default_value_t = 5)]
@@ -107,7 +108,7 @@ fn print_markdown(r: &Report) {
     );
     if let Some((t, c)) = &r.setup {
         println!(
-            "| ↳ one-time setup (weight masks) | {:.2} ms | | {} | {} | {} |",
+            "| ↳ weight setup, once per session | {:.2} ms | | {} | {} | {} |",
             ms(*t),
             human_bytes(max(|c| c.bytes_sent, c)),
             human_bytes(max(|c| c.bytes_received, c)),
@@ -134,15 +135,32 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     if args.reps == 0 {
         return Err("--reps must be at least 1".into());
     }
-    let workloads = core_suite::workloads();
-    let selected: Vec<_> = workloads
-        .into_iter()
-        .filter(|w| {
-            args.filter
-                .as_ref()
-                .is_none_or(|f| w.name.contains(f.as_str()))
-        })
-        .collect();
+    let keep = |name: &str| {
+        args.filter
+            .as_ref()
+            .is_none_or(|f| name.contains(f.as_str()))
+    };
+    type Runner = Box<dyn Fn(usize) -> Result<Report, Box<dyn std::error::Error>>>;
+    let selected: Vec<(String, Runner)> = if args.suite == "models" {
+        models_suite::cases()
+            .into_iter()
+            .filter(|c| keep(c.name))
+            .map(|c| {
+                let name = c.name.to_string();
+                let run: Runner = Box::new(move |reps| models_suite::measure(&c, reps));
+                (name, run)
+            })
+            .collect()
+    } else {
+        core_suite::workloads()
+            .into_iter()
+            .filter(|w| keep(&w.name))
+            .map(|w| {
+                let run: Runner = Box::new(w.run);
+                (w.name, run)
+            })
+            .collect()
+    };
     if selected.is_empty() {
         return Err("no workload matches --filter".into());
     }
@@ -165,9 +183,9 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             "workload", "online", "offline", "sent/party", "recv/party", "rounds"
         );
     }
-    for w in selected {
-        eprintln!("running {} ...", w.name);
-        let r = (w.run)(args.reps)?;
+    for (name, run) in selected {
+        eprintln!("running {name} ...");
+        let r = run(args.reps)?;
         if args.json {
             println!("{}", r.json());
         } else if args.markdown {
@@ -189,7 +207,7 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 let sent = c.iter().map(|c| c.bytes_sent).max().unwrap_or(0);
                 println!(
                     "{:<34} {:>8.2} ms {:>11} {:>12} {:>12} {:>7}",
-                    "  └ one-time setup",
+                    "  └ weight setup (once per session)",
                     ms(*t),
                     "",
                     human_bytes(sent),
