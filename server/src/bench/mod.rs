@@ -13,6 +13,7 @@
 
 mod core_suite;
 mod models_suite;
+mod resnet;
 
 use clap::Args;
 use hush_core::channel::CommStats;

@@ -24,36 +24,63 @@ type BoxError = Box<dyn std::error::Error>;
 /// known, onnxruntime's output for it.
 pub(crate) struct ModelCase {
     pub name: &'static str,
-    pub onnx: &'static [u8],
-    pub input: &'static [u8],
-    pub reference: Option<&'static [u8]>,
+    pub source: Source,
+}
+
+/// Where a benchmark model comes from.
+pub(crate) enum Source {
+    /// An ONNX file, an input, and onnxruntime's output when known.
+    Onnx {
+        onnx: &'static [u8],
+        input: &'static [u8],
+        reference: Option<&'static [u8]>,
+    },
+    /// A plan built in code (large models), compared with the plaintext
+    /// evaluator.
+    Built(fn() -> (Plan, Weights, ArrayD<f64>)),
 }
 
 pub(crate) fn cases() -> Vec<ModelCase> {
     vec![
         ModelCase {
             name: "digits CNN 1x1x8x8",
-            onnx: include_bytes!("../../../models/digits/digits.onnx"),
-            input: include_bytes!("../../../models/test/digit7.npy"),
-            reference: None,
+            source: Source::Onnx {
+                onnx: include_bytes!("../../../models/digits/digits.onnx"),
+                input: include_bytes!("../../../models/test/digit7.npy"),
+                reference: None,
+            },
         },
         ModelCase {
             name: "LeNet-5 1x1x28x28",
-            onnx: include_bytes!("../../../models/test/lenet5.onnx"),
-            input: include_bytes!("../../../models/test/lenet5.input.npy"),
-            reference: Some(include_bytes!("../../../models/test/lenet5.ort.npy")),
+            source: Source::Onnx {
+                onnx: include_bytes!("../../../models/test/lenet5.onnx"),
+                input: include_bytes!("../../../models/test/lenet5.input.npy"),
+                reference: Some(include_bytes!("../../../models/test/lenet5.ort.npy")),
+            },
         },
         ModelCase {
             name: "ResNet-style (small) 1x3x32x32",
-            onnx: include_bytes!("../../../models/test/resnet_small.onnx"),
-            input: include_bytes!("../../../models/test/resnet_small.input.npy"),
-            reference: Some(include_bytes!("../../../models/test/resnet_small.ort.npy")),
+            source: Source::Onnx {
+                onnx: include_bytes!("../../../models/test/resnet_small.onnx"),
+                input: include_bytes!("../../../models/test/resnet_small.input.npy"),
+                reference: Some(include_bytes!("../../../models/test/resnet_small.ort.npy")),
+            },
         },
         ModelCase {
             name: "transformer encoder 1x8x16",
-            onnx: include_bytes!("../../../models/test/transformer.onnx"),
-            input: include_bytes!("../../../models/test/transformer.input.npy"),
-            reference: Some(include_bytes!("../../../models/test/transformer.ort.npy")),
+            source: Source::Onnx {
+                onnx: include_bytes!("../../../models/test/transformer.onnx"),
+                input: include_bytes!("../../../models/test/transformer.input.npy"),
+                reference: Some(include_bytes!("../../../models/test/transformer.ort.npy")),
+            },
+        },
+        ModelCase {
+            name: "ResNet-18 1x3x32x32",
+            source: Source::Built(|| super::resnet::resnet18(32)),
+        },
+        ModelCase {
+            name: "ResNet-18 1x3x224x224",
+            source: Source::Built(|| super::resnet::resnet18(224)),
         },
     ]
 }
@@ -141,8 +168,27 @@ fn now<F: std::future::Future>(f: F) -> F::Output {
 
 /// Measures one model.
 pub(crate) fn measure(case: &ModelCase, reps: usize) -> Result<Report, BoxError> {
-    let m = import(case.onnx, &ImportOptions::default())?;
-    let x = npy::read(case.input)?;
+    let (plan, weights, x, reference, compared_with) = match &case.source {
+        Source::Onnx {
+            onnx,
+            input,
+            reference,
+        } => {
+            let m = import(onnx, &ImportOptions::default())?;
+            let r = reference.map(npy::read).transpose()?;
+            (m.plan, m.weights, npy::read(input)?, r, "onnxruntime")
+        }
+        Source::Built(build) => {
+            let (p, w, x) = build();
+            let r = hush_core::plan::plain::evaluate(&p, &w, std::slice::from_ref(&x))?.remove(0);
+            (p, w, x, Some(r), "the plaintext evaluator")
+        }
+    };
+    struct M {
+        plan: Plan,
+        weights: Weights,
+    }
+    let m = M { plan, weights };
     let seeds = SeededDealer::<CpuBackend>::random_seeds(2)?;
     let recorders: Vec<_> = in_process(&seeds, CpuBackend)
         .into_iter()
@@ -185,8 +231,7 @@ pub(crate) fn measure(case: &ModelCase, reps: usize) -> Result<Report, BoxError>
         report.online.push(once.online);
         report.comm = once.comm;
         report.setup = Some((once.setup, once.setup_comm));
-        if let (Some(y), Some(r)) = (&once.output, case.reference) {
-            let r = npy::read(r)?;
+        if let (Some(y), Some(r)) = (&once.output, &reference) {
             let e = y
                 .iter()
                 .zip(r.iter())
@@ -195,8 +240,8 @@ pub(crate) fn measure(case: &ModelCase, reps: usize) -> Result<Report, BoxError>
             max_err = max_err.max(e);
         }
     }
-    if case.reference.is_some() {
-        report.note = format!("max |output − onnxruntime| = {max_err:.1e}");
+    if reference.is_some() {
+        report.note = format!("max |output − {compared_with}| = {max_err:.1e}");
     }
     Ok(report)
 }
