@@ -1701,6 +1701,7 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportErro
         }
     }
     let weights = Weights { tensors: b.weights };
+    b.plan.optimize();
     b.plan.commitment = Sha256::digest(weights.canonical_bytes()).into();
     b.plan
         .validate()

@@ -56,14 +56,16 @@ fn the_plan_describes_the_cnn_and_round_trips() {
     assert_eq!(
         ops,
         [
+            // ReLU after max pooling: the importer's rewrite (same function,
+            // a quarter of the comparisons).
             "Conv",
             "Add(weight)",
-            "Relu",
             "MaxPool",
+            "Relu",
             "Conv",
             "Add(weight)",
-            "Relu",
             "MaxPool",
+            "Relu",
             "Reshape",
             "MatMul(weight)",
             "Add(weight)"
@@ -152,4 +154,63 @@ fn secure_predictions_equal_plaintext_on_all_digits() {
     let acc = correct as f64 / N as f64;
     eprintln!("secure accuracy on all {N} digits: {acc:.4}, max logit error {err:.2e}");
     assert!(acc > 0.99, "accuracy {acc}");
+}
+
+#[test]
+fn the_dealer_derives_the_correlations_from_the_plan_alone() {
+    use hush_core::preprocessing::{Pregenerated, Recorder};
+    let m = import(MODEL, &ImportOptions::default()).unwrap();
+    let config = Config::default();
+    let (setup_reqs, inference_reqs) = secure::requests(&m.plan, config, 2).unwrap();
+    assert_eq!(
+        setup_reqs.len(),
+        3,
+        "one mask per matrix or convolution weight"
+    );
+    assert!(!inference_reqs.is_empty());
+    // Pregenerate everything from the list, then run a real inference on it.
+    let all: Vec<_> = setup_reqs.iter().chain(&inference_reqs).cloned().collect();
+    let seeds = SeededDealer::<CpuBackend>::random_seeds(2).unwrap();
+    let pregen: Vec<Pregenerated> = in_process(&seeds, CpuBackend)
+        .into_iter()
+        .map(|mut p| {
+            let fut = Pregenerated::generate(&mut p, &all);
+            let mut fut = std::pin::pin!(fut);
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            match fut.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(r) => r.unwrap(),
+                std::task::Poll::Pending => unreachable!(),
+            }
+        })
+        .collect();
+    let x = ArrayD::from_shape_vec(
+        IxDyn(&[1, 1, 8, 8]),
+        IMAGES[..64].iter().map(|&v| v as f64 / 16.0).collect(),
+    )
+    .unwrap();
+    let roles = secure::Roles {
+        owner: 1,
+        client: 0,
+    };
+    let (plan, weights) = (&m.plan, &m.weights);
+    let mut pregen = pregen.into_iter();
+    let out = run_parties(2, |ch| {
+        let prep = Recorder::new(pregen.next().unwrap());
+        let x = x.clone();
+        async move {
+            let mut p = Party::new(ch, prep, CpuBackend, config).await?;
+            let me = p.id();
+            let s = secure::setup(&mut p, plan, roles, (me == 1).then_some(weights)).await?;
+            let inputs = [x];
+            let y =
+                secure::evaluate(&mut p, plan, roles, &s, (me == 0).then_some(&inputs[..])).await?;
+            let (_, rec, _) = p.into_parts();
+            let (inner, _) = rec.into_parts();
+            Ok((y, inner.remaining()))
+        }
+    });
+    let (y, left) = out.into_iter().next().unwrap().unwrap();
+    assert_eq!(left, 0, "every pregenerated correlation was used");
+    let plain_y = plain::evaluate(plan, weights, &[x]).unwrap().remove(0);
+    assert_eq!(argmax_rows(&y.unwrap()[0]), argmax_rows(&plain_y));
 }

@@ -509,6 +509,57 @@ impl Plan {
         Ok(plan)
     }
 
+    /// Rewrites that keep the function and lower the cost under MPC:
+    /// `MaxPool(Relu(x))` becomes `Relu(MaxPool(x))` (both are monotone and
+    /// padded cells never win), so the comparisons of the ReLU run on the
+    /// pooled, smaller tensor. Returns how many rewrites were made.
+    pub fn optimize(&mut self) -> usize {
+        let mut uses = alloc::vec![0usize; self.values.len()];
+        for n in &self.nodes {
+            for &i in &n.inputs {
+                uses[i] += 1;
+            }
+        }
+        for &o in &self.outputs {
+            uses[o] += 1;
+        }
+        let mut producer = alloc::vec![usize::MAX; self.values.len()];
+        for (k, n) in self.nodes.iter().enumerate() {
+            producer[n.output] = k;
+        }
+        let mut count = 0;
+        for k in 0..self.nodes.len() {
+            if !matches!(self.nodes[k].op, Op::MaxPool(_)) || self.nodes[k].inputs.len() != 1 {
+                continue;
+            }
+            let r = self.nodes[k].inputs[0];
+            let ri = producer[r];
+            if ri == usize::MAX || self.nodes[ri].op != Op::Relu || uses[r] != 1 {
+                continue;
+            }
+            // relu: a → r, pool: r → m   becomes   pool: a → r, relu: r → m
+            let a = self.nodes[ri].inputs[0];
+            let m = self.nodes[k].output;
+            self.values[r].shape = self.values[m].shape.clone();
+            let pool_op = self.nodes[k].op.clone();
+            let (pool_name, relu_name) = (self.nodes[k].name.clone(), self.nodes[ri].name.clone());
+            self.nodes[ri] = Node {
+                name: pool_name,
+                op: pool_op,
+                inputs: alloc::vec![a],
+                output: r,
+            };
+            self.nodes[k] = Node {
+                name: relu_name,
+                op: Op::Relu,
+                inputs: alloc::vec![r],
+                output: m,
+            };
+            count += 1;
+        }
+        count
+    }
+
     /// Number of scalar weights.
     pub fn parameter_count(&self) -> usize {
         self.weights.iter().filter_map(|w| elements(&w.shape)).sum()

@@ -349,3 +349,74 @@ pub async fn evaluate<C: Channel, P: Preprocessing, B: Backend>(
     }
     Ok((me == roles.client).then_some(outs))
 }
+
+/// The correlations a session needs, derived from the plan alone: the
+/// requests of the weight setup and of one inference, in order. Protocols
+/// are data-oblivious, so a rehearsal on zeros (all parties in this process)
+/// asks for exactly what a real run asks for; a dealer can generate the
+/// material from this list before the input exists.
+pub fn requests(
+    plan: &Plan,
+    config: crate::protocol::Config,
+    parties: usize,
+) -> Result<(
+    Vec<crate::preprocessing::CorrelationRequest>,
+    Vec<crate::preprocessing::CorrelationRequest>,
+)> {
+    use crate::backend::CpuBackend;
+    use crate::channel::memory::run_parties;
+    use crate::preprocessing::Recorder;
+    use crate::preprocessing::seeded::in_process;
+    use crate::prg::Seed;
+    plan.validate()?;
+    let roles = Roles {
+        owner: parties - 1,
+        client: 0,
+    };
+    let zeros = Weights {
+        tensors: plan
+            .weights
+            .iter()
+            .map(|w| ArrayD::zeros(IxDyn(&w.shape)))
+            .collect(),
+    };
+    let inputs: Vec<ArrayD<f64>> = plan
+        .inputs
+        .iter()
+        .map(|&i| ArrayD::zeros(IxDyn(&plan.values[i].shape)))
+        .collect();
+    let seeds: Vec<Seed> = (0..parties as u8)
+        .map(|i| Seed::from_bytes([i; 32]))
+        .collect();
+    let mut preps = in_process(&seeds, CpuBackend)
+        .into_iter()
+        .map(Recorder::new);
+    let (zeros, inputs) = (&zeros, &inputs);
+    let results = run_parties(parties, |ch| {
+        let prep = preps.next();
+        async move {
+            let prep = prep.ok_or(Error::Usage("missing preprocessing".into()))?;
+            let mut p = Party::new(ch, prep, CpuBackend, config).await?;
+            let me = p.id();
+            let session = setup(&mut p, plan, roles, (me == roles.owner).then_some(zeros)).await?;
+            let after_setup = p.preprocessing().requests().len();
+            evaluate(
+                &mut p,
+                plan,
+                roles,
+                &session,
+                (me == roles.client).then_some(&inputs[..]),
+            )
+            .await?;
+            let (_, rec, _) = p.into_parts();
+            let (_, all) = rec.into_parts();
+            Ok((all, after_setup))
+        }
+    });
+    let (mut all, split) = results
+        .into_iter()
+        .next()
+        .ok_or(Error::Usage("no parties".into()))??;
+    let inference = all.split_off(split);
+    Ok((all, inference))
+}

@@ -184,5 +184,6 @@ pub(crate) fn resnet18(hw: usize) -> (Plan, Weights, ArrayD<f64>) {
     );
     b.plan.outputs.push(out);
     let input = b.random(&[1, 3, hw, hw], 1.0);
+    b.plan.optimize();
     (b.plan, Weights { tensors: b.weights }, input)
 }
