@@ -410,3 +410,19 @@ fn recorded_requests_pregenerate_an_identical_online_run() {
     .unwrap();
     assert!(matches!(now(p.next(&learned[0][2])), Err(Error::Usage(_))));
 }
+
+#[test]
+fn one_sided_and_correlations_are_correct_and_two_party_only() {
+    use hush_core::preprocessing::seeded::SeededDealer;
+    let req = CorrelationRequest::OneSidedAnd { words: 7 };
+    let mut preps = in_process(&seeds(2, 50), CpuBackend);
+    let got: Vec<_> = preps
+        .iter_mut()
+        .map(|p| now(p.next(&req)).unwrap().into_one_sided().unwrap())
+        .collect();
+    let (a, b) = (&got[0].mask, &got[1].mask);
+    let z = xor_all([&got[0].z, &got[1].z].into_iter());
+    assert_eq!(z, ndarray::Zip::from(a).and(b).map_collect(|&x, &y| x & y));
+    let mut three = SeededDealer::new(&seeds(3, 51), CpuBackend);
+    assert!(matches!(three.generate(&req), Err(Error::Unsupported(_))));
+}

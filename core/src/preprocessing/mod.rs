@@ -96,6 +96,13 @@ pub enum CorrelationRequest {
         /// Number of 64-bit words.
         words: usize,
     },
+    /// Two parties only: party 0's random words `A`, party 1's random words
+    /// `B` (each known to its holder alone), and XOR shares of `A & B` — an
+    /// AND of two inputs each held by one party, one opened bit per gate.
+    OneSidedAnd {
+        /// Number of 64-bit words.
+        words: usize,
+    },
     /// `len` random bits `r`, packed 64 per word in XOR shares, and the same
     /// bits as additive shares of 0 or 1 (to turn a shared bit into an
     /// additive share in one round).
@@ -138,6 +145,7 @@ impl CorrelationRequest {
             CorrelationRequest::Square { .. }
             | CorrelationRequest::FixedMask { .. }
             | CorrelationRequest::AndTriple { .. }
+            | CorrelationRequest::OneSidedAnd { .. }
             | CorrelationRequest::BitPair { .. }
             | CorrelationRequest::SelectTriple { .. } => Ok(()),
             CorrelationRequest::DivPair { shape, divisor } => {
@@ -207,6 +215,15 @@ pub struct AndTriple {
     pub c: RingTensor,
 }
 
+/// A party's part of a one-sided AND correlation.
+#[derive(Clone)]
+pub struct OneSidedAnd {
+    /// This party's own random words (`A` at party 0, `B` at party 1).
+    pub mask: RingTensor,
+    /// XOR share of `A & B`.
+    pub z: RingTensor,
+}
+
 /// A party's shares of random bits in both forms.
 #[derive(Clone)]
 pub struct BitPair {
@@ -245,6 +262,8 @@ pub enum Correlation {
     And(AndTriple),
     /// See [`CorrelationRequest::BitPair`].
     Bit(BitPair),
+    /// See [`CorrelationRequest::OneSidedAnd`].
+    OneSided(OneSidedAnd),
     /// See [`CorrelationRequest::SelectTriple`].
     Select(SelectTriple),
 }
@@ -259,6 +278,7 @@ impl fmt::Debug for Correlation {
             Correlation::FixedTriple(_) => "FixedTriple",
             Correlation::And(_) => "And",
             Correlation::Bit(_) => "Bit",
+            Correlation::OneSided(_) => "OneSided",
             Correlation::Select(_) => "Select",
         };
         write!(f, "Correlation::{name}(<redacted>)")
@@ -288,6 +308,7 @@ impl Correlation {
     correlation_accessor!(into_fixed_triple, FixedTriple, FixedTripleShare);
     correlation_accessor!(into_and, And, AndTriple);
     correlation_accessor!(into_bit, Bit, BitPair);
+    correlation_accessor!(into_one_sided, OneSided, OneSidedAnd);
     correlation_accessor!(into_select, Select, SelectTriple);
 }
 

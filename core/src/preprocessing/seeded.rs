@@ -15,7 +15,7 @@
 use super::wire::{decode_correction, decode_request, encode_correction, encode_request};
 use super::{
     AndTriple, BeaverTriple, BitPair, Correlation, CorrelationRequest, DivPair, FixedMaskShare,
-    FixedSide, FixedTripleShare, Preprocessing, SelectTriple, SquarePair,
+    FixedSide, FixedTripleShare, OneSidedAnd, Preprocessing, SelectTriple, SquarePair,
 };
 use crate::backend::Backend;
 use crate::bilinear::BilinearOp;
@@ -115,6 +115,9 @@ pub fn draws(req: &CorrelationRequest) -> Result<Draws> {
             vec![binary(&[bit_words(*len)]), arith(&[*len])],
             vec![arith(&[*len]), arith(&[*len])],
         ),
+        CorrelationRequest::OneSidedAnd { words } => {
+            (vec![binary(&[*words])], vec![binary(&[*words])])
+        }
     };
     Ok(Draws { random, derived })
 }
@@ -275,6 +278,10 @@ impl<S: CorrectionSource> Preprocessing for SeededPreprocessing<S> {
                 b: take(&mut random)?,
                 c: take(&mut derived)?,
             }),
+            CorrelationRequest::OneSidedAnd { .. } => Correlation::OneSided(OneSidedAnd {
+                mask: take(&mut random)?,
+                z: take(&mut derived)?,
+            }),
             CorrelationRequest::BitPair { .. } => Correlation::Bit(BitPair {
                 r: take(&mut random)?,
                 r_arith: take(&mut derived)?,
@@ -353,12 +360,22 @@ impl<B: Backend> SeededDealer<B> {
             .iter()
             .map(|d| RingTensor::zeros(IxDyn(&d.shape)))
             .collect();
+        let one_sided = matches!(req, CorrelationRequest::OneSidedAnd { .. });
+        if one_sided && n != 2 {
+            return Err(Error::Unsupported(
+                "one-sided AND is a two-party correlation",
+            ));
+        }
+        let mut own: Vec<RingTensor> = Vec::new();
         for (i, prg) in self.prgs.iter_mut().enumerate() {
             for ((t, r), dr) in totals
                 .iter_mut()
                 .zip(draw_all(prg, &d.random))
                 .zip(&d.random)
             {
+                if one_sided {
+                    own.push(r.clone());
+                }
                 combine_assign(t, &r, dr.kind);
             }
             if i + 1 < n {
@@ -398,6 +415,9 @@ impl<B: Backend> SeededDealer<B> {
                 ]
             }
             CorrelationRequest::BitPair { len } => vec![unpack_bits(&totals[0], *len)],
+            CorrelationRequest::OneSidedAnd { .. } => {
+                vec![Zip::from(&own[0]).and(&own[1]).map_collect(|&a, &b| a & b)]
+            }
             CorrelationRequest::SelectTriple { len } => {
                 let r = unpack_bits(&totals[0], *len);
                 let ar = Zip::from(&r)

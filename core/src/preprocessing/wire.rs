@@ -11,7 +11,7 @@
 //! request    = version:u8 0xB1 req
 //! correction = version:u8 0xC1 req count:u8 (len:u64 elem:u64*len)*count
 //! req        = 1 op | 2 shape | 3 shape divisor | 4 shape | 5 mask:u64 op side:u8
-//!            | 6 words | 7 bits | 8 len
+//!            | 6 words | 7 bits | 8 len | 9 words
 //! op         = 1 shape | 2 shape shape | 3 dims4 dims4 stride2 pad4 dil2 groups
 //! shape      = rank:u8 dim*rank        divisor = 0 d | 1 count d*count
 //! ```
@@ -172,6 +172,10 @@ fn put_request(w: &mut Vec<u8>, req: &CorrelationRequest) {
         }
         CorrelationRequest::AndTriple { words } => {
             w.push(6);
+            put_u64(w, *words as u64);
+        }
+        CorrelationRequest::OneSidedAnd { words } => {
+            w.push(9);
             put_u64(w, *words as u64);
         }
         CorrelationRequest::BitPair { len } => {
@@ -373,6 +377,7 @@ impl<'a> Reader<'a> {
             6 => CorrelationRequest::AndTriple { words: self.len()? },
             7 => CorrelationRequest::BitPair { len: self.len()? },
             8 => CorrelationRequest::SelectTriple { len: self.len()? },
+            9 => CorrelationRequest::OneSidedAnd { words: self.len()? },
             _ => return Err(PeerError::Malformed("unknown request kind").into()),
         };
         Ok(req)
@@ -426,6 +431,7 @@ mod tests {
             },
             CorrelationRequest::FixedMask { shape: vec![4, 4] },
             CorrelationRequest::AndTriple { words: 9 },
+            CorrelationRequest::OneSidedAnd { words: 4 },
             CorrelationRequest::BitPair { len: 65 },
             CorrelationRequest::SelectTriple { len: 3 },
             CorrelationRequest::FixedTriple {

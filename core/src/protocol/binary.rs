@@ -70,6 +70,46 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         Ok(out)
     }
 
+    /// `x_0 ∧ x_1` for word vectors where party 0 holds all of `x_0` and
+    /// party 1 all of `x_1` (this party passes its own): XOR shares of the
+    /// result in one round, one opened bit per gate instead of two. Two
+    /// parties only.
+    pub(crate) async fn and_one_sided(&mut self, mine: &[u64]) -> Result<Vec<u64>> {
+        if self.num_parties() != 2 {
+            return Err(Error::Unsupported("one-sided AND is a two-party protocol"));
+        }
+        if mine.is_empty() {
+            return Ok(Vec::new());
+        }
+        let c = self
+            .prep
+            .next(&CorrelationRequest::OneSidedAnd { words: mine.len() })
+            .await?
+            .into_one_sided()?;
+        let (mask, z) = (as_slice(&c.mask), as_slice(&c.z));
+        // Party 0 sends d = x0 ⊕ A, party 1 sends e = x1 ⊕ B.
+        let fill = |off: usize, out: &mut [u64]| {
+            for (o, j) in out.iter_mut().zip(off..) {
+                *o = mine[j] ^ mask[j];
+            }
+        };
+        let ex = self.exchange::<Binary>(mine.len(), fill, None).await?;
+        let mut theirs = alloc::vec![0u64; mine.len()];
+        ex.peers.read(0, &mut theirs);
+        self.recycle(ex);
+        // Party 0: (x0 ∧ e) ⊕ z0; party 1: (d ∧ B) ⊕ z1.
+        let me0 = self.id() == 0;
+        Ok((0..mine.len())
+            .map(|j| {
+                if me0 {
+                    (mine[j] & theirs[j]) ^ z[j]
+                } else {
+                    (theirs[j] & mask[j]) ^ z[j]
+                }
+            })
+            .collect())
+    }
+
     /// ANDs of pairs of shared bit vectors, all in one round.
     pub async fn and_bits(&mut self, pairs: &[(&BitShare, &BitShare)]) -> Result<Vec<BitShare>> {
         if pairs.iter().any(|(x, y)| x.len() != y.len()) {

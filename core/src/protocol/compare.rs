@@ -6,8 +6,10 @@
 //! adders reduce them to two (one round per layer); then only the carry into
 //! the top bit is computed, by a log-depth tree of (generate, propagate)
 //! combinations on bit planes (see [`crate::bits`]). For two parties: one
-//! round for the generate bits, six for the tree — 7 rounds, 181 AND gates
-//! (362 bits sent) per element.
+//! round for the generate bits, six for the tree — 7 rounds. The 63
+//! generate bits `x0_k ∧ x1_k` have one input at each party, so they are
+//! one-sided ANDs (one opened bit each); the tree's 118 ANDs are Beaver ANDs
+//! (two bits each): 299 bits sent per element and party.
 //!
 //! A shared bit becomes arithmetic ([`Party::b2a_bits`]) or multiplies an
 //! arithmetic share ([`Party::select`]) in one round, by dealer bit pairs and
@@ -58,7 +60,38 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         }
         let b = operands.pop().unwrap_or_else(|| zero_planes(n));
         let a = operands.pop().unwrap_or_else(|| zero_planes(n));
-        self.sign_of_sum(&a, &b).await
+        // Two parties: each operand is held whole by one party, so the
+        // generate bits are one-sided ANDs.
+        let own = (parties == 2).then(|| if me == 0 { &a } else { &b });
+        let g = self.generate_bits(&a, &b, own, 63).await?;
+        self.sign_of_sum(&a, &b, g).await
+    }
+
+    /// `a_k ∧ b_k` for planes `0..count`; `own` is this party's whole
+    /// operand when each operand is held by one of two parties.
+    async fn generate_bits(
+        &mut self,
+        a: &Planes,
+        b: &Planes,
+        own: Option<&Planes>,
+        count: usize,
+    ) -> Result<Vec<BitShare>> {
+        let n = a.first().map_or(0, BitShare::len);
+        if let Some(own) = own {
+            let w = words_for(n);
+            let words: Vec<u64> = own[..count]
+                .iter()
+                .flat_map(|p| p.words().iter().copied())
+                .collect();
+            let z = self.and_one_sided(&words).await?;
+            return Ok(z
+                .chunks(w.max(1))
+                .take(count)
+                .map(|c| BitShare::from_words(n, c.to_vec()))
+                .collect());
+        }
+        let pairs: Vec<(&BitShare, &BitShare)> = (0..count).map(|k| (&a[k], &b[k])).collect();
+        self.and_bits(&pairs).await
     }
 
     /// One layer of carry-save adders: every three operands become two
@@ -119,8 +152,8 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let b = operands.pop().unwrap_or_else(|| zero_planes(n));
         let a = operands.pop().unwrap_or_else(|| zero_planes(n));
         let p: Planes = a.iter().zip(&b).map(|(x, y)| x.xor(y)).collect();
-        let pairs: Vec<(&BitShare, &BitShare)> = (0..64).map(|k| (&a[k], &b[k])).collect();
-        let mut g = self.and_bits(&pairs).await?;
+        let own = (parties == 2).then(|| if me == 0 { &a } else { &b });
+        let mut g = self.generate_bits(&a, &b, own, 64).await?;
         let mut pp = p.clone();
         // After the level with distance d, g[k] is the carry out of bits
         // k..=k-2d+1 (clipped at 0) and pp[k] whether they all propagate.
@@ -183,11 +216,10 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         Ok(ArithShare::from_raw(from_vec(x.shape(), out)))
     }
 
-    /// The top bit of `a + b` for binary-shared bit planes `a`, `b`.
-    async fn sign_of_sum(&mut self, a: &Planes, b: &Planes) -> Result<BitShare> {
+    /// The top bit of `a + b` for binary-shared bit planes `a`, `b`, given
+    /// the generate bits `g_k = a_k ∧ b_k` for `k < 63`.
+    async fn sign_of_sum(&mut self, a: &Planes, b: &Planes, g: Vec<BitShare>) -> Result<BitShare> {
         let p: Planes = a.iter().zip(b).map(|(x, y)| x.xor(y)).collect();
-        let gen_pairs: Vec<(&BitShare, &BitShare)> = (0..63).map(|k| (&a[k], &b[k])).collect();
-        let g = self.and_bits(&gen_pairs).await?;
         // (G, P) per group of bits, lowest first; the lowest group's P is
         // never needed (the carry into bit 0 is zero).
         let mut groups: Vec<(BitShare, Option<BitShare>)> = g
