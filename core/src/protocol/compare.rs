@@ -62,7 +62,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let a = operands.pop().unwrap_or_else(|| zero_planes(n));
         // Two parties: each operand is held whole by one party, so the
         // generate bits are one-sided ANDs.
-        let own = (parties == 2).then(|| if me == 0 { &a } else { &b });
+        let own = (parties == 2).then_some(if me == 0 { &a } else { &b });
         let g = self.generate_bits(&a, &b, own, 63).await?;
         self.sign_of_sum(&a, &b, g).await
     }
@@ -152,7 +152,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let b = operands.pop().unwrap_or_else(|| zero_planes(n));
         let a = operands.pop().unwrap_or_else(|| zero_planes(n));
         let p: Planes = a.iter().zip(&b).map(|(x, y)| x.xor(y)).collect();
-        let own = (parties == 2).then(|| if me == 0 { &a } else { &b });
+        let own = (parties == 2).then_some(if me == 0 { &a } else { &b });
         let mut g = self.generate_bits(&a, &b, own, 64).await?;
         let mut pp = p.clone();
         // After the level with distance d, g[k] is the carry out of bits
