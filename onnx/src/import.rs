@@ -1286,21 +1286,13 @@ impl Builder {
                 };
                 self.emit(n, o, vec![a], out);
             }
-            (Entry::Public(a) | Entry::Init(a), Entry::Public(b) | Entry::Init(b)) => {
+            (Entry::Public(_) | Entry::Init(_), Entry::Public(_) | Entry::Init(_)) => {
                 let f: fn(f64, f64) -> f64 = match op {
                     "Add" => |x, y| x + y,
                     "Sub" => |x, y| x - y,
                     _ => |x, y| x * y,
                 };
-                let shape = broadcast_shape(n, a.shape(), b.shape())?;
-                let (a, b) = (
-                    a.broadcast(IxDyn(&shape))
-                        .ok_or_else(|| invalid(n.name(), "broadcast"))?,
-                    b.broadcast(IxDyn(&shape))
-                        .ok_or_else(|| invalid(n.name(), "broadcast"))?,
-                );
-                let v = ndarray::Zip::from(&a).and(&b).map_collect(|&x, &y| f(x, y));
-                self.set_public(n, v);
+                return self.fold_binary(n, f);
             }
         }
         Ok(())

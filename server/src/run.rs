@@ -196,7 +196,7 @@ pub fn run(args: RunArgs) -> Result<(), BoxError> {
         };
         let rounds = |c: &[CommStats]| c.iter().map(|s| s.rounds).max().unwrap_or(0);
         let report = json!({
-            "mode": "mpc (2 parties and the dealer in this process)",
+            "mode": "mpc simulation: both parties and the dealer in this process (not a secure deployment)",
             "time_s": start.elapsed().as_secs_f64(),
             "online": { "time_s": r.online_s, "rounds": rounds(&r.online), "parties": per_party(&r.online) },
             "weight_setup": { "time_s": r.setup_s, "rounds": rounds(&r.setup), "parties": per_party(&r.setup) },

@@ -38,11 +38,20 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// 64-bit integer), else 0. Rounds: 7 for two parties, one more per
     /// carry-save layer beyond.
     pub async fn msb(&mut self, x: &ArithShare) -> Result<BitShare> {
+        let (a, b, two) = self.two_operands(x).await?;
+        let own = two.then_some(if self.id() == 0 { &a } else { &b });
+        let g = self.generate_bits(&a, &b, own, 63).await?;
+        self.sign_of_sum(&a, &b, g).await
+    }
+
+    /// The parties' shares of `x` as two binary-shared operands in bit
+    /// planes (each party's share is an operand held by that party alone;
+    /// carry-save layers reduce more than two), and whether they are the two
+    /// parties' own (so ANDs between them can be one-sided).
+    async fn two_operands(&mut self, x: &ArithShare) -> Result<(Planes, Planes, bool)> {
         let xs = as_slice(x.as_raw());
         let n = xs.len();
         let (me, parties) = (self.id(), self.num_parties());
-        // Party j's share is operand j, held in the clear by j: a binary
-        // sharing in which every other party holds zero.
         let mut operands: Vec<Planes> = (0..parties)
             .map(|j| {
                 if j == me {
@@ -60,11 +69,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         }
         let b = operands.pop().unwrap_or_else(|| zero_planes(n));
         let a = operands.pop().unwrap_or_else(|| zero_planes(n));
-        // Two parties: each operand is held whole by one party, so the
-        // generate bits are one-sided ANDs.
-        let own = (parties == 2).then_some(if me == 0 { &a } else { &b });
-        let g = self.generate_bits(&a, &b, own, 63).await?;
-        self.sign_of_sum(&a, &b, g).await
+        Ok((a, b, parties == 2))
     }
 
     /// `a_k ∧ b_k` for planes `0..count`; `own` is this party's whole
@@ -131,28 +136,10 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// Converts an additive share to a binary (XOR) share of the same value:
     /// a Kogge–Stone adder on bit planes (7 rounds for two parties).
     pub async fn a2b(&mut self, x: &ArithShare) -> Result<BinaryShare> {
-        let xs = as_slice(x.as_raw());
-        let n = xs.len();
-        let (me, parties) = (self.id(), self.num_parties());
-        let mut operands: Vec<Planes> = (0..parties)
-            .map(|j| {
-                if j == me {
-                    to_planes(&xs)
-                        .into_iter()
-                        .map(|w| BitShare::from_words(n, w))
-                        .collect()
-                } else {
-                    zero_planes(n)
-                }
-            })
-            .collect();
-        while operands.len() > 2 {
-            operands = self.carry_save_layer(operands, n).await?;
-        }
-        let b = operands.pop().unwrap_or_else(|| zero_planes(n));
-        let a = operands.pop().unwrap_or_else(|| zero_planes(n));
+        let n = x.len();
+        let (a, b, two) = self.two_operands(x).await?;
         let p: Planes = a.iter().zip(&b).map(|(x, y)| x.xor(y)).collect();
-        let own = (parties == 2).then_some(if me == 0 { &a } else { &b });
+        let own = two.then_some(if self.id() == 0 { &a } else { &b });
         let mut g = self.generate_bits(&a, &b, own, 64).await?;
         let mut pp = p.clone();
         // After the level with distance d, g[k] is the carry out of bits
