@@ -41,8 +41,8 @@ pub struct Roles {
     pub client: PartyId,
 }
 
-/// Sets up the owner's weights for a session: one round per matrix or
-/// convolution weight (its mask opened once); biases are shared locally.
+/// Sets up the owner's weights for a session: one round that opens the
+/// masks of every matrix and convolution weight; biases are shared locally.
 /// The owner passes `Some(weights)`, the others `None`.
 pub async fn setup<C: Channel, P: Preprocessing, B: Backend>(
     party: &mut Party<C, P, B>,
@@ -63,33 +63,48 @@ pub async fn setup<C: Channel, P: Preprocessing, B: Backend>(
         fixed: vec![None; n],
         shared: vec![None; n],
     };
+    // Matrix and convolution weights: masks opened together in one round.
+    let mut fixed_ids: Vec<usize> = Vec::new();
     for node in &plan.nodes {
         let (id, fixed) = match node.op {
             Op::MatMulWeight { weight } | Op::Conv { weight, .. } => (weight, true),
             Op::AddWeight { weight } | Op::MulWeight { weight } => (weight, false),
             _ => continue,
         };
-        if out.fixed[id].is_some() || out.shared[id].is_some() {
+        if fixed_ids.contains(&id) || out.shared[id].is_some() {
             continue;
         }
-        let shape = plan.weights[id].shape.clone();
-        let encoded = match weights {
-            Some(w) => Some(fp.encode_tensor(&w.tensors[id])?),
-            None => None,
-        };
         if fixed {
-            out.fixed[id] = Some(
-                party
-                    .fix_operand(roles.owner, encoded.as_ref(), &shape)
-                    .await?,
-            );
+            fixed_ids.push(id);
         } else {
+            let encoded = match weights {
+                Some(w) => Some(fp.encode_tensor(&w.tensors[id])?),
+                None => None,
+            };
+            let shape = plan.weights[id].shape.clone();
             out.shared[id] = Some(
                 party
                     .input::<Arith>(roles.owner, encoded.as_ref(), &shape)
                     .await?,
             );
         }
+    }
+    let encoded: Vec<Option<RingTensor>> = fixed_ids
+        .iter()
+        .map(|&id| {
+            weights
+                .map(|w| fp.encode_tensor(&w.tensors[id]))
+                .transpose()
+        })
+        .collect::<Result<_>>()?;
+    let operands: Vec<(Option<&RingTensor>, &[usize])> = fixed_ids
+        .iter()
+        .zip(&encoded)
+        .map(|(&id, e)| (e.as_ref(), plan.weights[id].shape.as_slice()))
+        .collect();
+    let fixed = party.fix_operands(roles.owner, &operands).await?;
+    for (id, f) in fixed_ids.into_iter().zip(fixed) {
+        out.fixed[id] = Some(f);
     }
     Ok(out)
 }

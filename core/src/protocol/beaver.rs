@@ -327,31 +327,60 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         value: Option<&RingTensor>,
         shape: &[usize],
     ) -> Result<FixedOperand> {
+        let mut v = self.fix_operands(owner, &[(value, shape)]).await?;
+        v.pop()
+            .ok_or_else(|| Error::Usage("no operand fixed".into()))
+    }
+
+    /// Fixes several operands of `owner` at once: all their masks opened in
+    /// one round. Each entry is `(Some(w)` at the owner, `None` elsewhere`,
+    /// shape)`.
+    pub async fn fix_operands(
+        &mut self,
+        owner: PartyId,
+        operands: &[(Option<&RingTensor>, &[usize])],
+    ) -> Result<Vec<FixedOperand>> {
         let me = self.id();
-        if owner >= self.num_parties() || (me == owner) != value.is_some() {
-            return Err(Error::Usage(format!(
-                "exactly party {owner} must provide the fixed operand"
-            )));
-        }
-        let req = CorrelationRequest::FixedMask {
-            shape: shape.to_vec(),
-        };
-        let mask = self.prep.next(&req).await?.into_fixed_mask()?;
-        let piece = match value {
-            Some(w) => {
-                check_shape("fixed operand", w.shape(), shape)?;
-                sub(w, &mask.a)
+        let mut masks = Vec::with_capacity(operands.len());
+        let mut pieces = Vec::with_capacity(operands.len());
+        for &(value, shape) in operands {
+            if owner >= self.num_parties() || (me == owner) != value.is_some() {
+                return Err(Error::Usage(format!(
+                    "exactly party {owner} must provide the fixed operand"
+                )));
             }
-            None => map(&mask.a, u64::wrapping_neg),
-        };
-        let e = self.open_raw_many::<Arith>(&[&piece]).await?.remove(0);
-        let a_plus_e = if me == 0 { add(&mask.a, &e) } else { mask.a };
-        Ok(FixedOperand {
-            id: mask.id,
-            shape: shape.to_vec(),
-            a_plus_e,
-            e,
-        })
+            let req = CorrelationRequest::FixedMask {
+                shape: shape.to_vec(),
+            };
+            let mask = self.prep.next(&req).await?.into_fixed_mask()?;
+            pieces.push(match value {
+                Some(w) => {
+                    check_shape("fixed operand", w.shape(), shape)?;
+                    sub(w, &mask.a)
+                }
+                None => map(&mask.a, u64::wrapping_neg),
+            });
+            masks.push(mask);
+        }
+        if operands.is_empty() {
+            return Ok(Vec::new());
+        }
+        let refs: Vec<&RingTensor> = pieces.iter().collect();
+        let opened = self.open_raw_many::<Arith>(&refs).await?;
+        Ok(masks
+            .into_iter()
+            .zip(opened)
+            .zip(operands)
+            .map(|((mask, e), &(_, shape))| {
+                let a_plus_e = if me == 0 { add(&mask.a, &e) } else { mask.a };
+                FixedOperand {
+                    id: mask.id,
+                    shape: shape.to_vec(),
+                    a_plus_e,
+                    e,
+                }
+            })
+            .collect())
     }
 
     /// The input-independent half of one product with a fixed operand: takes
