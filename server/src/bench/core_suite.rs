@@ -17,7 +17,6 @@ use hush_core::protocol::{
 };
 use hush_core::share::Arith;
 use hush_core::{ArithShare, FixedPoint, RingTensor};
-use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -83,16 +82,6 @@ pub(crate) fn workloads() -> Vec<Entry> {
         entry::<Sqrt>(),
         entry::<Softmax>(),
     ]
-}
-
-/// Drives a future that never waits (in-process preprocessing).
-fn now<F: Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match f.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => v,
-        std::task::Poll::Pending => unreachable!("in-process preprocessing never waits"),
-    }
 }
 
 /// Fixed-point values uniform in [-1, 1), as the owner's input.
@@ -248,7 +237,7 @@ fn measure<W: Workload>(reps: usize) -> Result<Report, BoxError> {
         let t = Instant::now();
         let pregen = in_process(&seeds, CpuBackend)
             .into_iter()
-            .map(|mut p| now(Pregenerated::generate(&mut p, &requests)))
+            .map(|mut p| super::ready(Pregenerated::generate(&mut p, &requests)))
             .collect::<CoreResult<Vec<_>>>()?;
         let offline = t.elapsed();
         let (run, _) = run_once::<W, _>(pregen)?;

@@ -58,6 +58,21 @@ pub(crate) struct Report {
     pub note: String,
 }
 
+/// Drives in-process preprocessing, which never waits, to completion; an
+/// error if it would wait.
+pub(crate) fn ready<T>(
+    f: impl std::future::Future<Output = hush_core::Result<T>>,
+) -> hush_core::Result<T> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => Err(hush_core::Error::Usage(
+            "in-process preprocessing waited".into(),
+        )),
+    }
+}
+
 pub(crate) fn median(v: &[Duration]) -> Duration {
     let mut s = v.to_vec();
     s.sort();

@@ -157,15 +157,6 @@ fn run_once<P: Preprocessing + Send>(
     Ok((once, back))
 }
 
-fn now<F: std::future::Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match f.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => v,
-        std::task::Poll::Pending => unreachable!("in-process preprocessing never waits"),
-    }
-}
-
 /// Measures one model.
 pub(crate) fn measure(case: &ModelCase, reps: usize) -> Result<Report, BoxError> {
     let (plan, weights, x, reference, compared_with) = match &case.source {
@@ -224,7 +215,7 @@ pub(crate) fn measure(case: &ModelCase, reps: usize) -> Result<Report, BoxError>
         let t = Instant::now();
         let pregen = in_process(&seeds, CpuBackend)
             .into_iter()
-            .map(|mut p| now(Pregenerated::generate(&mut p, &requests)))
+            .map(|mut p| super::ready(Pregenerated::generate(&mut p, &requests)))
             .collect::<hush_core::Result<Vec<_>>>()?;
         report.offline.push(t.elapsed());
         let (once, _) = run_once(&m.plan, &m.weights, &x, pregen)?;
