@@ -665,18 +665,7 @@ impl Builder {
                 if idx.ndim() > 1 {
                     return Err(unsupported(n, "multi-dimensional indices"));
                 }
-                let len = s[axis] as i64;
-                let picks_axis: Vec<usize> = idx
-                    .iter()
-                    .map(|&v| {
-                        let v = v as i64;
-                        let v = if v < 0 { v + len } else { v };
-                        usize::try_from(v)
-                            .ok()
-                            .filter(|&u| (u as i64) < len)
-                            .ok_or_else(|| invalid(n.name(), "index out of range"))
-                    })
-                    .collect::<Result<_, _>>()?;
+                let picks_axis = gather_indices(n, &idx, s[axis])?;
                 let mut picks: Vec<Vec<usize>> = s.iter().map(|&d| full(d)).collect();
                 picks[axis] = picks_axis.clone();
                 let mut sel_shape = s.clone();
@@ -1052,18 +1041,7 @@ impl Builder {
                 if axis >= data.ndim() {
                     return Err(invalid(n.name(), "axis out of range"));
                 }
-                let len = data.shape()[axis] as i64;
-                let picks: Vec<usize> = idx
-                    .iter()
-                    .map(|&v| {
-                        let v = v as i64;
-                        let v = if v < 0 { v + len } else { v };
-                        usize::try_from(v)
-                            .ok()
-                            .filter(|&u| (u as i64) < len)
-                            .ok_or_else(|| invalid(n.name(), "index out of range"))
-                    })
-                    .collect::<Result<_, _>>()?;
+                let picks = gather_indices(n, &idx, data.shape()[axis])?;
                 let sel = data.select(Axis(axis), &picks);
                 if idx.ndim() == 0 {
                     sel.index_axis(Axis(axis), 0).to_owned()
@@ -1577,6 +1555,21 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+/// Gather indices (negative ones count from the end) checked against `len`.
+fn gather_indices(n: &NodeProto, idx: &ArrayD<f64>, len: usize) -> Result<Vec<usize>, ImportError> {
+    let len = len as i64;
+    idx.iter()
+        .map(|&v| {
+            let v = v as i64;
+            let v = if v < 0 { v + len } else { v };
+            usize::try_from(v)
+                .ok()
+                .filter(|&u| (u as i64) < len)
+                .ok_or_else(|| invalid(n.name(), "index out of range"))
+        })
+        .collect()
 }
 
 fn norm_axis(n: &NodeProto, a: i64, rank: usize) -> Result<usize, ImportError> {
