@@ -8,7 +8,7 @@
 //! has already ended gets [`ChannelError::Closed`], so a protocol bug fails a
 //! test instead of hanging it.
 
-use super::{Channel, CommStats, RoundClock};
+use super::{Channel, CommStats, Meter};
 use crate::error::{ChannelError, Error, PartyId, Result};
 use alloc::collections::VecDeque;
 use alloc::rc::Rc;
@@ -32,15 +32,14 @@ struct Hub {
 pub struct MemoryChannel {
     id: PartyId,
     hub: Rc<RefCell<Hub>>,
-    stats: CommStats,
-    clock: RoundClock,
+    meter: Meter,
 }
 
 impl core::fmt::Debug for MemoryChannel {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("MemoryChannel")
             .field("party", &self.id)
-            .field("stats", &self.stats)
+            .field("stats", &self.meter.stats())
             .finish()
     }
 }
@@ -57,8 +56,7 @@ pub fn memory_channels(n: usize) -> Vec<MemoryChannel> {
         .map(|id| MemoryChannel {
             id,
             hub: hub.clone(),
-            stats: CommStats::default(),
-            clock: RoundClock::default(),
+            meter: Meter::default(),
         })
         .collect()
 }
@@ -93,10 +91,7 @@ impl Channel for MemoryChannel {
 
     async fn send(&mut self, to: PartyId, msg: Vec<u8>) -> Result<()> {
         self.check_peer(to)?;
-        let stamp = self.clock.stamp_for_send();
-        self.stats.bytes_sent += msg.len() as u64;
-        self.stats.messages_sent += 1;
-        self.stats.rounds = self.clock.rounds();
+        let stamp = self.meter.on_send(msg.len());
         let mut hub = self.hub.borrow_mut();
         let n = hub.n;
         hub.queues[self.id * n + to].push_back((stamp, msg));
@@ -119,15 +114,12 @@ impl Channel for MemoryChannel {
             }
         })
         .await?;
-        self.clock.on_receive(stamp);
-        self.stats.bytes_received += msg.len() as u64;
-        self.stats.messages_received += 1;
-        self.stats.rounds = self.clock.rounds();
+        self.meter.on_receive(stamp, msg.len());
         Ok(msg)
     }
 
     fn stats(&self) -> CommStats {
-        self.stats
+        self.meter.stats()
     }
 }
 
@@ -150,8 +142,7 @@ where
         .map(|c| MemoryChannel {
             id: c.id,
             hub: c.hub.clone(),
-            stats: CommStats::default(),
-            clock: RoundClock::default(),
+            meter: Meter::default(),
         })
         .collect();
     let mut futures: Vec<Option<Pin<alloc::boxed::Box<Fut>>>> = channels

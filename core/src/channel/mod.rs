@@ -76,6 +76,39 @@ impl RoundClock {
     }
 }
 
+/// The counters a transport keeps: [`CommStats`] and the [`RoundClock`]
+/// that turns message stamps into rounds. Transports call [`Meter::on_send`]
+/// and carry its stamp with the message, then [`Meter::on_receive`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Meter {
+    stats: CommStats,
+    clock: RoundClock,
+}
+
+impl Meter {
+    /// Counts a message of `len` bytes going out; returns its round stamp.
+    pub fn on_send(&mut self, len: usize) -> u64 {
+        let stamp = self.clock.stamp_for_send();
+        self.stats.bytes_sent += len as u64;
+        self.stats.messages_sent += 1;
+        self.stats.rounds = self.clock.rounds();
+        stamp
+    }
+
+    /// Counts a received message of `len` bytes stamped `stamp`.
+    pub fn on_receive(&mut self, stamp: u64, len: usize) {
+        self.clock.on_receive(stamp);
+        self.stats.bytes_received += len as u64;
+        self.stats.messages_received += 1;
+        self.stats.rounds = self.clock.rounds();
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> CommStats {
+        self.stats
+    }
+}
+
 /// A message transport between numbered parties.
 ///
 /// `recv` waits for the next message from one given peer; messages from one

@@ -6,7 +6,7 @@
 //! on one thread as in [`super::memory`]. A `recv` blocks its thread until the
 //! message arrives, so each party's future must have a thread to itself.
 
-use super::{Channel, CommStats, RoundClock};
+use super::{Channel, CommStats, Meter};
 use crate::error::{ChannelError, PartyId, Result};
 use alloc::vec::Vec;
 use core::future::Future;
@@ -27,15 +27,14 @@ pub struct ThreadChannel {
     n: usize,
     senders: Vec<Outbox>,
     receivers: Vec<Inbox>,
-    stats: CommStats,
-    clock: RoundClock,
+    meter: Meter,
 }
 
 impl core::fmt::Debug for ThreadChannel {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("ThreadChannel")
             .field("party", &self.id)
-            .field("stats", &self.stats)
+            .field("stats", &self.meter.stats())
             .finish()
     }
 }
@@ -62,8 +61,7 @@ pub fn thread_channels(n: usize) -> Vec<ThreadChannel> {
             n,
             senders,
             receivers,
-            stats: CommStats::default(),
-            clock: RoundClock::default(),
+            meter: Meter::default(),
         })
         .collect()
 }
@@ -83,10 +81,7 @@ impl Channel for ThreadChannel {
             .get(to)
             .and_then(Option::as_ref)
             .ok_or(ChannelError::NoSuchPeer(to))?;
-        let stamp = self.clock.stamp_for_send();
-        self.stats.bytes_sent += msg.len() as u64;
-        self.stats.messages_sent += 1;
-        self.stats.rounds = self.clock.rounds();
+        let stamp = self.meter.on_send(msg.len());
         sender
             .send((stamp, msg))
             .map_err(|_| ChannelError::Closed { peer: to })?;
@@ -105,15 +100,12 @@ impl Channel for ThreadChannel {
                 "no message from party {from} in {RECV_TIMEOUT:?}"
             )),
         })?;
-        self.clock.on_receive(stamp);
-        self.stats.bytes_received += msg.len() as u64;
-        self.stats.messages_received += 1;
-        self.stats.rounds = self.clock.rounds();
+        self.meter.on_receive(stamp, msg.len());
         Ok(msg)
     }
 
     fn stats(&self) -> CommStats {
-        self.stats
+        self.meter.stats()
     }
 }
 
