@@ -30,6 +30,89 @@ pub enum Error {
     Randomness,
     /// The feature exists in the design but is not implemented yet.
     Unsupported(&'static str),
+    /// A session between client, server and dealer ended: refused, aborted
+    /// by a peer, timed out. The code is stable (the npm package exposes it).
+    Session(SessionError),
+}
+
+/// Why a session ended, with a stable [`ErrorCode`] and words for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionError {
+    /// What kind of failure.
+    pub code: ErrorCode,
+    /// A description for people; never holds secret values.
+    pub message: String,
+}
+
+impl SessionError {
+    /// An error with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        SessionError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Stable error codes of the session layer. They travel in error frames
+/// (by name) and surface as the `code` of errors in the npm package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The peer speaks another protocol version.
+    Version,
+    /// A client token is missing or not accepted.
+    Unauthorized,
+    /// The server is at its limit of concurrent sessions.
+    Busy,
+    /// The server's model commitment differs from the one the client expects.
+    ModelMismatch,
+    /// The dealer is unreachable, refused the session or went away.
+    Dealer,
+    /// A peer sent bytes that break the protocol (malformed, oversized, out of order).
+    Protocol,
+    /// A peer was silent for longer than the idle timeout.
+    Timeout,
+    /// The peer closed the connection.
+    Closed,
+    /// The request is not valid (inputs of the wrong shape, bad options).
+    BadRequest,
+    /// The server failed on its side.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as a stable string (`"MODEL_MISMATCH"`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Version => "VERSION",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::Busy => "BUSY",
+            ErrorCode::ModelMismatch => "MODEL_MISMATCH",
+            ErrorCode::Dealer => "DEALER",
+            ErrorCode::Protocol => "PROTOCOL",
+            ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::Closed => "CLOSED",
+            ErrorCode::BadRequest => "BAD_REQUEST",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+}
+
+impl Error {
+    /// The stable code that best describes this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Session(e) => e.code,
+            Error::Peer(PeerError::Version { .. }) => ErrorCode::Version,
+            Error::Peer(_) => ErrorCode::Protocol,
+            Error::Channel(ChannelError::Closed { .. }) => ErrorCode::Closed,
+            Error::Channel(ChannelError::TimedOut) => ErrorCode::Timeout,
+            Error::Channel(_) => ErrorCode::Closed,
+            Error::Shape(_) | Error::Encoding(_) => ErrorCode::BadRequest,
+            Error::Usage(_) | Error::Randomness | Error::Unsupported(_) => ErrorCode::Internal,
+        }
+    }
 }
 
 /// What was wrong with a peer's message.
@@ -73,6 +156,8 @@ pub enum ChannelError {
     NoSuchPeer(PartyId),
     /// A transport-specific failure, described in words.
     Io(String),
+    /// The peer was silent for longer than the transport's timeout.
+    TimedOut,
 }
 
 impl fmt::Display for Error {
@@ -85,6 +170,7 @@ impl fmt::Display for Error {
             Error::Encoding(s) => write!(f, "fixed-point encoding: {s}"),
             Error::Randomness => write!(f, "the system random number generator failed"),
             Error::Unsupported(s) => write!(f, "unsupported: {s}"),
+            Error::Session(e) => write!(f, "{} ({})", e.message, e.code.as_str()),
         }
     }
 }
@@ -112,6 +198,7 @@ impl fmt::Display for ChannelError {
             ChannelError::Deadlock => write!(f, "deadlock: every party waits for a message"),
             ChannelError::NoSuchPeer(p) => write!(f, "party {p} is not a peer of this channel"),
             ChannelError::Io(s) => write!(f, "{s}"),
+            ChannelError::TimedOut => write!(f, "the peer was silent past the idle timeout"),
         }
     }
 }
@@ -121,6 +208,12 @@ impl core::error::Error for Error {}
 impl From<PeerError> for Error {
     fn from(e: PeerError) -> Self {
         Error::Peer(e)
+    }
+}
+
+impl From<SessionError> for Error {
+    fn from(e: SessionError) -> Self {
+        Error::Session(e)
     }
 }
 

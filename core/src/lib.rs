@@ -18,6 +18,9 @@
 //!   format.
 //! - [`protocol`]: what a [`protocol::Party`] does: input, open, products,
 //!   truncation, reductions.
+//! - [`plan`]: a model's public op graph and the evaluators that run it.
+//! - [`session`]: frames, control messages and the client's side of a
+//!   session between client, server and dealer.
 //!
 //! No module here performs IO or names an executor; transports and the
 //! dealer service live in the crates that embed this one.
@@ -43,6 +46,7 @@ pub mod preprocessing;
 pub mod prg;
 pub mod protocol;
 pub mod ring;
+pub mod session;
 pub mod share;
 
 pub use error::{Error, PartyId, Result};

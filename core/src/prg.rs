@@ -12,8 +12,9 @@ use ndarray::IxDyn;
 use rand_chacha::ChaCha12Rng;
 use rand_core::{Rng, SeedableRng};
 
-/// A 256-bit secret seed. `Debug` never prints its bytes.
-#[derive(Clone, PartialEq, Eq)]
+/// A 256-bit secret seed. `Debug` never prints its bytes. It serializes (for
+/// the one message that hands it to its holder) as its 32 bytes.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Seed([u8; 32]);
 
 impl Seed {
@@ -42,6 +43,13 @@ impl Seed {
         let mut s = [0u8; 32];
         rng.fill_bytes(&mut s);
         Seed(s)
+    }
+}
+
+/// Seeds are wiped from memory when dropped.
+impl Drop for Seed {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 

@@ -1,15 +1,12 @@
 //! `hush`: the Hush command-line tool.
 //!
-//! Today: `hush run` (a model under MPC, all parties in this process),
-//! `hush inspect` (a model's plan), `hush bench` and `hush accuracy`. The
-//! model server (`serve`), dealer service (`dealer`) and native client
-//! (`infer`) come with the networking work. The model
-//! server (`serve`), dealer service (`dealer`), native client (`infer`) and
-//! single-process runner (`run`) come with the ONNX and networking work.
+//! `hush serve` (the model server, party P1), `hush dealer` (the dealer
+//! service), `hush infer` (the native client, party P0), `hush run` (a model
+//! under MPC with every party in this process), `hush inspect` (a model's
+//! plan), `hush bench` and `hush accuracy`.
 
 mod accuracy;
 mod bench;
-mod npy;
 mod run;
 
 /// mimalloc keeps freed pages for reuse: the protocols allocate tensors of
@@ -34,6 +31,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve a model to clients over WebSockets (party P1).
+    Serve(hush_server::net::serve::ServeArgs),
+    /// Run the dealer service that supplies correlated randomness.
+    Dealer(hush_server::net::dealer::DealerArgs),
+    /// Evaluate a served model privately on a local input (party P0).
+    Infer(hush_server::net::infer::InferArgs),
     /// Benchmarks: time, bytes per party and rounds of the core protocols.
     Bench(bench::BenchArgs),
     /// Accuracy of the non-linear functions against f64 (docs/ACCURACY.md).
@@ -47,6 +50,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => hush_server::net::serve::run(args),
+        Command::Dealer(args) => hush_server::net::dealer::run(args),
+        Command::Infer(args) => hush_server::net::infer::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Accuracy(args) => accuracy::run(args),
         Command::Run(args) => run::run(args),

@@ -1,7 +1,6 @@
 //! `hush run` and `hush inspect`: a model under MPC with every party in this
 //! process, and a model's plan in words.
 
-use crate::npy;
 use clap::Args;
 use hush_core::FixedPoint;
 use hush_core::backend::CpuBackend;
@@ -10,16 +9,12 @@ use hush_core::channel::threaded::run_parties_threaded;
 use hush_core::plan::{Plan, Weights, plain, secure};
 use hush_core::preprocessing::seeded::{SeededDealer, in_process};
 use hush_core::protocol::{Config, Party};
-use hush_onnx::{ImportOptions, Imported, import};
+use hush_server::npy;
 use serde_json::json;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-type BoxError = Box<dyn std::error::Error>;
-
-/// The embedded default model: a CNN for scikit-learn's 8×8 digits.
-pub const DIGITS_ONNX: &[u8] = include_bytes!("../../models/digits/digits.onnx");
+use hush_server::model::{BoxError, hex, load, peak_memory};
 
 /// Options of `hush run`.
 #[derive(Args, Debug)]
@@ -46,37 +41,6 @@ pub struct RunArgs {
 pub struct InspectArgs {
     /// ONNX model (default: the embedded digits CNN).
     model: Option<PathBuf>,
-}
-
-fn load(model: &Option<PathBuf>, input_shape: Option<Vec<usize>>) -> Result<Imported, BoxError> {
-    let bytes = match model {
-        Some(p) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?,
-        None => DIGITS_ONNX.to_vec(),
-    };
-    let mut opts = ImportOptions::default();
-    if model.is_none() {
-        opts.name = Some("digits".into());
-    }
-    if let Some(shape) = input_shape {
-        // Read the model once to learn its input name.
-        let probe = import(&bytes, &opts)?;
-        if let Some(&i) = probe.plan.inputs.first() {
-            opts.input_shapes = HashMap::from([(probe.plan.values[i].name.clone(), shape)]);
-        }
-    }
-    Ok(import(&bytes, &opts)?)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Peak resident memory of this process, from `/proc` (Linux), in bytes.
-fn peak_memory() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }
 
 /// Runs `hush inspect`.

@@ -135,6 +135,17 @@ fn broadcast_share(x: &ArithShare, shape: &[usize]) -> Result<ArithShare> {
     ))
 }
 
+/// How far an inference has come: after node `done` of `total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Nodes evaluated.
+    pub done: usize,
+    /// Nodes in the plan.
+    pub total: usize,
+    /// The operator just evaluated.
+    pub op: &'static str,
+}
+
 /// Runs one inference. The client passes its inputs (one per
 /// [`Plan::inputs`]), the others `None`; the client gets the outputs,
 /// the others `None`.
@@ -144,6 +155,18 @@ pub async fn evaluate<C: Channel, P: Preprocessing, B: Backend>(
     roles: Roles,
     session: &SessionWeights,
     inputs: Option<&[ArrayD<f64>]>,
+) -> Result<Option<Vec<ArrayD<f64>>>> {
+    evaluate_with_progress(party, plan, roles, session, inputs, &mut |_| {}).await
+}
+
+/// [`evaluate`], calling `progress` after every node.
+pub async fn evaluate_with_progress<C: Channel, P: Preprocessing, B: Backend>(
+    party: &mut Party<C, P, B>,
+    plan: &Plan,
+    roles: Roles,
+    session: &SessionWeights,
+    inputs: Option<&[ArrayD<f64>]>,
+    progress: &mut dyn FnMut(Progress),
 ) -> Result<Option<Vec<ArrayD<f64>>>> {
     let fp = party.config().fixed_point;
     let me = party.id();
@@ -177,7 +200,7 @@ pub async fn evaluate<C: Channel, P: Preprocessing, B: Backend>(
                 .await?,
         );
     }
-    for node in &plan.nodes {
+    for (done, node) in plan.nodes.iter().enumerate() {
         let arg = |i: usize| -> Result<ArithShare> {
             node.inputs
                 .get(i)
@@ -352,6 +375,11 @@ pub async fn evaluate<C: Channel, P: Preprocessing, B: Backend>(
             )));
         }
         vals[node.output] = Some(y);
+        progress(Progress {
+            done: done + 1,
+            total: plan.nodes.len(),
+            op: node.op.name(),
+        });
     }
     let mut outs = Vec::new();
     for &o in &plan.outputs {

@@ -219,6 +219,11 @@ impl<S: CorrectionSource> SeededPreprocessing<S> {
     fn is_last(&self) -> bool {
         self.party + 1 == self.num_parties
     }
+
+    /// The correction source (to tell a dealer link what comes next).
+    pub fn source_mut(&mut self) -> &mut S {
+        &mut self.source
+    }
 }
 
 impl<S: CorrectionSource> Preprocessing for SeededPreprocessing<S> {

@@ -146,6 +146,11 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         &self.backend
     }
 
+    /// The channel (to send a session's control messages between protocols).
+    pub fn channel_mut(&mut self) -> &mut C {
+        &mut self.channel
+    }
+
     /// The preprocessing source.
     pub fn preprocessing(&mut self) -> &mut P {
         &mut self.prep

@@ -20,7 +20,7 @@ use hush_core::{ArithShare, FixedPoint, RingTensor};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-type BoxError = Box<dyn std::error::Error>;
+use hush_server::model::BoxError;
 const PARTIES: usize = 2;
 
 /// A named workload and how to measure it.

@@ -4,7 +4,6 @@
 //! generation of one query (setup and inference) by the dealer and parties.
 
 use super::Report;
-use crate::npy;
 use hush_core::FixedPoint;
 use hush_core::backend::CpuBackend;
 use hush_core::channel::CommStats;
@@ -14,11 +13,12 @@ use hush_core::preprocessing::seeded::{SeededDealer, draws, in_process};
 use hush_core::preprocessing::{Pregenerated, Preprocessing, Recorder};
 use hush_core::protocol::{Config, Party};
 use hush_onnx::{ImportOptions, import};
+use hush_server::npy;
 use ndarray::ArrayD;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-type BoxError = Box<dyn std::error::Error>;
+use hush_server::model::BoxError;
 
 /// A model workload: the plan, the owner's weights, one input and, when
 /// known, onnxruntime's output for it.

@@ -1,0 +1,48 @@
+//! Loading models: an ONNX file or the embedded default.
+
+use hush_onnx::{ImportOptions, Imported, import};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Errors of the command-line layer.
+pub type BoxError = Box<dyn std::error::Error>;
+
+/// The embedded default model: a CNN for scikit-learn's 8×8 digits.
+pub const DIGITS_ONNX: &[u8] = include_bytes!("../../models/digits/digits.onnx");
+
+/// Imports `model` (the embedded digits CNN when `None`), with the first
+/// input's shape set to `input_shape` if given.
+pub fn load(
+    model: &Option<PathBuf>,
+    input_shape: Option<Vec<usize>>,
+) -> Result<Imported, BoxError> {
+    let bytes = match model {
+        Some(p) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => DIGITS_ONNX.to_vec(),
+    };
+    let mut opts = ImportOptions::default();
+    if model.is_none() {
+        opts.name = Some("digits".into());
+    }
+    if let Some(shape) = input_shape {
+        // Read the model once to learn its input name.
+        let probe = import(&bytes, &opts)?;
+        if let Some(&i) = probe.plan.inputs.first() {
+            opts.input_shapes = HashMap::from([(probe.plan.values[i].name.clone(), shape)]);
+        }
+    }
+    Ok(import(&bytes, &opts)?)
+}
+
+/// Lower-case hex.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Peak resident memory of this process, from `/proc` (Linux), in bytes.
+pub fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

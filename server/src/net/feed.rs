@@ -1,0 +1,121 @@
+//! Where the server's dealer corrections come from: a `hush dealer` over a
+//! WebSocket, or — in the insecure development mode only — a generator in
+//! this process.
+
+use super::connect::Connect;
+use super::generator::Generator;
+use super::ws::WsTransport;
+use hush_core::Ring;
+use hush_core::channel::Channel;
+use hush_core::error::{Error, ErrorCode, PeerError, Result, SessionError};
+use hush_core::preprocessing::CorrelationRequest;
+use hush_core::preprocessing::seeded::CorrectionSource;
+use hush_core::preprocessing::wire::decode_correction;
+use hush_core::prg::Seed;
+use hush_core::session::{Control, FramedChannel, SessionId};
+
+/// The dealer's party index on the server–dealer channel.
+const DEALER: usize = 1;
+
+/// The server's source of corrections for one session.
+#[derive(Debug)]
+pub enum DealerFeed {
+    /// A dealer service.
+    Remote {
+        /// The link.
+        channel: Box<FramedChannel<WsTransport>>,
+        /// Its address, for messages.
+        url: String,
+    },
+    /// INSECURE: the dealer runs inside the server.
+    InsecureLocal(Generator),
+}
+
+/// A dealer session as the server sees it.
+#[derive(Debug)]
+pub struct OpenedSession {
+    /// The feed of corrections.
+    pub feed: DealerFeed,
+    /// The session's public id.
+    pub session: SessionId,
+    /// The server's seed.
+    pub server_seed: Seed,
+}
+
+fn dealer_error(url: &str, e: &Error) -> Error {
+    match e {
+        Error::Session(s) if s.code == ErrorCode::Dealer => e.clone(),
+        _ => SessionError::new(ErrorCode::Dealer, format!("dealer {url}: {e}")).into(),
+    }
+}
+
+impl DealerFeed {
+    /// Opens a session at the dealer `url` for a client whose key hashes to
+    /// `key_hash`, with the session's encoded requests.
+    pub async fn open_remote(
+        connect: &Connect,
+        url: &str,
+        key_hash: [u8; 32],
+        setup: Vec<Vec<u8>>,
+        inference: Vec<Vec<u8>>,
+    ) -> Result<OpenedSession> {
+        let base = url.trim_end_matches('/');
+        let run = async {
+            let transport = connect.open(&format!("{base}/v1/session")).await?;
+            let mut channel = FramedChannel::new(transport, 0, connect.limits())?;
+            channel
+                .send_control(&Control::DealerOpen {
+                    software: super::software("hush-serve"),
+                    key_hash,
+                    setup,
+                    inference,
+                })
+                .await?;
+            match channel.recv_control().await? {
+                Control::DealerOpened {
+                    session,
+                    server_seed,
+                } => Ok((channel, session, server_seed)),
+                _ => Err(Error::from(PeerError::Unexpected(
+                    "the dealer did not open the session",
+                ))),
+            }
+        };
+        let (channel, session, server_seed) = run.await.map_err(|e| dealer_error(url, &e))?;
+        Ok(OpenedSession {
+            feed: DealerFeed::Remote {
+                channel: Box::new(channel),
+                url: url.to_string(),
+            },
+            session,
+            server_seed,
+        })
+    }
+
+    /// Asks the dealer to prepare `n` more inferences.
+    pub async fn credit(&mut self, n: u32) -> Result<()> {
+        match self {
+            DealerFeed::Remote { channel, url } => channel
+                .send_control(&Control::DealerCredit { inferences: n })
+                .await
+                .map_err(|e| dealer_error(url, &e)),
+            DealerFeed::InsecureLocal(g) => g.credit(n),
+        }
+    }
+}
+
+impl CorrectionSource for DealerFeed {
+    async fn corrections(
+        &mut self,
+        req: &CorrelationRequest,
+        lens: &[usize],
+    ) -> Result<Vec<Vec<Ring>>> {
+        let (bytes, url) = match self {
+            DealerFeed::Remote { channel, url } => (channel.recv(DEALER).await, url.as_str()),
+            DealerFeed::InsecureLocal(g) => (g.next().await, "in-process"),
+        };
+        bytes
+            .and_then(|b| decode_correction(&b, req, lens))
+            .map_err(|e| dealer_error(url, &e))
+    }
+}

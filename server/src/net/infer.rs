@@ -1,0 +1,343 @@
+//! `hush infer`: the native client, party P0.
+
+use super::connect::Connect;
+use super::ws::WsTransport;
+use crate::model::{BoxError, peak_memory};
+use crate::npy;
+use clap::Args;
+use hush_core::backend::CpuBackend;
+use hush_core::error::{ErrorCode, PeerError, Result as CoreResult};
+use hush_core::plan::secure::Progress;
+use hush_core::prg::Seed;
+use hush_core::session::client::{ClientOptions, ClientSession, SeedSource};
+use hush_core::session::{Control, FramedChannel, SessionId, parse_commitment};
+use ndarray::{ArrayD, IxDyn};
+use serde_json::json;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Options of `hush infer`.
+#[derive(Args, Debug, Clone)]
+pub struct InferArgs {
+    /// The model server, e.g. ws://127.0.0.1:8080 (the session path is added).
+    #[arg(long)]
+    pub server: String,
+    /// Input tensor (.npy). Reshaped to the model's input shape when the
+    /// number of elements agrees. Without it, zeros.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Where to write the output (.npy, float32).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Refuse the server's model unless its weight commitment is this
+    /// (`sha256:<hex>` or bare hex).
+    #[arg(long)]
+    pub expect_model: Option<String>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Access token, for servers started with --token-file (or HUSH_TOKEN).
+    #[arg(long, env = "HUSH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CA certificate (PEM) to trust for wss:// servers and dealers with a private CA.
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// Run the inference this many times on one session (timings: median).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
+    /// Seconds to wait for a silent server before giving up.
+    #[arg(long, default_value_t = super::DEFAULT_IDLE.as_secs_f64())]
+    pub timeout: f64,
+}
+
+/// Claims the client's seed from a `hush dealer` over a WebSocket.
+#[derive(Debug)]
+pub struct DealerSeeds {
+    /// How to connect.
+    pub connect: Connect,
+}
+
+impl SeedSource for DealerSeeds {
+    async fn claim(&mut self, url: &str, session: &SessionId, key: &Seed) -> CoreResult<Seed> {
+        let base = url.trim_end_matches('/');
+        let transport = self.connect.open(&format!("{base}/v1/seed")).await?;
+        let mut ch = FramedChannel::new(transport, 0, self.connect.limits())?;
+        ch.send_control(&Control::SeedClaim {
+            session: *session,
+            key: key.clone(),
+        })
+        .await?;
+        match ch.recv_control().await? {
+            Control::SeedGrant { seed } => Ok(seed),
+            _ => Err(PeerError::Unexpected("the dealer did not grant a seed").into()),
+        }
+    }
+}
+
+/// Connects to `server` (adding `/v1/session`), runs the handshake and the
+/// weight setup.
+pub async fn open_session(
+    server: &str,
+    connect: &Connect,
+    options: &ClientOptions,
+) -> CoreResult<ClientSession<WsTransport, CpuBackend>> {
+    let url = session_url(server);
+    let transport = connect.open(&url).await?;
+    let mut seeds = DealerSeeds {
+        connect: connect.clone(),
+    };
+    ClientSession::connect(transport, CpuBackend, options, &mut seeds).await
+}
+
+/// `ws://host:port` → `ws://host:port/v1/session` (kept if a path is given).
+pub fn session_url(server: &str) -> String {
+    let s = server.trim_end_matches('/');
+    let after_scheme = s.split_once("://").map(|(_, r)| r).unwrap_or(s);
+    if after_scheme.contains('/') {
+        s.to_string()
+    } else {
+        format!("{s}/v1/session")
+    }
+}
+
+fn fit_input(x: ArrayD<f64>, shape: &[usize]) -> Result<ArrayD<f64>, BoxError> {
+    if x.shape() == shape {
+        return Ok(x);
+    }
+    let want: usize = shape.iter().product();
+    if x.len() != want {
+        return Err(format!(
+            "the input has shape {:?} ({} values); the model takes {shape:?} ({want} values)",
+            x.shape(),
+            x.len()
+        )
+        .into());
+    }
+    let flat: Vec<f64> = x.iter().copied().collect();
+    ArrayD::from_shape_vec(IxDyn(shape), flat).map_err(|e| e.to_string().into())
+}
+
+/// Prints progress on stderr once an inference has run for a second.
+struct ProgressLine {
+    start: Instant,
+    last: Instant,
+    shown: bool,
+    tty: bool,
+}
+
+impl ProgressLine {
+    fn new() -> Self {
+        let now = Instant::now();
+        ProgressLine {
+            start: now,
+            last: now,
+            shown: false,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn update(&mut self, p: Progress) {
+        let now = Instant::now();
+        let every = if self.tty { 200 } else { 2000 };
+        if now.duration_since(self.start) < Duration::from_secs(1)
+            || (now.duration_since(self.last) < Duration::from_millis(every) && p.done < p.total)
+        {
+            return;
+        }
+        self.last = now;
+        self.shown = true;
+        let line = format!(
+            "progress {:>3}% node {}/{} ({})",
+            p.done * 100 / p.total.max(1),
+            p.done,
+            p.total,
+            p.op
+        );
+        let mut err = std::io::stderr();
+        if self.tty {
+            let _ = write!(err, "\r{line:<60}");
+        } else {
+            let _ = writeln!(err, "{line}");
+        }
+    }
+
+    fn finish(&self) {
+        if self.shown && self.tty {
+            eprintln!();
+        }
+    }
+}
+
+/// Runs `hush infer`.
+pub fn run(args: InferArgs) -> Result<(), BoxError> {
+    super::init_logging("warn");
+    let expect_model = match &args.expect_model {
+        Some(s) => Some(parse_commitment(s).ok_or_else(|| {
+            format!("--expect-model {s:?} is not a SHA-256 (sha256:<64 hex digits>)")
+        })?),
+        None => None,
+    };
+    let input = match &args.input {
+        Some(p) => {
+            let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            Some(npy::read(&bytes)?)
+        }
+        None => None,
+    };
+    let idle = Duration::from_secs_f64(args.timeout.max(0.001));
+    let connect = Connect::new(args.ca_cert.as_deref(), Some(idle))?;
+    let options = ClientOptions {
+        expect_model,
+        token: args.token.clone(),
+        software: super::software("hush-infer"),
+        ..ClientOptions::default()
+    };
+    let rt = super::runtime()?;
+    rt.block_on(async move {
+        let t = Instant::now();
+        let mut session = connect_clearly(&args.server, &connect, &options).await?;
+        let connect_s = t.elapsed().as_secs_f64();
+        let info = session.model().clone();
+        eprintln!("model {} {}", info.name, info.commitment_string());
+        if session.insecure_dealer() {
+            eprintln!("WARNING: {}", super::serve::INSECURE_WARNING);
+        }
+        let shape = &info.inputs.first().ok_or("the model has no input")?.shape;
+        let x = match input {
+            Some(x) => fit_input(x, shape)?,
+            None => {
+                eprintln!("no --input: evaluating on zeros of shape {shape:?}");
+                ArrayD::zeros(IxDyn(shape))
+            }
+        };
+        let inputs = [x];
+        let mut times = Vec::new();
+        let mut per_inference = None;
+        let mut outputs = Vec::new();
+        for _ in 0..args.repeat.max(1) {
+            let mut progress = ProgressLine::new();
+            let before = session.stats();
+            let t = Instant::now();
+            outputs = session
+                .run(&inputs, &mut |p| progress.update(p))
+                .await
+                .map_err(explain)?;
+            times.push(t.elapsed().as_secs_f64());
+            progress.finish();
+            per_inference = Some(session.stats().since(&before));
+        }
+        let setup = session.setup_stats();
+        let insecure = session.insecure_dealer();
+        let _ = session.close().await;
+        let stats = per_inference.unwrap_or_default();
+        let y = outputs.first().ok_or("the model has no output")?;
+        if let Some(path) = &args.output {
+            std::fs::write(path, npy::write_f32(y))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        let mut sorted = times.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        let class = argmax_class(y);
+        let report = json!({
+            "model": info.name,
+            "commitment": info.commitment_string(),
+            "insecure_dealer": insecure,
+            "connect_s": connect_s,
+            "inference_s": median,
+            "inferences": times.len(),
+            "online": {
+                "bytes_sent": stats.bytes_sent,
+                "bytes_received": stats.bytes_received,
+                "rounds": stats.rounds,
+            },
+            "weight_setup": {
+                "bytes_sent": setup.bytes_sent,
+                "bytes_received": setup.bytes_received,
+                "rounds": setup.rounds,
+            },
+            "output_shape": y.shape(),
+            "output": y.iter().copied().collect::<Vec<f64>>(),
+            "class": class,
+            "peak_memory_bytes": peak_memory(),
+        });
+        if args.json {
+            println!("{report}");
+        } else {
+            println!("model      {} ({})", info.name, info.commitment_string());
+            println!(
+                "connect    {:.3} s (handshake, seed, weight setup)",
+                connect_s
+            );
+            println!(
+                "inference  {:.2} ms{}, {} rounds, sent {} B, received {} B",
+                median * 1e3,
+                if times.len() > 1 {
+                    format!(" (median of {})", times.len())
+                } else {
+                    String::new()
+                },
+                stats.rounds,
+                stats.bytes_sent,
+                stats.bytes_received
+            );
+            println!(
+                "output     {:?}{}",
+                y.shape(),
+                args.output
+                    .as_ref()
+                    .map(|p| format!(" -> {}", p.display()))
+                    .unwrap_or_default()
+            );
+            if y.len() <= 20 {
+                println!(
+                    "values     {:?}",
+                    y.iter()
+                        .map(|v| (v * 1e4).round() / 1e4)
+                        .collect::<Vec<_>>()
+                );
+            }
+            if let Some(c) = class {
+                println!("prediction class {c}");
+            }
+        }
+        Ok::<(), BoxError>(())
+    })
+}
+
+/// The class of a `[1, k]` output (k > 1), if it is one.
+fn argmax_class(y: &ArrayD<f64>) -> Option<usize> {
+    match y.shape() {
+        &[1, k] if k > 1 => Some(
+            y.iter()
+                .enumerate()
+                .fold((0, f64::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m })
+                .0,
+        ),
+        _ => None,
+    }
+}
+
+async fn connect_clearly(
+    server: &str,
+    connect: &Connect,
+    options: &ClientOptions,
+) -> Result<ClientSession<WsTransport, CpuBackend>, BoxError> {
+    open_session(server, connect, options)
+        .await
+        .map_err(explain)
+}
+
+/// An error with the words a user needs.
+fn explain(e: hush_core::Error) -> BoxError {
+    let code = e.code();
+    let hint = match code {
+        ErrorCode::Closed => " (is the server running? did it stop?)",
+        ErrorCode::Dealer => " (the dealer is down or unreachable)",
+        ErrorCode::Timeout => " (the server was silent past --timeout)",
+        ErrorCode::Version => " (update hush on one side)",
+        _ => "",
+    };
+    format!("{e}{hint} [{}]", code.as_str()).into()
+}
