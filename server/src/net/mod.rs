@@ -54,18 +54,10 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Ends a session after `e`: an error frame with its code, or — for a peer
-/// of another protocol version, which could not parse our frames — a
-/// WebSocket close with the reason in words.
+/// Ends a session after `e` (see [`ws::WsHandle::report`]).
 pub(crate) async fn reply_error(
     ch: &mut hush_core::session::FramedChannel<ws::WsTransport>,
     e: &hush_core::Error,
 ) {
-    use hush_core::error::{Error, PeerError};
-    if let Error::Peer(PeerError::Version { ours, .. }) = e {
-        ch.transport_mut()
-            .close(&format!("hush protocol version {ours} required"));
-        return;
-    }
-    ch.send_error(e.code(), e.to_string()).await;
+    ch.transport_mut().handle().report(e);
 }

@@ -489,12 +489,24 @@ async fn run_mpc(
     seed: Seed,
 ) -> Result<u64, (u64, Error)> {
     let model = &state.model;
-    let config = config_for(&model.plan).map_err(|e| (0, e))?;
+    let mut ch = ch;
+    let client = ch.transport_mut().handle();
+    let fail = |e: Error| {
+        match e.code() {
+            ErrorCode::Closed => {}
+            ErrorCode::Timeout => {
+                client.send_error(ErrorCode::Timeout, "the server closed an idle session")
+            }
+            _ => client.report(&e),
+        }
+        e
+    };
+    let config = config_for(&model.plan).map_err(|e| (0, fail(e)))?;
     let prep = SeededPreprocessing::new(ROLES.owner, 2, &seed, feed);
     drop(seed);
     let mut party = Party::new(ch, prep, CpuBackend, config)
         .await
-        .map_err(|e| (0, e))?;
+        .map_err(|e| (0, fail(e)))?;
     let mut served = 0u64;
     let result: Result<(), Error> = async {
         let t = Instant::now();
@@ -536,21 +548,5 @@ async fn run_mpc(
         }
     }
     .await;
-    match result {
-        Ok(()) => Ok(served),
-        Err(e) => {
-            if !matches!(e.code(), ErrorCode::Closed) {
-                let ch = party.channel_mut();
-                if matches!(e.code(), ErrorCode::Timeout) {
-                    ch.send_error(ErrorCode::Timeout, "the server closed an idle session")
-                        .await;
-                } else {
-                    reply_error(ch, &e).await;
-                }
-                // Let the writer flush the error before the socket goes.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err((served, e))
-        }
-    }
+    result.map(|()| served).map_err(|e| (served, fail(e)))
 }

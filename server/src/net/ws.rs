@@ -111,9 +111,51 @@ impl WsTransport {
         let _ = self.out.send(Out::Close(r));
     }
 
+    /// A handle that can still end the session after the transport has
+    /// been handed to the protocol.
+    pub fn handle(&self) -> WsHandle {
+        WsHandle {
+            out: self.out.clone(),
+        }
+    }
+
     /// Changes the idle timeout for the frames still to come.
     pub fn set_idle(&mut self, idle: Option<Duration>) {
         self.idle = idle;
+    }
+}
+
+/// Ends a session from outside the protocol (see [`WsTransport::handle`]).
+#[derive(Debug, Clone)]
+pub struct WsHandle {
+    out: mpsc::UnboundedSender<Out>,
+}
+
+impl WsHandle {
+    /// Queues an error frame for the peer (after everything already queued).
+    pub fn send_error(&self, code: hush_core::error::ErrorCode, message: &str) {
+        let msg = hush_core::session::Control::Error {
+            code,
+            message: message.to_string(),
+        };
+        if let Ok(f) = hush_core::session::frame::encode_control(&msg) {
+            let _ = self.out.send(Out::Frame(f));
+        }
+    }
+
+    /// Ends a session after `e`: an error frame with its code, or — for a
+    /// peer of another protocol version, which could not parse our frames —
+    /// a WebSocket close with the reason in words.
+    pub fn report(&self, e: &hush_core::Error) {
+        use hush_core::error::{Error, PeerError};
+        match e {
+            Error::Peer(PeerError::Version { ours, .. }) => {
+                let _ = self
+                    .out
+                    .send(Out::Close(format!("hush protocol version {ours} required")));
+            }
+            _ => self.send_error(e.code(), &e.to_string()),
+        }
     }
 }
 
