@@ -73,6 +73,21 @@ const STEPS: &[Step] = &[
             "1",
         ],
     },
+    Step {
+        label: "benchmark smoke run: models over WebSockets",
+        args: &[
+            "run",
+            "--release",
+            "-p",
+            "hush-server",
+            "--",
+            "bench",
+            "--suite",
+            "net",
+            "--reps",
+            "1",
+        ],
+    },
 ];
 
 fn usage() -> ExitCode {

@@ -13,6 +13,7 @@
 
 mod core_suite;
 mod models_suite;
+mod net_suite;
 mod resnet;
 
 use clap::Args;
@@ -24,7 +25,7 @@ use std::time::Duration;
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Suite to run.
-    #[arg(long, default_value = "core", value_parser = ["core", "models"])]
+    #[arg(long, default_value = "core", value_parser = ["core", "models", "net"])]
     suite: String,
     /// Measured repetitions per workload (after one warm-up run).
     #[arg(long, default_value_t = 5)]
@@ -157,7 +158,17 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             .is_none_or(|f| name.contains(f.as_str()))
     };
     type Runner = Box<dyn Fn(usize) -> Result<Report, Box<dyn std::error::Error>>>;
-    let selected: Vec<(String, Runner)> = if args.suite == "models" {
+    let selected: Vec<(String, Runner)> = if args.suite == "net" {
+        net_suite::cases()
+            .into_iter()
+            .filter(|c| keep(c.name))
+            .map(|c| {
+                let name = c.name.to_string();
+                let run: Runner = Box::new(move |reps| net_suite::measure(&c, reps));
+                (name, run)
+            })
+            .collect()
+    } else if args.suite == "models" {
         models_suite::cases()
             .into_iter()
             .filter(|c| keep(c.name))

@@ -85,15 +85,15 @@ pub(crate) fn cases() -> Vec<ModelCase> {
     ]
 }
 
-struct Once {
-    online: Duration,
+pub(crate) struct Once {
+    pub online: Duration,
     setup: Duration,
     comm: Vec<CommStats>,
     setup_comm: Vec<CommStats>,
     output: Option<ArrayD<f64>>,
 }
 
-fn run_once<P: Preprocessing + Send>(
+pub(crate) fn run_once<P: Preprocessing + Send>(
     plan: &Plan,
     weights: &Weights,
     x: &ArrayD<f64>,
@@ -157,9 +157,18 @@ fn run_once<P: Preprocessing + Send>(
     Ok((once, back))
 }
 
-/// Measures one model.
-pub(crate) fn measure(case: &ModelCase, reps: usize) -> Result<Report, BoxError> {
-    let (plan, weights, x, reference, compared_with) = match &case.source {
+/// A case's plan, weights, input, reference output and what made it.
+type Loaded = (
+    Plan,
+    Weights,
+    ArrayD<f64>,
+    Option<ArrayD<f64>>,
+    &'static str,
+);
+
+/// Materializes a case.
+pub(crate) fn load(case: &ModelCase) -> Result<Loaded, BoxError> {
+    Ok(match &case.source {
         Source::Onnx {
             onnx,
             input,
@@ -174,7 +183,12 @@ pub(crate) fn measure(case: &ModelCase, reps: usize) -> Result<Report, BoxError>
             let r = hush_core::plan::plain::evaluate(&p, &w, std::slice::from_ref(&x))?.remove(0);
             (p, w, x, Some(r), "the plaintext evaluator")
         }
-    };
+    })
+}
+
+/// Measures one model.
+pub(crate) fn measure(case: &ModelCase, reps: usize) -> Result<Report, BoxError> {
+    let (plan, weights, x, reference, compared_with) = load(case)?;
     struct M {
         plan: Plan,
         weights: Weights,

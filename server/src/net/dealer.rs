@@ -100,6 +100,26 @@ pub fn run(args: DealerArgs) -> Result<(), Box<dyn std::error::Error>> {
         _ => None,
     };
     let addr = args.addr.clone();
+    let app = app(args);
+    super::runtime()?.block_on(listen::serve("hush dealer", app, &addr, tls))?;
+    Ok(())
+}
+
+impl Default for DealerArgs {
+    fn default() -> Self {
+        DealerArgs {
+            addr: "127.0.0.1:0".into(),
+            tls_cert: None,
+            tls_key: None,
+            idle_timeout: DEFAULT_IDLE.as_secs_f64(),
+            max_sessions: 64,
+            max_elements: 1 << 32,
+        }
+    }
+}
+
+/// The dealer's routes, to serve on any listener.
+pub fn app(args: DealerArgs) -> Router {
     let state = Arc::new(DealerState {
         pending: Mutex::new(HashMap::new()),
         active: AtomicUsize::new(0),
@@ -107,9 +127,7 @@ pub fn run(args: DealerArgs) -> Result<(), Box<dyn std::error::Error>> {
         limits: Limits::default(),
         args,
     });
-    let app = router(state);
-    super::runtime()?.block_on(listen::serve("hush dealer", app, &addr, tls))?;
-    Ok(())
+    router(state)
 }
 
 fn router(state: Arc<DealerState>) -> Router {

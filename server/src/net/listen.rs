@@ -21,15 +21,30 @@ pub async fn serve(
     addr: &str,
     tls: Option<TlsFiles>,
 ) -> Result<(), String> {
+    let (listener, url) = bind(addr, tls.is_some())?;
+    println!("{what} listening on {url}");
+    tracing::info!(%url, "{what} listening");
+    serve_on(listener, app, tls).await
+}
+
+/// Binds `addr`; returns the listener and its `ws://` (or `wss://`) URL.
+pub fn bind(addr: &str, tls: bool) -> Result<(std::net::TcpListener, String), String> {
     let listener =
         std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     listener
         .set_nonblocking(true)
         .map_err(|e| format!("{addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let scheme = if tls.is_some() { "wss" } else { "ws" };
-    println!("{what} listening on {scheme}://{local}");
-    tracing::info!(%local, tls = tls.is_some(), "{what} listening");
+    let scheme = if tls { "wss" } else { "ws" };
+    Ok((listener, format!("{scheme}://{local}")))
+}
+
+/// Serves `app` on a bound listener.
+pub async fn serve_on(
+    listener: std::net::TcpListener,
+    app: Router,
+    tls: Option<TlsFiles>,
+) -> Result<(), String> {
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
     match tls {
         None => {

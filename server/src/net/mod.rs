@@ -13,7 +13,7 @@ pub mod dealer;
 pub mod feed;
 pub mod generator;
 pub mod infer;
-mod listen;
+pub mod listen;
 pub mod serve;
 pub mod ws;
 

@@ -140,6 +140,43 @@ fn read_tokens(path: &PathBuf) -> Result<Vec<String>, BoxError> {
 /// Runs `hush serve` until the process ends.
 pub fn run(args: ServeArgs) -> Result<(), BoxError> {
     super::init_logging("info");
+    let imported = load(&args.model, None)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    let addr = args.addr.clone();
+    let app = app(args, imported.plan, imported.weights)?;
+    super::runtime()?.block_on(listen::serve("hush serve", app, &addr, tls))?;
+    Ok(())
+}
+
+impl ServeArgs {
+    /// Defaults (as on the command line) with the dealer at `dealer`.
+    pub fn with_dealer(dealer: &str) -> Self {
+        ServeArgs {
+            model: None,
+            addr: "127.0.0.1:0".into(),
+            dealer: Some(dealer.into()),
+            dealer_public_url: None,
+            insecure_local_dealer: false,
+            tls_cert: None,
+            tls_key: None,
+            dealer_ca: None,
+            token_file: None,
+            sessions_per_token: 4,
+            max_sessions: 64,
+            idle_timeout: DEFAULT_IDLE.as_secs_f64(),
+        }
+    }
+}
+
+/// The server's routes for `plan` and `weights`, to serve on any listener.
+/// Derives the session's correlation requests from the plan first.
+pub fn app(args: ServeArgs, plan: Plan, weights: Weights) -> Result<Router, BoxError> {
     let dealer = match (&args.dealer, args.insecure_local_dealer) {
         (Some(url), false) => DealerMode::Remote {
             url: url.clone(),
@@ -157,10 +194,9 @@ pub fn run(args: ServeArgs) -> Result<(), BoxError> {
     };
     let tokens = args.token_file.as_ref().map(read_tokens).transpose()?;
     let t = Instant::now();
-    let imported = load(&args.model, None)?;
-    let config = config_for(&imported.plan)?;
-    let (setup, inference) = requests(&imported.plan, config, 2)?;
-    let info = ModelInfo::of(&imported.plan);
+    let config = config_for(&plan)?;
+    let (setup, inference) = requests(&plan, config, 2)?;
+    let info = ModelInfo::of(&plan);
     tracing::info!(
         model = %info.name,
         commitment = %info.commitment_string(),
@@ -174,19 +210,11 @@ pub fn run(args: ServeArgs) -> Result<(), BoxError> {
         args.dealer_ca.as_deref(),
         Some(Duration::from_secs_f64(args.idle_timeout.max(0.001))),
     )?;
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(TlsFiles {
-            cert: cert.clone(),
-            key: key.clone(),
-        }),
-        _ => None,
-    };
-    let addr = args.addr.clone();
     let state = Arc::new(ServeState {
         model: Model {
-            plan_bytes: imported.plan.to_bytes()?,
-            plan: imported.plan,
-            weights: imported.weights,
+            plan_bytes: plan.to_bytes()?,
+            plan,
+            weights,
             setup,
             inference,
         },
@@ -200,14 +228,12 @@ pub fn run(args: ServeArgs) -> Result<(), BoxError> {
         limits: Limits::default(),
         args,
     });
-    let app = Router::new()
+    Ok(Router::new()
         .route("/", get(index))
         .route("/health", get(health))
         .route("/model", get(model))
         .route("/v1/session", get(session_upgrade))
-        .with_state(state);
-    super::runtime()?.block_on(listen::serve("hush serve", app, &addr, tls))?;
-    Ok(())
+        .with_state(state))
 }
 
 fn model_json(state: &ServeState) -> serde_json::Value {
