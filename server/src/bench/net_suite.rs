@@ -94,10 +94,11 @@ pub(crate) fn measure(case: &ModelCase, reps: usize) -> Result<Report, BoxError>
         dealer_bytes: 0,
         setup: Some((setup_time, vec![setup, mirror(setup)])),
         note: format!(
-            "`hush run` in-process online {:.2} ms: the network layer costs {:+.1}% \
-             (the dealer runs ahead over its own socket, so offline is not on the critical path)",
+            "in one process (`hush run`): {:.2} ms; the network adds {:+.2} ms ({:+.0}%, {:.0} µs per round)",
             mem.as_secs_f64() * 1e3,
-            (net.as_secs_f64() / mem.as_secs_f64() - 1.0) * 100.0
+            (net.as_secs_f64() - mem.as_secs_f64()) * 1e3,
+            (net.as_secs_f64() / mem.as_secs_f64() - 1.0) * 100.0,
+            (net.as_secs_f64() - mem.as_secs_f64()) * 1e6 / comm.rounds.max(1) as f64
         ),
     })
 }
