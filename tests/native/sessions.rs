@@ -297,3 +297,38 @@ fn tls_server_with_a_private_ca() {
     let refused = infer(&["--server", &url]);
     assert!(!refused.status.success());
 }
+
+#[test]
+fn a_served_onnx_model_agrees_with_onnxruntime() {
+    let dir = tempdir("lenet");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/test");
+    let d = dealer(&dir, &[], &[]);
+    let s = server(
+        &dir,
+        &d.url,
+        &["--model", &format!("{root}/lenet5.onnx")],
+        &[],
+    );
+    let out = dir.join("y.npy");
+    let report = json_output(&infer(&[
+        "--server",
+        &s.url,
+        "--input",
+        &format!("{root}/lenet5.input.npy"),
+        "--output",
+        out.to_str().unwrap(),
+        "--json",
+    ]));
+    let read = |p: &std::path::Path| -> Vec<f64> {
+        hush_server::npy::read(&std::fs::read(p).unwrap())
+            .unwrap()
+            .iter()
+            .copied()
+            .collect()
+    };
+    let y = read(&out);
+    let ort = read(std::path::Path::new(&format!("{root}/lenet5.ort.npy")));
+    // The models suite's stated tolerance against onnxruntime.
+    assert!(max_diff(&y, &ort) < 1e-3, "{y:?} vs {ort:?}");
+    assert_eq!(report["online"]["rounds"].as_u64().unwrap(), 74);
+}
