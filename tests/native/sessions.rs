@@ -174,7 +174,7 @@ fn insecure_local_dealer_is_announced_everywhere() {
     let model: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(model["insecure_dealer"], true);
     let (_, page) = http_get(&s.addr(), "/");
-    assert!(page.contains("INSECURE"));
+    assert!(page.contains("data-testid=\"insecure-warning\""));
     let x = digit(3);
     let input = dir.join("x.npy");
     write_npy(&input, &x);
@@ -209,7 +209,9 @@ fn health_model_and_page() {
     assert_eq!(m["outputs"][0]["shape"], serde_json::json!([1, 10]));
     assert_eq!(m["protocol_version"], 1);
     let (status, page) = http_get(&s.addr(), "/");
-    assert!(status.contains("200") && page.contains("digits"));
+    assert!(status.contains("200") && page.contains("Evaluate privately"));
+    let (status, wasm) = http_get(&s.addr(), "/pkg/hush_wasm.js");
+    assert!(status.contains("200") && wasm.contains("export"));
     assert_eq!(health(&d)["status"], "ok");
 }
 

@@ -31,6 +31,27 @@ pub trait SeedSource {
     async fn claim(&mut self, url: &str, session: &SessionId, key: &Seed) -> Result<Seed>;
 }
 
+/// The seed claim itself, over a transport connected to the dealer's seed
+/// endpoint ([`super::seed_url`]): one [`Control::SeedClaim`], one
+/// [`Control::SeedGrant`].
+pub async fn claim_seed<T: FrameTransport>(
+    transport: T,
+    session: &SessionId,
+    key: &Seed,
+    limits: Limits,
+) -> Result<Seed> {
+    let mut ch = FramedChannel::new(transport, 0, limits)?;
+    ch.send_control(&Control::SeedClaim {
+        session: *session,
+        key: key.clone(),
+    })
+    .await?;
+    match ch.recv_control().await? {
+        Control::SeedGrant { seed } => Ok(seed),
+        _ => Err(PeerError::Unexpected("the dealer did not grant a seed").into()),
+    }
+}
+
 /// Options of [`ClientSession::connect`].
 #[derive(Clone, Default)]
 pub struct ClientOptions {

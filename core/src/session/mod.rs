@@ -261,3 +261,20 @@ pub fn parse_commitment(s: &str) -> Option<[u8; 32]> {
     }
     Some(out)
 }
+
+/// A server address as users write it (`ws://host:port`) → the session
+/// endpoint (`ws://host:port/v1/session`); an address with a path is kept.
+pub fn session_url(server: &str) -> String {
+    let s = server.trim_end_matches('/');
+    let after_scheme = s.split_once("://").map(|(_, r)| r).unwrap_or(s);
+    if after_scheme.contains('/') {
+        String::from(s)
+    } else {
+        alloc::format!("{s}/v1/session")
+    }
+}
+
+/// The dealer's seed endpoint under its base address.
+pub fn seed_url(dealer: &str) -> String {
+    alloc::format!("{}/v1/seed", dealer.trim_end_matches('/'))
+}

@@ -6,11 +6,12 @@ use crate::model::{BoxError, peak_memory};
 use crate::npy;
 use clap::Args;
 use hush_core::backend::CpuBackend;
-use hush_core::error::{ErrorCode, PeerError, Result as CoreResult};
+use hush_core::error::{ErrorCode, Result as CoreResult};
 use hush_core::plan::secure::Progress;
 use hush_core::prg::Seed;
-use hush_core::session::client::{ClientOptions, ClientSession, SeedSource};
-use hush_core::session::{Control, FramedChannel, SessionId, parse_commitment};
+use hush_core::session::client::{ClientOptions, ClientSession, SeedSource, claim_seed};
+pub use hush_core::session::session_url;
+use hush_core::session::{SessionId, parse_commitment, seed_url};
 use ndarray::{ArrayD, IxDyn};
 use serde_json::json;
 use std::io::{IsTerminal, Write};
@@ -60,18 +61,8 @@ pub struct DealerSeeds {
 
 impl SeedSource for DealerSeeds {
     async fn claim(&mut self, url: &str, session: &SessionId, key: &Seed) -> CoreResult<Seed> {
-        let base = url.trim_end_matches('/');
-        let transport = self.connect.open(&format!("{base}/v1/seed")).await?;
-        let mut ch = FramedChannel::new(transport, 0, self.connect.limits())?;
-        ch.send_control(&Control::SeedClaim {
-            session: *session,
-            key: key.clone(),
-        })
-        .await?;
-        match ch.recv_control().await? {
-            Control::SeedGrant { seed } => Ok(seed),
-            _ => Err(PeerError::Unexpected("the dealer did not grant a seed").into()),
-        }
+        let transport = self.connect.open(&seed_url(url)).await?;
+        claim_seed(transport, session, key, self.connect.limits()).await
     }
 }
 
@@ -88,17 +79,6 @@ pub async fn open_session(
         connect: connect.clone(),
     };
     ClientSession::connect(transport, CpuBackend, options, &mut seeds).await
-}
-
-/// `ws://host:port` → `ws://host:port/v1/session` (kept if a path is given).
-pub fn session_url(server: &str) -> String {
-    let s = server.trim_end_matches('/');
-    let after_scheme = s.split_once("://").map(|(_, r)| r).unwrap_or(s);
-    if after_scheme.contains('/') {
-        s.to_string()
-    } else {
-        format!("{s}/v1/session")
-    }
 }
 
 fn fit_input(x: ArrayD<f64>, shape: &[usize]) -> Result<ArrayD<f64>, BoxError> {

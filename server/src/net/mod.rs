@@ -15,6 +15,7 @@ pub mod generator;
 pub mod infer;
 pub mod listen;
 pub mod serve;
+pub mod web;
 pub mod ws;
 
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //!   handshake of `hush_core::session`, the weight setup, then one inference
 //!   per `Infer`).
 //! - `GET /health`, `GET /model` (the plan's public summary and the weight
-//!   commitment), `GET /` (a page about the model).
+//!   commitment), `GET /` (the browser app, [`super::web`]).
 
 use super::connect::Connect;
 use super::feed::{DealerFeed, OpenedSession};
@@ -16,7 +16,7 @@ use crate::model::{BoxError, load};
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use clap::Args;
 use hush_core::backend::CpuBackend;
@@ -228,8 +228,7 @@ pub fn app(args: ServeArgs, plan: Plan, weights: Weights) -> Result<Router, BoxE
         limits: Limits::default(),
         args,
     });
-    Ok(Router::new()
-        .route("/", get(index))
+    Ok(super::web::routes()
         .route("/health", get(health))
         .route("/model", get(model))
         .route("/v1/session", get(session_upgrade))
@@ -269,35 +268,6 @@ async fn health(State(state): State<Arc<ServeState>>) -> impl IntoResponse {
         "opened": state.opened.load(Ordering::Relaxed),
         "inferences": state.inferences.load(Ordering::Relaxed),
     }))
-}
-
-async fn index(State(state): State<Arc<ServeState>>) -> impl IntoResponse {
-    let m = model_json(&state);
-    let warning = if matches!(state.dealer, DealerMode::InsecureLocal) {
-        format!("<p style=\"color:#b00;font-weight:bold\">{INSECURE_WARNING}</p>")
-    } else {
-        String::new()
-    };
-    Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Hush — {name}</title></head>\
-         <body style=\"font-family:sans-serif;max-width:40em;margin:2em auto\">\
-         <h1>Hush</h1>{warning}<p>This server evaluates <b>{name}</b> by secure two-party \
-         computation: it never sees the inputs or the outputs.</p>\
-         <p>Model commitment: <code>{commitment}</code></p>\
-         <p>The browser app is not part of this build yet. Use the native client:</p>\
-         <pre>hush infer --server ws://HOST:PORT --input x.npy</pre>\
-         <p>Model details: <a href=\"/model\">/model</a> · <a href=\"/health\">/health</a></p>\
-         </body></html>",
-        name = html_escape(m["name"].as_str().unwrap_or("")),
-        commitment = m["commitment"].as_str().unwrap_or(""),
-    ))
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 async fn session_upgrade(

@@ -1,0 +1,290 @@
+// End-to-end tests of the browser party in headless Chromium, against real
+// `hush dealer` and `hush serve` processes:
+//  1. the web app: draw a digit, click, and the page's prediction equals
+//     `hush infer`'s on the same pixels (screenshot saved);
+//  2. the insecure local dealer is visibly announced on the page;
+//  3. the npm package: `npm pack`, installed by an example app outside the
+//     workspace, type-checked with tsc, and run in the browser;
+//  4. the page says clearly when the server is down.
+// Usage: node tests/browser/e2e.mjs   (HUSH_BIN: the hush binary,
+// CHROMIUM: the browser; OUT: where screenshots go).
+
+import { chromium } from "playwright-core";
+import { spawn, execFileSync } from "node:child_process";
+import { createServer } from "node:http";
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve, dirname, extname } from "node:path";
+import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "../..");
+const HUSH = resolve(root, process.env.HUSH_BIN ?? "target/release/hush");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const OUT = resolve(root, process.env.OUT ?? "target/browser");
+mkdirSync(OUT, { recursive: true });
+// Tolerance of secure vs secure outputs on the digits model (16 fractional
+// bits, randomized truncation): see tests/native/sessions.rs.
+const TOL = 5e-3;
+
+for (const [what, path] of [["hush binary", HUSH], ["Chromium", CHROMIUM]]) {
+  if (!existsSync(path)) {
+    console.error(`missing ${what} at ${path} (see shared/ENVIRONMENT.md; .ci/run installs it)`);
+    process.exit(2);
+  }
+}
+
+const children = [];
+function start(args) {
+  return new Promise((ok, fail) => {
+    const p = spawn(HUSH, args, { stdio: ["ignore", "pipe", "pipe"] });
+    children.push(p);
+    let log = "";
+    p.stderr.on("data", (d) => (log += d));
+    let buf = "";
+    p.stdout.on("data", (d) => {
+      buf += d;
+      const m = /listening on (\S+)/.exec(buf);
+      if (m) ok({ proc: p, url: m[1], log: () => log });
+    });
+    p.on("exit", (code) => fail(new Error(`hush ${args.join(" ")} exited ${code}: ${log}`)));
+    setTimeout(() => fail(new Error(`hush ${args.join(" ")} did not start`)), 60000);
+  });
+}
+
+function stop(p) {
+  return new Promise((ok) => {
+    if (p.proc.exitCode !== null) return ok();
+    p.proc.once("exit", ok);
+    p.proc.kill("SIGKILL");
+  });
+}
+
+function writeNpy(path, data, dims) {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${dims.join(", ")}${dims.length === 1 ? "," : ""}), }`;
+  while ((10 + header.length + 1) % 64 !== 0) header += " ";
+  header += "\n";
+  const h = Buffer.from(header, "latin1");
+  const body = Buffer.alloc(data.length * 4);
+  data.forEach((v, i) => body.writeFloatLE(v, i * 4));
+  const pre = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, h.length & 0xff, h.length >> 8]);
+  writeFileSync(path, Buffer.concat([pre, h, body]));
+}
+
+function inferJson(serverUrl, data, dims, dir) {
+  const npy = join(dir, "x.npy");
+  writeNpy(npy, data, dims);
+  const out = execFileSync(HUSH, ["infer", "--server", serverUrl, "--input", npy, "--json"], {
+    encoding: "utf8",
+  });
+  return JSON.parse(out.trim().split("\n").pop());
+}
+
+const maxDiff = (a, b) => Math.max(...a.map((x, i) => Math.abs(x - b[i])));
+
+const results = [];
+async function test(name, f) {
+  const t = performance.now();
+  try {
+    await f();
+    results.push([name, "ok", performance.now() - t]);
+    console.log(`test ${name} ... ok (${((performance.now() - t) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    results.push([name, "FAILED", performance.now() - t]);
+    console.log(`test ${name} ... FAILED\n${e.stack ?? e}`);
+  }
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+  ],
+});
+
+async function newPage() {
+  const page = await browser.newPage();
+  page.on("pageerror", (e) => console.log(`  [page error] ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") console.log(`  [console] ${m.text()}`);
+  });
+  return page;
+}
+
+// Draws a "7": a bar across the top, then a stroke down to the lower left.
+async function drawSeven(page) {
+  const box = await page.locator("#pad").boundingBox();
+  const at = (x, y) => [box.x + (x * box.width) / 256, box.y + (y * box.height) / 256];
+  await page.mouse.move(...at(50, 45));
+  await page.mouse.down();
+  for (const [x, y] of [[120, 42], [200, 40], [175, 100], [145, 160], [120, 225]]) {
+    await page.mouse.move(...at(x, y), { steps: 8 });
+  }
+  await page.mouse.up();
+}
+
+const work = mkdtempSync(join(tmpdir(), "hush-browser-"));
+const dealer = await start(["dealer", "--addr", "127.0.0.1:0"]);
+let server = await start(["serve", "--addr", "127.0.0.1:0", "--dealer", dealer.url]);
+const httpOf = (ws) => ws.replace(/^ws/, "http");
+
+await test("web app: a drawn digit's prediction equals hush infer's", async () => {
+  const page = await newPage();
+  await page.goto(httpOf(server.url));
+  await page.waitForSelector("#evaluate:not([disabled])");
+  assert.equal(await page.locator("#insecure").isVisible(), false);
+  const commitment = await page.locator("#commitment").textContent();
+  assert.match(commitment, /^sha256:[0-9a-f]{64}$/);
+  await drawSeven(page);
+  // The first click connects (handshake, seed, weight setup) and evaluates;
+  // the second is an inference on the open session.
+  await page.click("#evaluate");
+  await page.waitForFunction(() => window.hushLast, null, { timeout: 60000 });
+  await page.evaluate(() => (window.hushLast = null));
+  const t0 = Date.now();
+  await page.click("#evaluate");
+  await page.waitForFunction(() => window.hushLast, null, { timeout: 60000 });
+  const clickToAnswer = Date.now() - t0;
+  const last = await page.evaluate(() => window.hushLast);
+  await page.screenshot({ path: join(OUT, "digit.png"), fullPage: true });
+  const shown = await page.locator("#prediction").textContent();
+  assert.equal(shown, `It is a ${last.prediction}`);
+  assert.ok(last.input.some((v) => v > 0), "the drawing reached the input");
+  const native = inferJson(server.url, last.input, last.dims, work);
+  assert.equal(native.class, last.prediction, `hush infer says ${native.class}`);
+  assert.ok(maxDiff(native.output, last.output) < TOL, `logits ${native.output} vs ${last.output}`);
+  const stats = await page.locator("#stats").textContent();
+  assert.match(stats, /54 rounds/);
+  console.log(`  drawn digit classified as ${last.prediction}; click to answer ${clickToAnswer} ms (target <= 200 ms)`);
+  writeFileSync(join(OUT, "timing.json"), JSON.stringify({ digits_click_to_answer_ms: clickToAnswer }));
+  await page.close();
+});
+
+await test("web app: the insecure local dealer is announced", async () => {
+  const insecure = await start(["serve", "--addr", "127.0.0.1:0", "--insecure-local-dealer"]);
+  try {
+    const page = await newPage();
+    await page.goto(httpOf(insecure.url));
+    await page.waitForSelector("#evaluate:not([disabled])");
+    assert.equal(await page.locator("#insecure").isVisible(), true);
+    await page.click("#evaluate");
+    await page.waitForFunction(() => window.hushLast, null, { timeout: 60000 });
+    assert.equal(await page.locator("#insecure").isVisible(), true);
+    await page.screenshot({ path: join(OUT, "insecure.png"), fullPage: true });
+    await page.close();
+  } finally {
+    await stop(insecure);
+  }
+});
+
+await test("npm package: packed, installed outside the workspace, typed, run in the browser", async () => {
+  const pkgDir = resolve(root, "wasm/pkg");
+  const tgz = execFileSync("npm", ["pack", pkgDir, "--pack-destination", work, "--silent"], {
+    encoding: "utf8",
+  })
+    .trim()
+    .split("\n")
+    .pop();
+  const app = join(work, "example-app");
+  mkdirSync(app, { recursive: true });
+  writeFileSync(
+    join(app, "package.json"),
+    JSON.stringify({ name: "example-app", private: true, type: "module", dependencies: { "hush-mpc": `file:${join(work, tgz)}` } }),
+  );
+  execFileSync("npm", ["install", "--no-audit", "--no-fund", "--offline"], { cwd: app, stdio: "inherit" });
+  // The example's TypeScript, checked against the package's types.
+  writeFileSync(
+    join(app, "main.ts"),
+    `import { HushSession, HushError, type Tensor } from "hush-mpc";
+export async function classify(url: string, pixels: Float32Array): Promise<number> {
+  const session = await HushSession.connect(url, { onProgress: (p) => console.log(p.done, p.total, p.op) });
+  const dims: number[] = session.model.inputs[0].dims;
+  const out: Tensor = await session.run({ data: pixels, dims });
+  const s = session.stats;
+  console.log(s.timeMs, s.bytesSent, s.rounds, s.setup.bytesReceived, session.model.commitment);
+  await session.close();
+  return out.data.indexOf(Math.max(...out.data));
+}
+export function isMismatch(e: unknown): boolean {
+  return e instanceof HushError && e.code === "MODEL_MISMATCH";
+}
+`,
+  );
+  execFileSync(
+    process.execPath,
+    [resolve(here, "node_modules/typescript/bin/tsc"), "--noEmit", "--strict", "--target", "es2022", "--module", "nodenext", "--moduleResolution", "nodenext", join(app, "main.ts")],
+    { cwd: app, stdio: "inherit" },
+  );
+  writeFileSync(
+    join(app, "index.html"),
+    `<!doctype html><script type="module">
+import { HushSession } from "./node_modules/hush-mpc/hush.js";
+const url = new URLSearchParams(location.search).get("server");
+const x = new Float32Array(64).map((_, i) => ((i * 7) % 17) / 16);
+try {
+  const session = await HushSession.connect(url);
+  const out = await session.run({ data: x, dims: [1, 1, 8, 8] });
+  const result = { input: Array.from(x), output: Array.from(out.data), dims: out.dims, model: session.model, stats: session.stats };
+  try { await HushSession.connect(url, { expectModel: "sha256:" + "00".repeat(32) }); } catch (e) { result.refused = e.code; }
+  await session.close();
+  window.result = result;
+} catch (e) { window.result = { error: e.message, code: e.code }; }
+</script>`,
+  );
+  const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
+  const http = createServer((req, res) => {
+    const path = join(app, decodeURIComponent(new URL(req.url, "http://x").pathname));
+    if (!path.startsWith(app) || !existsSync(path)) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" });
+    res.end(readFileSync(path));
+  });
+  await new Promise((ok) => http.listen(0, "127.0.0.1", ok));
+  try {
+    const page = await newPage();
+    await page.goto(`http://127.0.0.1:${http.address().port}/index.html?server=${encodeURIComponent(server.url)}`);
+    await page.waitForFunction(() => window.result, null, { timeout: 60000 });
+    const r = await page.evaluate(() => window.result);
+    assert.ok(!r.error, `${r.code}: ${r.error}`);
+    assert.deepEqual(r.dims, [1, 10]);
+    assert.equal(r.model.name, "digits");
+    assert.equal(r.model.insecureDealer, false);
+    assert.equal(r.stats.rounds, 54);
+    assert.equal(r.refused, "MODEL_MISMATCH");
+    const native = inferJson(server.url, r.input, [1, 1, 8, 8], work);
+    assert.ok(maxDiff(native.output, r.output) < TOL, `${native.output} vs ${r.output}`);
+    await page.close();
+  } finally {
+    http.close();
+  }
+});
+
+await test("web app: a clear message when the server is down", async () => {
+  const page = await newPage();
+  await page.goto(httpOf(server.url));
+  await page.waitForSelector("#evaluate:not([disabled])");
+  await drawSeven(page);
+  await stop(server);
+  await page.click("#evaluate");
+  await page.waitForSelector("#error:not([hidden])", { timeout: 30000 });
+  const message = await page.locator("#error").textContent();
+  assert.match(message, /not reachable/);
+  assert.match(message, /CLOSED/);
+  await page.screenshot({ path: join(OUT, "server-down.png"), fullPage: true });
+  await page.close();
+});
+
+await browser.close();
+for (const c of children) c.kill("SIGKILL");
+const failed = results.filter((r) => r[1] !== "ok");
+console.log(`\nbrowser tests: ${results.length - failed.length} passed, ${failed.length} failed; screenshots in ${OUT}`);
+process.exit(failed.length ? 1 : 0);

@@ -1,0 +1,84 @@
+/** Stable error codes; see the package README. */
+export type HushErrorCode =
+  | "VERSION"
+  | "UNAUTHORIZED"
+  | "BUSY"
+  | "MODEL_MISMATCH"
+  | "DEALER"
+  | "PROTOCOL"
+  | "TIMEOUT"
+  | "CLOSED"
+  | "BAD_REQUEST"
+  | "INTERNAL";
+
+export class HushError extends Error {
+  readonly code: HushErrorCode;
+}
+
+export interface TensorInfo {
+  name: string;
+  dims: number[];
+}
+
+export interface ModelInfo {
+  name: string;
+  inputs: TensorInfo[];
+  outputs: TensorInfo[];
+  inputNames: string[];
+  outputNames: string[];
+  /** `sha256:<hex>` of the weights. */
+  commitment: string;
+  parameters: number;
+  nodes: number;
+  /** True when the server runs its own dealer: it could learn your inputs. */
+  insecureDealer: boolean;
+}
+
+export interface Progress {
+  done: number;
+  total: number;
+  op: string;
+}
+
+export interface ConnectOptions {
+  /** Refuse a model whose commitment differs (`sha256:<hex>`). */
+  expectModel?: string;
+  /** Access token, for servers that require one. */
+  token?: string;
+  /** Called after every layer of every inference. */
+  onProgress?: (p: Progress) => void;
+  /** Where to load `hush_wasm_bg.wasm` from (default: next to this module). */
+  wasmUrl?: string | URL;
+}
+
+export interface Tensor {
+  data: Float32Array;
+  dims: number[];
+}
+
+export interface TrafficStats {
+  bytesSent: number;
+  bytesReceived: number;
+  rounds: number;
+}
+
+export interface SessionStats extends Partial<TrafficStats> {
+  /** Wall time of the last inference, in milliseconds. */
+  timeMs: number | null;
+  /** The once-per-session weight setup. */
+  setup: TrafficStats;
+}
+
+export class HushSession {
+  static connect(url: string, options?: ConnectOptions): Promise<HushSession>;
+  readonly model: ModelInfo;
+  readonly stats: SessionStats;
+  run(
+    input: Float32Array | { data: Float32Array | ArrayLike<number>; dims?: number[] },
+    options?: { onProgress?: (p: Progress) => void },
+  ): Promise<Tensor>;
+  close(): Promise<void>;
+}
+
+/** Loads the WebAssembly module (done by `connect` on first use). */
+export function initHush(wasmUrl?: string | URL): Promise<unknown>;

@@ -1,0 +1,305 @@
+// The Hush browser app: draw a digit (or load a tensor), evaluate it
+// privately with the server, show the answer. Uses the npm package's API.
+import { HushSession, initHush } from "/pkg/hush.js";
+
+const $ = (id) => document.getElementById(id);
+const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
+
+let model = null; // /model
+let session = null; // HushSession, kept across evaluations
+let input = null; // {data: Float32Array, dims}
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = false;
+}
+
+function clearError() {
+  $("error").hidden = true;
+}
+
+function describe(e) {
+  const code = e && e.code ? ` (${e.code})` : "";
+  if (e && e.code === "CLOSED") {
+    return `The Hush server at ${wsUrl} is not reachable or closed the connection: ${e.message}${code}`;
+  }
+  if (e && e.code === "DEALER") {
+    return `The server's dealer is not available, so no private evaluation can run: ${e.message}${code}`;
+  }
+  return `${(e && e.message) || e}${code}`;
+}
+
+// ---- model -------------------------------------------------------------
+
+async function loadModel() {
+  try {
+    const r = await fetch("/model", { cache: "no-store" });
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    model = await r.json();
+  } catch (e) {
+    $("model-name").textContent = "Model unavailable";
+    showError(`Cannot reach the Hush server: ${e.message}. Is \`hush serve\` running?`);
+    return;
+  }
+  $("model-name").textContent = `Model: ${model.name}`;
+  $("commitment").textContent = model.commitment;
+  const inp = model.inputs[0];
+  $("model-shape").textContent =
+    `Input ${inp.name} ${JSON.stringify(inp.shape)} → output ${model.outputs[0].name} ${JSON.stringify(model.outputs[0].shape)}; ${model.parameters} weights, ${model.nodes} operators.`;
+  $("insecure").hidden = !model.insecure_dealer;
+  if (isDigits()) {
+    $("digits").hidden = false;
+    setupPad();
+  } else {
+    $("generic").hidden = false;
+    $("input-file").addEventListener("change", onInputFile);
+  }
+  try {
+    // Load the WebAssembly now, while the server is surely up.
+    await initHush();
+  } catch (e) {
+    showError(`Cannot load the WebAssembly module: ${e.message}`);
+    return;
+  }
+  $("evaluate").disabled = false;
+}
+
+function isDigits() {
+  return JSON.stringify(model.inputs[0].shape) === "[1,1,8,8]";
+}
+
+// ---- drawing pad -----------------------------------------------------------
+
+const pad = () => $("pad");
+
+function setupPad() {
+  const c = pad();
+  const ctx = c.getContext("2d");
+  ctx.fillStyle = "#000";
+  ctx.fillRect(0, 0, c.width, c.height);
+  let drawing = false;
+  const at = (e) => {
+    const r = c.getBoundingClientRect();
+    return [((e.clientX - r.left) * c.width) / r.width, ((e.clientY - r.top) * c.height) / r.height];
+  };
+  c.addEventListener("pointerdown", (e) => {
+    drawing = true;
+    c.setPointerCapture(e.pointerId);
+    const [x, y] = at(e);
+    ctx.beginPath();
+    ctx.moveTo(x, y);
+  });
+  c.addEventListener("pointermove", (e) => {
+    if (!drawing) return;
+    const [x, y] = at(e);
+    ctx.strokeStyle = "#fff";
+    ctx.lineWidth = 26;
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    ctx.lineTo(x, y);
+    ctx.stroke();
+    updatePreview();
+  });
+  const end = () => {
+    drawing = false;
+    updatePreview();
+  };
+  c.addEventListener("pointerup", end);
+  c.addEventListener("pointerleave", end);
+  $("clear").addEventListener("click", () => {
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, c.width, c.height);
+    updatePreview();
+  });
+  $("upload").addEventListener("change", async (e) => {
+    const file = e.target.files[0];
+    if (!file) return;
+    const img = await createImageBitmap(file);
+    ctx.fillStyle = "#000";
+    ctx.fillRect(0, 0, c.width, c.height);
+    ctx.drawImage(img, 0, 0, c.width, c.height);
+    // Dark digits on a light background are inverted to the model's convention.
+    const px = ctx.getImageData(0, 0, c.width, c.height).data;
+    let mean = 0;
+    for (let i = 0; i < px.length; i += 4) mean += px[i];
+    if (mean / (px.length / 4) > 127) {
+      ctx.globalCompositeOperation = "difference";
+      ctx.fillStyle = "#fff";
+      ctx.fillRect(0, 0, c.width, c.height);
+      ctx.globalCompositeOperation = "source-over";
+    }
+    updatePreview();
+  });
+  updatePreview();
+}
+
+// The 256×256 pad averaged over 32×32 blocks: ink intensity in [0, 1], as
+// scikit-learn's digits (0..16) divided by 16.
+function padPixels() {
+  const c = pad();
+  const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  const out = new Float32Array(64);
+  const b = c.width / 8;
+  for (let y = 0; y < c.height; y++) {
+    for (let x = 0; x < c.width; x++) {
+      out[Math.floor(y / b) * 8 + Math.floor(x / b)] += px[(y * c.width + x) * 4] / 255;
+    }
+  }
+  for (let i = 0; i < 64; i++) out[i] = Math.round((out[i] / (b * b)) * 16) / 16;
+  return out;
+}
+
+function updatePreview() {
+  const v = padPixels();
+  const p = $("preview").getContext("2d");
+  const img = p.createImageData(8, 8);
+  for (let i = 0; i < 64; i++) {
+    const g = Math.round(v[i] * 255);
+    img.data.set([g, g, g, 255], i * 4);
+  }
+  const tmp = document.createElement("canvas");
+  tmp.width = 8;
+  tmp.height = 8;
+  tmp.getContext("2d").putImageData(img, 0, 0);
+  p.imageSmoothingEnabled = false;
+  p.clearRect(0, 0, 64, 64);
+  p.drawImage(tmp, 0, 0, 64, 64);
+  input = { data: v, dims: [1, 1, 8, 8] };
+}
+
+// ---- generic input ----------------------------------------------------------
+
+async function onInputFile(e) {
+  clearError();
+  const file = e.target.files[0];
+  if (!file) return;
+  try {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    input = file.name.endsWith(".npy") ? parseNpy(bytes) : parseJson(new TextDecoder().decode(bytes));
+    $("status").textContent = `Loaded ${file.name}: dims ${JSON.stringify(input.dims)}.`;
+  } catch (err) {
+    showError(`Cannot read ${file.name}: ${err.message}`);
+  }
+}
+
+function parseJson(text) {
+  const v = JSON.parse(text);
+  const dims = [];
+  for (let a = v; Array.isArray(a); a = a[0]) dims.push(a.length);
+  const flat = Array.isArray(v) ? v.flat(Infinity) : [v];
+  return { data: Float32Array.from(flat), dims: dims.length ? dims : model.inputs[0].shape };
+}
+
+function parseNpy(b) {
+  if (b[0] !== 0x93 || String.fromCharCode(...b.slice(1, 6)) !== "NUMPY") throw new Error("not a .npy file");
+  const major = b[6];
+  const hlen = major === 1 ? b[8] | (b[9] << 8) : b[8] | (b[9] << 8) | (b[10] << 16) | (b[11] << 24);
+  const start = major === 1 ? 10 : 12;
+  const header = new TextDecoder().decode(b.slice(start, start + hlen));
+  const descr = /'descr':\s*'([^']+)'/.exec(header)[1];
+  if (/'fortran_order':\s*True/.test(header)) throw new Error("Fortran order is not supported");
+  const shape = /'shape':\s*\(([^)]*)\)/.exec(header)[1].split(",").map((s) => s.trim()).filter(Boolean).map(Number);
+  const body = b.slice(start + hlen);
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const n = shape.reduce((a, d) => a * d, 1);
+  const data = new Float32Array(n);
+  if (descr === "<f4") for (let i = 0; i < n; i++) data[i] = view.getFloat32(i * 4, true);
+  else if (descr === "<f8") for (let i = 0; i < n; i++) data[i] = view.getFloat64(i * 8, true);
+  else throw new Error(`dtype ${descr} is not supported (float32 or float64)`);
+  return { data, dims: shape };
+}
+
+// ---- evaluation -----------------------------------------------------------
+
+function softmax(v) {
+  const m = Math.max(...v);
+  const e = v.map((x) => Math.exp(x - m));
+  const s = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / s);
+}
+
+function fmtBytes(b) {
+  return b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : b >= 1e3 ? `${(b / 1e3).toFixed(1)} KB` : `${b} B`;
+}
+
+async function evaluate() {
+  clearError();
+  if (!input) {
+    showError("Load an input first.");
+    return;
+  }
+  const button = $("evaluate");
+  button.disabled = true;
+  $("bar").style.width = "0%";
+  const t0 = performance.now();
+  try {
+    if (!session) {
+      $("status").textContent = "Connecting: handshake, seed from the dealer, weight setup…";
+      session = await HushSession.connect(wsUrl, {
+        expectModel: model.commitment,
+        onProgress: ({ done, total }) => {
+          $("bar").style.width = `${((100 * done) / total).toFixed(1)}%`;
+          $("status").textContent = `Evaluating privately: layer ${done} of ${total}`;
+        },
+      });
+      $("insecure").hidden = !session.model.insecureDealer;
+    }
+    const used = { data: Float32Array.from(input.data), dims: input.dims };
+    const out = await session.run(used);
+    const total = performance.now() - t0;
+    show(out, used, total);
+  } catch (e) {
+    if (session) {
+      try {
+        await session.close();
+      } catch (_) {
+        // The session is gone either way.
+      }
+      session = null;
+    }
+    $("status").textContent = "";
+    showError(describe(e));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function show(out, used, totalMs) {
+  const values = Array.from(out.data);
+  $("result").hidden = false;
+  const s = session.stats;
+  $("stats").textContent =
+    `Inference ${s.timeMs.toFixed(1)} ms (${totalMs.toFixed(1)} ms from the click), ${s.rounds} rounds, ` +
+    `sent ${fmtBytes(s.bytesSent)}, received ${fmtBytes(s.bytesReceived)}. Commitment ${session.model.commitment}.`;
+  $("status").textContent = "Done.";
+  $("bar").style.width = "100%";
+  let prediction = null;
+  if (values.length > 1 && out.dims.length === 2 && out.dims[0] === 1) {
+    const p = softmax(values);
+    prediction = p.indexOf(Math.max(...p));
+    $("prediction").textContent = isDigits() ? `It is a ${prediction}` : `Class ${prediction}`;
+    const chart = $("chart");
+    chart.replaceChildren(
+      ...p.map((q, i) => {
+        const row = document.createElement("div");
+        row.className = "barrow";
+        row.innerHTML = `<span>${i}</span><div><div class="fill" style="width:${(q * 100).toFixed(1)}%"></div></div><span>${(q * 100).toFixed(1)}%</span>`;
+        return row;
+      }),
+    );
+  } else {
+    $("prediction").textContent = "";
+    $("chart").replaceChildren();
+  }
+  const table = $("table");
+  table.hidden = isDigits();
+  table.innerHTML =
+    `<tr><th>index</th><th>value</th></tr>` +
+    values.slice(0, 1000).map((v, i) => `<tr><td>${i}</td><td>${v.toFixed(5)}</td></tr>`).join("");
+  // For tests and scripts: what was evaluated and what came back.
+  window.hushLast = { input: Array.from(used.data), dims: used.dims, output: values, prediction };
+}
+
+$("evaluate").addEventListener("click", evaluate);
+loadModel();
