@@ -1,8 +1,10 @@
 //! `cargo xtask test`: every check of the project, in the order CI runs them.
+//! `cargo xtask wasm`: builds the browser package into `wasm/pkg/`.
 //!
-//! Each step is an ordinary cargo command printed before it runs, so a
-//! failure can be reproduced by copying one line.
+//! Each step is an ordinary command printed before it runs, so a failure can
+//! be reproduced by copying one line.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -10,6 +12,34 @@ use std::time::Instant;
 struct Step {
     label: &'static str,
     args: &'static [&'static str],
+}
+
+/// What a step runs: cargo with these arguments, another program, or a
+/// task of this file.
+enum Run {
+    Cargo(&'static [&'static str]),
+    Program(&'static str, &'static [&'static str]),
+    Task(fn() -> Result<(), String>),
+}
+
+impl Step {
+    fn run(&self) -> Run {
+        match self.args.first() {
+            Some(&"@wasm") => Run::Task(wasm),
+            Some(&"@npm") => Run::Program(
+                "npm",
+                &[
+                    "ci",
+                    "--prefix",
+                    "tests/browser",
+                    "--no-audit",
+                    "--no-fund",
+                ],
+            ),
+            Some(&"@node") => Run::Program("node", &self.args[1..]),
+            _ => Run::Cargo(self.args),
+        }
+    }
 }
 
 const STEPS: &[Step] = &[
@@ -40,6 +70,23 @@ const STEPS: &[Step] = &[
             "-D",
             "warnings",
         ],
+    },
+    Step {
+        label: "lints (browser package for wasm32)",
+        args: &[
+            "clippy",
+            "-p",
+            "hush-wasm",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    },
+    Step {
+        label: "browser package (wasm-bindgen into wasm/pkg)",
+        args: &["@wasm"],
     },
     Step {
         label: "core for wasm32 (no_std)",
@@ -88,42 +135,137 @@ const STEPS: &[Step] = &[
             "1",
         ],
     },
+    Step {
+        label: "browser test dependencies (playwright-core, typescript)",
+        args: &["@npm"],
+    },
+    Step {
+        label: "browser tests (headless Chromium against real dealer and server)",
+        args: &["@node", "tests/browser/e2e.mjs"],
+    },
 ];
 
 fn usage() -> ExitCode {
     eprintln!("usage: cargo xtask test    run every check CI runs");
+    eprintln!("       cargo xtask wasm    build the browser package into wasm/pkg/");
     ExitCode::from(2)
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
+fn run_checked(cmd: &mut Command) -> Result<(), String> {
+    let shown = format!("{cmd:?}");
+    match cmd.status() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!("{shown} failed ({s})")),
+        Err(e) => Err(format!("could not run {shown}: {e}")),
+    }
+}
+
+/// The wasm-bindgen version pinned in Cargo.lock.
+fn pinned_wasm_bindgen() -> Result<String, String> {
+    let lock = std::fs::read_to_string("Cargo.lock").map_err(|e| format!("Cargo.lock: {e}"))?;
+    let mut lines = lock.lines();
+    while let Some(l) = lines.next() {
+        if l == "name = \"wasm-bindgen\"" {
+            if let Some(v) = lines.next().and_then(|v| v.strip_prefix("version = \"")) {
+                return Ok(v.trim_end_matches('"').to_string());
+            }
+        }
+    }
+    Err("wasm-bindgen is not in Cargo.lock".into())
+}
+
+/// Builds `hush-wasm` for the browser and runs wasm-bindgen into
+/// `wasm/pkg/`, with the package's own files from `wasm/js/`.
+fn wasm() -> Result<(), String> {
+    let want = pinned_wasm_bindgen()?;
+    let have = Command::new("wasm-bindgen")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    if have != format!("wasm-bindgen {want}") {
+        return Err(format!(
+            "wasm-bindgen {want} is needed (found {:?}): cargo install wasm-bindgen-cli --version {want}",
+            have
+        ));
+    }
+    run_checked(Command::new(cargo()).args([
+        "build",
+        "-p",
+        "hush-wasm",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--profile",
+        "wasm",
+    ]))?;
+    let wasm = target_dir().join("wasm32-unknown-unknown/wasm/hush_wasm.wasm");
+    let pkg = Path::new("wasm/pkg");
+    run_checked(
+        Command::new("wasm-bindgen")
+            .args(["--target", "web", "--out-dir"])
+            .arg(pkg)
+            .arg(&wasm),
+    )?;
+    for f in ["hush.js", "hush.d.ts", "package.json", "README.md"] {
+        std::fs::copy(Path::new("wasm/js").join(f), pkg.join(f))
+            .map_err(|e| format!("wasm/js/{f}: {e}"))?;
+    }
+    let changed = Command::new("git")
+        .args(["status", "--porcelain", "--", "wasm/pkg"])
+        .output()
+        .map(|o| !o.stdout.is_empty())
+        .unwrap_or(false);
+    if changed {
+        println!("note: wasm/pkg/ differs from the commit; hush serve embeds it, so commit it");
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") if args.len() == 1 => test(),
+        Some("wasm") if args.len() == 1 => match wasm() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask wasm: {e}");
+                ExitCode::FAILURE
+            }
+        },
         _ => usage(),
     }
 }
 
 fn test() -> ExitCode {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let start = Instant::now();
     for (i, step) in STEPS.iter().enumerate() {
-        println!(
-            "\n==> [{}/{}] {}: cargo {}",
-            i + 1,
-            STEPS.len(),
-            step.label,
-            step.args.join(" ")
-        );
+        let run = step.run();
+        let shown = match &run {
+            Run::Cargo(args) => format!("cargo {}", args.join(" ")),
+            Run::Program(p, args) => format!("{p} {}", args.join(" ")),
+            Run::Task(_) => "cargo xtask wasm".to_string(),
+        };
+        println!("\n==> [{}/{}] {}: {shown}", i + 1, STEPS.len(), step.label);
         let t = Instant::now();
-        let status = Command::new(&cargo).args(step.args).status();
-        match status {
-            Ok(s) if s.success() => println!("==> {} ok in {:.0?}", step.label, t.elapsed()),
-            Ok(s) => {
-                eprintln!("==> {} FAILED ({s})", step.label);
-                return ExitCode::FAILURE;
-            }
+        let result = match run {
+            Run::Cargo(args) => run_checked(Command::new(cargo()).args(args)),
+            Run::Program(p, args) => run_checked(Command::new(p).args(args)),
+            Run::Task(f) => f(),
+        };
+        match result {
+            Ok(()) => println!("==> {} ok in {:.0?}", step.label, t.elapsed()),
             Err(e) => {
-                eprintln!("==> {}: could not run cargo: {e}", step.label);
+                eprintln!("==> {} FAILED: {e}", step.label);
                 return ExitCode::FAILURE;
             }
         }
