@@ -26,15 +26,10 @@ impl Step {
     fn run(&self) -> Run {
         match self.args.first() {
             Some(&"@wasm") => Run::Task(wasm),
+            Some(&"@wasm-test") => Run::Task(wasm_test),
             Some(&"@npm") => Run::Program(
                 "npm",
-                &[
-                    "ci",
-                    "--prefix",
-                    "tests/browser",
-                    "--no-audit",
-                    "--no-fund",
-                ],
+                &["ci", "--prefix", "tests/browser", "--no-audit", "--no-fund"],
             ),
             Some(&"@node") => Run::Program("node", &self.args[1..]),
             _ => Run::Cargo(self.args),
@@ -136,6 +131,10 @@ const STEPS: &[Step] = &[
         ],
     },
     Step {
+        label: "browser package tests in headless Chromium (wasm-bindgen-test)",
+        args: &["@wasm-test"],
+    },
+    Step {
         label: "browser test dependencies (playwright-core, typescript)",
         args: &["@npm"],
     },
@@ -148,6 +147,7 @@ const STEPS: &[Step] = &[
 fn usage() -> ExitCode {
     eprintln!("usage: cargo xtask test    run every check CI runs");
     eprintln!("       cargo xtask wasm    build the browser package into wasm/pkg/");
+    eprintln!("       cargo xtask wasm-test  the wasm crate's tests in headless Chromium");
     ExitCode::from(2)
 }
 
@@ -175,13 +175,37 @@ fn pinned_wasm_bindgen() -> Result<String, String> {
     let lock = std::fs::read_to_string("Cargo.lock").map_err(|e| format!("Cargo.lock: {e}"))?;
     let mut lines = lock.lines();
     while let Some(l) = lines.next() {
-        if l == "name = \"wasm-bindgen\"" {
-            if let Some(v) = lines.next().and_then(|v| v.strip_prefix("version = \"")) {
-                return Ok(v.trim_end_matches('"').to_string());
-            }
+        if l == "name = \"wasm-bindgen\""
+            && let Some(v) = lines.next().and_then(|v| v.strip_prefix("version = \""))
+        {
+            return Ok(v.trim_end_matches('"').to_string());
         }
     }
     Err("wasm-bindgen is not in Cargo.lock".into())
+}
+
+/// Runs the wasm crate's tests in headless Chromium: wasm-bindgen-test-runner
+/// drives Debian's Chromium through chromedriver (`wasm/webdriver.json`).
+fn wasm_test() -> Result<(), String> {
+    run_checked(
+        Command::new(cargo())
+            .current_dir("wasm")
+            .env(
+                "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
+                "wasm-bindgen-test-runner",
+            )
+            .env(
+                "CHROMEDRIVER",
+                std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into()),
+            )
+            .args([
+                "test",
+                "-p",
+                "hush-wasm",
+                "--target",
+                "wasm32-unknown-unknown",
+            ]),
+    )
 }
 
 /// Builds `hush-wasm` for the browser and runs wasm-bindgen into
@@ -235,6 +259,13 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") if args.len() == 1 => test(),
+        Some("wasm-test") if args.len() == 1 => match wasm_test() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask wasm-test: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Some("wasm") if args.len() == 1 => match wasm() {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -253,7 +284,7 @@ fn test() -> ExitCode {
         let shown = match &run {
             Run::Cargo(args) => format!("cargo {}", args.join(" ")),
             Run::Program(p, args) => format!("{p} {}", args.join(" ")),
-            Run::Task(_) => "cargo xtask wasm".to_string(),
+            Run::Task(_) => format!("cargo xtask {}", &step.args[0][1..]),
         };
         println!("\n==> [{}/{}] {}: {shown}", i + 1, STEPS.len(), step.label);
         let t = Instant::now();
