@@ -10,12 +10,40 @@ pub type BoxError = Box<dyn std::error::Error>;
 /// The embedded default model: a CNN for scikit-learn's 8×8 digits.
 pub const DIGITS_ONNX: &[u8] = include_bytes!("../../models/digits/digits.onnx");
 
-/// Imports `model` (the embedded digits CNN when `None`), with the first
-/// input's shape set to `input_shape` if given.
+/// Models built in code, for benchmarks: `builtin:resnet18-32` and
+/// `builtin:resnet18-224` (ResNet-18 with seeded random weights, BatchNorm
+/// folded; its ONNX file is too large to keep in the repository).
+pub const BUILTIN: &[&str] = &["builtin:resnet18-32", "builtin:resnet18-224"];
+
+/// Imports `model` (the embedded digits CNN when `None`; a built-in model
+/// for a `builtin:` name), with the first input's shape set to
+/// `input_shape` if given.
 pub fn load(
     model: &Option<PathBuf>,
     input_shape: Option<Vec<usize>>,
 ) -> Result<Imported, BoxError> {
+    let builtin = model
+        .as_ref()
+        .and_then(|p| p.to_str())
+        .filter(|p| p.starts_with("builtin:"));
+    if let Some(name) = builtin {
+        let (plan, weights, _) = match name {
+            "builtin:resnet18-32" => crate::resnet::resnet18(32),
+            "builtin:resnet18-224" => crate::resnet::resnet18(224),
+            _ => {
+                return Err(format!(
+                    "unknown built-in model {name}; known: {}",
+                    BUILTIN.join(", ")
+                )
+                .into());
+            }
+        };
+        let fixed = plan.inputs.first().map(|&i| plan.values[i].shape.clone());
+        if input_shape.is_some() && input_shape != fixed {
+            return Err(format!("{name} takes the input shape {fixed:?}").into());
+        }
+        return Ok(Imported { plan, weights });
+    }
     let bytes = match model {
         Some(p) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?,
         None => DIGITS_ONNX.to_vec(),

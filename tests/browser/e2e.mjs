@@ -9,79 +9,18 @@
 // Usage: node tests/browser/e2e.mjs   (HUSH_BIN: the hush binary,
 // CHROMIUM: the browser; OUT: where screenshots go).
 
-import { chromium } from "playwright-core";
-import { spawn, execFileSync } from "node:child_process";
-import { createServer } from "node:http";
-import { mkdtempSync, mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve, dirname, extname } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
 import assert from "node:assert/strict";
+import {
+  OUT, here, root, start, stop, stopAll, httpOf, inferJson, maxDiff, launch, newPage as openPage, staticServer,
+} from "./harness.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, "../..");
-const HUSH = resolve(root, process.env.HUSH_BIN ?? "target/release/hush");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const OUT = resolve(root, process.env.OUT ?? "target/browser");
-mkdirSync(OUT, { recursive: true });
 // Tolerance of secure vs secure outputs on the digits model (16 fractional
 // bits, randomized truncation): see tests/native/sessions.rs.
 const TOL = 5e-3;
-
-for (const [what, path] of [["hush binary", HUSH], ["Chromium", CHROMIUM]]) {
-  if (!existsSync(path)) {
-    console.error(`missing ${what} at ${path} (see shared/ENVIRONMENT.md; .ci/run installs it)`);
-    process.exit(2);
-  }
-}
-
-const children = [];
-function start(args) {
-  return new Promise((ok, fail) => {
-    const p = spawn(HUSH, args, { stdio: ["ignore", "pipe", "pipe"] });
-    children.push(p);
-    let log = "";
-    p.stderr.on("data", (d) => (log += d));
-    let buf = "";
-    p.stdout.on("data", (d) => {
-      buf += d;
-      const m = /listening on (\S+)/.exec(buf);
-      if (m) ok({ proc: p, url: m[1], log: () => log });
-    });
-    p.on("exit", (code) => fail(new Error(`hush ${args.join(" ")} exited ${code}: ${log}`)));
-    setTimeout(() => fail(new Error(`hush ${args.join(" ")} did not start`)), 60000);
-  });
-}
-
-function stop(p) {
-  return new Promise((ok) => {
-    if (p.proc.exitCode !== null) return ok();
-    p.proc.once("exit", ok);
-    p.proc.kill("SIGKILL");
-  });
-}
-
-function writeNpy(path, data, dims) {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${dims.join(", ")}${dims.length === 1 ? "," : ""}), }`;
-  while ((10 + header.length + 1) % 64 !== 0) header += " ";
-  header += "\n";
-  const h = Buffer.from(header, "latin1");
-  const body = Buffer.alloc(data.length * 4);
-  data.forEach((v, i) => body.writeFloatLE(v, i * 4));
-  const pre = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, h.length & 0xff, h.length >> 8]);
-  writeFileSync(path, Buffer.concat([pre, h, body]));
-}
-
-function inferJson(serverUrl, data, dims, dir) {
-  const npy = join(dir, "x.npy");
-  writeNpy(npy, data, dims);
-  const out = execFileSync(HUSH, ["infer", "--server", serverUrl, "--input", npy, "--json"], {
-    encoding: "utf8",
-  });
-  return JSON.parse(out.trim().split("\n").pop());
-}
-
-const maxDiff = (a, b) => Math.max(...a.map((x, i) => Math.abs(x - b[i])));
 
 const results = [];
 async function test(name, f) {
@@ -96,27 +35,8 @@ async function test(name, f) {
   }
 }
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-dev-shm-usage",
-  ],
-});
-
-async function newPage() {
-  const page = await browser.newPage();
-  page.on("pageerror", (e) => console.log(`  [page error] ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error") console.log(`  [console] ${m.text()}`);
-  });
-  return page;
-}
+const browser = await launch();
+const newPage = () => openPage(browser);
 
 // Draws a "7": a bar across the top, then a stroke down to the lower left.
 async function drawSeven(page) {
@@ -133,7 +53,6 @@ async function drawSeven(page) {
 const work = mkdtempSync(join(tmpdir(), "hush-browser-"));
 const dealer = await start(["dealer", "--addr", "127.0.0.1:0"]);
 let server = await start(["serve", "--addr", "127.0.0.1:0", "--dealer", dealer.url]);
-const httpOf = (ws) => ws.replace(/^ws/, "http");
 
 await test("web app: a drawn digit's prediction equals hush infer's", async () => {
   const page = await newPage();
@@ -238,20 +157,10 @@ try {
 } catch (e) { window.result = { error: e.message, code: e.code }; }
 </script>`,
   );
-  const types = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
-  const http = createServer((req, res) => {
-    const path = join(app, decodeURIComponent(new URL(req.url, "http://x").pathname));
-    if (!path.startsWith(app) || !existsSync(path)) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" });
-    res.end(readFileSync(path));
-  });
-  await new Promise((ok) => http.listen(0, "127.0.0.1", ok));
+  const http = await staticServer(app);
   try {
     const page = await newPage();
-    await page.goto(`http://127.0.0.1:${http.address().port}/index.html?server=${encodeURIComponent(server.url)}`);
+    await page.goto(`${http.url}/index.html?server=${encodeURIComponent(server.url)}`);
     await page.waitForFunction(() => window.result, null, { timeout: 60000 });
     const r = await page.evaluate(() => window.result);
     assert.ok(!r.error, `${r.code}: ${r.error}`);
@@ -284,7 +193,7 @@ await test("web app: a clear message when the server is down", async () => {
 });
 
 await browser.close();
-for (const c of children) c.kill("SIGKILL");
+stopAll();
 const failed = results.filter((r) => r[1] !== "ok");
 console.log(`\nbrowser tests: ${results.length - failed.length} passed, ${failed.length} failed; screenshots in ${OUT}`);
 process.exit(failed.length ? 1 : 0);

@@ -14,7 +14,6 @@
 mod core_suite;
 mod models_suite;
 mod net_suite;
-mod resnet;
 
 use clap::Args;
 use hush_core::channel::CommStats;

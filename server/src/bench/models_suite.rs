@@ -76,11 +76,11 @@ pub(crate) fn cases() -> Vec<ModelCase> {
         },
         ModelCase {
             name: "ResNet-18 1x3x32x32",
-            source: Source::Built(|| super::resnet::resnet18(32)),
+            source: Source::Built(|| hush_server::resnet::resnet18(32)),
         },
         ModelCase {
             name: "ResNet-18 1x3x224x224",
-            source: Source::Built(|| super::resnet::resnet18(224)),
+            source: Source::Built(|| hush_server::resnet::resnet18(224)),
         },
     ]
 }

@@ -44,7 +44,8 @@ use tracing::Instrument;
 /// Options of `hush serve`.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// ONNX model to serve (default: the embedded digits CNN).
+    /// ONNX model to serve (default: the embedded digits CNN), or a
+    /// built-in benchmark model: builtin:resnet18-32, builtin:resnet18-224.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Address to listen on (port 0: any free port, printed on stdout).

@@ -5,6 +5,7 @@
 use hush_core::plan::{ConvAttrs, Node, Op, Plan, PoolAttrs, ValueInfo, WeightInfo, Weights};
 use hush_core::prg::{Prg, Seed};
 use ndarray::{ArrayD, IxDyn};
+use sha2::{Digest, Sha256};
 
 struct Builder {
     plan: Plan,
@@ -114,7 +115,7 @@ impl Builder {
 }
 
 /// ResNet-18 for a `1×3×hw×hw` input, 1000 classes, and a random input.
-pub(crate) fn resnet18(hw: usize) -> (Plan, Weights, ArrayD<f64>) {
+pub fn resnet18(hw: usize) -> (Plan, Weights, ArrayD<f64>) {
     let mut b = Builder {
         plan: Plan {
             name: format!("resnet18-{hw}"),
@@ -185,5 +186,7 @@ pub(crate) fn resnet18(hw: usize) -> (Plan, Weights, ArrayD<f64>) {
     b.plan.outputs.push(out);
     let input = b.random(&[1, 3, hw, hw], 1.0);
     b.plan.optimize();
-    (b.plan, Weights { tensors: b.weights }, input)
+    let weights = Weights { tensors: b.weights };
+    b.plan.commitment = Sha256::digest(weights.canonical_bytes()).into();
+    (b.plan, weights, input)
 }
