@@ -10,7 +10,7 @@
 // CHROMIUM: the browser; OUT: where screenshots go).
 
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import assert from "node:assert/strict";
@@ -21,6 +21,14 @@ import {
 // Tolerance of secure vs secure outputs on the digits model (16 fractional
 // bits, randomized truncation): see tests/native/sessions.rs.
 const TOL = 5e-3;
+
+// A little-endian float32 .npy (as make_models.py writes them).
+function readNpyF32(path) {
+  const b = readFileSync(path);
+  const hlen = b.readUInt16LE(8);
+  const body = b.subarray(10 + hlen);
+  return Array.from({ length: body.length / 4 }, (_, i) => body.readFloatLE(i * 4));
+}
 
 const results = [];
 async function test(name, f) {
@@ -100,6 +108,31 @@ await test("web app: the insecure local dealer is announced", async () => {
     await page.close();
   } finally {
     await stop(insecure);
+  }
+});
+
+await test("web app: any other model takes a .npy and shows an output table", async () => {
+  const models = resolve(root, "models/test");
+  const lenet = await start(["serve", "--addr", "127.0.0.1:0", "--dealer", dealer.url, "--model", join(models, "lenet5.onnx")]);
+  try {
+    const page = await newPage();
+    await page.goto(httpOf(lenet.url));
+    await page.waitForSelector("#evaluate:not([disabled])");
+    assert.equal(await page.locator("#digits").isVisible(), false);
+    await page.setInputFiles("#input-file", join(models, "lenet5.input.npy"));
+    await page.waitForFunction(() => document.getElementById("status").textContent.includes("Loaded"));
+    await page.click("#evaluate");
+    await page.waitForFunction(() => window.hushLast, null, { timeout: 60000 });
+    const last = await page.evaluate(() => window.hushLast);
+    const rows = await page.locator("#table tr").count();
+    assert.equal(rows, last.output.length + 1);
+    // onnxruntime's output for the same input (models/test/make_models.py).
+    const ort = readNpyF32(join(models, "lenet5.ort.npy"));
+    assert.ok(maxDiff(ort, last.output) < 1e-3, `${last.output} vs ${ort}`);
+    await page.screenshot({ path: join(OUT, "generic.png"), fullPage: true });
+    await page.close();
+  } finally {
+    await stop(lenet);
   }
 });
 
