@@ -74,3 +74,39 @@ pub fn peak_memory() -> Option<u64> {
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
+
+/// The class of a `[1, k]` output (k > 1): the index of its largest value.
+pub fn argmax_class(y: &ndarray::ArrayD<f64>) -> Option<usize> {
+    match y.shape() {
+        &[1, k] if k > 1 => Some(
+            y.iter()
+                .enumerate()
+                .fold((0, f64::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m })
+                .0,
+        ),
+        _ => None,
+    }
+}
+
+/// Prints an output the way `hush run` and `hush infer` do: shape, where it
+/// was written, the values when there are few, the class when it is one.
+pub fn print_output(y: &ndarray::ArrayD<f64>, written_to: Option<&std::path::Path>) {
+    println!(
+        "output     {:?}{}",
+        y.shape(),
+        written_to
+            .map(|p| format!(" -> {}", p.display()))
+            .unwrap_or_default()
+    );
+    if y.len() <= 20 {
+        println!(
+            "values     {:?}",
+            y.iter()
+                .map(|v| (v * 1e4).round() / 1e4)
+                .collect::<Vec<_>>()
+        );
+    }
+    if let Some(c) = argmax_class(y) {
+        println!("prediction class {c} (largest of {} outputs)", y.len());
+    }
+}

@@ -14,7 +14,7 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use hush_server::model::{BoxError, hex, load, peak_memory};
+use hush_server::model::{BoxError, hex, load, peak_memory, print_output};
 
 /// Options of `hush run`.
 #[derive(Args, Debug)]
@@ -214,31 +214,7 @@ pub fn run(args: RunArgs) -> Result<(), BoxError> {
         if let Some(pm) = report["peak_memory_bytes"].as_u64() {
             println!("peak mem   {:.1} MB", pm as f64 / 1e6);
         }
-        println!(
-            "output     {:?}{}",
-            y.shape(),
-            args.output
-                .as_ref()
-                .map(|p| format!(" -> {}", p.display()))
-                .unwrap_or_default()
-        );
-        if y.len() <= 20 {
-            println!(
-                "values     {:?}",
-                y.iter()
-                    .map(|v| (v * 1e4).round() / 1e4)
-                    .collect::<Vec<_>>()
-            );
-        }
-        if let &[1, k] = y.shape() {
-            if k > 1 {
-                let best = y
-                    .iter()
-                    .enumerate()
-                    .fold((0, f64::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m });
-                println!("prediction class {} (largest of {k} outputs)", best.0);
-            }
-        }
+        print_output(y, args.output.as_deref());
     }
     Ok(())
 }

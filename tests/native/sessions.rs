@@ -49,14 +49,7 @@ fn infer_over_three_processes_equals_hush_run() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let read = |p: &std::path::Path| -> Vec<f64> {
-        hush_server::npy::read(&std::fs::read(p).unwrap())
-            .unwrap()
-            .iter()
-            .copied()
-            .collect()
-    };
-    let (a, b) = (read(&y_infer), read(&y_run));
+    let (a, b) = (read_npy(&y_infer), read_npy(&y_run));
     let plain = plain_digits(&x);
     assert!(max_diff(&a, &b) < TOL, "infer {a:?} vs run {b:?}");
     assert!(
@@ -321,15 +314,8 @@ fn a_served_onnx_model_agrees_with_onnxruntime() {
         out.to_str().unwrap(),
         "--json",
     ]));
-    let read = |p: &std::path::Path| -> Vec<f64> {
-        hush_server::npy::read(&std::fs::read(p).unwrap())
-            .unwrap()
-            .iter()
-            .copied()
-            .collect()
-    };
-    let y = read(&out);
-    let ort = read(std::path::Path::new(&format!("{root}/lenet5.ort.npy")));
+    let y = read_npy(&out);
+    let ort = read_npy(std::path::Path::new(&format!("{root}/lenet5.ort.npy")));
     // The models suite's stated tolerance against onnxruntime.
     assert!(max_diff(&y, &ort) < 1e-3, "{y:?} vs {ort:?}");
     assert_eq!(report["online"]["rounds"].as_u64().unwrap(), 74);

@@ -18,6 +18,11 @@ pub trait FrameTransport {
     async fn send_frame(&mut self, frame: Vec<u8>) -> Result<()>;
     /// Receives the next frame.
     async fn recv_frame(&mut self) -> Result<Vec<u8>>;
+
+    /// Closes the connection after every queued frame has been sent.
+    async fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The MPC channel between the two parties of a session, over one frame

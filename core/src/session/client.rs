@@ -244,8 +244,11 @@ impl<T: FrameTransport, B: Backend> ClientSession<T, B> {
         out.ok_or_else(|| Error::Usage("the client received no output".into()))
     }
 
-    /// Ends the session politely.
+    /// Ends the session politely: says goodbye and closes the connection
+    /// once everything queued has been sent.
     pub async fn close(mut self) -> Result<()> {
-        self.party.channel_mut().send_control(&Control::Bye).await
+        let ch = self.party.channel_mut();
+        ch.send_control(&Control::Bye).await?;
+        ch.transport_mut().close().await
     }
 }

@@ -16,7 +16,7 @@
 
 use super::generator::Generator;
 use super::listen::{self, TlsFiles};
-use super::ws::WsTransport;
+use super::ws::{WsTransport, accept};
 use super::{DEFAULT_IDLE, ct_eq, reply_error};
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
@@ -30,7 +30,7 @@ use hush_core::preprocessing::CorrelationRequest;
 use hush_core::preprocessing::seeded::draws;
 use hush_core::preprocessing::wire::decode_request;
 use hush_core::prg::Seed;
-use hush_core::session::{Control, FramedChannel, Limits, SessionId, key_hash};
+use hush_core::session::{Control, FrameTransport, FramedChannel, Limits, SessionId, key_hash};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -152,16 +152,13 @@ async fn session_upgrade(
     State(state): State<Arc<DealerState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> impl IntoResponse {
-    let max = state.limits.max_frame_bytes;
-    ws.max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| async move {
-            let transport = WsTransport::from_axum(socket, Some(state.idle()));
-            let n = state.opened.fetch_add(1, Ordering::Relaxed) + 1;
-            serve_session(state, transport, peer)
-                .instrument(tracing::info_span!("dealer_session", n))
-                .await;
-        })
+    let (max, idle) = (state.limits.max_frame_bytes, Some(state.idle()));
+    accept(ws, max, idle, move |transport| async move {
+        let n = state.opened.fetch_add(1, Ordering::Relaxed) + 1;
+        serve_session(state, transport, peer)
+            .instrument(tracing::info_span!("dealer_session", n))
+            .await;
+    })
 }
 
 async fn seed_upgrade(
@@ -169,12 +166,10 @@ async fn seed_upgrade(
     State(state): State<Arc<DealerState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> impl IntoResponse {
-    ws.max_message_size(4096)
-        .max_frame_size(4096)
-        .on_upgrade(move |socket| async move {
-            let transport = WsTransport::from_axum(socket, Some(Duration::from_secs(10)));
-            serve_claim(state, transport, peer).await;
-        })
+    let idle = Some(Duration::from_secs(10));
+    accept(ws, 4096, idle, move |transport| {
+        serve_claim(state, transport, peer)
+    })
 }
 
 /// Decodes and checks a session's requests; returns them with the number
@@ -390,8 +385,7 @@ async fn serve_claim(state: Arc<DealerState>, transport: WsTransport, peer: Sock
             .await;
         }
     }
-    // Let the writer flush before the socket is dropped.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _ = ch.transport_mut().close().await;
 }
 
 fn fresh() -> Result<(Seed, Seed, SessionId), Error> {

@@ -2,7 +2,7 @@
 
 use super::connect::Connect;
 use super::ws::WsTransport;
-use crate::model::{BoxError, peak_memory};
+use crate::model::{BoxError, argmax_class, peak_memory, print_output};
 use crate::npy;
 use clap::Args;
 use hush_core::backend::CpuBackend;
@@ -262,41 +262,10 @@ pub fn run(args: InferArgs) -> Result<(), BoxError> {
                 stats.bytes_sent,
                 stats.bytes_received
             );
-            println!(
-                "output     {:?}{}",
-                y.shape(),
-                args.output
-                    .as_ref()
-                    .map(|p| format!(" -> {}", p.display()))
-                    .unwrap_or_default()
-            );
-            if y.len() <= 20 {
-                println!(
-                    "values     {:?}",
-                    y.iter()
-                        .map(|v| (v * 1e4).round() / 1e4)
-                        .collect::<Vec<_>>()
-                );
-            }
-            if let Some(c) = class {
-                println!("prediction class {c}");
-            }
+            print_output(y, args.output.as_deref());
         }
         Ok::<(), BoxError>(())
     })
-}
-
-/// The class of a `[1, k]` output (k > 1), if it is one.
-fn argmax_class(y: &ArrayD<f64>) -> Option<usize> {
-    match y.shape() {
-        &[1, k] if k > 1 => Some(
-            y.iter()
-                .enumerate()
-                .fold((0, f64::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m })
-                .0,
-        ),
-        _ => None,
-    }
 }
 
 async fn connect_clearly(

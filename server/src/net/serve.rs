@@ -10,7 +10,7 @@ use super::connect::Connect;
 use super::feed::{DealerFeed, OpenedSession};
 use super::generator::Generator;
 use super::listen::{self, TlsFiles};
-use super::ws::WsTransport;
+use super::ws::{WsTransport, accept};
 use super::{DEFAULT_IDLE, ct_eq, reply_error};
 use crate::model::{BoxError, load};
 use axum::Router;
@@ -276,16 +276,13 @@ async fn session_upgrade(
     State(state): State<Arc<ServeState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> impl IntoResponse {
-    let max = state.limits.max_frame_bytes;
-    ws.max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| async move {
-            let transport = WsTransport::from_axum(socket, Some(state.idle()));
-            let n = state.opened.fetch_add(1, Ordering::Relaxed) + 1;
-            client_session(state, transport, peer)
-                .instrument(tracing::info_span!("session", n))
-                .await;
-        })
+    let (max, idle) = (state.limits.max_frame_bytes, Some(state.idle()));
+    accept(ws, max, idle, move |transport| async move {
+        let n = state.opened.fetch_add(1, Ordering::Relaxed) + 1;
+        client_session(state, transport, peer)
+            .instrument(tracing::info_span!("session", n))
+            .await;
+    })
 }
 
 /// Releases a session's slots when it ends, however it ends.

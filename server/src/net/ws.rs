@@ -22,6 +22,7 @@ const INBOUND_FRAMES: usize = 8;
 enum Out {
     Frame(Vec<u8>),
     Close(String),
+    Finish,
 }
 
 /// What the reader makes of one WebSocket message.
@@ -37,6 +38,8 @@ pub struct WsTransport {
     out: mpsc::UnboundedSender<Out>,
     inbound: mpsc::Receiver<Result<Vec<u8>>>,
     idle: Option<Duration>,
+    /// Fires when the writer task has sent everything and closed.
+    flushed: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl std::fmt::Debug for WsTransport {
@@ -174,6 +177,7 @@ where
     let (mut sink, mut stream) = socket.split();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Out>();
     let (in_tx, in_rx) = mpsc::channel::<Result<Vec<u8>>>(INBOUND_FRAMES);
+    let (flushed_tx, flushed_rx) = tokio::sync::oneshot::channel();
     let reader = tokio::spawn(async move {
         loop {
             let item = match stream.next().await {
@@ -202,12 +206,14 @@ where
             let (msg, last) = match o {
                 Out::Frame(b) => (binary(b), false),
                 Out::Close(r) => (close(r), true),
+                Out::Finish => break,
             };
             if sink.send(msg).await.is_err() || last {
                 break;
             }
         }
         let _ = sink.close().await;
+        let _ = flushed_tx.send(());
         // The peer has had our close; stop waiting for it to answer.
         tokio::time::sleep(Duration::from_millis(500)).await;
         reader.abort();
@@ -216,6 +222,7 @@ where
         out: out_tx,
         inbound: in_rx,
         idle,
+        flushed: Some(flushed_rx),
     }
 }
 
@@ -237,6 +244,15 @@ impl FrameTransport for WsTransport {
         self.out.send(Out::Frame(frame)).map_err(|_| closed())
     }
 
+    async fn close(&mut self) -> Result<()> {
+        let _ = self.out.send(Out::Finish);
+        if let Some(flushed) = self.flushed.take() {
+            // Bounded: a peer that never reads must not hold us forever.
+            let _ = tokio::time::timeout(Duration::from_secs(5), flushed).await;
+        }
+        Ok(())
+    }
+
     async fn recv_frame(&mut self) -> Result<Vec<u8>> {
         let next = match self.idle {
             Some(d) => tokio::time::timeout(d, self.inbound.recv())
@@ -246,6 +262,23 @@ impl FrameTransport for WsTransport {
         };
         next.unwrap_or_else(|| Err(closed()))
     }
+}
+
+/// Accepts an upgrade with frame limits `max_frame` and hands the
+/// transport (idle timeout `idle`) to `session`.
+pub fn accept<F, Fut>(
+    ws: axum::extract::ws::WebSocketUpgrade,
+    max_frame: usize,
+    idle: Option<Duration>,
+    session: F,
+) -> axum::response::Response
+where
+    F: FnOnce(WsTransport) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    ws.max_message_size(max_frame)
+        .max_frame_size(max_frame)
+        .on_upgrade(move |socket| session(WsTransport::from_axum(socket, idle)))
 }
 
 /// The WebSocket limits matching `limits`.

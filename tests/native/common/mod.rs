@@ -144,23 +144,16 @@ pub fn digit(index: usize) -> ArrayD<f64> {
 
 /// `x` as a float32 `.npy` file.
 pub fn write_npy(path: &Path, x: &ArrayD<f64>) {
-    let dims: Vec<String> = x.shape().iter().map(|d| d.to_string()).collect();
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}{}), }}",
-        dims.join(", "),
-        if dims.len() == 1 { "," } else { "" }
-    );
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    for v in x.iter() {
-        bytes.extend_from_slice(&(*v as f32).to_le_bytes());
-    }
-    std::fs::write(path, bytes).unwrap();
+    std::fs::write(path, hush_server::npy::write_f32(x)).unwrap();
+}
+
+/// The values of a `.npy` file, flattened.
+pub fn read_npy(path: &Path) -> Vec<f64> {
+    hush_server::npy::read(&std::fs::read(path).unwrap())
+        .unwrap()
+        .iter()
+        .copied()
+        .collect()
 }
 
 /// The digits model's plaintext output (the reference of every test).
