@@ -223,6 +223,24 @@ function fmtBytes(b) {
   return b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : b >= 1e3 ? `${(b / 1e3).toFixed(1)} KB` : `${b} B`;
 }
 
+let reused = false; // whether the last ensureSession() returned an old session
+
+async function ensureSession() {
+  reused = session !== null;
+  if (!session) {
+    $("status").textContent = "Connecting: handshake, seed from the dealer, weight setup…";
+    session = await HushSession.connect(wsUrl, {
+      expectModel: model.commitment,
+      onProgress: ({ done, total }) => {
+        $("bar").style.width = `${((100 * done) / total).toFixed(1)}%`;
+        $("status").textContent = `Evaluating privately: layer ${done} of ${total}`;
+      },
+    });
+    $("insecure").hidden = !session.model.insecureDealer;
+  }
+  return session;
+}
+
 async function evaluate() {
   clearError();
   if (!input) {
@@ -234,19 +252,17 @@ async function evaluate() {
   $("bar").style.width = "0%";
   const t0 = performance.now();
   try {
-    if (!session) {
-      $("status").textContent = "Connecting: handshake, seed from the dealer, weight setup…";
-      session = await HushSession.connect(wsUrl, {
-        expectModel: model.commitment,
-        onProgress: ({ done, total }) => {
-          $("bar").style.width = `${((100 * done) / total).toFixed(1)}%`;
-          $("status").textContent = `Evaluating privately: layer ${done} of ${total}`;
-        },
-      });
-      $("insecure").hidden = !session.model.insecureDealer;
-    }
     const used = { data: Float32Array.from(input.data), dims: input.dims };
-    const out = await session.run(used);
+    let out;
+    try {
+      out = await (await ensureSession()).run(used);
+    } catch (e) {
+      // A session left idle is closed by the server: reconnect once.
+      if (!["TIMEOUT", "CLOSED"].includes(e.code) || !reused) throw e;
+      await session.close().catch(() => {});
+      session = null;
+      out = await (await ensureSession()).run(used);
+    }
     const total = performance.now() - t0;
     show(out, used, total);
   } catch (e) {

@@ -111,6 +111,30 @@ await test("web app: the insecure local dealer is announced", async () => {
   }
 });
 
+await test("web app: a session the server closed for idleness is reopened", async () => {
+  const quick = await start(["serve", "--addr", "127.0.0.1:0", "--dealer", dealer.url, "--idle-timeout", "1"]);
+  try {
+    const page = await newPage();
+    await page.goto(httpOf(quick.url));
+    await page.waitForSelector("#evaluate:not([disabled])");
+    await drawSeven(page);
+    await page.click("#evaluate");
+    await page.waitForFunction(() => window.hushLast, null, { timeout: 60000 });
+    const first = await page.evaluate(() => window.hushLast.prediction);
+    await page.evaluate(() => (window.hushLast = null));
+    await new Promise((ok) => setTimeout(ok, 2500)); // past the server's idle timeout
+    await page.click("#evaluate");
+    await page.waitForFunction(() => window.hushLast || !document.getElementById("error").hidden, null, {
+      timeout: 60000,
+    });
+    assert.equal(await page.locator("#error").isVisible(), false, await page.locator("#error").textContent());
+    assert.equal(await page.evaluate(() => window.hushLast.prediction), first);
+    await page.close();
+  } finally {
+    await stop(quick);
+  }
+});
+
 await test("web app: any other model takes a .npy and shows an output table", async () => {
   const models = resolve(root, "models/test");
   const lenet = await start(["serve", "--addr", "127.0.0.1:0", "--dealer", dealer.url, "--model", join(models, "lenet5.onnx")]);

@@ -43,6 +43,10 @@ use tracing::Instrument;
 pub const CLAIM_TTL: Duration = Duration::from_secs(60);
 /// Most requests a session may list (setup and inference together).
 pub const MAX_REQUESTS: usize = 1 << 20;
+/// Default idle timeout of a server's session: five times a server's own
+/// default for its clients, so that an idle client is closed by its server
+/// first.
+pub const DEALER_IDLE: Duration = Duration::from_secs(5 * DEFAULT_IDLE.as_secs());
 /// Largest credit one message may grant.
 pub const MAX_CREDIT: u32 = 16;
 
@@ -58,8 +62,10 @@ pub struct DealerArgs {
     /// TLS private key (PEM).
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Seconds a peer may stay silent before its session is closed.
-    #[arg(long, default_value_t = DEFAULT_IDLE.as_secs_f64())]
+    /// Seconds a server may stay silent before its session is closed. A
+    /// server is silent while its client is; keep this above the servers'
+    /// own --idle-timeout.
+    #[arg(long, default_value_t = DEALER_IDLE.as_secs_f64())]
     pub idle_timeout: f64,
     /// Most sessions at once.
     #[arg(long, default_value_t = 64)]
@@ -111,7 +117,7 @@ impl Default for DealerArgs {
             addr: "127.0.0.1:0".into(),
             tls_cert: None,
             tls_key: None,
-            idle_timeout: DEFAULT_IDLE.as_secs_f64(),
+            idle_timeout: DEALER_IDLE.as_secs_f64(),
             max_sessions: 64,
             max_elements: 1 << 32,
         }
