@@ -48,7 +48,9 @@ impl FrameTransport for CutAfter {
     }
 }
 
-fn assert_serves(s: &Proc) {
+/// The server holds no session any more and serves a new client.
+fn assert_freed_and_serving(s: &Proc) {
+    assert!(eventually(Duration::from_secs(5), || health(s)["sessions"] == 0));
     let out = infer(&["--server", &s.url, "--json"]);
     json_output(&out);
 }
@@ -85,11 +87,7 @@ fn client_disconnect_mid_inference_frees_the_session() {
         "{}",
         s.log_text()
     );
-    assert!(eventually(
-        Duration::from_secs(5),
-        || health(&s)["sessions"] == 0
-    ));
-    assert_serves(&s);
+    assert_freed_and_serving(&s);
 }
 
 #[test]
@@ -268,11 +266,7 @@ fn malformed_truncated_and_oversized_frames_end_only_their_session() {
     .unwrap();
     let answer = poke(&s.url, vec![bin(hello), bin(vec![1, 1, 0xff])]);
     assert!(answer.contains("PROTOCOL"), "{answer}");
-    assert!(eventually(
-        Duration::from_secs(5),
-        || health(&s)["sessions"] == 0
-    ));
-    assert_serves(&s);
+    assert_freed_and_serving(&s);
 }
 
 #[test]
@@ -284,9 +278,5 @@ fn idle_clients_are_timed_out() {
     let answer = poke(&s.url, vec![]);
     assert!(answer.contains(ErrorCode::Timeout.as_str()), "{answer}");
     assert!(t.elapsed() < Duration::from_secs(5));
-    assert!(eventually(
-        Duration::from_secs(5),
-        || health(&s)["sessions"] == 0
-    ));
-    assert_serves(&s);
+    assert_freed_and_serving(&s);
 }
