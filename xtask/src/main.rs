@@ -31,7 +31,7 @@ impl Step {
                 "npm",
                 &["ci", "--prefix", "tests/browser", "--no-audit", "--no-fund"],
             ),
-            Some(&"@node") => Run::Program("node", &self.args[1..]),
+            Some(&"@node") => Run::Task(browser_e2e),
             _ => Run::Cargo(self.args),
         }
     }
@@ -140,7 +140,7 @@ const STEPS: &[Step] = &[
     },
     Step {
         label: "browser tests (headless Chromium against real dealer and server)",
-        args: &["@node", "tests/browser/e2e.mjs"],
+        args: &["@node", "node", "tests/browser/e2e.mjs"],
     },
 ];
 
@@ -184,9 +184,29 @@ fn pinned_wasm_bindgen() -> Result<String, String> {
     Err("wasm-bindgen is not in Cargo.lock".into())
 }
 
+/// Debian's Chromium, which the browser tests drive.
+fn chromium() -> Result<String, String> {
+    let path = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if Path::new(&path).exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "the browser tests need Chromium at {path}: apt-get install chromium chromium-driver \
+             (.ci/run does it), or set CHROMIUM"
+        ))
+    }
+}
+
+/// The browser end-to-end tests (Node, playwright-core, Chromium).
+fn browser_e2e() -> Result<(), String> {
+    chromium()?;
+    run_checked(Command::new("node").arg("tests/browser/e2e.mjs"))
+}
+
 /// Runs the wasm crate's tests in headless Chromium: wasm-bindgen-test-runner
 /// drives Debian's Chromium through chromedriver (`wasm/webdriver.json`).
 fn wasm_test() -> Result<(), String> {
+    chromium()?;
     run_checked(
         Command::new(cargo())
             .current_dir("wasm")
@@ -218,11 +238,17 @@ fn wasm() -> Result<(), String> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     if have != format!("wasm-bindgen {want}") {
-        return Err(format!(
-            "wasm-bindgen {want} is needed (found {:?}): cargo install wasm-bindgen-cli --version {want}",
-            have
-        ));
+        // Its version must equal the crate's; no --locked against the
+        // registry mirror (shared/ENVIRONMENT.md).
+        println!("installing wasm-bindgen-cli {want} (found {have:?})");
+        run_checked(Command::new(cargo()).args([
+            "install",
+            "wasm-bindgen-cli",
+            "--version",
+            &want,
+        ]))?;
     }
+    run_checked(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
     run_checked(Command::new(cargo()).args([
         "build",
         "-p",
@@ -284,6 +310,7 @@ fn test() -> ExitCode {
         let shown = match &run {
             Run::Cargo(args) => format!("cargo {}", args.join(" ")),
             Run::Program(p, args) => format!("{p} {}", args.join(" ")),
+            Run::Task(_) if step.args[0] == "@node" => step.args[1..].join(" "),
             Run::Task(_) => format!("cargo xtask {}", &step.args[0][1..]),
         };
         println!("\n==> [{}/{}] {}: {shown}", i + 1, STEPS.len(), step.label);
