@@ -18,8 +18,8 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// Options of `hush infer`.
-#[derive(Args, Debug, Clone)]
+/// Options of `hush infer`. `Debug` hides the token.
+#[derive(Args, Clone)]
 pub struct InferArgs {
     /// The model server, e.g. ws://127.0.0.1:8080 (the session path is added).
     #[arg(long)]
@@ -50,6 +50,19 @@ pub struct InferArgs {
     /// Seconds to wait for a silent server before giving up.
     #[arg(long, default_value_t = super::DEFAULT_IDLE.as_secs_f64())]
     pub timeout: f64,
+}
+
+impl std::fmt::Debug for InferArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InferArgs")
+            .field("server", &self.server)
+            .field("input", &self.input)
+            .field("output", &self.output)
+            .field("expect_model", &self.expect_model)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("repeat", &self.repeat)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Claims the client's seed from a `hush dealer` over a WebSocket.
