@@ -48,6 +48,23 @@ impl FrameTransport for CutAfter {
     }
 }
 
+/// A port nothing listens on.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// `hush infer` running inference after inference on one session until
+/// something breaks it; its stderr is captured.
+fn endless_client(s: &Proc) -> std::process::Child {
+    hush()
+        .args(["infer", "--server", &s.url, "--repeat", "1000000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// The server holds no session any more and serves a new client.
 fn assert_freed_and_serving(s: &Proc) {
     assert!(eventually(Duration::from_secs(5), || health(s)["sessions"] == 0));
@@ -93,10 +110,7 @@ fn client_disconnect_mid_inference_frees_the_session() {
 #[test]
 fn server_unreachable_or_dying_gives_a_clear_error() {
     // Nothing listens on the port.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let out = infer(&["--server", &format!("ws://127.0.0.1:{port}")]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -106,12 +120,7 @@ fn server_unreachable_or_dying_gives_a_clear_error() {
     let dir = tempdir("server-dies");
     let d = dealer(&dir, &[], &[]);
     let mut s = server(&dir, &d.url, &[], &[]);
-    let client = hush()
-        .args(["infer", "--server", &s.url, "--repeat", "1000000"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let client = endless_client(&s);
     assert!(s.wait_for_log("inference done", Duration::from_secs(20)));
     s.kill();
     let t = Instant::now();
@@ -128,10 +137,7 @@ fn server_unreachable_or_dying_gives_a_clear_error() {
 #[test]
 fn dealer_unreachable_fails_the_session_clearly() {
     let dir = tempdir("no-dealer");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let s = server(&dir, &format!("ws://127.0.0.1:{port}"), &[], &[]);
     let out = infer(&["--server", &s.url]);
     assert!(!out.status.success());
@@ -149,12 +155,7 @@ fn dealer_dying_mid_session_fails_both_parties_clearly() {
     let dir = tempdir("dealer-dies");
     let mut d = dealer(&dir, &[], &[]);
     let s = server(&dir, &d.url, &[], &[]);
-    let client = hush()
-        .args(["infer", "--server", &s.url, "--repeat", "1000000"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let client = endless_client(&s);
     assert!(s.wait_for_log("inference done", Duration::from_secs(20)));
     d.kill();
     let out = client.wait_with_output().unwrap();

@@ -8,54 +8,39 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
-/// One check: a label and the command line.
+/// One check: a label and what it runs.
 struct Step {
     label: &'static str,
-    args: &'static [&'static str],
+    run: Run,
 }
 
 /// What a step runs: cargo with these arguments, another program, or a
-/// task of this file.
+/// task of this file (with the command line that runs it alone).
 enum Run {
     Cargo(&'static [&'static str]),
     Program(&'static str, &'static [&'static str]),
-    Task(fn() -> Result<(), String>),
-}
-
-impl Step {
-    fn run(&self) -> Run {
-        match self.args.first() {
-            Some(&"@wasm") => Run::Task(wasm),
-            Some(&"@wasm-test") => Run::Task(wasm_test),
-            Some(&"@npm") => Run::Program(
-                "npm",
-                &["ci", "--prefix", "tests/browser", "--no-audit", "--no-fund"],
-            ),
-            Some(&"@node") => Run::Task(browser_e2e),
-            _ => Run::Cargo(self.args),
-        }
-    }
+    Task(&'static str, fn() -> Result<(), String>),
 }
 
 const STEPS: &[Step] = &[
     Step {
         label: "format",
-        args: &["fmt", "--all", "--check"],
+        run: Run::Cargo(&["fmt", "--all", "--check"]),
     },
     Step {
         label: "lints",
-        args: &[
+        run: Run::Cargo(&[
             "clippy",
             "--workspace",
             "--all-targets",
             "--",
             "-D",
             "warnings",
-        ],
+        ]),
     },
     Step {
         label: "lints (core without std)",
-        args: &[
+        run: Run::Cargo(&[
             "clippy",
             "-p",
             "hush-core",
@@ -64,11 +49,11 @@ const STEPS: &[Step] = &[
             "--",
             "-D",
             "warnings",
-        ],
+        ]),
     },
     Step {
         label: "lints (browser package for wasm32)",
-        args: &[
+        run: Run::Cargo(&[
             "clippy",
             "-p",
             "hush-wasm",
@@ -77,34 +62,34 @@ const STEPS: &[Step] = &[
             "--",
             "-D",
             "warnings",
-        ],
+        ]),
     },
     Step {
         label: "browser package (wasm-bindgen into wasm/pkg)",
-        args: &["@wasm"],
+        run: Run::Task("cargo xtask wasm", wasm),
     },
     Step {
         label: "core for wasm32 (no_std)",
-        args: &[
+        run: Run::Cargo(&[
             "build",
             "-p",
             "hush-core",
             "--target",
             "wasm32-unknown-unknown",
             "--no-default-features",
-        ],
+        ]),
     },
     Step {
         label: "tests",
-        args: &["test", "--workspace"],
+        run: Run::Cargo(&["test", "--workspace"]),
     },
     Step {
         label: "tests (core single-threaded, no std)",
-        args: &["test", "-p", "hush-core", "--no-default-features"],
+        run: Run::Cargo(&["test", "-p", "hush-core", "--no-default-features"]),
     },
     Step {
         label: "benchmark smoke run",
-        args: &[
+        run: Run::Cargo(&[
             "run",
             "--release",
             "-p",
@@ -113,11 +98,11 @@ const STEPS: &[Step] = &[
             "bench",
             "--reps",
             "1",
-        ],
+        ]),
     },
     Step {
         label: "benchmark smoke run: models over WebSockets",
-        args: &[
+        run: Run::Cargo(&[
             "run",
             "--release",
             "-p",
@@ -128,19 +113,22 @@ const STEPS: &[Step] = &[
             "net",
             "--reps",
             "1",
-        ],
+        ]),
     },
     Step {
         label: "browser package tests in headless Chromium (wasm-bindgen-test)",
-        args: &["@wasm-test"],
+        run: Run::Task("cargo xtask wasm-test", wasm_test),
     },
     Step {
         label: "browser test dependencies (playwright-core, typescript)",
-        args: &["@npm"],
+        run: Run::Program(
+            "npm",
+            &["ci", "--prefix", "tests/browser", "--no-audit", "--no-fund"],
+        ),
     },
     Step {
         label: "browser tests (headless Chromium against real dealer and server)",
-        args: &["@node", "node", "tests/browser/e2e.mjs"],
+        run: Run::Task("node tests/browser/e2e.mjs", browser_e2e),
     },
 ];
 
@@ -285,40 +273,37 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("test") if args.len() == 1 => test(),
-        Some("wasm-test") if args.len() == 1 => match wasm_test() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("xtask wasm-test: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Some("wasm") if args.len() == 1 => match wasm() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("xtask wasm: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Some("wasm-test") if args.len() == 1 => task("wasm-test", wasm_test),
+        Some("wasm") if args.len() == 1 => task("wasm", wasm),
         _ => usage(),
+    }
+}
+
+/// Runs one task alone, reporting its error.
+fn task(name: &str, f: fn() -> Result<(), String>) -> ExitCode {
+    match f() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask {name}: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
 fn test() -> ExitCode {
     let start = Instant::now();
     for (i, step) in STEPS.iter().enumerate() {
-        let run = step.run();
-        let shown = match &run {
+        let shown = match &step.run {
             Run::Cargo(args) => format!("cargo {}", args.join(" ")),
             Run::Program(p, args) => format!("{p} {}", args.join(" ")),
-            Run::Task(_) if step.args[0] == "@node" => step.args[1..].join(" "),
-            Run::Task(_) => format!("cargo xtask {}", &step.args[0][1..]),
+            Run::Task(line, _) => line.to_string(),
         };
         println!("\n==> [{}/{}] {}: {shown}", i + 1, STEPS.len(), step.label);
         let t = Instant::now();
-        let result = match run {
+        let result = match step.run {
             Run::Cargo(args) => run_checked(Command::new(cargo()).args(args)),
             Run::Program(p, args) => run_checked(Command::new(p).args(args)),
-            Run::Task(f) => f(),
+            Run::Task(_, f) => f(),
         };
         match result {
             Ok(()) => println!("==> {} ok in {:.0?}", step.label, t.elapsed()),

@@ -6,8 +6,8 @@
 //! the dealer in this process over in-memory channels): the difference is
 //! what the network layer costs.
 
-use super::Report;
 use super::models_suite::{ModelCase, load, run_once};
+use super::{Report, median};
 use hush_core::backend::CpuBackend;
 use hush_core::channel::CommStats;
 use hush_core::preprocessing::seeded::{SeededDealer, in_process};
@@ -30,10 +30,6 @@ pub(crate) fn cases() -> Vec<ModelCase> {
                 || c.name == "ResNet-18 1x3x32x32"
         })
         .collect()
-}
-
-fn median(v: &[Duration]) -> Duration {
-    super::median(v)
 }
 
 /// Measures one model over WebSockets.

@@ -231,7 +231,7 @@ async fn serve_session(state: Arc<DealerState>, transport: WsTransport, peer: So
         }
         Err(e) => {
             tracing::warn!(%peer, error = %e, "refused: no valid opening");
-            reply_error(&mut ch, &e).await;
+            reply_error(&mut ch, &e);
             return;
         }
     };
@@ -245,7 +245,7 @@ async fn serve_session(state: Arc<DealerState>, transport: WsTransport, peer: So
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "refused: invalid requests");
-            reply_error(&mut ch, &e).await;
+            reply_error(&mut ch, &e);
             return;
         }
     };
@@ -338,7 +338,7 @@ async fn stream(
                 }
                 Err(e) if e.code() == ErrorCode::Closed => return Ok(sent),
                 Err(e) => {
-                    reply_error(ch, &e).await;
+                    reply_error(ch, &e);
                     return Err(e);
                 }
             }
@@ -360,7 +360,7 @@ async fn serve_claim(state: Arc<DealerState>, transport: WsTransport, peer: Sock
         }
         Err(e) => {
             tracing::warn!(%peer, error = %e, "seed claim failed");
-            reply_error(&mut ch, &e).await;
+            reply_error(&mut ch, &e);
             return;
         }
     };

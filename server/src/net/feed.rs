@@ -12,7 +12,7 @@ use hush_core::preprocessing::CorrelationRequest;
 use hush_core::preprocessing::seeded::CorrectionSource;
 use hush_core::preprocessing::wire::decode_correction;
 use hush_core::prg::Seed;
-use hush_core::session::{Control, FramedChannel, SessionId};
+use hush_core::session::{Control, DealerTicket, FramedChannel};
 
 /// The dealer's party index on the server–dealer channel.
 const DEALER: usize = 1;
@@ -36,8 +36,8 @@ pub enum DealerFeed {
 pub struct OpenedSession {
     /// The feed of corrections.
     pub feed: DealerFeed,
-    /// The session's public id.
-    pub session: SessionId,
+    /// What the client is told about its seed.
+    pub ticket: DealerTicket,
     /// The server's seed.
     pub server_seed: Seed,
 }
@@ -51,10 +51,12 @@ fn dealer_error(url: &str, e: &Error) -> Error {
 
 impl DealerFeed {
     /// Opens a session at the dealer `url` for a client whose key hashes to
-    /// `key_hash`, with the session's encoded requests.
+    /// `key_hash`, with the session's encoded requests; the client will reach
+    /// the dealer at `public_url`.
     pub async fn open_remote(
         connect: &Connect,
         url: &str,
+        public_url: &str,
         key_hash: [u8; 32],
         setup: Vec<Vec<u8>>,
         inference: Vec<Vec<u8>>,
@@ -87,7 +89,10 @@ impl DealerFeed {
                 channel: Box::new(channel),
                 url: url.to_string(),
             },
-            session,
+            ticket: DealerTicket::Dealer {
+                url: public_url.to_string(),
+                session,
+            },
             server_seed,
         })
     }

@@ -56,7 +56,7 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Ends a session after `e` (see [`ws::WsHandle::report`]).
-pub(crate) async fn reply_error(
+pub(crate) fn reply_error(
     ch: &mut hush_core::session::FramedChannel<ws::WsTransport>,
     e: &hush_core::Error,
 ) {

@@ -94,8 +94,12 @@ struct Model {
     plan: Plan,
     weights: Weights,
     plan_bytes: Vec<u8>,
+    /// The session's correlation requests (for the in-process dealer)...
     setup: Vec<CorrelationRequest>,
     inference: Vec<CorrelationRequest>,
+    /// ...and their wire encoding (for a dealer service), made once.
+    setup_wire: Vec<Vec<u8>>,
+    inference_wire: Vec<Vec<u8>>,
 }
 
 struct ServeState {
@@ -216,6 +220,8 @@ pub fn app(args: ServeArgs, plan: Plan, weights: Weights) -> Result<Router, BoxE
             plan_bytes: plan.to_bytes()?,
             plan,
             weights,
+            setup_wire: setup.iter().map(encode_request).collect(),
+            inference_wire: inference.iter().map(encode_request).collect(),
             setup,
             inference,
         },
@@ -339,7 +345,7 @@ async fn client_session(state: Arc<ServeState>, transport: WsTransport, peer: So
         }
         Err(e) => {
             tracing::warn!(%peer, error = %e, "refused: no valid hello");
-            reply_error(&mut ch, &e).await;
+            reply_error(&mut ch, &e);
             return;
         }
     };
@@ -387,7 +393,7 @@ async fn client_session(state: Arc<ServeState>, transport: WsTransport, peer: So
             return;
         }
     };
-    let Opened {
+    let OpenedSession {
         mut feed,
         ticket,
         server_seed,
@@ -425,47 +431,30 @@ async fn client_session(state: Arc<ServeState>, transport: WsTransport, peer: So
     drop(slots);
 }
 
-struct Opened {
-    feed: DealerFeed,
-    ticket: DealerTicket,
-    server_seed: Seed,
-}
-
-async fn open_dealer(state: &ServeState, key_hash: [u8; 32]) -> Result<Opened, Error> {
+async fn open_dealer(state: &ServeState, key_hash: [u8; 32]) -> Result<OpenedSession, Error> {
+    let model = &state.model;
     match &state.dealer {
         DealerMode::Remote { url, public_url } => {
-            let encode = |rs: &[CorrelationRequest]| rs.iter().map(encode_request).collect();
-            let OpenedSession {
-                feed,
-                session,
-                server_seed,
-            } = DealerFeed::open_remote(
+            DealerFeed::open_remote(
                 &state.connect,
                 url,
+                public_url,
                 key_hash,
-                encode(&state.model.setup),
-                encode(&state.model.inference),
+                model.setup_wire.clone(),
+                model.inference_wire.clone(),
             )
-            .await?;
-            Ok(Opened {
-                feed,
-                ticket: DealerTicket::Dealer {
-                    url: public_url.clone(),
-                    session,
-                },
-                server_seed,
-            })
+            .await
         }
         DealerMode::InsecureLocal => {
             let client = Seed::random()?;
             let server = Seed::random()?;
             let generator = Generator::spawn(
                 vec![client.clone(), server.clone()],
-                state.model.setup.clone(),
-                state.model.inference.clone(),
+                model.setup.clone(),
+                model.inference.clone(),
             )
             .map_err(|e| Error::Usage(format!("cannot start the local dealer: {e}")))?;
-            Ok(Opened {
+            Ok(OpenedSession {
                 feed: DealerFeed::InsecureLocal(generator),
                 ticket: DealerTicket::InsecureLocal { seed: client },
                 server_seed: server,
