@@ -13,7 +13,11 @@ pub const DIGITS_ONNX: &[u8] = include_bytes!("../../models/digits/digits.onnx")
 /// Models built in code, for benchmarks: `builtin:resnet18-32` and
 /// `builtin:resnet18-224` (ResNet-18 with seeded random weights, BatchNorm
 /// folded; its ONNX file is too large to keep in the repository).
-pub const BUILTIN: &[&str] = &["builtin:resnet18-32", "builtin:resnet18-224"];
+pub const BUILTIN: &[&str] = &[
+    "builtin:resnet18-32",
+    "builtin:resnet18-224",
+    "builtin:resnet50-224",
+];
 
 /// Imports `model` (the embedded digits CNN when `None`; a built-in model
 /// for a `builtin:` name), with the first input's shape set to
@@ -30,6 +34,7 @@ pub fn load(
         let (plan, weights, _) = match name {
             "builtin:resnet18-32" => crate::resnet::resnet18(32),
             "builtin:resnet18-224" => crate::resnet::resnet18(224),
+            "builtin:resnet50-224" => crate::resnet::resnet50(224),
             _ => {
                 return Err(format!(
                     "unknown built-in model {name}; known: {}",

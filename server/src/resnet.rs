@@ -1,6 +1,7 @@
-//! ResNet-18 (torchvision's layout, BatchNorm folded into the convolutions)
-//! built directly as a plan with seeded random weights, for benchmarks at
-//! sizes whose ONNX files are too large to keep in the repository.
+//! ResNet-18 and ResNet-50 (torchvision's layouts, BatchNorm folded into the
+//! convolutions) built directly as plans with seeded random weights, for
+//! benchmarks at sizes whose ONNX files are too large to keep in the
+//! repository.
 
 use hush_core::plan::{ConvAttrs, Node, Op, Plan, PoolAttrs, ValueInfo, WeightInfo, Weights};
 use hush_core::prg::{Prg, Seed};
@@ -108,17 +109,47 @@ impl Builder {
         } else {
             x
         };
+        self.residual(name, y, skip)
+    }
+
+    /// ResNet-50's bottleneck: 1×1 down to `width`, 3×3 (strided), 1×1 up
+    /// to `4 × width`, plus the (projected) input.
+    fn bottleneck(&mut self, name: &str, x: usize, width: usize, stride: usize) -> usize {
+        let (cin, cout) = (self.shape(x)[1], 4 * width);
+        let y = self.conv(&format!("{name}.conv1"), x, width, 1, 1, 0);
+        let y = self.relu(&format!("{name}.relu1"), y);
+        let y = self.conv(&format!("{name}.conv2"), y, width, 3, stride, 1);
+        let y = self.relu(&format!("{name}.relu2"), y);
+        let y = self.conv(&format!("{name}.conv3"), y, cout, 1, 1, 0);
+        let skip = if stride != 1 || cin != cout {
+            self.conv(&format!("{name}.downsample"), x, cout, 1, stride, 0)
+        } else {
+            x
+        };
+        self.residual(name, y, skip)
+    }
+
+    fn residual(&mut self, name: &str, y: usize, skip: usize) -> usize {
         let s = self.shape(y);
         let sum = self.node(&format!("{name}.add"), Op::Add, vec![y, skip], s);
-        self.relu(&format!("{name}.relu2"), sum)
+        self.relu(&format!("{name}.relu_out"), sum)
     }
 }
 
 /// ResNet-18 for a `1×3×hw×hw` input, 1000 classes, and a random input.
 pub fn resnet18(hw: usize) -> (Plan, Weights, ArrayD<f64>) {
+    resnet(18, hw)
+}
+
+/// ResNet-50 for a `1×3×hw×hw` input, 1000 classes, and a random input.
+pub fn resnet50(hw: usize) -> (Plan, Weights, ArrayD<f64>) {
+    resnet(50, hw)
+}
+
+fn resnet(depth: usize, hw: usize) -> (Plan, Weights, ArrayD<f64>) {
     let mut b = Builder {
         plan: Plan {
-            name: format!("resnet18-{hw}"),
+            name: format!("resnet{depth}-{hw}"),
             frac_bits: 16,
             values: Vec::new(),
             inputs: Vec::new(),
@@ -128,7 +159,7 @@ pub fn resnet18(hw: usize) -> (Plan, Weights, ArrayD<f64>) {
             commitment: [0; 32],
         },
         weights: Vec::new(),
-        prg: Prg::new(&Seed::from_bytes([18; 32])),
+        prg: Prg::new(&Seed::from_bytes([depth as u8; 32])),
     };
     let x = b.value("input", vec![1, 3, hw, hw]);
     b.plan.inputs.push(x);
@@ -145,12 +176,24 @@ pub fn resnet18(hw: usize) -> (Plan, Weights, ArrayD<f64>) {
     };
     let (ph, pw) = ((s[2] + 2 - 3) / 2 + 1, (s[3] + 2 - 3) / 2 + 1);
     let mut y = b.node("maxpool", Op::MaxPool(pool), vec![y], vec![1, 64, ph, pw]);
+    let blocks = if depth == 50 {
+        [3, 4, 6, 3]
+    } else {
+        [2, 2, 2, 2]
+    };
     for (i, (c, stride)) in [(64, 1), (128, 2), (256, 2), (512, 2)]
         .into_iter()
         .enumerate()
     {
-        y = b.block(&format!("layer{}.0", i + 1), y, c, stride);
-        y = b.block(&format!("layer{}.1", i + 1), y, c, 1);
+        for j in 0..blocks[i] {
+            let name = format!("layer{}.{j}", i + 1);
+            let s = if j == 0 { stride } else { 1 };
+            y = if depth == 50 {
+                b.bottleneck(&name, y, c, s)
+            } else {
+                b.block(&name, y, c, s)
+            };
+        }
     }
     let s = b.shape(y);
     let g = b.node(

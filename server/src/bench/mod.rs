@@ -2,29 +2,38 @@
 //! dealer and every party expanding their correlated randomness) and an
 //! online phase (the protocol itself), with bytes and rounds per party.
 //!
-//! All parties run in this process, each on its own thread, over in-memory
-//! channels that carry serialized bytes (as parties on separate machines
-//! would, sharing this machine's cores and memory bandwidth); local products
-//! also use rayon's pool. Each workload is run once to learn its correlation
-//! requests and warm up, then `--reps` times; the median and the range are
-//! reported. Offline time is the dealer and every party expanding their
-//! correlations one after another (in a deployment they run in parallel on
-//! separate machines), plus any per-query input-independent local work.
+//! By default both parties run in this process, each on its own thread,
+//! over in-memory channels that carry serialized bytes (as parties on
+//! separate machines would, sharing this machine's cores and memory
+//! bandwidth); local products also use rayon's pool. With `--listen` and
+//! `--peer`, two `hush bench` processes run one party each over a
+//! WebSocket (see [`parties`]). Each workload is run once to learn its
+//! correlation requests and warm up, then `--reps` times; the median and
+//! the range are reported. Offline time is the dealer and the parties here
+//! expanding their correlations one after another (in a deployment they run
+//! in parallel on separate machines), plus any per-query input-independent
+//! local work.
 
-mod core_suite;
 mod models_suite;
 mod net_suite;
+mod ops_suite;
+mod parties;
 
 use clap::Args;
 use hush_core::channel::CommStats;
+use hush_server::model::BoxError;
+use parties::{Parties, stats_from, stats_to_vec};
 use serde_json::json;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Options of `hush bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Suite to run.
-    #[arg(long, default_value = "core", value_parser = ["core", "models", "net"])]
+    /// Suite to run: `ops` (single protocols at the sizes of the CrypTen
+    /// table; `core` is its old name), `models` (whole networks) or `net`
+    /// (models served over WebSockets by the real server, dealer and client).
+    #[arg(long, default_value = "ops", value_parser = ["ops", "core", "models", "net"])]
     suite: String,
     /// Measured repetitions per workload (after one warm-up run).
     #[arg(long, default_value_t = 5)]
@@ -38,6 +47,24 @@ pub struct BenchArgs {
     /// Print a Markdown table (the README's figures are made with this).
     #[arg(long)]
     markdown: bool,
+    /// `models` suite: take the models from this folder (`<key>.onnx`,
+    /// `<key>.input.npy`, `<key>.ort.npy`, as bench/crypten/models.py writes
+    /// them) instead of the embedded and code-built ones, and compare each
+    /// output with onnxruntime's.
+    #[arg(long)]
+    models_dir: Option<PathBuf>,
+    /// Run party 1 here and wait for party 0 (another `hush bench` with
+    /// `--peer`) on this address, e.g. 0.0.0.0:7700.
+    #[arg(long, conflicts_with = "peer")]
+    listen: Option<String>,
+    /// Run party 0 here, connecting to party 1 at this URL, e.g.
+    /// ws://10.0.0.1:7700. Party 0 prints the reports.
+    #[arg(long)]
+    peer: Option<String>,
+    /// A label for the link the parties talk over, copied into the JSON
+    /// (e.g. "loopback", "wan-40ms").
+    #[arg(long, default_value = "in-process")]
+    link: String,
 }
 
 /// One workload's measurements.
@@ -56,6 +83,79 @@ pub(crate) struct Report {
     pub setup: Option<(Duration, Vec<CommStats>)>,
     /// Free-form extra facts (error counts, sizes).
     pub note: String,
+    /// Peak resident memory of each process measured (one entry when both
+    /// parties and the dealer share this process).
+    pub peak_memory: Vec<u64>,
+    /// Largest absolute error of the result against `error_against`.
+    pub max_error: Option<f64>,
+    pub error_against: &'static str,
+}
+
+impl Report {
+    pub(crate) fn new(name: &str, dealer_bytes: u64) -> Report {
+        Report {
+            name: name.to_string(),
+            parties: 2,
+            online: Vec::new(),
+            offline: Vec::new(),
+            comm: Vec::new(),
+            dealer_bytes,
+            setup: None,
+            note: String::new(),
+            peak_memory: Vec::new(),
+            max_error: None,
+            error_against: "float64",
+        }
+    }
+}
+
+/// Starts a new peak-memory window (Linux: resets VmHWM; elsewhere the
+/// peak is the process's).
+pub(crate) fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn nanos(d: &Duration) -> u64 {
+    d.as_nanos().min(u128::from(u64::MAX)) as u64
+}
+
+/// Between processes, completes party 0's report with party 1's traffic,
+/// timings (the slower party's) and memory.
+pub(crate) fn gather(parties: &mut Parties, r: &mut Report) -> Result<(), BoxError> {
+    if parties.me().is_none() {
+        return Ok(());
+    }
+    let mut v = Vec::new();
+    v.extend(stats_to_vec(&r.comm.first().copied().unwrap_or_default()));
+    v.push(r.peak_memory.first().copied().unwrap_or(0));
+    v.extend(r.online.iter().map(nanos));
+    v.extend(r.offline.iter().map(nanos));
+    let (setup_t, setup_c) = r.setup.clone().unwrap_or_default();
+    v.push(nanos(&setup_t));
+    v.extend(stats_to_vec(&setup_c.first().copied().unwrap_or_default()));
+    let all = parties.gather(vec![v])?;
+    let Some(other) = all.get(1) else {
+        return Ok(());
+    };
+    let (n_on, n_off) = (r.online.len(), r.offline.len());
+    if other.len() != 5 + 1 + n_on + n_off + 1 + 5 {
+        return Err("party 1 reported a different number of runs".into());
+    }
+    r.comm.push(stats_from(&other[0..5])?);
+    r.peak_memory.push(other[5]);
+    let take = |xs: &mut Vec<Duration>, from: &[u64]| {
+        for (x, &ns) in xs.iter_mut().zip(from) {
+            *x = (*x).max(Duration::from_nanos(ns));
+        }
+    };
+    take(&mut r.online, &other[6..6 + n_on]);
+    take(&mut r.offline, &other[6 + n_on..6 + n_on + n_off]);
+    let rest = &other[6 + n_on + n_off..];
+    if let Some((t, c)) = &mut r.setup {
+        *t = (*t).max(Duration::from_nanos(rest[0]));
+        c.push(stats_from(&rest[1..6])?);
+    }
+    Ok(())
 }
 
 /// Drives in-process preprocessing, which never waits, to completion; an
@@ -107,14 +207,27 @@ impl Report {
                 "rounds": c.iter().map(|c| c.rounds).max().unwrap_or(0),
             })),
             "note": self.note,
+            "framework": "hush",
+            "bytes_per_party": self.comm.iter().map(|c| c.bytes_sent + c.bytes_received).collect::<Vec<_>>(),
+            "offline_ms_range": range(&self.offline),
+            "peak_memory_bytes": self.peak_memory.iter().max(),
+            "peak_memory_per_process": self.peak_memory,
+            "max_abs_error": self.max_error,
+            "error_against": self.max_error.map(|_| self.error_against),
         })
     }
 }
 
 fn print_markdown(r: &Report) {
     let max = |f: fn(&CommStats) -> u64, c: &[CommStats]| c.iter().map(f).max().unwrap_or(0);
+    let peak = r
+        .peak_memory
+        .iter()
+        .max()
+        .map_or(String::new(), |&b| human_bytes(b));
+    let error = r.max_error.map_or(String::new(), |e| format!("{e:.1e}"));
     println!(
-        "| {} | {:.2} ms | {:.2} ms | {} | {} | {} |",
+        "| {} | {:.2} ms | {:.2} ms | {} | {} | {} | {peak} | {error} |",
         r.name,
         ms(median(&r.online)),
         ms(median(&r.offline)),
@@ -124,7 +237,7 @@ fn print_markdown(r: &Report) {
     );
     if let Some((t, c)) = &r.setup {
         println!(
-            "| ↳ weight setup, once per session | {:.2} ms | | {} | {} | {} |",
+            "| ↳ weight setup, once per session | {:.2} ms | | {} | {} | {} | | |",
             ms(*t),
             human_bytes(max(|c| c.bytes_sent, c)),
             human_bytes(max(|c| c.bytes_received, c)),
@@ -132,7 +245,7 @@ fn print_markdown(r: &Report) {
         );
     }
     if !r.note.is_empty() {
-        println!("| ↳ {} | | | | | |", r.note);
+        println!("| ↳ {} | | | | | | | |", r.note);
     }
 }
 
@@ -151,69 +264,104 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     if args.reps == 0 {
         return Err("--reps must be at least 1".into());
     }
+    let suite = if args.suite == "core" {
+        "ops"
+    } else {
+        args.suite.as_str()
+    };
     let keep = |name: &str| {
         args.filter
             .as_ref()
             .is_none_or(|f| name.contains(f.as_str()))
     };
-    type Runner = Box<dyn Fn(usize) -> Result<Report, Box<dyn std::error::Error>>>;
-    let selected: Vec<(String, Runner)> = if args.suite == "net" {
-        net_suite::cases()
+    type Runner = Box<dyn Fn(&mut Parties, usize) -> Result<Report, BoxError>>;
+    let selected: Vec<(String, Runner)> = match suite {
+        "net" => net_suite::cases()
             .into_iter()
             .filter(|c| keep(c.name))
             .map(|c| {
                 let name = c.name.to_string();
-                let run: Runner = Box::new(move |reps| net_suite::measure(&c, reps));
+                let run: Runner = Box::new(move |_, reps| net_suite::measure(&c, reps));
                 (name, run)
             })
-            .collect()
-    } else if args.suite == "models" {
-        models_suite::cases()
+            .collect(),
+        "models" => models_suite::cases(args.models_dir.as_deref())?
             .into_iter()
             .filter(|c| keep(c.name))
             .map(|c| {
                 let name = c.name.to_string();
-                let run: Runner = Box::new(move |reps| models_suite::measure(&c, reps));
+                let run: Runner =
+                    Box::new(move |parties, reps| models_suite::measure(parties, &c, reps));
                 (name, run)
             })
-            .collect()
-    } else {
-        core_suite::workloads()
+            .collect(),
+        _ => ops_suite::workloads()
             .into_iter()
             .filter(|w| keep(&w.name))
             .map(|w| {
                 let run: Runner = Box::new(w.run);
                 (w.name, run)
             })
-            .collect()
+            .collect(),
     };
     if selected.is_empty() {
         return Err("no workload matches --filter".into());
     }
-    if args.markdown {
+    let mut parties = match (&args.listen, &args.peer) {
+        (Some(addr), _) => Parties::listen(addr)?,
+        (None, Some(url)) => Parties::connect(url)?,
+        (None, None) => Parties::Local,
+    };
+    if parties.me().is_some() && suite == "net" {
+        return Err("--listen/--peer run the ops and models suites between two processes; the net suite starts its own dealer, server and client".into());
+    }
+    let names: Vec<&str> = selected.iter().map(|(n, _)| n.as_str()).collect();
+    parties.agree(&format!(
+        "{suite} × {} reps: {}",
+        args.reps,
+        names.join(", ")
+    ))?;
+    let quiet = !parties.reports();
+    if quiet {
+        eprintln!("party 1: party 0 prints the results");
+    } else if args.markdown {
         println!(
-            "| workload | online (median of {}) | offline | sent per party | received per party | rounds |",
+            "| workload | online (median of {}) | offline | sent per party | received per party | rounds | peak memory | max error |",
             args.reps
         );
-        println!("| --- | --- | --- | --- | --- | --- |");
+        println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     } else if !args.json {
+        let place = match parties.me() {
+            None => "2 parties in one process (a thread each)".to_string(),
+            Some(_) => format!("2 processes over a WebSocket ({})", args.link),
+        };
         println!(
-            "suite {} — {} parties in one process (a thread each), rayon pool of {}, median of {} after a warm-up",
-            args.suite,
-            2,
+            "suite {suite} — {place}, rayon pool of {}, median of {} after a warm-up",
             rayon::current_num_threads(),
             args.reps
         );
         println!(
-            "{:<34} {:>11} {:>11} {:>12} {:>12} {:>7}",
-            "workload", "online", "offline", "sent/party", "recv/party", "rounds"
+            "{:<34} {:>11} {:>11} {:>12} {:>12} {:>7} {:>10} {:>9}",
+            "workload",
+            "online",
+            "offline",
+            "sent/party",
+            "recv/party",
+            "rounds",
+            "peak mem",
+            "max err"
         );
     }
     for (name, run) in selected {
         eprintln!("running {name} ...");
-        let r = run(args.reps)?;
+        let r = run(&mut parties, args.reps)?;
+        if quiet {
+            continue;
+        }
         if args.json {
-            println!("{}", r.json());
+            let mut j = r.json();
+            j["link"] = json!(args.link);
+            println!("{j}");
         } else if args.markdown {
             print_markdown(&r);
         } else {
@@ -221,13 +369,18 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             let recv = r.comm.iter().map(|c| c.bytes_received).max().unwrap_or(0);
             let rounds = r.comm.iter().map(|c| c.rounds).max().unwrap_or(0);
             println!(
-                "{:<34} {:>8.2} ms {:>8.2} ms {:>12} {:>12} {:>7}",
+                "{:<34} {:>8.2} ms {:>8.2} ms {:>12} {:>12} {:>7} {:>10} {:>9}",
                 r.name,
                 ms(median(&r.online)),
                 ms(median(&r.offline)),
                 human_bytes(sent),
                 human_bytes(recv),
-                rounds
+                rounds,
+                r.peak_memory
+                    .iter()
+                    .max()
+                    .map_or(String::new(), |&b| human_bytes(b)),
+                r.max_error.map_or(String::new(), |e| format!("{e:.1e}")),
             );
             if let Some((t, c)) = &r.setup {
                 let sent = c.iter().map(|c| c.bytes_sent).max().unwrap_or(0);

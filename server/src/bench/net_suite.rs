@@ -7,7 +7,8 @@
 //! what the network layer costs.
 
 use super::models_suite::{ModelCase, load, run_once};
-use super::{Report, median};
+use super::parties::Parties;
+use super::{Report, median, reset_peak_memory};
 use hush_core::backend::CpuBackend;
 use hush_core::channel::CommStats;
 use hush_core::preprocessing::seeded::{SeededDealer, in_process};
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 
 /// The models of this suite (a subset of the `models` suite).
 pub(crate) fn cases() -> Vec<ModelCase> {
-    super::models_suite::cases()
+    super::models_suite::builtin_cases()
         .into_iter()
         .filter(|c| {
             c.name.starts_with("digits")
@@ -40,10 +41,17 @@ pub(crate) fn measure(case: &ModelCase, reps: usize) -> Result<Report, BoxError>
     let mut local = Vec::new();
     for _ in 0..reps + 1 {
         let seeds = SeededDealer::<CpuBackend>::random_seeds(2)?;
-        let (once, _) = run_once(&plan, &weights, &x, in_process(&seeds, CpuBackend))?;
+        let (once, _) = run_once(
+            &mut Parties::Local,
+            &plan,
+            &weights,
+            &x,
+            in_process(&seeds, CpuBackend),
+        )?;
         local.push(once.online);
     }
     local.remove(0);
+    reset_peak_memory();
     let rt = hush_server::net::runtime()?;
     let (dealer_listener, dealer_url) = bind("127.0.0.1:0", false)?;
     let (server_listener, server_url) = bind("127.0.0.1:0", false)?;
@@ -81,20 +89,17 @@ pub(crate) fn measure(case: &ModelCase, reps: usize) -> Result<Report, BoxError>
         rounds: c.rounds,
     };
     let (net, mem) = (median(&online), median(&local));
-    Ok(Report {
-        name: format!("{} over WebSockets", case.name),
-        parties: 2,
-        online,
-        offline: Vec::new(),
-        comm: vec![comm, mirror(comm)],
-        dealer_bytes: 0,
-        setup: Some((setup_time, vec![setup, mirror(setup)])),
-        note: format!(
-            "in one process (`hush run`): {:.2} ms; the network adds {:+.2} ms ({:+.0}%, {:.0} µs per round)",
-            mem.as_secs_f64() * 1e3,
-            (net.as_secs_f64() - mem.as_secs_f64()) * 1e3,
-            (net.as_secs_f64() / mem.as_secs_f64() - 1.0) * 100.0,
-            (net.as_secs_f64() - mem.as_secs_f64()) * 1e6 / comm.rounds.max(1) as f64
-        ),
-    })
+    let mut report = Report::new(&format!("{} over WebSockets", case.name), 0);
+    report.online = online;
+    report.comm = vec![comm, mirror(comm)];
+    report.setup = Some((setup_time, vec![setup, mirror(setup)]));
+    report.peak_memory = hush_server::model::peak_memory().into_iter().collect();
+    report.note = format!(
+        "in one process (`hush run`): {:.2} ms; the network adds {:+.2} ms ({:+.0}%, {:.0} µs per round)",
+        mem.as_secs_f64() * 1e3,
+        (net.as_secs_f64() - mem.as_secs_f64()) * 1e3,
+        (net.as_secs_f64() / mem.as_secs_f64() - 1.0) * 100.0,
+        (net.as_secs_f64() - mem.as_secs_f64()) * 1e6 / comm.rounds.max(1) as f64
+    );
+    Ok(report)
 }

@@ -1,13 +1,16 @@
-//! The `core` suite: the products and truncations of the MPC core at the
-//! sizes of the CrypTen reference table.
+//! The `ops` suite: the products, truncations and nonlinear protocols of
+//! the MPC core at the sizes of the CrypTen reference table. Each result is
+//! opened after the timed part and compared with a float64 reference.
 
-use super::Report;
+use super::parties::{Job, Parties};
+use super::{Report, reset_peak_memory};
 use hush_core::Result as CoreResult;
 use hush_core::backend::{Conv2dParams, CpuBackend};
 use hush_core::bilinear::BilinearOp;
-use hush_core::channel::threaded::run_parties_threaded;
+use hush_core::bits::BitShare;
 use hush_core::channel::{Channel, CommStats};
-use hush_core::preprocessing::seeded::{SeededDealer, draws, in_process};
+use hush_core::plan::{ConvAttrs, Node, Op, Plan, ValueInfo, WeightInfo, Weights};
+use hush_core::preprocessing::seeded::draws;
 use hush_core::preprocessing::{
     CorrelationRequest, FixedSide, Pregenerated, Preprocessing, Recorder,
 };
@@ -15,18 +18,28 @@ use hush_core::prg::Prg;
 use hush_core::protocol::{
     ApproxConfig, Config, FixedOperand, Party, PreparedFixed, TruncationMode,
 };
-use hush_core::share::Arith;
+use hush_core::share::{Arith, BinaryShare};
 use hush_core::{ArithShare, FixedPoint, RingTensor};
+use hush_server::model::{BoxError, peak_memory};
+use ndarray::{ArrayD, Ix2, IxDyn};
+use std::marker::PhantomData;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hush_server::model::BoxError;
 const PARTIES: usize = 2;
 
 /// A named workload and how to measure it.
 pub(crate) struct Entry {
     pub name: String,
-    pub run: fn(usize) -> Result<Report, BoxError>,
+    pub run: fn(&mut Parties, usize) -> Result<Report, BoxError>,
+}
+
+/// What a workload computed, to compare with its reference.
+pub(crate) enum Output {
+    /// A fixed-point result.
+    Fixed(ArithShare),
+    /// One bit per element.
+    Bits(BitShare),
 }
 
 /// One benchmarked computation: an untimed `prepare` (inputs, one-time
@@ -55,7 +68,11 @@ pub(crate) trait Workload {
     async fn online<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
         s: &mut Self::State,
-    ) -> CoreResult<()>;
+    ) -> CoreResult<Output>;
+    /// The shares of the inputs the reference takes, in order.
+    fn inputs(s: &Self::State) -> Vec<&ArithShare>;
+    /// The float64 result for the opened inputs.
+    fn reference(x: &[ArrayD<f64>]) -> CoreResult<ArrayD<f64>>;
 }
 
 fn entry<W: Workload>() -> Entry {
@@ -125,13 +142,6 @@ fn dealer_bytes(requests: &[CorrelationRequest]) -> u64 {
         .sum()
 }
 
-struct Run {
-    online: Duration,
-    precompute: Duration,
-    comm: Vec<CommStats>,
-    setup: Option<(Duration, Vec<CommStats>)>,
-}
-
 /// Earliest and latest instants seen by any party.
 #[derive(Default)]
 struct Span(Mutex<(Option<Instant>, Option<Instant>)>);
@@ -153,99 +163,164 @@ impl Span {
     }
 }
 
-/// Runs the workload once, one thread per party, with the given preprocessing.
+/// The timings of one run, shared by the parties run here.
+#[derive(Default)]
+struct Spans {
+    online: Span,
+    setup: Span,
+    precompute: Mutex<Duration>,
+}
+
+/// One party's run of workload `W`.
+struct OpsJob<'a, W> {
+    spans: &'a Spans,
+    _w: PhantomData<fn() -> W>,
+}
+
+/// What one party saw: online and setup traffic, and the largest error.
+struct PartyRun {
+    comm: CommStats,
+    setup: CommStats,
+    error: f64,
+}
+
+impl<W: Workload, P: Preprocessing> Job<P> for OpsJob<'_, W> {
+    type Output = PartyRun;
+    async fn run<C: Channel>(&self, ch: C, prep: P) -> CoreResult<(PartyRun, C, P)> {
+        let spans = self.spans;
+        let mut p = Party::new(ch, prep, CpuBackend, W::CONFIG).await?;
+        barrier(&mut p).await?;
+        spans.setup.start(Instant::now());
+        let before_setup = p.stats();
+        let mut state = W::prepare(&mut p).await?;
+        spans.setup.end(Instant::now());
+        let setup = p.stats().since(&before_setup);
+        let t = Instant::now();
+        W::precompute(&mut p, &mut state).await?;
+        let took = t.elapsed();
+        {
+            let mut pre = spans.precompute.lock().unwrap_or_else(|e| e.into_inner());
+            *pre = (*pre).max(took);
+        }
+        barrier(&mut p).await?;
+        spans.online.start(Instant::now());
+        let before = p.stats();
+        let out = W::online(&mut p, &mut state).await?;
+        let comm = p.stats().since(&before);
+        spans.online.end(Instant::now());
+        let error = check::<W, _, _>(&mut p, &state, out).await?;
+        let (ch, prep, _) = p.into_parts();
+        Ok((PartyRun { comm, setup, error }, ch, prep))
+    }
+}
+
+/// Opens the inputs and the result (after the timed part) and returns the
+/// largest absolute difference from the float64 reference.
+async fn check<W: Workload, C: Channel, P: Preprocessing>(
+    p: &mut Party<C, P, CpuBackend>,
+    state: &W::State,
+    out: Output,
+) -> CoreResult<f64> {
+    let fp = W::CONFIG.fixed_point;
+    let mut xs = Vec::new();
+    for s in W::inputs(state) {
+        xs.push(fp.decode_tensor(&p.open(s).await?));
+    }
+    let y = match out {
+        Output::Fixed(s) => fp.decode_tensor(&p.open(&s).await?),
+        Output::Bits(b) => {
+            let words = RingTensor::from_shape_vec(IxDyn(&[b.words().len()]), b.words().to_vec())
+                .map_err(|e| hush_core::Error::Usage(e.to_string()))?;
+            let opened = p.open(&BinaryShare::from_raw(words)).await?;
+            let bits = BitShare::from_words(b.len(), opened.iter().copied().collect());
+            ArrayD::from_shape_fn(IxDyn(&[b.len()]), |i| f64::from(u8::from(bits.get(i[0]))))
+        }
+    };
+    let r = W::reference(&xs)?;
+    if r.len() != y.len() {
+        return Err(hush_core::Error::Usage(format!(
+            "{}: {} results, reference has {}",
+            W::NAME,
+            y.len(),
+            r.len()
+        )));
+    }
+    Ok(y.iter()
+        .zip(r.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max))
+}
+
+struct Run {
+    online: Duration,
+    precompute: Duration,
+    comm: Vec<CommStats>,
+    setup: Option<(Duration, Vec<CommStats>)>,
+    error: f64,
+}
+
+/// Runs the workload once with the given preprocessing (one per party here).
 fn run_once<W: Workload, P: Preprocessing + Send>(
+    parties: &mut Parties,
     preps: Vec<P>,
 ) -> Result<(Run, Vec<P>), BoxError> {
-    let (online, setup_span) = (Span::default(), Span::default());
-    let precompute = Mutex::new(Duration::ZERO);
-    let results = run_parties_threaded(preps, |ch, prep| {
-        let (online, setup_span, precompute) = (&online, &setup_span, &precompute);
-        async move {
-            let mut p = Party::new(ch, prep, CpuBackend, W::CONFIG).await?;
-            barrier(&mut p).await?;
-            setup_span.start(Instant::now());
-            let before_setup = p.stats();
-            let mut state = W::prepare(&mut p).await?;
-            setup_span.end(Instant::now());
-            let setup = p.stats().since(&before_setup);
-            let t = Instant::now();
-            W::precompute(&mut p, &mut state).await?;
-            let took = t.elapsed();
-            {
-                let mut pre = precompute.lock().unwrap_or_else(|e| e.into_inner());
-                *pre = (*pre).max(took);
-            }
-            barrier(&mut p).await?;
-            online.start(Instant::now());
-            let before = p.stats();
-            W::online(&mut p, &mut state).await?;
-            let comm = p.stats().since(&before);
-            online.end(Instant::now());
-            let (_, prep, _) = p.into_parts();
-            Ok((comm, setup, prep))
-        }
-    });
+    let spans = Spans::default();
+    let job = OpsJob::<W> {
+        spans: &spans,
+        _w: PhantomData,
+    };
+    let results = parties.run(preps, &job)?;
     let mut comm = Vec::new();
     let mut setup = Vec::new();
-    let mut preps_back = Vec::new();
-    for r in results {
-        let (c, s, p) = r?;
-        comm.push(c);
-        setup.push(s);
-        preps_back.push(p);
+    let mut back = Vec::new();
+    let mut error: f64 = 0.0;
+    for (r, p) in results {
+        comm.push(r.comm);
+        setup.push(r.setup);
+        error = error.max(r.error);
+        back.push(p);
     }
-    let precompute = *precompute.lock().unwrap_or_else(|e| e.into_inner());
+    let precompute = *spans.precompute.lock().unwrap_or_else(|e| e.into_inner());
     Ok((
         Run {
-            online: online.duration(),
+            online: spans.online.duration(),
             precompute,
             comm,
-            setup: W::SETUP.then(|| (setup_span.duration(), setup)),
+            setup: W::SETUP.then(|| (spans.setup.duration(), setup)),
+            error,
         },
-        preps_back,
+        back,
     ))
 }
 
-fn measure<W: Workload>(reps: usize) -> Result<Report, BoxError> {
+fn measure<W: Workload>(parties: &mut Parties, reps: usize) -> Result<Report, BoxError> {
     // Warm-up run that also learns the correlation requests.
-    let recorders = in_process(
-        &SeededDealer::<CpuBackend>::random_seeds(PARTIES)?,
-        CpuBackend,
-    )
-    .into_iter()
-    .map(Recorder::new)
-    .collect();
-    let (_, recorders) = run_once::<W, _>(recorders)?;
+    let recorders = parties.preps()?.into_iter().map(Recorder::new).collect();
+    let (_, recorders) = run_once::<W, _>(parties, recorders)?;
     let requests = recorders
         .into_iter()
         .next()
         .map(|r| r.into_parts().1)
         .unwrap_or_default();
-    let mut report = Report {
-        name: W::NAME.to_string(),
-        parties: PARTIES,
-        online: Vec::new(),
-        offline: Vec::new(),
-        comm: Vec::new(),
-        dealer_bytes: dealer_bytes(&requests),
-        setup: None,
-        note: String::new(),
-    };
+    let mut report = Report::new(W::NAME, dealer_bytes(&requests));
+    reset_peak_memory();
     for _ in 0..reps {
-        let seeds = SeededDealer::<CpuBackend>::random_seeds(PARTIES)?;
+        let preps = parties.preps()?;
         let t = Instant::now();
-        let pregen = in_process(&seeds, CpuBackend)
+        let pregen = preps
             .into_iter()
             .map(|mut p| super::ready(Pregenerated::generate(&mut p, &requests)))
             .collect::<CoreResult<Vec<_>>>()?;
         let offline = t.elapsed();
-        let (run, _) = run_once::<W, _>(pregen)?;
+        let (run, _) = run_once::<W, _>(parties, pregen)?;
         report.offline.push(offline + run.precompute);
         report.online.push(run.online);
         report.comm = run.comm;
         report.setup = run.setup;
+        report.max_error = Some(report.max_error.unwrap_or(0.0).max(run.error));
     }
+    report.peak_memory = peak_memory().into_iter().collect();
+    super::gather(parties, &mut report)?;
     Ok(report)
 }
 
@@ -264,8 +339,14 @@ impl Workload for Mul {
     async fn online<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
         s: &mut Self::State,
-    ) -> CoreResult<()> {
-        p.mul(&s.0, &s.1).await.map(drop)
+    ) -> CoreResult<Output> {
+        p.mul(&s.0, &s.1).await.map(Output::Fixed)
+    }
+    fn inputs(s: &Self::State) -> Vec<&ArithShare> {
+        vec![&s.0, &s.1]
+    }
+    fn reference(x: &[ArrayD<f64>]) -> CoreResult<ArrayD<f64>> {
+        Ok(&x[0] * &x[1])
     }
 }
 
@@ -284,22 +365,68 @@ impl Workload for MatMulSecret {
     async fn online<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
         s: &mut Self::State,
-    ) -> CoreResult<()> {
-        p.matmul(&s.0, &s.1).await.map(drop)
+    ) -> CoreResult<Output> {
+        p.matmul(&s.0, &s.1).await.map(Output::Fixed)
+    }
+    fn inputs(s: &Self::State) -> Vec<&ArithShare> {
+        vec![&s.0, &s.1]
+    }
+    fn reference(x: &[ArrayD<f64>]) -> CoreResult<ArrayD<f64>> {
+        matmul_ref(&x[0], &x[1])
     }
 }
 
-async fn fixed<C: Channel, P: Preprocessing>(
-    p: &mut Party<C, P, CpuBackend>,
-    shape: &[usize],
-) -> CoreResult<FixedOperand> {
-    let owner = PARTIES - 1;
-    let w = if p.id() == owner {
-        Some(values(shape)?)
-    } else {
-        None
+fn matmul_ref(a: &ArrayD<f64>, b: &ArrayD<f64>) -> CoreResult<ArrayD<f64>> {
+    let shape = |e: ndarray::ShapeError| hush_core::Error::Usage(e.to_string());
+    let a = a.view().into_dimensionality::<Ix2>().map_err(shape)?;
+    let b = b.view().into_dimensionality::<Ix2>().map_err(shape)?;
+    Ok(a.dot(&b).into_dyn())
+}
+
+/// The plaintext evaluator's convolution of `x` with kernel `k`.
+fn conv_ref(x: &ArrayD<f64>, k: &ArrayD<f64>) -> CoreResult<ArrayD<f64>> {
+    let (s, ks) = (x.shape().to_vec(), k.shape().to_vec());
+    let out = vec![s[0], ks[0], s[2], s[3]];
+    let plan = Plan {
+        name: "conv".into(),
+        frac_bits: 16,
+        values: vec![
+            ValueInfo {
+                name: "x".into(),
+                shape: s,
+            },
+            ValueInfo {
+                name: "y".into(),
+                shape: out,
+            },
+        ],
+        inputs: vec![0],
+        outputs: vec![1],
+        weights: vec![WeightInfo {
+            name: "k".into(),
+            shape: ks,
+        }],
+        nodes: vec![Node {
+            name: "conv".into(),
+            op: Op::Conv {
+                weight: 0,
+                attrs: ConvAttrs {
+                    stride: CONV_P.stride,
+                    padding: CONV_P.padding,
+                    dilation: CONV_P.dilation,
+                    groups: CONV_P.groups,
+                },
+            },
+            inputs: vec![0],
+            output: 1,
+        }],
+        commitment: [0; 32],
     };
-    p.fix_operand(owner, w.as_ref(), shape).await
+    let weights = Weights {
+        tensors: vec![k.clone()],
+    };
+    let mut y = hush_core::plan::plain::evaluate(&plan, &weights, std::slice::from_ref(x))?;
+    Ok(y.remove(0))
 }
 
 /// A product with the server's weights: the mask is opened once (setup),
@@ -308,6 +435,8 @@ async fn fixed<C: Channel, P: Preprocessing>(
 struct Reuse {
     x: ArithShare,
     w: FixedOperand,
+    /// The same weights secret-shared, only to check the result.
+    w_check: ArithShare,
     prepared: Option<PreparedFixed>,
 }
 
@@ -316,11 +445,19 @@ async fn reuse_prepare<C: Channel, P: Preprocessing>(
     x_shape: &[usize],
     w_shape: &[usize],
 ) -> CoreResult<Reuse> {
-    let w = fixed(p, w_shape).await?;
+    let owner = PARTIES - 1;
+    let values = if p.id() == owner {
+        Some(values(w_shape)?)
+    } else {
+        None
+    };
+    let w = p.fix_operand(owner, values.as_ref(), w_shape).await?;
+    let w_check = p.input::<Arith>(owner, values.as_ref(), w_shape).await?;
     let x = input(p, 0, x_shape).await?;
     Ok(Reuse {
         x,
         w,
+        w_check,
         prepared: None,
     })
 }
@@ -337,14 +474,14 @@ async fn reuse_precompute<C: Channel, P: Preprocessing>(
 async fn reuse_online<C: Channel, P: Preprocessing>(
     p: &mut Party<C, P, CpuBackend>,
     s: &mut Reuse,
-) -> CoreResult<()> {
+) -> CoreResult<Output> {
     let prepared = s
         .prepared
         .take()
         .ok_or_else(|| hush_core::Error::Usage("precompute did not run".into()))?;
     p.bilinear_fixed_prepared(prepared, &s.w, &s.x)
         .await
-        .map(drop)
+        .map(Output::Fixed)
 }
 
 struct MatMulWeightReuse;
@@ -370,8 +507,14 @@ impl Workload for MatMulWeightReuse {
     async fn online<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
         s: &mut Self::State,
-    ) -> CoreResult<()> {
+    ) -> CoreResult<Output> {
         reuse_online(p, s).await
+    }
+    fn inputs(s: &Self::State) -> Vec<&ArithShare> {
+        vec![&s.x, &s.w_check]
+    }
+    fn reference(x: &[ArrayD<f64>]) -> CoreResult<ArrayD<f64>> {
+        matmul_ref(&x[0], &x[1])
     }
 }
 
@@ -396,8 +539,14 @@ impl Workload for Conv2dSecret {
     async fn online<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
         s: &mut Self::State,
-    ) -> CoreResult<()> {
-        p.conv2d(&s.0, &s.1, &CONV_P).await.map(drop)
+    ) -> CoreResult<Output> {
+        p.conv2d(&s.0, &s.1, &CONV_P).await.map(Output::Fixed)
+    }
+    fn inputs(s: &Self::State) -> Vec<&ArithShare> {
+        vec![&s.0, &s.1]
+    }
+    fn reference(x: &[ArrayD<f64>]) -> CoreResult<ArrayD<f64>> {
+        conv_ref(&x[0], &x[1])
     }
 }
 
@@ -425,8 +574,14 @@ impl Workload for Conv2dWeightReuse {
     async fn online<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
         s: &mut Self::State,
-    ) -> CoreResult<()> {
+    ) -> CoreResult<Output> {
         reuse_online(p, s).await
+    }
+    fn inputs(s: &Self::State) -> Vec<&ArithShare> {
+        vec![&s.x, &s.w_check]
+    }
+    fn reference(x: &[ArrayD<f64>]) -> CoreResult<ArrayD<f64>> {
+        conv_ref(&x[0], &x[1])
     }
 }
 
@@ -442,8 +597,15 @@ impl Workload for TruncDealer {
     async fn online<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
         s: &mut Self::State,
-    ) -> CoreResult<()> {
-        p.truncate(s).await.map(drop)
+    ) -> CoreResult<Output> {
+        p.truncate(s).await.map(Output::Fixed)
+    }
+    fn inputs(s: &Self::State) -> Vec<&ArithShare> {
+        vec![s]
+    }
+    fn reference(x: &[ArrayD<f64>]) -> CoreResult<ArrayD<f64>> {
+        let scale = FixedPoint::DEFAULT.frac_bits();
+        Ok(x[0].mapv(|v| v / f64::from(1u32 << scale)))
     }
 }
 
@@ -464,8 +626,15 @@ impl Workload for TruncLocal {
     async fn online<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
         s: &mut Self::State,
-    ) -> CoreResult<()> {
-        p.truncate(s).await.map(drop)
+    ) -> CoreResult<Output> {
+        p.truncate(s).await.map(Output::Fixed)
+    }
+    fn inputs(s: &Self::State) -> Vec<&ArithShare> {
+        vec![s]
+    }
+    fn reference(x: &[ArrayD<f64>]) -> CoreResult<ArrayD<f64>> {
+        let scale = FixedPoint::DEFAULT.frac_bits();
+        Ok(x[0].mapv(|v| v / f64::from(1u32 << scale)))
     }
 }
 
@@ -481,8 +650,14 @@ impl Workload for Relu {
     async fn online<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
         s: &mut Self::State,
-    ) -> CoreResult<()> {
-        p.relu(s).await.map(drop)
+    ) -> CoreResult<Output> {
+        p.relu(s).await.map(Output::Fixed)
+    }
+    fn inputs(s: &Self::State) -> Vec<&ArithShare> {
+        vec![s]
+    }
+    fn reference(x: &[ArrayD<f64>]) -> CoreResult<ArrayD<f64>> {
+        Ok(x[0].mapv(|v| v.max(0.0)))
     }
 }
 
@@ -501,8 +676,16 @@ impl Workload for Lt {
     async fn online<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, CpuBackend>,
         s: &mut Self::State,
-    ) -> CoreResult<()> {
-        p.lt(&s.0, &s.1).await.map(drop)
+    ) -> CoreResult<Output> {
+        p.lt(&s.0, &s.1).await.map(Output::Bits)
+    }
+    fn inputs(s: &Self::State) -> Vec<&ArithShare> {
+        vec![&s.0, &s.1]
+    }
+    fn reference(x: &[ArrayD<f64>]) -> CoreResult<ArrayD<f64>> {
+        Ok(ndarray::Zip::from(&x[0])
+            .and(&x[1])
+            .map_collect(|a, b| f64::from(u8::from(a < b))))
     }
 }
 
@@ -531,7 +714,7 @@ async fn input_in<C: Channel, P: Preprocessing>(
 
 /// A workload applying one unary protocol to inputs in a range.
 macro_rules! unary_workload {
-    ($ty:ident, $name:expr, $shape:expr, $lo:expr, $hi:expr, $method:ident) => {
+    ($ty:ident, $name:expr, $shape:expr, $lo:expr, $hi:expr, $method:ident, $reference:expr) => {
         struct $ty;
         impl Workload for $ty {
             const NAME: &'static str = $name;
@@ -544,22 +727,54 @@ macro_rules! unary_workload {
             async fn online<C: Channel, P: Preprocessing>(
                 p: &mut Party<C, P, CpuBackend>,
                 s: &mut Self::State,
-            ) -> CoreResult<()> {
-                p.$method(s).await.map(drop)
+            ) -> CoreResult<Output> {
+                p.$method(s).await.map(Output::Fixed)
+            }
+            fn inputs(s: &Self::State) -> Vec<&ArithShare> {
+                vec![s]
+            }
+            fn reference(x: &[ArrayD<f64>]) -> CoreResult<ArrayD<f64>> {
+                let f: fn(&ArrayD<f64>) -> ArrayD<f64> = $reference;
+                Ok(f(&x[0]))
             }
         }
     };
 }
 
-unary_workload!(Exp, "exp 1e5", [100_000], -8.0, 8.0, exp);
+unary_workload!(Exp, "exp 1e5", [100_000], -8.0, 8.0, exp, |x| x
+    .mapv(f64::exp));
 unary_workload!(
     Reciprocal,
     "reciprocal 1e5",
     [100_000],
     0.1,
     100.0,
-    reciprocal
+    reciprocal,
+    |x| x.mapv(f64::recip)
 );
-unary_workload!(Sigmoid, "sigmoid 1e5", [100_000], -8.0, 8.0, sigmoid);
-unary_workload!(Sqrt, "sqrt 1e5", [100_000], 0.01, 100.0, sqrt);
-unary_workload!(Softmax, "softmax 1000x100", [1000, 100], -9.0, 9.0, softmax);
+unary_workload!(Sigmoid, "sigmoid 1e5", [100_000], -8.0, 8.0, sigmoid, |x| x
+    .mapv(|v| 1.0 / (1.0 + (-v).exp())));
+unary_workload!(Sqrt, "sqrt 1e5", [100_000], 0.01, 100.0, sqrt, |x| x
+    .mapv(f64::sqrt));
+unary_workload!(
+    Softmax,
+    "softmax 1000x100",
+    [1000, 100],
+    -9.0,
+    9.0,
+    softmax,
+    softmax_ref
+);
+
+/// Softmax along the last axis.
+fn softmax_ref(x: &ArrayD<f64>) -> ArrayD<f64> {
+    let mut y = x.clone();
+    let last = y.ndim() - 1;
+    for mut row in y.lanes_mut(ndarray::Axis(last)) {
+        let m = row.fold(f64::MIN, |a, &b| a.max(b));
+        row.mapv_inplace(|v| (v - m).exp());
+        let sum = row.sum();
+        row.mapv_inplace(|v| v / sum);
+    }
+    y
+}
