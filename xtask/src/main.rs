@@ -4,6 +4,8 @@
 //! Each step is an ordinary command printed before it runs, so a failure can
 //! be reproduced by copying one line.
 
+mod linkem;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -136,6 +138,9 @@ fn usage() -> ExitCode {
     eprintln!("usage: cargo xtask test    run every check CI runs");
     eprintln!("       cargo xtask wasm    build the browser package into wasm/pkg/");
     eprintln!("       cargo xtask wasm-test  the wasm crate's tests in headless Chromium");
+    eprintln!(
+        "       cargo xtask linkem --listen A --to B --delay-ms D --rate-mbit R   userspace WAN relay (bench/net.sh)"
+    );
     ExitCode::from(2)
 }
 
@@ -275,6 +280,13 @@ fn main() -> ExitCode {
         Some("test") if args.len() == 1 => test(),
         Some("wasm-test") if args.len() == 1 => task("wasm-test", wasm_test),
         Some("wasm") if args.len() == 1 => task("wasm", wasm),
+        Some("linkem") => match linkem::main(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("xtask linkem: {e}");
+                ExitCode::FAILURE
+            }
+        },
         _ => usage(),
     }
 }

@@ -399,5 +399,5 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    Ok(())
+    parties.finish()
 }

@@ -16,7 +16,7 @@ use hush_core::channel::{Channel, CommStats};
 use hush_core::error::{ChannelError, Error};
 use hush_core::preprocessing::seeded::{SeededDealer, SeededPreprocessing, in_process};
 use hush_core::prg::Seed;
-use hush_core::session::{FramedChannel, Limits};
+use hush_core::session::{FrameTransport, FramedChannel, Limits};
 use hush_server::model::BoxError;
 use hush_server::net;
 use hush_server::net::connect::Connect;
@@ -184,6 +184,26 @@ impl Parties {
             let other = r.rt.block_on(ch.recv_ring(1, own.len()))?;
             Ok(vec![own, other])
         }
+    }
+
+    /// Ends a two-process run: party 1 waits until party 0 has everything
+    /// (so it does not exit with a message still queued), then both close.
+    pub fn finish(&mut self) -> Result<(), BoxError> {
+        let Parties::Remote(r) = self else {
+            return Ok(());
+        };
+        let Some(mut ch) = r.channel.take() else {
+            return Ok(());
+        };
+        r.rt.block_on(async {
+            if r.id == 0 {
+                ch.send(1, b"done".to_vec()).await?;
+            } else {
+                ch.recv(0).await?;
+            }
+            FrameTransport::close(ch.transport_mut()).await
+        })?;
+        Ok(())
     }
 
     /// Checks that both processes run the same workloads (party 0 sends
