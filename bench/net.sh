@@ -3,7 +3,7 @@
 #
 #   bench/net.sh LINK [hush bench options]   the ops/models suites, one party
 #                                            per process (hush bench --listen/--peer)
-#   bench/net.sh LINK --e2e [--model M] [--input X.npy] [--repeat N]
+#   bench/net.sh LINK --e2e [--model M] [--input X.npy] [--repeat N] [--name LABEL]
 #                                            the product end to end: hush dealer
 #                                            and hush serve on one side, hush infer
 #                                            on the other; one JSON line
@@ -127,8 +127,10 @@ if [ "${1:-}" = "--e2e" ]; then
   MODEL=builtin:resnet18-32
   INPUT=""
   REPEAT=3
+  NAME=""
   while [ $# -gt 0 ]; do
     case "$1" in
+      --name) NAME=$2; shift 2 ;;
       --model) MODEL=$2; shift 2 ;;
       --input) INPUT=$2; shift 2 ;;
       --repeat) REPEAT=$2; shift 2 ;;
@@ -151,12 +153,12 @@ if [ "${1:-}" = "--e2e" ]; then
   START=$(date +%s.%N)
   OUT=$(run_b "$HUSH" "${ARGS[@]}" 2>/dev/null)
   END=$(date +%s.%N)
-  python3 - "$OUT" "$LINK" "$RTT_MS" "$RATE_MBIT" "$SHAPING" "$START" "$END" "$MODEL" <<'EOF'
+  python3 - "$OUT" "$LINK" "$RTT_MS" "$RATE_MBIT" "$SHAPING" "$START" "$END" "$MODEL" "$NAME" <<'EOF'
 import json, sys
-out, link, rtt, rate, shaping, start, end, model = sys.argv[1:]
+out, link, rtt, rate, shaping, start, end, model, name = sys.argv[1:]
 r = json.loads(out)
 print(json.dumps({
-    "name": f"{r['model']} end to end (hush serve/infer)",
+    "name": f"{name or r['model']} end to end (hush serve/infer)",
     "framework": "hush",
     "link": link, "rtt_ms": float(rtt), "rate_mbit": float(rate), "shaping": shaping,
     "model": model,

@@ -61,6 +61,9 @@ pub struct BenchArgs {
     /// ws://10.0.0.1:7700. Party 0 prints the reports.
     #[arg(long)]
     peer: Option<String>,
+    /// Print the names of the suite's workloads (after --filter) and exit.
+    #[arg(long)]
+    list: bool,
     /// A label for the link the parties talk over, copied into the JSON
     /// (e.g. "loopback", "wan-40ms").
     #[arg(long, default_value = "in-process")]
@@ -306,6 +309,12 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     if selected.is_empty() {
         return Err("no workload matches --filter".into());
+    }
+    if args.list {
+        for (name, _) in &selected {
+            println!("{name}");
+        }
+        return Ok(());
     }
     let mut parties = match (&args.listen, &args.peer) {
         (Some(addr), _) => Parties::listen(addr)?,

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Hush and CrypTen side by side on this machine, then docs/BENCHMARKS.md.
+#
+#   bench/compare.sh            the full run (about 40 min on 2 cores)
+#   bench/compare.sh --quick    one repetition of a few small workloads, to
+#                               check the pipeline (results are not written
+#                               to docs/ unless --write is given as well)
+#
+# Steps: the CrypTen environment (bench/crypten/setup.sh), the shared ONNX
+# models (bench/crypten/models.py), `hush bench` for the ops and models
+# suites (each workload in a fresh process, so that its peak memory is its
+# own), CrypTen on the same workloads, the suites between two processes on
+# loopback and the emulated WANs (bench/net.sh), the product end to end on
+# each link; then bench/report.py writes docs/BENCHMARKS.md,
+# docs/benchmarks.svg and the README's headline rows from the JSON lines in
+# target/bench/results/. Nothing in the tables is typed by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=0
+WRITE=1
+for a in "$@"; do
+  case "$a" in
+    --quick) QUICK=1; WRITE=0 ;;
+    --write) WRITE=1 ;;
+    *) echo "usage: bench/compare.sh [--quick] [--write]" >&2; exit 2 ;;
+  esac
+done
+
+VENV=target/bench/venv
+MODELS=target/bench/models
+OUT=target/bench/results
+PY=$VENV/bin/python
+HUSH=target/release/hush
+mkdir -p "$OUT"
+rm -f "$OUT"/*.jsonl
+
+bench/crypten/setup.sh "$VENV"
+"$PY" bench/crypten/models.py "$MODELS"
+cargo build --release -q -p hush-server -p xtask
+
+if [ "$QUICK" = 1 ]; then
+  OPS_FILTER=("mul 1e6" "relu 1e6")
+  MODEL_FILTER=("digits" "LeNet")
+  REPS=1; BIG_REPS=1; NET_REPS=1
+else
+  mapfile -t OPS_FILTER < <("$HUSH" bench --suite ops --list)
+  mapfile -t MODEL_FILTER < <("$HUSH" bench --suite models --list)
+  REPS=5; BIG_REPS=3; NET_REPS=3
+fi
+reps_for() { case "$1" in *224*) echo "$BIG_REPS" ;; *) echo "$REPS" ;; esac; }
+
+echo "== machine" >&2
+python3 - > "$OUT/machine.json" <<'EOF'
+import json, os, platform, subprocess
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+mem = next((int(l.split()[1]) * 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+print(json.dumps({"cpu": cpu, "cores": os.cpu_count(), "memory_bytes": mem, "kernel": platform.release(), "rustc": rustc}))
+EOF
+
+echo "== hush, ops and models, two parties in one process" >&2
+for name in "${OPS_FILTER[@]}"; do
+  "$HUSH" bench --suite ops --filter "$name" --reps "$REPS" --json >> "$OUT/hush-ops.jsonl"
+done
+for name in "${MODEL_FILTER[@]}"; do
+  "$HUSH" bench --suite models --models-dir "$MODELS" --filter "$name" \
+    --reps "$(reps_for "$name")" --json >> "$OUT/hush-models.jsonl"
+done
+
+echo "== crypten 0.4.1, same workloads" >&2
+for name in "${OPS_FILTER[@]}"; do
+  "$PY" bench/crypten/bench.py --suite ops --filter "$name" --reps "$REPS" >> "$OUT/crypten-ops.jsonl" || true
+done
+for name in "${MODEL_FILTER[@]}"; do
+  "$PY" bench/crypten/bench.py --suite models --models-dir "$MODELS" --filter "$name" \
+    --reps "$(reps_for "$name")" >> "$OUT/crypten-models.jsonl" || true
+done
+
+echo "== hush between two processes: loopback and emulated WANs" >&2
+if [ "$QUICK" = 1 ]; then LINKS=(loopback wan40); else LINKS=(loopback wan10 wan40); fi
+for link in "${LINKS[@]}"; do
+  OPS_NET=()
+  [ "$QUICK" = 1 ] && OPS_NET=(--filter "mul 1e6")
+  bench/net.sh "$link" --suite ops --reps "$NET_REPS" --json "${OPS_NET[@]}" >> "$OUT/net-ops.jsonl"
+  for name in "digits" "LeNet" "transformer" "ResNet-18 1x3x32x32"; do
+    [ "$QUICK" = 1 ] && [ "$name" != digits ] && continue
+    bench/net.sh "$link" --suite models --models-dir "$MODELS" --filter "$name" \
+      --reps "$NET_REPS" --json >> "$OUT/net-models.jsonl"
+  done
+  bench/net.sh "$link" --e2e --model "$MODELS/resnet18-32.onnx" \
+    --input "$MODELS/resnet18-32.input.npy" --repeat "$NET_REPS" \
+    --name "ResNet-18 1x3x32x32" >> "$OUT/net-e2e.jsonl"
+done
+
+if [ "$WRITE" = 1 ]; then
+  python3 bench/report.py "$OUT" --docs docs --readme README.md
+else
+  python3 bench/report.py "$OUT" --docs "$OUT/docs"
+  echo "quick run: report written to $OUT/docs/BENCHMARKS.md (docs/ untouched)" >&2
+fi

@@ -1,0 +1,339 @@
+"""Writes docs/BENCHMARKS.md, docs/benchmarks.svg and the README's headline
+rows from the JSON lines bench/compare.sh leaves in target/bench/results/.
+Standard library only; nothing in the output is typed by hand.
+
+    python3 bench/report.py target/bench/results --docs docs --readme README.md
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import sys
+
+# Issue 8's targets, checked per row on the LAN comparison.
+SPEEDUP_TARGET = 10.0
+BYTES_TARGET = 0.5
+
+
+def load(path):
+    rows = []
+    if not os.path.exists(path):
+        return rows
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                rows.append(json.loads(line))
+    return rows
+
+
+def ms(v):
+    if v is None:
+        return "—"
+    if v >= 10_000:
+        return f"{v / 1e3:.1f} s"
+    if v >= 1000:
+        return f"{v / 1e3:.2f} s"
+    if v >= 10:
+        return f"{v:.0f} ms"
+    return f"{v:.2f} ms"
+
+
+def mb(b):
+    if b is None:
+        return "—"
+    if b >= 1e9:
+        return f"{b / 1e9:.2f} GB"
+    if b >= 1e6:
+        return f"{b / 1e6:.1f} MB"
+    if b >= 1e3:
+        return f"{b / 1e3:.0f} KB"
+    return f"{b:.0f} B"
+
+
+def err(e):
+    return "—" if e is None else f"{e:.1e}"
+
+
+def ratio(a, b, digits=3):
+    if a is None or b in (None, 0):
+        return None
+    return a / b
+
+
+def fmt_ratio(r):
+    if r is None:
+        return "—"
+    if r >= 0.1:
+        return f"{r:.2f}"
+    return f"{r:.3f}"
+
+
+def per_party_bytes(r):
+    """Largest sent+received of one party."""
+    v = r.get("bytes_per_party")
+    return max(v) if v else None
+
+
+def spread(r):
+    lo, hi = r.get("online_ms_range", [None, None])
+    return f"{ms(lo)}–{ms(hi)}" if lo is not None else ""
+
+
+def comparison_rows(hush, crypten):
+    by_name = {r["name"]: r for r in crypten}
+    out = []
+    for h in hush:
+        c = by_name.get(h["name"])
+        out.append((h, c))
+    return out
+
+
+def comparison_table(rows):
+    lines = [
+        "| workload | Hush online (range) | Hush offline | CrypTen | time Hush/CrypTen (online; with offline) | rounds Hush / CrypTen | bytes per party Hush / CrypTen (ratio) | peak memory Hush / CrypTen | max error Hush / CrypTen | targets |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    met = total = 0
+    for h, c in rows:
+        on, off = h.get("online_ms_median"), h.get("offline_ms_median") or 0.0
+        hb = per_party_bytes(h)
+        hp = h.get("peak_memory_bytes")
+        if c is None or "error" in c:
+            why = "not in CrypTen's run" if c is None else c["error"].split("|")[-2 if "|" in c["error"] else -1].strip()
+            lines.append(
+                f"| {h['name']} | {ms(on)} ({spread(h)}) | {ms(off)} | {why} | — | {h.get('rounds')} / — | {mb(hb)} / — | {mb(hp)} / — | {err(h.get('max_abs_error'))} / — | — |"
+            )
+            continue
+        con = c.get("online_ms_median")
+        t_on, t_all = ratio(on, con), ratio(on + off, con)
+        cb = per_party_bytes(c)
+        b_r = ratio(hb, cb)
+        rounds_ok = h.get("rounds", 0) <= c.get("rounds", 0)
+        ok = [
+            t_on is not None and t_on <= 1 / SPEEDUP_TARGET,
+            rounds_ok,
+            b_r is not None and b_r <= BYTES_TARGET,
+        ]
+        total += 1
+        met += all(ok)
+        marks = " ".join(
+            ("✓" if o else "✗") + k for o, k in zip(ok, ["10× time", "rounds", "½ bytes"])
+        )
+        lines.append(
+            f"| {h['name']} | {ms(on)} ({spread(h)}) | {ms(off)} | {ms(con)} | {fmt_ratio(t_on)}; {fmt_ratio(t_all)} | {h.get('rounds')} / {c.get('rounds')} | {mb(hb)} / {mb(cb)} ({fmt_ratio(b_r)}) | {mb(hp)} / {mb(c.get('peak_memory_bytes'))} | {err(h.get('max_abs_error'))} / {err(c.get('max_abs_error'))} | {marks} |"
+        )
+    return lines, met, total
+
+
+def svg_chart(rows, title):
+    """Horizontal bars, log scale: Hush online, Hush online + offline, CrypTen."""
+    rows = [(h, c) for h, c in rows if c is not None and "error" not in c]
+    if not rows:
+        return None
+    values = []
+    for h, c in rows:
+        on = h["online_ms_median"]
+        values += [on, on + (h.get("offline_ms_median") or 0), c["online_ms_median"]]
+    lo = 10 ** math.floor(math.log10(max(min(values), 1e-3)))
+    hi = 10 ** math.ceil(math.log10(max(values)))
+    left, width, bar, gap = 300, 560, 9, 12
+    height = 60 + len(rows) * (3 * bar + gap) + 40
+
+    def x(v):
+        return left + width * (math.log10(max(v, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+
+    colors = [("Hush online", "#2b7bb9"), ("Hush online + offline", "#9cc6e6"), ("CrypTen 0.4.1 (TTP)", "#d9822b")]
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 40}" height="{height}" font-family="sans-serif" font-size="11">',
+        f'<rect width="100%" height="100%" fill="white"/>',
+        f'<text x="10" y="18" font-size="14" font-weight="bold">{title}</text>',
+    ]
+    for i, (label, color) in enumerate(colors):
+        out.append(f'<rect x="{left + i * 190}" y="28" width="10" height="10" fill="{color}"/>')
+        out.append(f'<text x="{left + i * 190 + 14}" y="37">{label}</text>')
+    top = 50
+    d = lo
+    while d <= hi * 1.001:
+        xx = x(d)
+        out.append(f'<line x1="{xx:.1f}" y1="{top}" x2="{xx:.1f}" y2="{height - 30}" stroke="#ddd"/>')
+        out.append(f'<text x="{xx:.1f}" y="{height - 16}" text-anchor="middle">{ms(d)}</text>')
+        d *= 10
+    y = top + 6
+    for h, c in rows:
+        on = h["online_ms_median"]
+        vals = [on, on + (h.get("offline_ms_median") or 0), c["online_ms_median"]]
+        name = h["name"].replace("&", "&amp;").replace("<", "&lt;")
+        out.append(f'<text x="{left - 6}" y="{y + 1.5 * bar + 4}" text-anchor="end">{name}</text>')
+        for v, (_, color) in zip(vals, colors):
+            out.append(f'<rect x="{left}" y="{y}" width="{max(x(v) - left, 1):.1f}" height="{bar - 1}" fill="{color}"/>')
+            y += bar
+        y += gap
+    out.append(f'<text x="{left}" y="{height - 2}">wall time per query, log scale (median)</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def net_tables(net_ops, net_models, e2e):
+    lines = []
+    rows = net_ops + net_models
+    if rows:
+        links = []
+        for r in rows:
+            if r.get("link") not in links:
+                links.append(r.get("link"))
+        names = []
+        for r in rows:
+            if r["name"] not in names:
+                names.append(r["name"])
+        lines += [
+            "| workload | " + " | ".join(f"{l}: online (rounds, bytes per party)" for l in links) + " |",
+            "| --- | " + " | ".join("---" for _ in links) + " |",
+        ]
+        for n in names:
+            cells = []
+            for l in links:
+                r = next((r for r in rows if r["name"] == n and r.get("link") == l), None)
+                cells.append(
+                    "—" if r is None else f"{ms(r['online_ms_median'])} ({r['rounds']}, {mb(per_party_bytes(r))})"
+                )
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    if e2e:
+        lines += [
+            "",
+            "The product end to end (`hush dealer` + `hush serve` on one side, `hush infer` on the other; the dealer beside the server):",
+            "",
+            "| model | link | shaping | connect + weight setup | inference (median) | end to end (first answer) | online rounds | online bytes each way |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in e2e:
+            link = r["link"] if r["rtt_ms"] == 0 else f"{r['link']} ({r['rtt_ms']:.0f} ms RTT, {r['rate_mbit']:.0f} Mbit/s)"
+            lines.append(
+                f"| {r['name'].split(' end to end')[0]} | {link} | {r['shaping']} | {r['connect_and_setup_s']:.2f} s | {r['inference_s_median']:.2f} s | {r['end_to_end_s']:.2f} s | {r['online']['rounds']} | {mb(r['online']['bytes_sent'])} |"
+            )
+    return lines
+
+
+def replace_between(text, marker, body):
+    start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
+    i, j = text.find(start), text.find(end)
+    if i < 0 or j < 0:
+        raise SystemExit(f"README has no {start} … {end} markers")
+    return text[: i + len(start)] + "\n" + body + "\n" + text[j:]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results")
+    ap.add_argument("--docs", required=True)
+    ap.add_argument("--readme")
+    a = ap.parse_args()
+    R = lambda n: load(os.path.join(a.results, n))
+    hush_ops, hush_models = R("hush-ops.jsonl"), R("hush-models.jsonl")
+    cr_ops, cr_models = R("crypten-ops.jsonl"), R("crypten-models.jsonl")
+    net_ops, net_models, e2e = R("net-ops.jsonl"), R("net-models.jsonl"), R("net-e2e.jsonl")
+    if not hush_ops and not hush_models:
+        sys.exit(f"no Hush results in {a.results}")
+    machine = {}
+    mpath = os.path.join(a.results, "machine.json")
+    if os.path.exists(mpath):
+        machine = json.load(open(mpath))
+    ops_rows = comparison_rows(hush_ops, cr_ops)
+    model_rows = comparison_rows(hush_models, cr_models)
+    ops_table, ops_met, ops_total = comparison_table(ops_rows)
+    model_table, mod_met, mod_total = comparison_table(model_rows)
+    os.makedirs(a.docs, exist_ok=True)
+    chart = svg_chart(ops_rows + model_rows, "Hush vs CrypTen, two parties on one machine")
+    if chart:
+        with open(os.path.join(a.docs, "benchmarks.svg"), "w") as f:
+            f.write(chart)
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    cores = machine.get("cores", "?")
+    md = [
+        "# Benchmarks: Hush and CrypTen side by side",
+        "",
+        f"Generated by `bench/compare.sh` on {when} ({machine.get('cpu', 'unknown CPU')}, {cores} cores, "
+        f"{mb(machine.get('memory_bytes'))} memory, kernel {machine.get('kernel', '?')}, {machine.get('rustc', '')}). "
+        "Every figure below is copied by `bench/report.py` from the JSON lines of that run (`target/bench/results/`); "
+        "rerun the script to regenerate this page.",
+        "",
+        "## How it was measured",
+        "",
+        "- **Same workloads, same inputs, same models.** Ops at the sizes of CrypTen's table; models are the very same "
+        "ONNX files (`bench/crypten/models.py`: the repository's digits, LeNet-5 and transformer test models, torchvision "
+        "ResNet-18/50 with seeded random weights), fed the same input; each output is compared with onnxruntime's.",
+        "- **Hush**: `hush bench --json`, both parties in one process (a thread each, sharing a rayon pool of the "
+        "machine's cores), in-process insecure dealer; each workload in a fresh process (peak memory is that process's "
+        "high-water mark: both parties and the dealer). *Online* is the query; *offline* is the dealer and both parties "
+        "expanding the correlated randomness for one query, one after another (in a deployment the dealer streams it "
+        "ahead of time).",
+        "- **CrypTen 0.4.1** (torch 2.2.2, CPU): `bench/crypten/bench.py`, two party processes plus its trusted third "
+        "party (`TTP` provider), `torch.set_num_threads(1)` per party; each workload in a fresh interpreter. The TTP "
+        "makes randomness *during* the query, so CrypTen's time is compared with Hush's online time and with Hush's "
+        "online + offline time (both ratios are given). Peak memory is the larger party process's (torch included).",
+        "- **Bytes** per party are sent + received. Hush counts payload bytes on its channels; CrypTen counts its own "
+        "(elements × 8 for every send and receive of a party, its TTP's messages not included). **Rounds**: Hush counts "
+        "sequential message latencies on the critical path; CrypTen counts its communication calls.",
+        "- Median of the measured repetitions after one warm-up (range in brackets). Errors are the largest absolute "
+        "difference from float64 (ops) or onnxruntime (models).",
+        f"- Targets of issue 8, per row: Hush at least {SPEEDUP_TARGET:.0f}× faster online (ratio ≤ {1 / SPEEDUP_TARGET}), "
+        f"no more rounds, at most {BYTES_TARGET:.0%} of the bytes.",
+        "",
+    ]
+    if chart:
+        md += ["![Hush vs CrypTen](benchmarks.svg)", ""]
+    md += ["## Single operations", ""] + ops_table + [
+        "",
+        f"{ops_met} of {ops_total} compared rows meet all three targets.",
+        "",
+        "## Models",
+        "",
+    ] + model_table + [
+        "",
+        f"{mod_met} of {mod_total} compared rows meet all three targets.",
+        "",
+    ]
+    nt = net_tables(net_ops, net_models, e2e)
+    if nt:
+        md += [
+            "## Between processes: loopback and emulated WANs",
+            "",
+            "`bench/net.sh`: one party per process (`hush bench --listen/--peer`, an insecure benchmark dealer in party 1), "
+            "on loopback, and between two network namespaces joined by a veth pair, shaped to 10 ms RTT / 1 Gbit/s "
+            "(wan10) and 40 ms RTT / 100 Mbit/s (wan40) with `tc netem`, or — where the kernel has no `sch_netem`, as on "
+            "the machine of this run when the shaping column says so — with a userspace relay on the veth path "
+            "(`cargo xtask linkem`: same delay and rate per direction, but TCP ends at the relay, so there is no slow "
+            "start over the emulated link).",
+            "",
+        ] + nt + [""]
+    with open(os.path.join(a.docs, "BENCHMARKS.md"), "w") as f:
+        f.write("\n".join(md))
+    if a.readme:
+        head = ["| workload | Hush online | CrypTen 0.4.1 | Hush/CrypTen | rounds Hush / CrypTen | bytes per party Hush / CrypTen |", "| --- | --- | --- | --- | --- | --- |"]
+        picks = ["relu 1e6", "matmul 512x512x512 (both secret)", "softmax 1000x100", "LeNet-5 1x1x28x28",
+                 "ResNet-18 1x3x32x32", "ResNet-18 1x3x224x224", "ResNet-50 1x3x224x224"]
+        for h, c in ops_rows + model_rows:
+            if h["name"] not in picks:
+                continue
+            ok = c is not None and "error" not in c
+            head.append(
+                f"| {h['name']} | {ms(h['online_ms_median'])} | {ms(c['online_ms_median']) if ok else '—'} | "
+                f"{fmt_ratio(ratio(h['online_ms_median'], c['online_ms_median'])) if ok else '—'} | "
+                f"{h['rounds']} / {c['rounds'] if ok else '—'} | {mb(per_party_bytes(h))} / {mb(per_party_bytes(c)) if ok else '—'} |"
+            )
+        for r in e2e:
+            if r["link"] == "wan40":
+                head.append(
+                    f"| {r['name'].split(' end to end')[0]} end to end over {r['rtt_ms']:.0f} ms RTT / {r['rate_mbit']:.0f} Mbit/s | {r['end_to_end_s']:.1f} s | | | {r['online']['rounds']} | |"
+                )
+        text = open(a.readme).read()
+        text = replace_between(text, "bench:headline", "\n".join(head))
+        with open(a.readme, "w") as f:
+            f.write(text)
+    print(f"wrote {os.path.join(a.docs, 'BENCHMARKS.md')}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
