@@ -38,6 +38,7 @@ rm -f "$OUT"/*.jsonl
 bench/crypten/setup.sh "$VENV"
 "$PY" bench/crypten/models.py "$MODELS"
 cargo build --release -q -p hush-server -p xtask
+export HUSH XTASK=target/release/xtask  # built once; bench/net.sh uses them as they are
 
 if [ "$QUICK" = 1 ]; then
   OPS_FILTER=("mul 1e6" "relu 1e6")

@@ -31,9 +31,12 @@ case "$LINK" in
   *) echo "usage: bench/net.sh loopback|wan10|wan40 [--e2e ...] [hush bench options]" >&2; exit 2 ;;
 esac
 
+# The binaries, built (or brought up to date) unless HUSH/XTASK name them.
+if [ -z "${HUSH:-}" ] || [ -z "${XTASK:-}" ]; then
+  cargo build --release -q -p hush-server -p xtask
+fi
 HUSH=${HUSH:-target/release/hush}
 XTASK=${XTASK:-target/release/xtask}
-[ -x "$HUSH" ] && [ -x "$XTASK" ] || cargo build --release -q -p hush-server -p xtask
 
 NSA=hush-bench-a
 NSB=hush-bench-b

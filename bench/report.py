@@ -12,6 +12,11 @@ import math
 import os
 import sys
 
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
 # Issue 8's targets, checked per row on the LAN comparison.
 SPEEDUP_TARGET = 10.0
 BYTES_TARGET = 0.5
@@ -239,7 +244,7 @@ def main():
     machine = {}
     mpath = os.path.join(a.results, "machine.json")
     if os.path.exists(mpath):
-        machine = json.load(open(mpath))
+        machine = json.loads(read_text(mpath))
     ops_rows = comparison_rows(hush_ops, cr_ops)
     model_rows = comparison_rows(hush_models, cr_models)
     ops_table, ops_met, ops_total = comparison_table(ops_rows)
@@ -328,7 +333,7 @@ def main():
                 head.append(
                     f"| {r['name'].split(' end to end')[0]} end to end over {r['rtt_ms']:.0f} ms RTT / {r['rate_mbit']:.0f} Mbit/s | {r['end_to_end_s']:.1f} s | | | {r['online']['rounds']} | |"
                 )
-        text = open(a.readme).read()
+        text = read_text(a.readme)
         text = replace_between(text, "bench:headline", "\n".join(head))
         with open(a.readme, "w") as f:
             f.write(text)

@@ -118,6 +118,33 @@ const STEPS: &[Step] = &[
         ]),
     },
     Step {
+        label: "benchmark report generator (docs/BENCHMARKS.md) tests",
+        run: Run::Program("python3", &["-m", "unittest", "bench/test_report.py"]),
+    },
+    Step {
+        label: "benchmark smoke run: two processes over an emulated WAN (skipped without namespaces)",
+        run: Run::Program(
+            "bash",
+            &[
+                "bench/net.sh",
+                "wan10",
+                "--suite",
+                "models",
+                "--filter",
+                "digits",
+                "--reps",
+                "1",
+            ],
+        ),
+    },
+    Step {
+        label: "benchmark smoke run: dealer, server and client processes end to end",
+        run: Run::Program(
+            "bash",
+            &["bench/net.sh", "loopback", "--e2e", "--repeat", "1"],
+        ),
+    },
+    Step {
         label: "browser package tests in headless Chromium (wasm-bindgen-test)",
         run: Run::Task("cargo xtask wasm-test", wasm_test),
     },

@@ -60,7 +60,9 @@ impl Parties {
         let rt = net::runtime()?;
         let transport = rt.block_on(async {
             let listener = tokio::net::TcpListener::bind(addr).await?;
-            eprintln!("bench party 1 listening on ws://{}", listener.local_addr()?);
+            // On stdout, as `hush serve` and `hush dealer` announce themselves
+            // (party 1 prints nothing else there).
+            println!("bench party 1 listening on ws://{}", listener.local_addr()?);
             let (stream, from) = listener.accept().await?;
             stream.set_nodelay(true)?;
             let ws = tokio_tungstenite::accept_async_with_config(
@@ -233,6 +235,8 @@ impl Parties {
             let ok = verdict == b"ok";
             r.rt.block_on(ch.send(0, verdict.clone()))?;
             if !ok {
+                // Deliver the verdict before this process exits.
+                r.rt.block_on(FrameTransport::close(ch.transport_mut()))?;
                 return Err(String::from_utf8_lossy(&verdict).into_owned().into());
             }
         }

@@ -1,0 +1,106 @@
+"""Tests of bench/report.py on hand-made result lines (standard library only).
+
+    python3 -m unittest bench/test_report.py
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def hush(name, online, offline, rounds, bytes_, err=1e-5):
+    return {"name": name, "framework": "hush", "online_ms_median": online, "online_ms_range": [online, online * 1.1],
+            "offline_ms_median": offline, "rounds": rounds, "bytes_per_party": [bytes_, bytes_ - 1],
+            "peak_memory_bytes": 100_000_000, "max_abs_error": err}
+
+
+def crypten(name, online, rounds, bytes_, err=1e-4):
+    return {"name": name, "framework": "crypten", "online_ms_median": online, "online_ms_range": [online, online],
+            "offline_ms_median": None, "rounds": rounds, "bytes_per_party": [bytes_, bytes_ // 2],
+            "peak_memory_bytes": 500_000_000, "max_abs_error": err}
+
+
+class ReportTest(unittest.TestCase):
+    def run_report(self, files, readme=None):
+        d = tempfile.mkdtemp()
+        res = os.path.join(d, "results")
+        os.makedirs(res)
+        for name, rows in files.items():
+            with open(os.path.join(res, name), "w") as f:
+                for r in rows:
+                    f.write(json.dumps(r) + "\n")
+        args = [sys.executable, os.path.join(HERE, "report.py"), res, "--docs", os.path.join(d, "docs")]
+        if readme is not None:
+            path = os.path.join(d, "README.md")
+            with open(path, "w") as f:
+                f.write(readme)
+            args += ["--readme", path]
+        p = subprocess.run(args, capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        md = read_text(os.path.join(d, "docs", "BENCHMARKS.md"))
+        return d, md
+
+    def test_ratios_targets_and_chart(self):
+        d, md = self.run_report({
+            "hush-ops.jsonl": [hush("relu 1e6", 100.0, 200.0, 8, 91_000_000), hush("mul 1e6", 20.0, 100.0, 2, 48_000_000)],
+            "crypten-ops.jsonl": [crypten("relu 1e6", 2000.0, 36, 584_000_000), crypten("mul 1e6", 100.0, 4, 40_000_000)],
+        })
+        relu = next(l for l in md.splitlines() if l.startswith("| relu 1e6"))
+        # 100 ms vs 2000 ms: 0.050 online, (100 + 200) / 2000 = 0.15 with offline.
+        self.assertIn("0.050; 0.15", relu)
+        self.assertIn("8 / 36", relu)
+        self.assertIn("(0.16)", relu)  # 91 MB / 584 MB
+        self.assertIn("✓10× time ✓rounds ✓½ bytes", relu)
+        mul = next(l for l in md.splitlines() if l.startswith("| mul 1e6"))
+        self.assertIn("✗10× time", mul)  # 20 ms vs 100 ms is only 5×
+        self.assertIn("✗½ bytes", mul)
+        self.assertIn("1 of 2 compared rows meet all three targets", md)
+        svg = read_text(os.path.join(d, "docs", "benchmarks.svg"))
+        self.assertTrue(svg.startswith("<svg") and "relu 1e6" in svg)
+
+    def test_crypten_failures_and_missing_rows_are_said(self):
+        _, md = self.run_report({
+            "hush-models.jsonl": [hush("transformer encoder 1x8x16", 4.0, 4.0, 262, 1_000_000),
+                                  hush("ResNet-style (small) 1x3x32x32", 20.0, 20.0, 56, 8_000_000)],
+            "crypten-models.jsonl": [{"name": "transformer encoder 1x8x16", "framework": "crypten",
+                                      "error": "failed: x | ValueError: CrypTen does not support ONNX op LayerNormalization. | ERROR:root:One of the parties failed"}],
+        })
+        self.assertIn("CrypTen does not support ONNX op LayerNormalization", md)
+        self.assertIn("not in CrypTen's run", md)
+
+    def test_readme_headline_is_replaced_between_markers(self):
+        d, _ = self.run_report(
+            {"hush-models.jsonl": [hush("LeNet-5 1x1x28x28", 5.0, 4.0, 74, 758_000)],
+             "crypten-models.jsonl": [crypten("LeNet-5 1x1x28x28", 900.0, 532, 16_900_000)],
+             "net-e2e.jsonl": [{"name": "ResNet-18 1x3x32x32 end to end (hush serve/infer)", "link": "wan40", "rtt_ms": 40.0,
+                                "rate_mbit": 100.0, "shaping": "tc netem", "connect_and_setup_s": 8.0,
+                                "inference_s_median": 4.5, "end_to_end_s": 12.5,
+                                "online": {"rounds": 212, "bytes_sent": 3_860_000}}]},
+            readme="intro\n<!-- bench:headline -->\nold\n<!-- /bench:headline -->\nrest\n",
+        )
+        text = read_text(os.path.join(d, "README.md"))
+        self.assertNotIn("old", text)
+        self.assertIn("| LeNet-5 1x1x28x28 | 5.00 ms | 900 ms | 0.006 | 74 / 532 |", text)
+        self.assertIn("end to end over 40 ms RTT / 100 Mbit/s | 12.5 s", text)
+        self.assertTrue(text.startswith("intro\n") and text.endswith("rest\n"))
+
+    def test_no_results_is_an_error(self):
+        d = tempfile.mkdtemp()
+        p = subprocess.run([sys.executable, os.path.join(HERE, "report.py"), d, "--docs", d], capture_output=True, text=True)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("no Hush results", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
