@@ -54,7 +54,9 @@ pub struct BenchArgs {
     #[arg(long)]
     models_dir: Option<PathBuf>,
     /// Run party 1 here and wait for party 0 (another `hush bench` with
-    /// `--peer`) on this address, e.g. 0.0.0.0:7700.
+    /// `--peer`) on this address, e.g. 0.0.0.0:7700. Party 1 also acts as
+    /// the dealer and sends party 0 its seed: an INSECURE benchmark dealer,
+    /// for timing only.
     #[arg(long, conflicts_with = "peer")]
     listen: Option<String>,
     /// Run party 0 here, connecting to party 1 at this URL, e.g.
@@ -323,6 +325,11 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
     if parties.me().is_some() && suite == "net" {
         return Err("--listen/--peer run the ops and models suites between two processes; the net suite starts its own dealer, server and client".into());
+    }
+    if parties.me().is_some() {
+        eprintln!(
+            "INSECURE benchmark dealer: party 1 draws both parties' dealer seeds (timing only, never for private data)"
+        );
     }
     let names: Vec<&str> = selected.iter().map(|(n, _)| n.as_str()).collect();
     parties.agree(&format!(
