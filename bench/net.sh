@@ -68,19 +68,27 @@ if [ "$LINK" = loopback ]; then
   run_a() { "$@"; }
   run_b() { "$@"; }
 else
-  if ! ip netns add "$NSA" 2>/dev/null; then
-    echo "bench/net.sh: skipping $LINK: cannot create network namespaces here (needs root or CAP_NET_ADMIN)" >&2
+  setup_namespaces() {
+    # Leftovers of an interrupted run first.
+    ip netns del "$NSA" 2>/dev/null || true
+    ip netns del "$NSB" 2>/dev/null || true
+    ip link del hush-va 2>/dev/null || true
+    ip netns add "$NSA" &&
+      ip netns add "$NSB" &&
+      ip link add hush-va type veth peer name hush-vb &&
+      ip link set hush-va netns "$NSA" &&
+      ip link set hush-vb netns "$NSB" &&
+      ip -n "$NSA" addr add 10.77.0.1/24 dev hush-va &&
+      ip -n "$NSB" addr add 10.77.0.2/24 dev hush-vb &&
+      ip -n "$NSA" link set lo up &&
+      ip -n "$NSB" link set lo up &&
+      ip -n "$NSA" link set hush-va up &&
+      ip -n "$NSB" link set hush-vb up
+  }
+  if ! setup_namespaces 2>/dev/null; then
+    echo "bench/net.sh: skipping $LINK: cannot create network namespaces and a veth pair here (needs iproute2 and root or CAP_NET_ADMIN)" >&2
     exit 0
   fi
-  ip netns add "$NSB"
-  ip link add hush-va type veth peer name hush-vb
-  ip link set hush-va netns "$NSA"
-  ip link set hush-vb netns "$NSB"
-  ip -n "$NSA" addr add 10.77.0.1/24 dev hush-va
-  ip -n "$NSB" addr add 10.77.0.2/24 dev hush-vb
-  for ns in "$NSA" "$NSB"; do ip -n "$ns" link set lo up; done
-  ip -n "$NSA" link set hush-va up
-  ip -n "$NSB" link set hush-vb up
   A_HOST=10.77.0.1
   run_a() { ip netns exec "$NSA" "$@"; }
   run_b() { ip netns exec "$NSB" "$@"; }
@@ -89,8 +97,8 @@ else
     ip netns exec "$NSB" tc qdisc add dev hush-vb root netem delay "${HALF_MS}ms" rate "${RATE_MBIT}mbit" limit 100000
     SHAPING="tc netem"
   else
-    SHAPING="userspace relay (no sch_netem in this kernel)"
-    echo "bench/net.sh: this kernel has no sch_netem; shaping with cargo xtask linkem on the veth path" >&2
+    SHAPING="userspace relay (tc netem unavailable here)"
+    echo "bench/net.sh: tc netem is unavailable here (no sch_netem in the kernel, or no tc); shaping with cargo xtask linkem on the veth path" >&2
   fi
 fi
 
