@@ -57,7 +57,9 @@ import json, os, platform, subprocess
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 mem = next((int(l.split()[1]) * 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
 rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
-print(json.dumps({"cpu": cpu, "cores": os.cpu_count(), "memory_bytes": mem, "kernel": platform.release(), "rustc": rustc}))
+import datetime
+date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+print(json.dumps({"date": date, "cpu": cpu, "cores": os.cpu_count(), "memory_bytes": mem, "kernel": platform.release(), "rustc": rustc}))
 EOF
 
 echo "== hush, ops and models, two parties in one process" >&2

@@ -254,7 +254,13 @@ def main():
     if chart:
         with open(os.path.join(a.docs, "benchmarks.svg"), "w") as f:
             f.write(chart)
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # When the run started (machine.json is written first), not when this
+    # page was regenerated.
+    started = machine.get("date")
+    if started is None and os.path.exists(mpath):
+        started = datetime.datetime.fromtimestamp(os.path.getmtime(mpath), datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M UTC")
+    when = started or "an unknown date"
     cores = machine.get("cores", "?")
     md = [
         "# Benchmarks: Hush and CrypTen side by side",
@@ -317,7 +323,10 @@ def main():
         f.write("\n".join(md))
     if a.readme:
         head = ["| workload | Hush online | CrypTen 0.4.1 | Hush/CrypTen | rounds Hush / CrypTen | bytes per party Hush / CrypTen |", "| --- | --- | --- | --- | --- | --- |"]
-        picks = ["relu 1e6", "matmul 512x512x512 (both secret)", "softmax 1000x100", "LeNet-5 1x1x28x28",
+        # Rows that meet the targets and rows that miss them, so the headline
+        # shows both; the summary line counts all of them.
+        picks = ["mul 1e6", "relu 1e6", "matmul 512x512x512 (both secret)", "sqrt 1e5", "softmax 1000x100",
+                 "LeNet-5 1x1x28x28",
                  "ResNet-18 1x3x32x32", "ResNet-18 1x3x224x224", "ResNet-50 1x3x224x224"]
         for h, c in ops_rows + model_rows:
             if h["name"] not in picks:
@@ -333,6 +342,8 @@ def main():
                 head.append(
                     f"| {r['name'].split(' end to end')[0]} end to end over {r['rtt_ms']:.0f} ms RTT / {r['rate_mbit']:.0f} Mbit/s | {r['end_to_end_s']:.1f} s | | | {r['online']['rounds']} | |"
                 )
+        head += ["", f"Issue 8's targets (10× faster, no more rounds, half the bytes) are met on {mod_met} of "
+                 f"{mod_total} models and {ops_met} of {ops_total} single operations; see docs/BENCHMARKS.md."]
         text = read_text(a.readme)
         text = replace_between(text, "bench:headline", "\n".join(head))
         with open(a.readme, "w") as f:
