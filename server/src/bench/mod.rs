@@ -318,14 +318,14 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         }
         return Ok(());
     }
+    if (args.listen.is_some() || args.peer.is_some()) && suite == "net" {
+        return Err("--listen/--peer run the ops and models suites between two processes; the net suite starts its own dealer, server and client".into());
+    }
     let mut parties = match (&args.listen, &args.peer) {
         (Some(addr), _) => Parties::listen(addr)?,
         (None, Some(url)) => Parties::connect(url)?,
         (None, None) => Parties::Local,
     };
-    if parties.me().is_some() && suite == "net" {
-        return Err("--listen/--peer run the ops and models suites between two processes; the net suite starts its own dealer, server and client".into());
-    }
     if parties.me().is_some() {
         eprintln!(
             "INSECURE benchmark dealer: party 1 draws both parties' dealer seeds (timing only, never for private data)"
