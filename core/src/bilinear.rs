@@ -99,7 +99,7 @@ impl BilinearOp {
         }
         match self {
             BilinearOp::Hadamard { .. } => Ok(backend.hadamard(x, y)),
-            BilinearOp::MatMul { lhs, rhs } => batched_matmul(backend, lhs, rhs, x, y),
+            BilinearOp::MatMul { .. } => batched_matmul(backend, self, x, y),
             BilinearOp::Conv2d { params, .. } => backend.conv2d(x, y, params),
         }
     }
@@ -174,48 +174,117 @@ fn batch_offset(idx: &[usize], dims: &[usize]) -> usize {
     off
 }
 
+/// A matrix product as plain GEMMs: every entry of [`GemmPlan::tasks`] is
+/// `out[c..c+m·n] = x[a..a+m·k] · y[b..b+k·n]` on row-major matrices.
+/// Backends that batch work (a GPU) use it to run a whole [`BilinearOp::MatMul`]
+/// in one submission; [`BilinearOp::apply`] runs the same plan on the CPU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GemmPlan {
+    /// Rows of each left matrix (and of each output).
+    pub m: usize,
+    /// Inner dimension.
+    pub k: usize,
+    /// Columns of each right matrix (and of each output).
+    pub n: usize,
+    /// Offsets in elements `[x, y, out]` of each product.
+    pub tasks: Vec<[usize; 3]>,
+    /// Shape of the result.
+    pub out_shape: Vec<usize>,
+}
+
+impl BilinearOp {
+    /// The GEMMs of a matrix product; an error for other operations.
+    pub fn gemm_plan(&self) -> Result<GemmPlan> {
+        let BilinearOp::MatMul { lhs, rhs } = self else {
+            return Err(Error::Usage(format!("{self:?} is not a matrix product")));
+        };
+        let plan = matmul_plan(lhs, rhs)?;
+        let (m, k, n) = (plan.m, plan.k, plan.n);
+        let count: usize = plan.batch.iter().product();
+        let (lb, rb) = (&lhs[..lhs.len() - 2], &rhs[..rhs.len() - 2]);
+        let tasks = if rb.iter().all(|&d| d == 1) && lb.iter().product::<usize>() == count {
+            // Shared right operand: fold the batch into the rows of one product.
+            return Ok(GemmPlan {
+                m: count * m,
+                k,
+                n,
+                tasks: vec![[0, 0, 0]],
+                out_shape: plan.out_shape,
+            });
+        } else {
+            let mut idx = vec![0; plan.batch.len()];
+            (0..count)
+                .map(|b| {
+                    let mut rem = b;
+                    for d in (0..idx.len()).rev() {
+                        idx[d] = rem % plan.batch[d];
+                        rem /= plan.batch[d];
+                    }
+                    [
+                        batch_offset(&idx, lb) * m * k,
+                        batch_offset(&idx, rb) * k * n,
+                        b * m * n,
+                    ]
+                })
+                .collect()
+        };
+        Ok(GemmPlan {
+            m,
+            k,
+            n,
+            tasks,
+            out_shape: plan.out_shape,
+        })
+    }
+}
+
 fn batched_matmul<B: Backend + ?Sized>(
     backend: &B,
-    lhs: &[usize],
-    rhs: &[usize],
+    op: &BilinearOp,
     x: &RingTensor,
     y: &RingTensor,
 ) -> Result<RingTensor> {
-    let plan = matmul_plan(lhs, rhs)?;
+    let plan = op.gemm_plan()?;
     let (m, k, n) = (plan.m, plan.k, plan.n);
     let x = x.as_standard_layout();
     let y = y.as_standard_layout();
     let (Some(xs), Some(ys)) = (x.as_slice(), y.as_slice()) else {
         return Err(Error::Usage("matmul operands must be contiguous".into()));
     };
-    let count: usize = plan.batch.iter().product();
-    let mut out = vec![0u64; count * m * n];
-    let (lb, rb) = (&lhs[..lhs.len() - 2], &rhs[..rhs.len() - 2]);
-    if rb.iter().all(|&d| d == 1) && lb.iter().product::<usize>() == count {
-        // Shared right operand: fold the batch into the rows of one product.
-        backend.gemm(count * m, k, n, xs, ys, &mut out);
-    } else {
-        let mut idx = vec![0; plan.batch.len()];
-        for b in 0..count {
-            let mut rem = b;
-            for d in (0..idx.len()).rev() {
-                idx[d] = rem % plan.batch[d];
-                rem /= plan.batch[d];
-            }
-            let xo = batch_offset(&idx, lb) * m * k;
-            let yo = batch_offset(&idx, rb) * k * n;
-            backend.gemm(
-                m,
-                k,
-                n,
-                &xs[xo..xo + m * k],
-                &ys[yo..yo + k * n],
-                &mut out[b * m * n..(b + 1) * m * n],
-            );
-        }
+    let mut out = vec![0u64; plan.out_shape.iter().product()];
+    for &[xo, yo, co] in &plan.tasks {
+        backend.gemm(
+            m,
+            k,
+            n,
+            &xs[xo..xo + m * k],
+            &ys[yo..yo + k * n],
+            &mut out[co..co + m * n],
+        );
     }
     RingTensor::from_shape_vec(IxDyn(&plan.out_shape), out)
         .map_err(|e| Error::Shape(format!("matmul output: {e}")))
+}
+
+/// `Σ op(xᵢ, yᵢ)` evaluated term by term with `backend`'s synchronous
+/// methods: the default of [`Backend::bilinear_sum`].
+pub fn bilinear_sum_sync<B: Backend + ?Sized>(
+    backend: &B,
+    op: &BilinearOp,
+    terms: &[(&RingTensor, &RingTensor)],
+) -> Result<RingTensor> {
+    let mut total: Option<RingTensor> = None;
+    for (x, y) in terms {
+        let t = op.apply(backend, x, y)?;
+        match &mut total {
+            None => total = Some(t),
+            Some(acc) => crate::elementwise::add_assign(acc, &t),
+        }
+    }
+    match total {
+        Some(t) => Ok(t),
+        None => Ok(RingTensor::zeros(IxDyn(&op.out_shape()?))),
+    }
 }
 
 #[cfg(test)]

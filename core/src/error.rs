@@ -30,6 +30,9 @@ pub enum Error {
     Randomness,
     /// The feature exists in the design but is not implemented yet.
     Unsupported(&'static str),
+    /// The compute device (a GPU) failed: no adapter, lost, out of memory, or
+    /// a result that could not be read back. Never carries tensor values.
+    Device(String),
     /// A session between client, server and dealer ended: refused, aborted
     /// by a peer, timed out. The code is stable (the npm package exposes it).
     Session(SessionError),
@@ -110,7 +113,9 @@ impl Error {
             Error::Channel(ChannelError::TimedOut) => ErrorCode::Timeout,
             Error::Channel(_) => ErrorCode::Closed,
             Error::Shape(_) | Error::Encoding(_) => ErrorCode::BadRequest,
-            Error::Usage(_) | Error::Randomness | Error::Unsupported(_) => ErrorCode::Internal,
+            Error::Usage(_) | Error::Randomness | Error::Unsupported(_) | Error::Device(_) => {
+                ErrorCode::Internal
+            }
         }
     }
 }
@@ -170,6 +175,7 @@ impl fmt::Display for Error {
             Error::Encoding(s) => write!(f, "fixed-point encoding: {s}"),
             Error::Randomness => write!(f, "the system random number generator failed"),
             Error::Unsupported(s) => write!(f, "unsupported: {s}"),
+            Error::Device(s) => write!(f, "compute device: {s}"),
             Error::Session(e) => write!(f, "{} ({})", e.message, e.code.as_str()),
         }
     }

@@ -72,6 +72,53 @@ pub(crate) fn conv2d_output_shape(
     Ok([n, o, oh, ow])
 }
 
+/// Fills `col` (`cg·kh·kw` rows × `oh·ow` columns, row-major) with the
+/// zero-padded input pixels that image `img`, group `grp` of a convolution
+/// multiplies with each kernel entry: the right operand of the GEMM that
+/// computes the group's output channels. `x` is the whole `[N, C, H, W]` input.
+pub fn im2col(
+    x: &[crate::ring::Ring],
+    [c, h, w]: [usize; 3],
+    [cg, kh, kw]: [usize; 3],
+    p: &Conv2dParams,
+    img: usize,
+    grp: usize,
+    col: &mut [crate::ring::Ring],
+) {
+    let Ok([oh, ow]) = conv2d_output_hw([h, w], [kh, kw], p) else {
+        return;
+    };
+    let cols = oh * ow;
+    for ci in 0..cg {
+        let plane = &x[((img * c) + grp * cg + ci) * h * w..][..h * w];
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let r = (ci * kh + ky) * kw + kx;
+                let dst = &mut col[r * cols..(r + 1) * cols];
+                for oy in 0..oh {
+                    let iy =
+                        (oy * p.stride[0] + ky * p.dilation[0]) as isize - p.padding[0] as isize;
+                    let drow = &mut dst[oy * ow..(oy + 1) * ow];
+                    if iy < 0 || iy >= h as isize {
+                        drow.fill(0);
+                        continue;
+                    }
+                    let src = &plane[iy as usize * w..][..w];
+                    for (ox, d) in drow.iter_mut().enumerate() {
+                        let ix = (ox * p.stride[1] + kx * p.dilation[1]) as isize
+                            - p.padding[1] as isize;
+                        *d = if ix < 0 || ix >= w as isize {
+                            0
+                        } else {
+                            src[ix as usize]
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// im2col + GEMM per image and group.
 pub(crate) fn conv2d_im2col<B: Backend + ?Sized>(
     backend: &B,
@@ -95,35 +142,7 @@ pub(crate) fn conv2d_im2col<B: Backend + ?Sized>(
     let mut col = vec![0u64; rows * cols];
     for img in 0..n {
         for grp in 0..g {
-            // Fill col[(ci, ky, kx), (oy, ox)] with the (zero-padded) input pixel.
-            for ci in 0..cg {
-                let plane = &x[((img * c) + grp * cg + ci) * h * w..][..h * w];
-                for ky in 0..kh {
-                    for kx in 0..kw {
-                        let r = (ci * kh + ky) * kw + kx;
-                        let dst = &mut col[r * cols..(r + 1) * cols];
-                        for oy in 0..oh {
-                            let iy = (oy * p.stride[0] + ky * p.dilation[0]) as isize
-                                - p.padding[0] as isize;
-                            let drow = &mut dst[oy * ow..(oy + 1) * ow];
-                            if iy < 0 || iy >= h as isize {
-                                drow.fill(0);
-                                continue;
-                            }
-                            let src = &plane[iy as usize * w..][..w];
-                            for (ox, d) in drow.iter_mut().enumerate() {
-                                let ix = (ox * p.stride[1] + kx * p.dilation[1]) as isize
-                                    - p.padding[1] as isize;
-                                *d = if ix < 0 || ix >= w as isize {
-                                    0
-                                } else {
-                                    src[ix as usize]
-                                };
-                            }
-                        }
-                    }
-                }
-            }
+            im2col(x, [c, h, w], [cg, kh, kw], p, img, grp, &mut col);
             let wk = &kdata[grp * og * rows..(grp + 1) * og * rows];
             let dst = &mut out[(img * o + grp * og) * cols..][..og * cols];
             backend.gemm(og, rows, cols, wk, &col, dst);

@@ -10,9 +10,10 @@ pub(crate) mod conv;
 mod cpu;
 mod gemm;
 
-pub use conv::{Conv2dParams, conv2d_output_hw};
+pub use conv::{Conv2dParams, conv2d_output_hw, im2col};
 pub use cpu::CpuBackend;
 
+use crate::bilinear::{BilinearOp, bilinear_sum_sync};
 use crate::error::Result;
 use crate::ring::{Ring, RingTensor};
 
@@ -39,6 +40,19 @@ pub trait Backend {
     ) -> Result<RingTensor> {
         conv::conv2d_im2col(self, input, kernel, params)
     }
+
+    /// `Σᵢ op(xᵢ, yᵢ)`: the entry point the protocols use (a Beaver product
+    /// needs `op(e, b) + op(a, f)`). Asynchronous, so that a GPU whose results
+    /// arrive through a callback (WebGPU) can serve it, and batched, so that a
+    /// GPU runs all terms in one submission with one read-back. The default
+    /// evaluates term by term with the synchronous methods.
+    fn bilinear_sum(
+        &self,
+        op: &BilinearOp,
+        terms: &[(&RingTensor, &RingTensor)],
+    ) -> impl Future<Output = Result<RingTensor>> {
+        core::future::ready(bilinear_sum_sync(self, op, terms))
+    }
 }
 
 impl<B: Backend + ?Sized> Backend for &B {
@@ -58,5 +72,12 @@ impl<B: Backend + ?Sized> Backend for &B {
         params: &Conv2dParams,
     ) -> Result<RingTensor> {
         (**self).conv2d(input, kernel, params)
+    }
+    fn bilinear_sum(
+        &self,
+        op: &BilinearOp,
+        terms: &[(&RingTensor, &RingTensor)],
+    ) -> impl Future<Output = Result<RingTensor>> {
+        (**self).bilinear_sum(op, terms)
     }
 }

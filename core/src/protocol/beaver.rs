@@ -207,8 +207,11 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         // z = c + op(e, b) + op(a, f), and party 0 adds op(e, f): op(e, b + f).
         let b_term = if me0 { add(&t.b, &f) } else { t.b };
         let mut z = t.c;
-        add_assign(&mut z, &op.apply(&self.backend, &e, &b_term)?);
-        add_assign(&mut z, &op.apply(&self.backend, &t.a, &f)?);
+        let products = self
+            .backend
+            .bilinear_sum(op, &[(&e, &b_term), (&t.a, &f)])
+            .await?;
+        add_assign(&mut z, &products);
         Ok(ArithShare::from_raw(z))
     }
 
@@ -405,8 +408,8 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         };
         let t = self.prep.next(&req).await?.into_fixed_triple()?;
         let be = match side {
-            FixedSide::Rhs => op.apply(&self.backend, &t.b, &w.e)?,
-            FixedSide::Lhs => op.apply(&self.backend, &w.e, &t.b)?,
+            FixedSide::Rhs => self.backend.bilinear_sum(op, &[(&t.b, &w.e)]).await?,
+            FixedSide::Lhs => self.backend.bilinear_sum(op, &[(&w.e, &t.b)]).await?,
         };
         let mut c = t.c;
         add_assign(&mut c, &be);
@@ -445,8 +448,8 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             .remove(0);
         // x = F + B, w = E + A: op(x, w) = C + op(B, E) + op(F, A + E).
         let t = match side {
-            FixedSide::Rhs => op.apply(&self.backend, &f, &w.a_plus_e)?,
-            FixedSide::Lhs => op.apply(&self.backend, &w.a_plus_e, &f)?,
+            FixedSide::Rhs => self.backend.bilinear_sum(&op, &[(&f, &w.a_plus_e)]).await?,
+            FixedSide::Lhs => self.backend.bilinear_sum(&op, &[(&w.a_plus_e, &f)]).await?,
         };
         let mut z = c;
         add_assign(&mut z, &t);
