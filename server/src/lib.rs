@@ -2,6 +2,7 @@
 //! networked roles — model server, dealer service and native client — over
 //! WebSockets ([`net`]).
 
+pub mod compute;
 pub mod model;
 pub mod net;
 pub mod npy;

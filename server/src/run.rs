@@ -9,6 +9,8 @@ use hush_core::channel::threaded::run_parties_threaded;
 use hush_core::plan::{Plan, Weights, plain, secure};
 use hush_core::preprocessing::seeded::{SeededDealer, in_process};
 use hush_core::protocol::{Config, Party};
+use hush_gpu::Compute;
+use hush_server::compute::BackendArgs;
 use hush_server::npy;
 use serde_json::json;
 use std::path::PathBuf;
@@ -34,6 +36,9 @@ pub struct RunArgs {
     /// Evaluate in plaintext (f64) instead of under MPC.
     #[arg(long)]
     plaintext: bool,
+    /// Where both parties' products run (the dealer stays on the CPU).
+    #[command(flatten)]
+    compute: BackendArgs,
 }
 
 /// Options of `hush inspect`.
@@ -82,6 +87,7 @@ fn run_secure(
     plan: &Plan,
     weights: &Weights,
     x: ndarray::ArrayD<f64>,
+    compute: &Compute,
 ) -> Result<SecureRun, BoxError> {
     let config = Config {
         fixed_point: FixedPoint::new(plan.frac_bits)?,
@@ -96,7 +102,7 @@ fn run_secure(
     let results = run_parties_threaded(preps, |ch, prep| {
         let x = x.clone();
         async move {
-            let mut p = Party::new(ch, prep, CpuBackend, config).await?;
+            let mut p = Party::new(ch, prep, compute.clone(), config).await?;
             let me = p.id();
             let t = Instant::now();
             let s0 = p.stats();
@@ -152,7 +158,8 @@ pub fn run(args: RunArgs) -> Result<(), BoxError> {
         let secs = start.elapsed().as_secs_f64();
         (y, json!({ "mode": "plaintext", "time_s": secs }))
     } else {
-        let r = run_secure(&m.plan, &m.weights, x)?;
+        let compute = args.compute.open()?;
+        let r = run_secure(&m.plan, &m.weights, x, &compute)?;
         let per_party = |c: &[CommStats]| {
             c.iter()
                 .map(|s| json!({ "bytes_sent": s.bytes_sent, "bytes_received": s.bytes_received }))
@@ -162,6 +169,7 @@ pub fn run(args: RunArgs) -> Result<(), BoxError> {
         let report = json!({
             "mode": "mpc simulation: both parties and the dealer in this process (not a secure deployment)",
             "time_s": start.elapsed().as_secs_f64(),
+            "backend": compute.describe(),
             "online": { "time_s": r.online_s, "rounds": rounds(&r.online), "parties": per_party(&r.online) },
             "weight_setup": { "time_s": r.setup_s, "rounds": rounds(&r.setup), "parties": per_party(&r.setup) },
         });
@@ -185,6 +193,9 @@ pub fn run(args: RunArgs) -> Result<(), BoxError> {
             report["commitment"].as_str().unwrap_or("")
         );
         println!("mode       {}", report["mode"].as_str().unwrap_or(""));
+        if let Some(b) = report.get("backend").and_then(|b| b.as_str()) {
+            println!("backend    {b}");
+        }
         println!(
             "time       {:.3} s",
             report["time_s"].as_f64().unwrap_or(0.0)

@@ -320,3 +320,39 @@ fn a_served_onnx_model_agrees_with_onnxruntime() {
     assert!(max_diff(&y, &ort) < 1e-3, "{y:?} vs {ort:?}");
     assert_eq!(report["online"]["rounds"].as_u64().unwrap(), 74);
 }
+
+#[test]
+fn infer_with_both_parties_on_the_gpu_backend() {
+    // Both processes open their own GPU (lavapipe in CI); without an
+    // adapter the test says so and passes, unless HUSH_GPU_TESTS=require.
+    if let Err(e) = hush_gpu::GpuBackend::new_blocking(&hush_gpu::GpuOptions::default()) {
+        assert!(
+            std::env::var("HUSH_GPU_TESTS").as_deref() != Ok("require"),
+            "HUSH_GPU_TESTS=require but no GPU opened: {e}"
+        );
+        eprintln!("skipped: no GPU ({e})");
+        return;
+    }
+    let dir = tempdir("gpu");
+    let d = dealer(&dir, &[], &[]);
+    let s = server(&dir, &d.url, &["--backend", "gpu"], &[]);
+    let x = digit(3);
+    let input = dir.join("x.npy");
+    write_npy(&input, &x);
+    let report = json_output(&infer(&[
+        "--server",
+        &s.url,
+        "--input",
+        input.to_str().unwrap(),
+        "--backend",
+        "gpu",
+        "--json",
+    ]));
+    let (y, plain) = (output_values(&report), plain_digits(&x));
+    assert!(
+        max_diff(&y, &plain) < TOL,
+        "gpu {y:?} vs plaintext {plain:?}"
+    );
+    assert_eq!(argmax(&y), argmax(&plain));
+    assert!(s.log_text().contains("backend=gpu"), "{}", s.log_text());
+}

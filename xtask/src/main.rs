@@ -181,7 +181,27 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target"))
 }
 
+/// The environment every step runs in: the GPU backend's tests must run (on
+/// lavapipe where there is no GPU; .ci/run installs it), not skip; and wgpu
+/// wants a private runtime directory.
+fn step_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("HUSH_GPU_TESTS", "require");
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        let dir = std::env::temp_dir().join("hush-xdg-runtime");
+        if std::fs::create_dir_all(&dir).is_ok() {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+            }
+            cmd.env("XDG_RUNTIME_DIR", &dir);
+        }
+    }
+    cmd
+}
+
 fn run_checked(cmd: &mut Command) -> Result<(), String> {
+    let cmd = step_env(cmd);
     let shown = format!("{cmd:?}");
     match cmd.status() {
         Ok(s) if s.success() => Ok(()),
@@ -331,6 +351,7 @@ fn task(name: &str, f: fn() -> Result<(), String>) -> ExitCode {
 
 fn test() -> ExitCode {
     let start = Instant::now();
+
     for (i, step) in STEPS.iter().enumerate() {
         let shown = match &step.run {
             Run::Cargo(args) => format!("cargo {}", args.join(" ")),

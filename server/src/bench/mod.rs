@@ -21,10 +21,13 @@ mod parties;
 
 use clap::Args;
 use hush_core::channel::CommStats;
+use hush_gpu::Compute;
+use hush_server::compute::BackendArgs;
 use hush_server::model::BoxError;
 use parties::{Parties, stats_from, stats_to_vec};
 use serde_json::json;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Options of `hush bench`.
@@ -70,6 +73,21 @@ pub struct BenchArgs {
     /// (e.g. "loopback", "wan-40ms").
     #[arg(long, default_value = "in-process")]
     link: String,
+    /// Where the parties' products run (the insecure benchmark dealer stays
+    /// on the CPU; its time is the offline column).
+    #[command(flatten)]
+    compute: BackendArgs,
+}
+
+/// The backend of this process's parties, opened once by [`run`].
+static COMPUTE: OnceLock<Compute> = OnceLock::new();
+
+/// The parties' backend (the CPU if [`run`] has not chosen one).
+pub(crate) fn compute() -> Compute {
+    COMPUTE
+        .get()
+        .cloned()
+        .unwrap_or(Compute::Cpu(hush_core::backend::CpuBackend))
 }
 
 /// One workload's measurements.
@@ -312,6 +330,9 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     if selected.is_empty() {
         return Err("no workload matches --filter".into());
     }
+    let opened = args.compute.open()?;
+    let backend = opened.describe();
+    let _ = COMPUTE.set(opened);
     if args.list {
         for (name, _) in &selected {
             println!("{name}");
@@ -352,7 +373,7 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             Some(_) => format!("2 processes over a WebSocket ({})", args.link),
         };
         println!(
-            "suite {suite} — {place}, rayon pool of {}, median of {} after a warm-up",
+            "suite {suite} — {place}, rayon pool of {}, backend {backend}, median of {} after a warm-up",
             rayon::current_num_threads(),
             args.reps
         );
@@ -377,6 +398,7 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         if args.json {
             let mut j = r.json();
             j["link"] = json!(args.link);
+            j["backend"] = json!(backend);
             println!("{j}");
         } else if args.markdown {
             print_markdown(&r);

@@ -8,7 +8,6 @@
 use super::parties::{Job, Parties};
 use super::{Report, reset_peak_memory};
 use hush_core::FixedPoint;
-use hush_core::backend::CpuBackend;
 use hush_core::channel::{Channel, CommStats};
 use hush_core::plan::{Plan, Weights, secure};
 use hush_core::preprocessing::seeded::draws;
@@ -155,7 +154,7 @@ impl<P: Preprocessing> Job<P> for ModelJob<'_> {
             owner: 1,
             client: 0,
         };
-        let mut p = Party::new(ch, prep, CpuBackend, config).await?;
+        let mut p = Party::new(ch, prep, super::compute(), config).await?;
         let me = p.id();
         let (t0, s0) = (Instant::now(), p.stats());
         let session =

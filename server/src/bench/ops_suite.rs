@@ -5,7 +5,7 @@
 use super::parties::{Job, Parties};
 use super::{Report, reset_peak_memory};
 use hush_core::Result as CoreResult;
-use hush_core::backend::{Conv2dParams, CpuBackend};
+use hush_core::backend::Conv2dParams;
 use hush_core::bilinear::BilinearOp;
 use hush_core::bits::BitShare;
 use hush_core::channel::{Channel, CommStats};
@@ -20,6 +20,7 @@ use hush_core::protocol::{
 };
 use hush_core::share::{Arith, BinaryShare};
 use hush_core::{ArithShare, FixedPoint, RingTensor};
+use hush_gpu::Compute;
 use hush_server::model::{BoxError, peak_memory};
 use ndarray::{ArrayD, Ix2, IxDyn};
 use std::marker::PhantomData;
@@ -56,17 +57,17 @@ pub(crate) trait Workload {
     };
     type State;
     async fn prepare<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
     ) -> CoreResult<Self::State>;
     /// Per-query local work that needs no input (timed into the offline figure).
     async fn precompute<C: Channel, P: Preprocessing>(
-        _p: &mut Party<C, P, CpuBackend>,
+        _p: &mut Party<C, P, Compute>,
         _s: &mut Self::State,
     ) -> CoreResult<()> {
         Ok(())
     }
     async fn online<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
         s: &mut Self::State,
     ) -> CoreResult<Output>;
     /// The shares of the inputs the reference takes, in order.
@@ -111,7 +112,7 @@ fn values(shape: &[usize]) -> CoreResult<RingTensor> {
 }
 
 async fn input<C: Channel, P: Preprocessing>(
-    p: &mut Party<C, P, CpuBackend>,
+    p: &mut Party<C, P, Compute>,
     owner: usize,
     shape: &[usize],
 ) -> CoreResult<ArithShare> {
@@ -123,7 +124,7 @@ async fn input<C: Channel, P: Preprocessing>(
     p.input::<Arith>(owner, v.as_ref(), shape).await
 }
 
-async fn barrier<C: Channel, P: Preprocessing>(p: &mut Party<C, P, CpuBackend>) -> CoreResult<()> {
+async fn barrier<C: Channel, P: Preprocessing>(p: &mut Party<C, P, Compute>) -> CoreResult<()> {
     let mut x = ArithShare::from_raw(RingTensor::zeros(ndarray::IxDyn(&[0])));
     x = ArithShare::from_raw(p.open(&x).await?);
     drop(x);
@@ -188,7 +189,7 @@ impl<W: Workload, P: Preprocessing> Job<P> for OpsJob<'_, W> {
     type Output = PartyRun;
     async fn run<C: Channel>(&self, ch: C, prep: P) -> CoreResult<(PartyRun, C, P)> {
         let spans = self.spans;
-        let mut p = Party::new(ch, prep, CpuBackend, W::CONFIG).await?;
+        let mut p = Party::new(ch, prep, super::compute(), W::CONFIG).await?;
         barrier(&mut p).await?;
         spans.setup.start(Instant::now());
         let before_setup = p.stats();
@@ -217,7 +218,7 @@ impl<W: Workload, P: Preprocessing> Job<P> for OpsJob<'_, W> {
 /// Opens the inputs and the result (after the timed part) and returns the
 /// largest absolute difference from the float64 reference.
 async fn check<W: Workload, C: Channel, P: Preprocessing>(
-    p: &mut Party<C, P, CpuBackend>,
+    p: &mut Party<C, P, Compute>,
     state: &W::State,
     out: Output,
 ) -> CoreResult<f64> {
@@ -329,7 +330,7 @@ impl Workload for Mul {
     const NAME: &'static str = "mul 1e6";
     type State = (ArithShare, ArithShare);
     async fn prepare<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
     ) -> CoreResult<Self::State> {
         Ok((
             input(p, 0, &[1_000_000]).await?,
@@ -337,7 +338,7 @@ impl Workload for Mul {
         ))
     }
     async fn online<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
         s: &mut Self::State,
     ) -> CoreResult<Output> {
         p.mul(&s.0, &s.1).await.map(Output::Fixed)
@@ -355,7 +356,7 @@ impl Workload for MatMulSecret {
     const NAME: &'static str = "matmul 512x512x512 (both secret)";
     type State = (ArithShare, ArithShare);
     async fn prepare<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
     ) -> CoreResult<Self::State> {
         Ok((
             input(p, 0, &[512, 512]).await?,
@@ -363,7 +364,7 @@ impl Workload for MatMulSecret {
         ))
     }
     async fn online<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
         s: &mut Self::State,
     ) -> CoreResult<Output> {
         p.matmul(&s.0, &s.1).await.map(Output::Fixed)
@@ -441,7 +442,7 @@ struct Reuse {
 }
 
 async fn reuse_prepare<C: Channel, P: Preprocessing>(
-    p: &mut Party<C, P, CpuBackend>,
+    p: &mut Party<C, P, Compute>,
     x_shape: &[usize],
     w_shape: &[usize],
 ) -> CoreResult<Reuse> {
@@ -463,7 +464,7 @@ async fn reuse_prepare<C: Channel, P: Preprocessing>(
 }
 
 async fn reuse_precompute<C: Channel, P: Preprocessing>(
-    p: &mut Party<C, P, CpuBackend>,
+    p: &mut Party<C, P, Compute>,
     op: &BilinearOp,
     s: &mut Reuse,
 ) -> CoreResult<()> {
@@ -472,7 +473,7 @@ async fn reuse_precompute<C: Channel, P: Preprocessing>(
 }
 
 async fn reuse_online<C: Channel, P: Preprocessing>(
-    p: &mut Party<C, P, CpuBackend>,
+    p: &mut Party<C, P, Compute>,
     s: &mut Reuse,
 ) -> CoreResult<Output> {
     let prepared = s
@@ -490,12 +491,12 @@ impl Workload for MatMulWeightReuse {
     const SETUP: bool = true;
     type State = Reuse;
     async fn prepare<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
     ) -> CoreResult<Self::State> {
         reuse_prepare(p, &[1, 1024], &[1024, 1024]).await
     }
     async fn precompute<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
         s: &mut Self::State,
     ) -> CoreResult<()> {
         let op = BilinearOp::MatMul {
@@ -505,7 +506,7 @@ impl Workload for MatMulWeightReuse {
         reuse_precompute(p, &op, s).await
     }
     async fn online<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
         s: &mut Self::State,
     ) -> CoreResult<Output> {
         reuse_online(p, s).await
@@ -532,12 +533,12 @@ impl Workload for Conv2dSecret {
     const NAME: &'static str = "conv2d 1x64x32x32 * 64x3x3 (secret)";
     type State = (ArithShare, ArithShare);
     async fn prepare<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
     ) -> CoreResult<Self::State> {
         Ok((input(p, 0, &CONV_IN).await?, input(p, 1, &CONV_K).await?))
     }
     async fn online<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
         s: &mut Self::State,
     ) -> CoreResult<Output> {
         p.conv2d(&s.0, &s.1, &CONV_P).await.map(Output::Fixed)
@@ -556,12 +557,12 @@ impl Workload for Conv2dWeightReuse {
     const SETUP: bool = true;
     type State = Reuse;
     async fn prepare<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
     ) -> CoreResult<Self::State> {
         reuse_prepare(p, &CONV_IN, &CONV_K).await
     }
     async fn precompute<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
         s: &mut Self::State,
     ) -> CoreResult<()> {
         let op = BilinearOp::Conv2d {
@@ -572,7 +573,7 @@ impl Workload for Conv2dWeightReuse {
         reuse_precompute(p, &op, s).await
     }
     async fn online<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
         s: &mut Self::State,
     ) -> CoreResult<Output> {
         reuse_online(p, s).await
@@ -590,12 +591,12 @@ impl Workload for TruncDealer {
     const NAME: &'static str = "truncation 1e6 (dealer)";
     type State = ArithShare;
     async fn prepare<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
     ) -> CoreResult<Self::State> {
         input(p, 0, &[1_000_000]).await
     }
     async fn online<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
         s: &mut Self::State,
     ) -> CoreResult<Output> {
         p.truncate(s).await.map(Output::Fixed)
@@ -619,12 +620,12 @@ impl Workload for TruncLocal {
     };
     type State = ArithShare;
     async fn prepare<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
     ) -> CoreResult<Self::State> {
         input(p, 0, &[1_000_000]).await
     }
     async fn online<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
         s: &mut Self::State,
     ) -> CoreResult<Output> {
         p.truncate(s).await.map(Output::Fixed)
@@ -643,12 +644,12 @@ impl Workload for Relu {
     const NAME: &'static str = "relu 1e6";
     type State = ArithShare;
     async fn prepare<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
     ) -> CoreResult<Self::State> {
         input(p, 0, &[1_000_000]).await
     }
     async fn online<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
         s: &mut Self::State,
     ) -> CoreResult<Output> {
         p.relu(s).await.map(Output::Fixed)
@@ -666,7 +667,7 @@ impl Workload for Lt {
     const NAME: &'static str = "lt 1e6";
     type State = (ArithShare, ArithShare);
     async fn prepare<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
     ) -> CoreResult<Self::State> {
         Ok((
             input(p, 0, &[1_000_000]).await?,
@@ -674,7 +675,7 @@ impl Workload for Lt {
         ))
     }
     async fn online<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, CpuBackend>,
+        p: &mut Party<C, P, Compute>,
         s: &mut Self::State,
     ) -> CoreResult<Output> {
         p.lt(&s.0, &s.1).await.map(Output::Bits)
@@ -691,7 +692,7 @@ impl Workload for Lt {
 
 /// Fixed-point values uniform in [lo, hi), as party 0's input.
 async fn input_in<C: Channel, P: Preprocessing>(
-    p: &mut Party<C, P, CpuBackend>,
+    p: &mut Party<C, P, Compute>,
     shape: &[usize],
     lo: f64,
     hi: f64,
@@ -720,12 +721,12 @@ macro_rules! unary_workload {
             const NAME: &'static str = $name;
             type State = ArithShare;
             async fn prepare<C: Channel, P: Preprocessing>(
-                p: &mut Party<C, P, CpuBackend>,
+                p: &mut Party<C, P, Compute>,
             ) -> CoreResult<Self::State> {
                 input_in(p, &$shape, $lo, $hi).await
             }
             async fn online<C: Channel, P: Preprocessing>(
-                p: &mut Party<C, P, CpuBackend>,
+                p: &mut Party<C, P, Compute>,
                 s: &mut Self::State,
             ) -> CoreResult<Output> {
                 p.$method(s).await.map(Output::Fixed)

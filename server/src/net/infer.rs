@@ -2,16 +2,18 @@
 
 use super::connect::Connect;
 use super::ws::WsTransport;
+use crate::compute::BackendArgs;
 use crate::model::{BoxError, argmax_class, peak_memory, print_output};
 use crate::npy;
 use clap::Args;
-use hush_core::backend::CpuBackend;
+use hush_core::backend::{Backend, CpuBackend};
 use hush_core::error::{ErrorCode, Result as CoreResult};
 use hush_core::plan::secure::Progress;
 use hush_core::prg::Seed;
 use hush_core::session::client::{ClientOptions, ClientSession, SeedSource, claim_seed};
 pub use hush_core::session::session_url;
 use hush_core::session::{SessionId, parse_commitment, seed_url};
+use hush_gpu::Compute;
 use ndarray::{ArrayD, IxDyn};
 use serde_json::json;
 use std::io::{IsTerminal, Write};
@@ -50,6 +52,9 @@ pub struct InferArgs {
     /// Seconds to wait for a silent server before giving up.
     #[arg(long, default_value_t = super::DEFAULT_IDLE.as_secs_f64())]
     pub timeout: f64,
+    /// Where the client's products run.
+    #[command(flatten)]
+    pub compute: BackendArgs,
 }
 
 impl std::fmt::Debug for InferArgs {
@@ -61,6 +66,7 @@ impl std::fmt::Debug for InferArgs {
             .field("expect_model", &self.expect_model)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("repeat", &self.repeat)
+            .field("backend", &self.compute.backend)
             .finish_non_exhaustive()
     }
 }
@@ -80,18 +86,28 @@ impl SeedSource for DealerSeeds {
 }
 
 /// Connects to `server` (adding `/v1/session`), runs the handshake and the
-/// weight setup.
+/// weight setup, computing on the CPU.
 pub async fn open_session(
     server: &str,
     connect: &Connect,
     options: &ClientOptions,
 ) -> CoreResult<ClientSession<WsTransport, CpuBackend>> {
+    open_session_on(server, connect, options, CpuBackend).await
+}
+
+/// [`open_session`] computing on `backend`.
+pub async fn open_session_on<B: Backend>(
+    server: &str,
+    connect: &Connect,
+    options: &ClientOptions,
+    backend: B,
+) -> CoreResult<ClientSession<WsTransport, B>> {
     let url = session_url(server);
     let transport = connect.open(&url).await?;
     let mut seeds = DealerSeeds {
         connect: connect.clone(),
     };
-    ClientSession::connect(transport, CpuBackend, options, &mut seeds).await
+    ClientSession::connect(transport, backend, options, &mut seeds).await
 }
 
 fn fit_input(x: ArrayD<f64>, shape: &[usize]) -> Result<ArrayD<f64>, BoxError> {
@@ -186,10 +202,11 @@ pub fn run(args: InferArgs) -> Result<(), BoxError> {
         software: super::software("hush-infer"),
         ..ClientOptions::default()
     };
+    let compute = args.compute.open()?;
     let rt = super::runtime()?;
     rt.block_on(async move {
         let t = Instant::now();
-        let mut session = connect_clearly(&args.server, &connect, &options).await?;
+        let mut session = connect_clearly(&args.server, &connect, &options, compute).await?;
         let connect_s = t.elapsed().as_secs_f64();
         let info = session.model().clone();
         eprintln!("model {} {}", info.name, info.commitment_string());
@@ -285,8 +302,9 @@ async fn connect_clearly(
     server: &str,
     connect: &Connect,
     options: &ClientOptions,
-) -> Result<ClientSession<WsTransport, CpuBackend>, BoxError> {
-    open_session(server, connect, options)
+    compute: Compute,
+) -> Result<ClientSession<WsTransport, Compute>, BoxError> {
+    open_session_on(server, connect, options, compute)
         .await
         .map_err(explain)
 }

@@ -12,6 +12,7 @@ use super::generator::Generator;
 use super::listen::{self, TlsFiles};
 use super::ws::{WsTransport, accept};
 use super::{DEFAULT_IDLE, ct_eq, reply_error};
+use crate::compute::BackendArgs;
 use crate::model::{BoxError, load};
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
@@ -19,7 +20,6 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use clap::Args;
-use hush_core::backend::CpuBackend;
 use hush_core::error::{Error, ErrorCode, PeerError};
 use hush_core::plan::secure::{self, requests};
 use hush_core::plan::{Plan, Weights};
@@ -32,6 +32,7 @@ use hush_core::session::client::ROLES;
 use hush_core::session::{
     Control, DealerTicket, FramedChannel, Limits, ModelInfo, PROTOCOL_VERSION, config_for,
 };
+use hush_gpu::Compute;
 use serde_json::json;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -83,6 +84,9 @@ pub struct ServeArgs {
     /// Seconds a client may stay silent before its session is closed.
     #[arg(long, default_value_t = DEFAULT_IDLE.as_secs_f64())]
     pub idle_timeout: f64,
+    /// Where the server's products run (one device shared by all sessions).
+    #[command(flatten)]
+    pub compute: BackendArgs,
 }
 
 enum DealerMode {
@@ -104,6 +108,7 @@ struct Model {
 
 struct ServeState {
     model: Model,
+    compute: Compute,
     dealer: DealerMode,
     connect: Connect,
     tokens: Option<Vec<String>>,
@@ -175,6 +180,7 @@ impl ServeArgs {
             sessions_per_token: 4,
             max_sessions: 64,
             idle_timeout: DEFAULT_IDLE.as_secs_f64(),
+            compute: BackendArgs::default(),
         }
     }
 }
@@ -215,7 +221,9 @@ pub fn app(args: ServeArgs, plan: Plan, weights: Weights) -> Result<Router, BoxE
         args.dealer_ca.as_deref(),
         Some(Duration::from_secs_f64(args.idle_timeout.max(0.001))),
     )?;
+    let compute = args.compute.open()?;
     let state = Arc::new(ServeState {
+        compute,
         model: Model {
             plan_bytes: plan.to_bytes()?,
             plan,
@@ -487,7 +495,7 @@ async fn run_mpc(
     let config = config_for(&model.plan).map_err(|e| (0, fail(e)))?;
     let prep = SeededPreprocessing::new(ROLES.owner, 2, &seed, feed);
     drop(seed);
-    let mut party = Party::new(ch, prep, CpuBackend, config)
+    let mut party = Party::new(ch, prep, state.compute.clone(), config)
         .await
         .map_err(|e| (0, fail(e)))?;
     let mut served = 0u64;

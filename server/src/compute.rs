@@ -1,0 +1,24 @@
+//! `--backend cpu|gpu|auto`: where a party's heavy local work runs.
+
+use hush_gpu::{BackendChoice, Compute, GpuOptions};
+
+/// The `--backend` option shared by `serve`, `infer`, `run` and `bench`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct BackendArgs {
+    /// Where this process's party computes its products: `cpu`; `gpu`
+    /// (wgpu: Vulkan, Metal or DX12; an error without an adapter); or `auto`:
+    /// the GPU for products at least as large as the size where it measured
+    /// faster than the CPU at start-up, the CPU for the rest, and the CPU
+    /// alone (with the reason logged) without a hardware GPU.
+    #[arg(long, default_value_t = BackendChoice::Cpu, env = "HUSH_BACKEND")]
+    pub backend: BackendChoice,
+}
+
+impl BackendArgs {
+    /// Opens the chosen backend (logging what was chosen).
+    pub fn open(&self) -> Result<Compute, hush_core::Error> {
+        let compute = Compute::open_blocking(self.backend, &GpuOptions::default())?;
+        tracing::info!(backend = %compute.describe(), "compute backend");
+        Ok(compute)
+    }
+}
