@@ -199,7 +199,7 @@ impl GpuBackend {
     ) -> Result<()> {
         let max_groups = self.ctx.max_groups as usize;
         // Chunks that fit one binding and one 2-D dispatch.
-        let chunk = self.ctx.max_bind_elems.min(max_groups * LANES * max_groups);
+        let chunk = (self.ctx.max_bind_elems).min((max_groups * LANES).saturating_mul(max_groups));
         for start in (0..len).step_by(chunk) {
             let n = chunk.min(len - start);
             let groups = n.div_ceil(LANES);

@@ -210,6 +210,11 @@ try {
   const result = { input: Array.from(x), output: Array.from(out.data), dims: out.dims, model: session.model, stats: session.stats };
   try { await HushSession.connect(url, { expectModel: "sha256:" + "00".repeat(32) }); } catch (e) { result.refused = e.code; }
   await session.close();
+  // The same input with the client's products on WebGPU.
+  const gpu = await HushSession.connect(url, { backend: "gpu" });
+  const outGpu = await gpu.run({ data: x, dims: [1, 1, 8, 8] });
+  result.gpu = { output: Array.from(outGpu.data), backend: gpu.model.backend };
+  await gpu.close();
   window.result = result;
 } catch (e) { window.result = { error: e.message, code: e.code }; }
 </script>`,
@@ -228,6 +233,9 @@ try {
     assert.equal(r.refused, "MODEL_MISMATCH");
     const native = inferJson(server.url, r.input, [1, 1, 8, 8], work);
     assert.ok(maxDiff(native.output, r.output) < TOL, `${native.output} vs ${r.output}`);
+    assert.equal(r.model.backend, "cpu");
+    assert.match(r.gpu.backend, /^gpu: .*u32x2 arithmetic/);
+    assert.ok(maxDiff(native.output, r.gpu.output) < TOL, `${native.output} vs WebGPU ${r.gpu.output}`);
     await page.close();
   } finally {
     http.close();

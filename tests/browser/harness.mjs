@@ -88,6 +88,8 @@ export function launch() {
     executablePath: CHROMIUM,
     args: [
       "--no-sandbox",
+      // WebGPU on SwiftShader, for the { backend: "gpu" } sessions.
+      "--enable-unsafe-webgpu",
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",

@@ -32,6 +32,8 @@ export interface ModelInfo {
   nodes: number;
   /** True when the server runs its own dealer: it could learn your inputs. */
   insecureDealer: boolean;
+  /** Where this client's products run, e.g. `"cpu"` or `"gpu: ... (BrowserWebGpu, ..., u32x2 arithmetic)"`. */
+  backend: string;
 }
 
 export interface Progress {
@@ -45,6 +47,13 @@ export interface ConnectOptions {
   expectModel?: string;
   /** Access token, for servers that require one. */
   token?: string;
+  /**
+   * Where the client's share products run: `"cpu"` (default); `"gpu"`
+   * (WebGPU; rejects with code `INTERNAL` when the browser has no adapter);
+   * `"auto"` (WebGPU for products at least as large as the size where it
+   * measured faster than the CPU when connecting, the CPU otherwise).
+   */
+  backend?: "cpu" | "gpu" | "auto";
   /** Called after every layer of every inference. */
   onProgress?: (p: Progress) => void;
   /** Where to load `hush_wasm_bg.wasm` from (default: next to this module). */

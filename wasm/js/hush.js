@@ -46,7 +46,12 @@ export class HushSession {
   static async connect(url, options = {}) {
     await initHush(options.wasmUrl);
     try {
-      const inner = await Session.connect(url, options.expectModel ?? null, options.token ?? null);
+      const inner = await Session.connect(
+        url,
+        options.expectModel ?? null,
+        options.token ?? null,
+        options.backend ?? null,
+      );
       return new HushSession(inner, options.onProgress);
     } catch (e) {
       throw wrap(e);

@@ -17,9 +17,12 @@ export class Session {
      * Connects to the server at `url` (`ws://host:port` or the full session
      * address), fetches this client's seed from the dealer the server names,
      * and sets up the weights. Refuses a model whose commitment differs from
-     * `expect_model` (`sha256:<hex>`).
+     * `expect_model` (`sha256:<hex>`). `backend` (`cpu`, the default;
+     * `gpu`: WebGPU, an error without an adapter; `auto`: WebGPU for the
+     * products where it measured faster than the CPU here) says where the
+     * client's products run.
      */
-    static connect(url: string, expect_model?: string | null, token?: string | null): Promise<Session>;
+    static connect(url: string, expect_model?: string | null, token?: string | null, backend?: string | null): Promise<Session>;
     /**
      * Evaluates the model on `data` (row-major, of shape `dims`; empty
      * `dims` means the model's input shape). Resolves to `{data:
@@ -45,21 +48,24 @@ export interface InitOutput {
     readonly memory: WebAssembly.Memory;
     readonly __wbg_session_free: (a: number, b: number) => void;
     readonly session_close: (a: number) => any;
-    readonly session_connect: (a: number, b: number, c: number, d: number, e: number, f: number) => any;
+    readonly session_connect: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number) => any;
     readonly session_model: (a: number) => any;
     readonly session_run: (a: number, b: number, c: number, d: number, e: number, f: number) => any;
     readonly session_stats: (a: number) => any;
     readonly wasm_bindgen__convert__closures_____invoke__h0bf075fa01c67f12: (a: number, b: number, c: any) => [number, number];
     readonly wasm_bindgen__convert__closures_____invoke__h34067ae4a0ff3f55: (a: number, b: number, c: any, d: any) => void;
-    readonly wasm_bindgen__convert__closures_____invoke__h162db12fdc453986: (a: number, b: number, c: any) => void;
-    readonly wasm_bindgen__convert__closures_____invoke__h162db12fdc453986_8: (a: number, b: number, c: any) => void;
-    readonly wasm_bindgen__convert__closures_____invoke__h162db12fdc453986_9: (a: number, b: number, c: any) => void;
-    readonly __wbindgen_exn_store: (a: number) => void;
-    readonly __externref_table_alloc: () => number;
-    readonly __wbindgen_externrefs: WebAssembly.Table;
+    readonly wasm_bindgen__convert__closures_____invoke__h3d4295c5aa41d05e: (a: number, b: number, c: any) => [number, number];
+    readonly wasm_bindgen__convert__closures_____invoke__h3d4295c5aa41d05e_11: (a: number, b: number, c: any) => [number, number];
+    readonly wasm_bindgen__convert__closures_____invoke__h3d4295c5aa41d05e_12: (a: number, b: number, c: any) => [number, number];
+    readonly wasm_bindgen__convert__closures_____invoke__h17a3ea26b7bc2332: (a: number, b: number, c: any) => void;
+    readonly wasm_bindgen__convert__closures_____invoke__h17a3ea26b7bc2332_10: (a: number, b: number, c: any) => void;
+    readonly wasm_bindgen__convert__closures_____invoke__h17a3ea26b7bc2332_8: (a: number, b: number, c: any) => void;
     readonly __wbindgen_malloc: (a: number, b: number) => number;
     readonly __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;
     readonly __wbindgen_free: (a: number, b: number, c: number) => void;
+    readonly __wbindgen_exn_store: (a: number) => void;
+    readonly __externref_table_alloc: () => number;
+    readonly __wbindgen_externrefs: WebAssembly.Table;
     readonly __wbindgen_destroy_closure: (a: number, b: number) => void;
     readonly __externref_table_dealloc: (a: number) => void;
     readonly __wbindgen_start: () => void;

@@ -13,7 +13,6 @@ mod socket;
 
 pub use socket::BrowserSocket;
 
-use hush_core::backend::CpuBackend;
 use hush_core::channel::CommStats;
 use hush_core::error::{Error, ErrorCode, Result};
 use hush_core::prg::Seed;
@@ -21,6 +20,7 @@ use hush_core::session::client::{ClientOptions, ClientSession, SeedSource, claim
 use hush_core::session::{
     Limits, ModelInfo, SessionId, TensorInfo, parse_commitment, seed_url, session_url,
 };
+use hush_gpu::{BackendChoice, Compute, GpuOptions};
 use js_sys::{Array, Float32Array, Function, Object, Promise, Reflect};
 use ndarray::{ArrayD, IxDyn};
 use std::cell::{Cell, RefCell};
@@ -89,7 +89,7 @@ fn stats_object(s: &CommStats) -> Object {
     o
 }
 
-type Inner = ClientSession<BrowserSocket, CpuBackend>;
+type Inner = ClientSession<BrowserSocket, Compute>;
 
 /// A connected session with a Hush model server: the model is known, the
 /// weights are set up, and [`Session::run`] evaluates it privately.
@@ -107,12 +107,25 @@ impl Session {
     /// Connects to the server at `url` (`ws://host:port` or the full session
     /// address), fetches this client's seed from the dealer the server names,
     /// and sets up the weights. Refuses a model whose commitment differs from
-    /// `expect_model` (`sha256:<hex>`).
+    /// `expect_model` (`sha256:<hex>`). `backend` (`cpu`, the default;
+    /// `gpu`: WebGPU, an error without an adapter; `auto`: WebGPU for the
+    /// products where it measured faster than the CPU here) says where the
+    /// client's products run.
     pub async fn connect(
         url: String,
         expect_model: Option<String>,
         token: Option<String>,
+        backend: Option<String>,
     ) -> std::result::Result<Session, JsValue> {
+        let choice: BackendChoice = backend
+            .as_deref()
+            .unwrap_or("cpu")
+            .parse()
+            .map_err(|e: String| js_error(ErrorCode::BadRequest.as_str(), &e))?;
+        let compute = Compute::open(choice, &GpuOptions::default(), js_sys::Date::now)
+            .await
+            .map_err(|e| to_js(&e))?;
+        let backend = compute.describe();
         let expect_model = match expect_model {
             Some(s) => Some(parse_commitment(&s).ok_or_else(|| {
                 js_error(
@@ -131,7 +144,7 @@ impl Session {
         let transport = BrowserSocket::open(&session_url(&url))
             .await
             .map_err(|e| to_js(&e))?;
-        let session = ClientSession::connect(transport, CpuBackend, &options, &mut DealerSeeds)
+        let session = ClientSession::connect(transport, compute, &options, &mut DealerSeeds)
             .await
             .map_err(|e| to_js(&e))?;
         let info = session.model().clone();
@@ -140,8 +153,10 @@ impl Session {
             .first()
             .map(|t| t.shape.clone())
             .ok_or_else(|| js_error("BAD_REQUEST", "the model has no input"))?;
+        let model = model_object(&info, session.insecure_dealer());
+        set(&model, "backend", backend.as_str());
         Ok(Session {
-            model: model_object(&info, session.insecure_dealer()),
+            model,
             input_shape,
             setup: session.setup_stats(),
             inner: Rc::new(RefCell::new(Some(session))),

@@ -254,6 +254,9 @@ fn wasm_test() -> Result<(), String> {
                 "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER",
                 "wasm-bindgen-test-runner",
             )
+            // The WebGPU tests run on SwiftShader (a CPU): longer than the
+            // runner's default 20 s per test on a small machine.
+            .env("WASM_BINDGEN_TEST_TIMEOUT", "300")
             .env(
                 "CHROMEDRIVER",
                 std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into()),
