@@ -14,6 +14,7 @@
 //! in parallel on separate machines), plus any per-query input-independent
 //! local work.
 
+mod gpu_suite;
 mod models_suite;
 mod net_suite;
 mod ops_suite;
@@ -36,8 +37,16 @@ pub struct BenchArgs {
     /// Suite to run: `ops` (single protocols at the sizes of the CrypTen
     /// table; `core` is its old name), `models` (whole networks) or `net`
     /// (models served over WebSockets by the real server, dealer and client).
-    #[arg(long, default_value = "ops", value_parser = ["ops", "core", "models", "net"])]
+    /// `gpu` measures the GPU backend's matrix-product throughput in both
+    /// arithmetic variants (see --gemm-size).
+    #[arg(long, default_value = "ops", value_parser = ["ops", "core", "models", "net", "gpu"])]
     suite: String,
+    /// `gpu` suite: the size n of the n×n·n×n product.
+    #[arg(long, default_value_t = 4096)]
+    gemm_size: usize,
+    /// `gpu` suite: also time the CPU backend on the same product.
+    #[arg(long)]
+    gemm_cpu: bool,
     /// Measured repetitions per workload (after one warm-up run).
     #[arg(long, default_value_t = 5)]
     reps: usize,
@@ -292,6 +301,15 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         args.suite.as_str()
     };
+    if suite == "gpu" {
+        return gpu_suite::run(
+            args.gemm_size,
+            args.reps,
+            args.json,
+            args.markdown,
+            args.gemm_cpu,
+        );
+    }
     let keep = |name: &str| {
         args.filter
             .as_ref()
