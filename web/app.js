@@ -231,6 +231,7 @@ async function ensureSession() {
     $("status").textContent = "Connecting: handshake, seed from the dealer, weight setup…";
     session = await HushSession.connect(wsUrl, {
       expectModel: model.commitment,
+      backend: $("backend").value,
       onProgress: ({ done, total }) => {
         $("bar").style.width = `${((100 * done) / total).toFixed(1)}%`;
         $("status").textContent = `Evaluating privately: layer ${done} of ${total}`;
@@ -287,7 +288,8 @@ function show(out, used, totalMs) {
   const s = session.stats;
   $("stats").textContent =
     `Inference ${s.timeMs.toFixed(1)} ms (${totalMs.toFixed(1)} ms from the click), ${s.rounds} rounds, ` +
-    `sent ${fmtBytes(s.bytesSent)}, received ${fmtBytes(s.bytesReceived)}. Commitment ${session.model.commitment}.`;
+    `sent ${fmtBytes(s.bytesSent)}, received ${fmtBytes(s.bytesReceived)}, computed on ${session.model.backend}. ` +
+    `Commitment ${session.model.commitment}.`;
   $("status").textContent = "Done.";
   $("bar").style.width = "100%";
   let prediction = null;
@@ -318,4 +320,10 @@ function show(out, used, totalMs) {
 }
 
 $("evaluate").addEventListener("click", evaluate);
+// A new compute choice takes effect with a new session.
+$("backend").addEventListener("change", async () => {
+  const old = session;
+  session = null;
+  if (old) await old.close().catch(() => {});
+});
 loadModel();

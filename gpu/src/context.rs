@@ -165,8 +165,9 @@ impl Context {
         if let Some(cap) = options.max_binding_bytes {
             bind = bind.min(cap);
         }
-        // Leave room for aligning a range's start down to `storage_align`.
-        let bind = bind.saturating_sub(storage_align) / 8;
+        // Leave room for aligning a range's start down to `storage_align`;
+        // kernels index bound ranges with u32.
+        let bind = (bind.saturating_sub(storage_align) / 8).min(1 << 31);
         if bind < 1024 {
             return Err(Error::Device(format!(
                 "storage bindings of {} bytes are too small",

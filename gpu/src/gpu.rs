@@ -106,6 +106,16 @@ impl GpuBackend {
         }
         let out_shape = op.out_shape()?;
         let out_len: usize = out_shape.iter().product();
+        // The kernels index with u32: refuse what they cannot address (such
+        // tensors could not fit a GPU buffer anyway).
+        let len = |s: &[usize]| s.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        let addressable = |s: &[usize]| len(s).is_some_and(|n| n <= u32::MAX as usize);
+        if !addressable(op.lhs_shape()) || !addressable(op.rhs_shape()) || !addressable(&out_shape)
+        {
+            return Err(Error::Unsupported(
+                "a GPU operand of more than 2^32 elements",
+            ));
+        }
         let zeros = || Ok(RingTensor::zeros(IxDyn(&out_shape)));
         if out_len == 0
             || terms.is_empty()
@@ -337,6 +347,18 @@ impl GpuBackend {
             let count = images.min(n - i0);
             let rx = self.range(i0 * c * h * wd, (i0 + count) * c * h * wd)?;
             let ro = self.range(i0 * o * cols, (i0 + count) * o * cols)?;
+            // Every value is below an addressable operand's element count,
+            // but for stride, padding and dilation, which are checked.
+            if p.stride
+                .iter()
+                .chain(&p.padding)
+                .chain(&p.dilation)
+                .any(|&v| v > u32::MAX as usize / 4)
+            {
+                return Err(Error::Unsupported(
+                    "a GPU convolution with huge stride, padding or dilation",
+                ));
+            }
             let u = |v: usize| v as u32;
             dispatches.push(Dispatch {
                 kernel: Kernel::Conv,

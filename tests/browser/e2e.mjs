@@ -91,6 +91,15 @@ await test("web app: a drawn digit's prediction equals hush infer's", async () =
   assert.match(stats, /54 rounds/);
   console.log(`  drawn digit classified as ${last.prediction}; click to answer ${clickToAnswer} ms (target <= 200 ms)`);
   writeFileSync(join(OUT, "timing.json"), JSON.stringify({ digits_click_to_answer_ms: clickToAnswer }));
+  assert.match(stats, /computed on cpu\./);
+  // The same drawing with the products on WebGPU (SwiftShader here): a new session.
+  await page.selectOption("#backend", "gpu");
+  await page.evaluate(() => (window.hushLast = null));
+  await page.click("#evaluate");
+  await page.waitForFunction(() => window.hushLast, null, { timeout: 120000 });
+  const onGpu = await page.evaluate(() => window.hushLast);
+  assert.ok(maxDiff(native.output, onGpu.output) < TOL, `WebGPU logits ${onGpu.output} vs ${native.output}`);
+  assert.match(await page.locator("#stats").textContent(), /computed on gpu: .*u32x2 arithmetic/);
   await page.close();
 });
 
