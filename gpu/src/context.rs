@@ -135,6 +135,11 @@ impl Context {
             })
             .await
             .map_err(|e| device_error("the GPU refused a device", e))?;
+        // wgpu's default handler panics; errors of Hush's own submissions are
+        // caught by error scopes, anything else is logged.
+        device.on_uncaptured_error(std::sync::Arc::new(|e: wgpu::Error| {
+            tracing::error!("GPU error outside an operation: {e}");
+        }));
         let summary = AdapterSummary {
             name: info.name.clone(),
             backend: format!("{:?}", info.backend),
@@ -252,6 +257,63 @@ impl Context {
         out_len: usize,
         dispatches: &[Dispatch],
     ) -> Result<Vec<u64>> {
+        // Errors of this submission surface here as values, not through
+        // wgpu's default handler (which panics). The scopes are popped before
+        // any await: they belong to this thread.
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let memory = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let submitted = self.submit(inputs, out_len, dispatches);
+        let memory = memory.pop();
+        let validation = validation.pop();
+        let (buffers, staging) = submitted?;
+        if let Some(e) = memory.await {
+            return Err(device_error("the GPU ran out of memory", e));
+        }
+        if let Some(e) = validation.await {
+            return Err(device_error("the GPU refused the work", e));
+        }
+        let out_bytes = 8 * out_len as u64;
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| device_error("waiting for the GPU", e))?;
+        rx.await
+            .map_err(|_| Error::Device("the GPU dropped a read-back".into()))?
+            .map_err(|e| device_error("reading back from the GPU", e))?;
+        let mut out = vec![0u64; out_len];
+        {
+            let view = staging
+                .slice(..out_bytes.max(8))
+                .get_mapped_range()
+                .map_err(|e| device_error("mapping the read-back", e))?;
+            bytemuck::cast_slice_mut::<u64, u8>(&mut out)
+                .copy_from_slice(&view[..out_bytes as usize]);
+        }
+        staging.unmap();
+        let up: usize = inputs.iter().map(|d| d.len()).sum();
+        self.count(|s| {
+            s.submissions += 1;
+            s.dispatches += dispatches.len() as u64;
+            s.bytes_up += 8 * up as u64;
+            s.bytes_down += out_bytes;
+        });
+        self.recycle(buffers);
+        Ok(out)
+    }
+
+    /// Uploads the inputs, encodes the dispatches and the copy to a
+    /// read-back buffer, and submits; returns the pooled buffers and the
+    /// read-back buffer.
+    fn submit(
+        &self,
+        inputs: &[&[u64]],
+        out_len: usize,
+        dispatches: &[Dispatch],
+    ) -> Result<(Vec<wgpu::Buffer>, wgpu::Buffer)> {
         let mut buffers = Vec::with_capacity(inputs.len() + 1);
         for data in inputs {
             let buf = self.buffer(8 * data.len() as u64)?;
@@ -329,37 +391,7 @@ impl Context {
             encoder.copy_buffer_to_buffer(&buffers[inputs.len()], 0, &staging, 0, out_bytes);
         }
         self.queue.submit(Some(encoder.finish()));
-
-        let (tx, rx) = futures_channel::oneshot::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        #[cfg(not(target_arch = "wasm32"))]
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| device_error("waiting for the GPU", e))?;
-        rx.await
-            .map_err(|_| Error::Device("the GPU dropped a read-back".into()))?
-            .map_err(|e| device_error("reading back from the GPU", e))?;
-        let mut out = vec![0u64; out_len];
-        {
-            let view = staging
-                .slice(..out_bytes.max(8))
-                .get_mapped_range()
-                .map_err(|e| device_error("mapping the read-back", e))?;
-            bytemuck::cast_slice_mut::<u64, u8>(&mut out)
-                .copy_from_slice(&view[..out_bytes as usize]);
-        }
-        staging.unmap();
-        let up: usize = inputs.iter().map(|d| d.len()).sum();
-        self.count(|s| {
-            s.submissions += 1;
-            s.dispatches += dispatches.len() as u64;
-            s.bytes_up += 8 * up as u64;
-            s.bytes_down += out_bytes;
-        });
-        self.recycle(buffers);
-        Ok(out)
+        Ok((buffers, staging))
     }
 
     fn pipeline(&self, kernel: Kernel) -> Result<&wgpu::ComputePipeline> {
