@@ -67,18 +67,31 @@ const CALIBRATION_SIZES: [usize; 4] = [64, 128, 256, 512];
 
 impl Compute {
     /// Opens the chosen backend. `now` is a clock in milliseconds (the
-    /// browser passes `performance.now`), used by `auto` to measure.
+    /// browser passes `Date.now`), used by `auto` to measure. The choice and
+    /// its reason are logged at `info`.
     pub async fn open(
         choice: BackendChoice,
         options: &GpuOptions,
         now: fn() -> f64,
     ) -> Result<Compute> {
+        let (compute, why) = Self::open_explained(choice, options, now).await?;
+        tracing::info!("backend {choice}: {why}");
+        Ok(compute)
+    }
+
+    /// [`Compute::open`], also returning why it chose what it chose (for a
+    /// command line to print).
+    pub async fn open_explained(
+        choice: BackendChoice,
+        options: &GpuOptions,
+        now: fn() -> f64,
+    ) -> Result<(Compute, String)> {
         match choice {
-            BackendChoice::Cpu => Ok(Compute::Cpu(CpuBackend)),
+            BackendChoice::Cpu => Ok((Compute::Cpu(CpuBackend), "the CPU, as asked".into())),
             BackendChoice::Gpu => {
                 let gpu = GpuBackend::new(options).await?;
-                tracing::info!("backend: GPU {}", gpu.adapter());
-                Ok(Compute::Gpu(gpu))
+                let why = format!("the GPU {}, as asked", gpu.adapter());
+                Ok((Compute::Gpu(gpu), why))
             }
             BackendChoice::Auto => {
                 let options = GpuOptions {
@@ -87,28 +100,25 @@ impl Compute {
                 };
                 let gpu = match GpuBackend::new(&options).await {
                     Ok(gpu) => gpu,
-                    Err(e) => {
-                        tracing::info!("backend auto: using the CPU ({e})");
-                        return Ok(Compute::Cpu(CpuBackend));
-                    }
+                    Err(e) => return Ok((Compute::Cpu(CpuBackend), format!("the CPU ({e})"))),
                 };
-                match calibrate(&gpu, now).await? {
+                Ok(match calibrate(&gpu, now).await? {
                     Some(threshold) => {
-                        tracing::info!(
-                            "backend auto: GPU {} for products of at least {threshold} multiply-adds, CPU below",
+                        let why = format!(
+                            "the GPU {} for products of at least {threshold} multiply-adds, the CPU below (measured)",
                             gpu.adapter()
                         );
-                        Ok(Compute::Auto { gpu, threshold })
+                        (Compute::Auto { gpu, threshold }, why)
                     }
                     None => {
-                        tracing::info!(
-                            "backend auto: using the CPU (the GPU {} was slower at every size up to {}³)",
+                        let why = format!(
+                            "the CPU (the GPU {} was slower at every size up to {}³)",
                             gpu.adapter(),
                             CALIBRATION_SIZES[CALIBRATION_SIZES.len() - 1]
                         );
-                        Ok(Compute::Cpu(CpuBackend))
+                        (Compute::Cpu(CpuBackend), why)
                     }
-                }
+                })
             }
         }
     }
@@ -117,6 +127,15 @@ impl Compute {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn open_blocking(choice: BackendChoice, options: &GpuOptions) -> Result<Compute> {
         pollster::block_on(Self::open(choice, options, native_now))
+    }
+
+    /// [`Compute::open_explained`], blocking (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open_explained_blocking(
+        choice: BackendChoice,
+        options: &GpuOptions,
+    ) -> Result<(Compute, String)> {
+        pollster::block_on(Self::open_explained(choice, options, native_now))
     }
 
     /// What runs where, for logs and reports.

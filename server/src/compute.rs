@@ -15,10 +15,15 @@ pub struct BackendArgs {
 }
 
 impl BackendArgs {
-    /// Opens the chosen backend (logging what was chosen).
+    /// Opens the chosen backend, logging what was chosen; `auto` also says
+    /// why on stderr (whatever the log level), since it may fall back.
     pub fn open(&self) -> Result<Compute, hush_core::Error> {
-        let compute = Compute::open_blocking(self.backend, &GpuOptions::default())?;
-        tracing::info!(backend = %compute.describe(), "compute backend");
+        let (compute, why) =
+            Compute::open_explained_blocking(self.backend, &GpuOptions::default())?;
+        if self.backend == BackendChoice::Auto {
+            eprintln!("backend auto: {why}");
+        }
+        tracing::info!(backend = %compute.describe(), "compute backend: {why}");
         Ok(compute)
     }
 }
