@@ -55,10 +55,11 @@ export interface InitOutput {
     readonly wasm_bindgen__convert__closures_____invoke__h0bf075fa01c67f12: (a: number, b: number, c: any) => [number, number];
     readonly wasm_bindgen__convert__closures_____invoke__h34067ae4a0ff3f55: (a: number, b: number, c: any, d: any) => void;
     readonly wasm_bindgen__convert__closures_____invoke__h3d4295c5aa41d05e: (a: number, b: number, c: any) => [number, number];
-    readonly wasm_bindgen__convert__closures_____invoke__h3d4295c5aa41d05e_11: (a: number, b: number, c: any) => [number, number];
     readonly wasm_bindgen__convert__closures_____invoke__h3d4295c5aa41d05e_12: (a: number, b: number, c: any) => [number, number];
+    readonly wasm_bindgen__convert__closures_____invoke__h3d4295c5aa41d05e_13: (a: number, b: number, c: any) => [number, number];
+    readonly wasm_bindgen__convert__closures_____invoke__h03c503426876f50b: (a: number, b: number, c: any) => void;
     readonly wasm_bindgen__convert__closures_____invoke__h17a3ea26b7bc2332: (a: number, b: number, c: any) => void;
-    readonly wasm_bindgen__convert__closures_____invoke__h17a3ea26b7bc2332_10: (a: number, b: number, c: any) => void;
+    readonly wasm_bindgen__convert__closures_____invoke__h17a3ea26b7bc2332_11: (a: number, b: number, c: any) => void;
     readonly wasm_bindgen__convert__closures_____invoke__h17a3ea26b7bc2332_8: (a: number, b: number, c: any) => void;
     readonly __wbindgen_malloc: (a: number, b: number) => number;
     readonly __wbindgen_realloc: (a: number, b: number, c: number, d: number) => number;
