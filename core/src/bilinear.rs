@@ -82,13 +82,8 @@ impl BilinearOp {
         })
     }
 
-    /// Evaluates `op(x, y)` on ring tensors with `backend`.
-    pub fn apply<B: Backend + ?Sized>(
-        &self,
-        backend: &B,
-        x: &RingTensor,
-        y: &RingTensor,
-    ) -> Result<RingTensor> {
+    /// An error unless `x` and `y` have the operand shapes of the map.
+    pub fn check_operands(&self, x: &RingTensor, y: &RingTensor) -> Result<()> {
         if x.shape() != self.lhs_shape() || y.shape() != self.rhs_shape() {
             return Err(Error::Shape(format!(
                 "operands {:?} and {:?} do not match {:?}",
@@ -97,6 +92,17 @@ impl BilinearOp {
                 self
             )));
         }
+        Ok(())
+    }
+
+    /// Evaluates `op(x, y)` on ring tensors with `backend`.
+    pub fn apply<B: Backend + ?Sized>(
+        &self,
+        backend: &B,
+        x: &RingTensor,
+        y: &RingTensor,
+    ) -> Result<RingTensor> {
+        self.check_operands(x, y)?;
         match self {
             BilinearOp::Hadamard { .. } => Ok(backend.hadamard(x, y)),
             BilinearOp::MatMul { .. } => batched_matmul(backend, self, x, y),
@@ -202,7 +208,7 @@ impl BilinearOp {
         let (m, k, n) = (plan.m, plan.k, plan.n);
         let count: usize = plan.batch.iter().product();
         let (lb, rb) = (&lhs[..lhs.len() - 2], &rhs[..rhs.len() - 2]);
-        let tasks = if rb.iter().all(|&d| d == 1) && lb.iter().product::<usize>() == count {
+        if rb.iter().all(|&d| d == 1) && lb.iter().product::<usize>() == count {
             // Shared right operand: fold the batch into the rows of one product.
             return Ok(GemmPlan {
                 m: count * m,
@@ -211,23 +217,22 @@ impl BilinearOp {
                 tasks: vec![[0, 0, 0]],
                 out_shape: plan.out_shape,
             });
-        } else {
-            let mut idx = vec![0; plan.batch.len()];
-            (0..count)
-                .map(|b| {
-                    let mut rem = b;
-                    for d in (0..idx.len()).rev() {
-                        idx[d] = rem % plan.batch[d];
-                        rem /= plan.batch[d];
-                    }
-                    [
-                        batch_offset(&idx, lb) * m * k,
-                        batch_offset(&idx, rb) * k * n,
-                        b * m * n,
-                    ]
-                })
-                .collect()
-        };
+        }
+        let mut idx = vec![0; plan.batch.len()];
+        let tasks = (0..count)
+            .map(|b| {
+                let mut rem = b;
+                for d in (0..idx.len()).rev() {
+                    idx[d] = rem % plan.batch[d];
+                    rem /= plan.batch[d];
+                }
+                [
+                    batch_offset(&idx, lb) * m * k,
+                    batch_offset(&idx, rb) * k * n,
+                    b * m * n,
+                ]
+            })
+            .collect();
         Ok(GemmPlan {
             m,
             k,

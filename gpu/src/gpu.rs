@@ -96,13 +96,7 @@ impl GpuBackend {
         terms: &[(&RingTensor, &RingTensor)],
     ) -> Result<RingTensor> {
         for (x, y) in terms {
-            if x.shape() != op.lhs_shape() || y.shape() != op.rhs_shape() {
-                return Err(Error::Shape(format!(
-                    "operands {:?} and {:?} do not match {op:?}",
-                    x.shape(),
-                    y.shape()
-                )));
-            }
+            op.check_operands(x, y)?;
         }
         let out_shape = op.out_shape()?;
         let out_len: usize = out_shape.iter().product();
@@ -166,12 +160,11 @@ impl GpuBackend {
                     kernel,
                     params,
                 } if im2col => {
-                    let [n, c, h, wd] = *input;
+                    let [n, _, h, wd] = *input;
                     let [o, cg, kh, kw] = *kernel;
                     let g = params.groups;
                     let [oh, ow] = conv2d_output_hw([h, wd], [kh, kw], params)?;
                     let (og, rows, cols) = (o / g, cg * kh * kw, oh * ow);
-                    let _ = c;
                     for img in 0..n {
                         for grp in 0..g {
                             self.plan_gemm(
@@ -328,19 +321,14 @@ impl GpuBackend {
         let g = p.groups;
         let [oh, ow] = conv2d_output_hw([h, wd], [kh, kw], p)?;
         let (og, kdim, cols) = (o / g, cg * kh * kw, oh * ow);
+        if !self.conv_fits(input, kernel, p)? {
+            return Err(Error::Unsupported(
+                "a GPU convolution whose single image or kernel exceeds one binding or dispatch",
+            ));
+        }
         let e = self.ctx.max_bind_elems;
         let per_image = (c * h * wd).max(o * cols);
         let max_groups = self.ctx.max_groups as usize;
-        if per_image > e || o * kdim > e || g > max_groups {
-            return Err(Error::Unsupported(
-                "a GPU convolution whose single image or kernel exceeds one storage binding",
-            ));
-        }
-        if og.div_ceil(TILE) > max_groups || cols.div_ceil(TILE) > max_groups {
-            return Err(Error::Unsupported(
-                "a GPU convolution larger than one dispatch",
-            ));
-        }
         let images = (e / per_image).min(max_groups / g).max(1);
         let rk = self.range(0, o * kdim)?;
         for i0 in (0..n).step_by(images) {
