@@ -517,21 +517,114 @@ fn weight_reuse_opens_the_weights_once_and_only_the_activation_per_query() {
                     let z = p.bilinear_fixed(&op2, FixedSide::Lhs, &lw, &y).await?;
                     results.push((p.open(&y).await?, p.open(&z).await?, per_query));
                 }
-                Ok((setup, results))
+                Ok((me, setup, results))
             }
         });
-        for (setup, results) in outs {
+        for (me, setup, results) in outs {
             assert_eq!(setup.bytes_sent, (64 * 32 + 10) * 8 * (n as u64 - 1));
             for (q, (y, z, per_query)) in queries.iter().zip(results) {
                 let yref = matmul_ref(q, &wv);
                 assert!(max_abs_err(&dec(&y), &yref) <= ulp(fp()) * 1.01);
                 let zref = matmul_ref(&lhs_w, &quantize(fp(), &dec(&y)));
                 assert!(max_abs_err(&dec(&z), &zref) <= ulp(fp()) * 1.01);
-                // Per query: the activation (2x64) and the truncation of the output (2x32).
-                assert_eq!(per_query.bytes_sent, (2 * 64 + 2 * 32) * 8 * (n as u64 - 1));
-                assert_eq!(per_query.rounds, 2);
+                // Per query, to the owner only: each other party's pieces of
+                // the activation (2x64) and of the output's truncation (2x32);
+                // back: the sign bits of the output (64 bits, one word).
+                let (to_owner, back) = ((2 * 64 + 2 * 32) * 8, 8);
+                let others = n as u64 - 1;
+                if me == owner {
+                    assert_eq!(per_query.bytes_sent, back * others);
+                    assert_eq!(per_query.bytes_received, to_owner * others);
+                } else {
+                    assert_eq!(per_query.bytes_sent, to_owner);
+                    assert_eq!(per_query.bytes_received, back);
+                }
+                // At most two latencies (there and back). Rounds are a
+                // Lamport clock of the critical path, and the one-way first
+                // message depends on nothing received, so where the parties'
+                // clocks differ it overlaps the previous step and counts 1.
+                assert!((1..=2).contains(&per_query.rounds), "{per_query:?}");
             }
         }
+    }
+}
+
+#[test]
+fn fixed_products_with_local_truncation_match_the_plaintext() {
+    // The fused division applies to dealer-assisted truncation only; with
+    // local truncation the owner's product is truncated locally.
+    let config = Config {
+        truncation: TruncationMode::Local,
+        ..Config::default()
+    };
+    let mut prg = data_prg(14);
+    let wv = quantize(fp(), &uniform(&mut prg, &[16, 8], 1.0));
+    let xv = quantize(fp(), &uniform(&mut prg, &[3, 16], 4.0));
+    let (we, xe) = (enc(&wv), enc(&xv));
+    let outs = run_mpc(2, config, 14, |mut p| {
+        let (we, xe) = (&we, &xe);
+        async move {
+            let me = p.id();
+            let w = p.fix_operand(1, held(me, 1, we), &[16, 8]).await?;
+            let x = p.input::<Arith>(0, held(me, 0, xe), &[3, 16]).await?;
+            let op = BilinearOp::MatMul {
+                lhs: vec![3, 16],
+                rhs: vec![16, 8],
+            };
+            let y = p.bilinear_fixed(&op, FixedSide::Rhs, &w, &x).await?;
+            p.open(&y).await
+        }
+    });
+    for y in outs {
+        // Local truncation: one unit, unless it failed (probability ~2^-40 here).
+        assert!(max_abs_err(&dec(&y), &matmul_ref(&xv, &wv)) <= ulp(fp()) * 1.01);
+    }
+}
+
+#[test]
+fn a_wrong_length_sign_reply_from_the_owner_is_a_typed_error() {
+    use hush_core::backend::CpuBackend;
+    use hush_core::channel::Channel;
+    use hush_core::channel::memory::run_parties;
+    use hush_core::error::PeerError;
+    use hush_core::preprocessing::seeded::in_process;
+    use hush_core::protocol::Party;
+    // The owner (party 1) takes party 0's pieces of a fixed product and
+    // answers with a sign-bit message of the wrong length.
+    for cut in [0usize, 7, 9] {
+        let mut preps = in_process(&seeds(2, 15), CpuBackend).into_iter();
+        let results = run_parties(2, |ch| {
+            let prep = preps.next().unwrap();
+            async move {
+                let mut p = Party::new(ch, prep, CpuBackend, Config::default()).await?;
+                let me = p.id();
+                let we = RingTensor::zeros(IxDyn(&[4, 2]));
+                let w = p.fix_operand(1, held(me, 1, &we), &[4, 2]).await?;
+                let x = ArithShare::from_raw(RingTensor::zeros(IxDyn(&[1, 4])));
+                let op = BilinearOp::MatMul {
+                    lhs: vec![1, 4],
+                    rhs: vec![4, 2],
+                };
+                if me == 0 {
+                    p.bilinear_fixed(&op, FixedSide::Rhs, &w, &x)
+                        .await
+                        .map(|_| ())
+                } else {
+                    let (mut ch, _, _) = p.into_parts();
+                    let _ = ch.recv(0).await?;
+                    ch.send(0, vec![0u8; cut]).await?;
+                    Ok(())
+                }
+            }
+        });
+        assert!(results[1].is_ok());
+        assert_eq!(
+            results[0],
+            Err(Error::Peer(PeerError::WrongLength {
+                expected: 8,
+                got: cut
+            }))
+        );
     }
 }
 

@@ -1,23 +1,20 @@
 //! Products by Beaver triples: elementwise, matrix and convolution products
-//! through one bilinear protocol, squares by square pairs, and products with a
-//! session-fixed operand whose mask is opened once (weight-mask reuse).
+//! through one bilinear protocol, and squares by square pairs. Products with
+//! an operand fixed for the session (a layer's weights) are in `fixed.rs`.
 
 use super::Party;
 use crate::backend::{Backend, Conv2dParams};
 use crate::bilinear::BilinearOp;
 use crate::channel::Channel;
-use crate::elementwise::{add, add_assign, as_slice, for_each_chunk, from_vec, map, sub};
-use crate::error::{Error, PartyId, Result};
-use crate::preprocessing::{BeaverTriple, CorrelationRequest, Divisor, FixedSide, Preprocessing};
+use crate::elementwise::{add, add_assign, as_slice, for_each_chunk, from_vec, sub};
+use crate::error::{Error, Result};
+use crate::preprocessing::{BeaverTriple, CorrelationRequest, Divisor, Preprocessing};
 use crate::protocol::TruncationMode;
 use crate::protocol::open::{Exchanged, LANES};
-use crate::ring::RingTensor;
 use crate::share::{Arith, ArithShare};
 use alloc::format;
-use alloc::vec::Vec;
-use core::fmt;
 
-fn check_shape(what: &str, got: &[usize], want: &[usize]) -> Result<()> {
+pub(super) fn check_shape(what: &str, got: &[usize], want: &[usize]) -> Result<()> {
     if got != want {
         return Err(Error::Shape(format!(
             "{what} has shape {got:?}, expected {want:?}"
@@ -67,62 +64,6 @@ fn hadamard_share<'a>(
                     .wrapping_add(a.wrapping_mul(f));
             }
         }
-    }
-}
-
-/// The offline half of one product with a fixed operand, made by
-/// [`Party::prepare_fixed`]. `Debug` shows no values.
-pub struct PreparedFixed {
-    mask: u64,
-    op: BilinearOp,
-    side: FixedSide,
-    b: RingTensor,
-    /// `C` plus `op(B, E)` (or `op(E, B)`).
-    c: RingTensor,
-}
-
-impl fmt::Debug for PreparedFixed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "PreparedFixed {{ mask: {}, op: {:?}, side: {:?} }}",
-            self.mask, self.op, self.side
-        )
-    }
-}
-
-/// A party's handle on an operand that stays fixed for a session (a layer's
-/// weights): its mask `A` was opened once as `E = W − A`, and every later
-/// product with it opens only the other operand. `Debug` shows the shape only.
-#[derive(Clone)]
-pub struct FixedOperand {
-    id: u64,
-    shape: Vec<usize>,
-    /// This party's share of `A`, plus `E` at party 0: the shares of `W`.
-    a_plus_e: RingTensor,
-    /// The public `E = W − A`.
-    e: RingTensor,
-}
-
-impl fmt::Debug for FixedOperand {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "FixedOperand {{ id: {}, shape: {:?} }}",
-            self.id, self.shape
-        )
-    }
-}
-
-impl FixedOperand {
-    /// Shape of the fixed operand.
-    pub fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-
-    /// This party's additive share of the operand itself.
-    pub fn share(&self) -> ArithShare {
-        ArithShare::from_raw(self.a_plus_e.clone())
     }
 }
 
@@ -318,178 +259,6 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// `x ⊙ x` on fixed-point shares, truncated.
     pub async fn square(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let z = self.square_ring(x).await?;
-        self.truncate(&z).await
-    }
-
-    /// Fixes an operand held in the clear by `owner` (its weights) for the
-    /// session: one round that opens `E = W − A` for a dealer mask `A`.
-    /// `owner` passes `Some(w)`, the others `None`.
-    pub async fn fix_operand(
-        &mut self,
-        owner: PartyId,
-        value: Option<&RingTensor>,
-        shape: &[usize],
-    ) -> Result<FixedOperand> {
-        let mut v = self.fix_operands(owner, &[(value, shape)]).await?;
-        v.pop()
-            .ok_or_else(|| Error::Usage("no operand fixed".into()))
-    }
-
-    /// Fixes several operands of `owner` at once: all their masks opened in
-    /// one round. Each entry is `(Some(w)` at the owner, `None` elsewhere`,
-    /// shape)`.
-    pub async fn fix_operands(
-        &mut self,
-        owner: PartyId,
-        operands: &[(Option<&RingTensor>, &[usize])],
-    ) -> Result<Vec<FixedOperand>> {
-        let me = self.id();
-        let mut masks = Vec::with_capacity(operands.len());
-        let mut pieces = Vec::with_capacity(operands.len());
-        for &(value, shape) in operands {
-            if owner >= self.num_parties() || (me == owner) != value.is_some() {
-                return Err(Error::Usage(format!(
-                    "exactly party {owner} must provide the fixed operand"
-                )));
-            }
-            let req = CorrelationRequest::FixedMask {
-                shape: shape.to_vec(),
-            };
-            let mask = self.prep.next(&req).await?.into_fixed_mask()?;
-            pieces.push(match value {
-                Some(w) => {
-                    check_shape("fixed operand", w.shape(), shape)?;
-                    sub(w, &mask.a)
-                }
-                None => map(&mask.a, u64::wrapping_neg),
-            });
-            masks.push(mask);
-        }
-        if operands.is_empty() {
-            return Ok(Vec::new());
-        }
-        let refs: Vec<&RingTensor> = pieces.iter().collect();
-        let opened = self.open_raw_many::<Arith>(&refs).await?;
-        Ok(masks
-            .into_iter()
-            .zip(opened)
-            .zip(operands)
-            .map(|((mask, e), &(_, shape))| {
-                let a_plus_e = if me == 0 { add(&mask.a, &e) } else { mask.a };
-                FixedOperand {
-                    id: mask.id,
-                    shape: shape.to_vec(),
-                    a_plus_e,
-                    e,
-                }
-            })
-            .collect())
-    }
-
-    /// The input-independent half of one product with a fixed operand: takes
-    /// the next fresh mask `B` and `C` from the preprocessing and folds in
-    /// `op(B, E)` (or `op(E, B)`), which needs only public `E`. Run it ahead
-    /// of the query (offline); [`Party::bilinear_fixed_prepared`] finishes.
-    pub async fn prepare_fixed(
-        &mut self,
-        op: &BilinearOp,
-        side: FixedSide,
-        w: &FixedOperand,
-    ) -> Result<PreparedFixed> {
-        let w_shape = match side {
-            FixedSide::Lhs => op.lhs_shape(),
-            FixedSide::Rhs => op.rhs_shape(),
-        };
-        check_shape("fixed operand", w.shape(), w_shape)?;
-        let req = CorrelationRequest::FixedTriple {
-            mask: w.id,
-            op: op.clone(),
-            side,
-        };
-        let t = self.prep.next(&req).await?.into_fixed_triple()?;
-        let be = match side {
-            FixedSide::Rhs => self.backend.bilinear_sum(op, &[(&t.b, &w.e)]).await?,
-            FixedSide::Lhs => self.backend.bilinear_sum(op, &[(&w.e, &t.b)]).await?,
-        };
-        let mut c = t.c;
-        add_assign(&mut c, &be);
-        Ok(PreparedFixed {
-            mask: w.id,
-            op: op.clone(),
-            side,
-            b: t.b,
-            c,
-        })
-    }
-
-    /// The online half: one round that opens only `x − B`, then
-    /// `z = C' + op(x − B, W-share)` (mirrored for `Lhs`). At double scale.
-    pub async fn bilinear_fixed_prepared_ring(
-        &mut self,
-        prepared: PreparedFixed,
-        w: &FixedOperand,
-        x: &ArithShare,
-    ) -> Result<ArithShare> {
-        if prepared.mask != w.id {
-            return Err(Error::Usage(format!(
-                "product prepared for fixed operand {}, used with {}",
-                prepared.mask, w.id
-            )));
-        }
-        let PreparedFixed { op, side, b, c, .. } = prepared;
-        let x_shape = match side {
-            FixedSide::Lhs => op.rhs_shape(),
-            FixedSide::Rhs => op.lhs_shape(),
-        };
-        check_shape("operand", x.shape(), x_shape)?;
-        let f = self
-            .open_raw_many::<Arith>(&[&sub(x.as_raw(), &b)])
-            .await?
-            .remove(0);
-        // x = F + B, w = E + A: op(x, w) = C + op(B, E) + op(F, A + E).
-        let t = match side {
-            FixedSide::Rhs => self.backend.bilinear_sum(&op, &[(&f, &w.a_plus_e)]).await?,
-            FixedSide::Lhs => self.backend.bilinear_sum(&op, &[(&w.a_plus_e, &f)]).await?,
-        };
-        let mut z = c;
-        add_assign(&mut z, &t);
-        Ok(ArithShare::from_raw(z))
-    }
-
-    /// [`Party::bilinear_fixed_prepared_ring`], truncated back to scale.
-    pub async fn bilinear_fixed_prepared(
-        &mut self,
-        prepared: PreparedFixed,
-        w: &FixedOperand,
-        x: &ArithShare,
-    ) -> Result<ArithShare> {
-        let z = self.bilinear_fixed_prepared_ring(prepared, w, x).await?;
-        self.truncate(&z).await
-    }
-
-    /// `op(w, x)` (`side = Lhs`) or `op(x, w)` (`side = Rhs`) for a fixed
-    /// operand `w`, at double scale: [`Party::prepare_fixed`] then
-    /// [`Party::bilinear_fixed_prepared_ring`]; one round.
-    pub async fn bilinear_fixed_ring(
-        &mut self,
-        op: &BilinearOp,
-        side: FixedSide,
-        w: &FixedOperand,
-        x: &ArithShare,
-    ) -> Result<ArithShare> {
-        let prepared = self.prepare_fixed(op, side, w).await?;
-        self.bilinear_fixed_prepared_ring(prepared, w, x).await
-    }
-
-    /// [`Party::bilinear_fixed_ring`] on fixed-point values, truncated.
-    pub async fn bilinear_fixed(
-        &mut self,
-        op: &BilinearOp,
-        side: FixedSide,
-        w: &FixedOperand,
-        x: &ArithShare,
-    ) -> Result<ArithShare> {
-        let z = self.bilinear_fixed_ring(op, side, w, x).await?;
         self.truncate(&z).await
     }
 }

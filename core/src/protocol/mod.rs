@@ -17,19 +17,21 @@
 //! | [`Party::mul`], [`Party::matmul`], [`Party::conv2d`], [`Party::square`] | 1 + truncation |
 //! | [`Party::fix_operand`] (once per session) | 1 |
 //! | [`Party::prepare_fixed`] (per query, before the input: offline) | 0 |
-//! | [`Party::bilinear_fixed`], [`Party::bilinear_fixed_prepared`] (per query; only the activation is opened) | 1 + truncation |
+//! | [`Party::bilinear_fixed_ring`] (per query; only the activation is sent, to the owner) | 1 |
+//! | [`Party::bilinear_fixed`], [`Party::bilinear_fixed_prepared`] (the same with the truncation fused in) | 2 |
 
 mod approx;
 mod beaver;
 mod binary;
 mod compare;
+mod fixed;
 mod linear;
 pub(crate) mod open;
 mod pool;
 mod truncation;
 
 pub use approx::ApproxConfig;
-pub use beaver::{FixedOperand, PreparedFixed};
+pub use fixed::{FixedOperand, PreparedFixed};
 pub use linear::AvgPool2dParams;
 pub use pool::MaxPool2dParams;
 

@@ -308,17 +308,27 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         share: &Share<K>,
         target: PartyId,
     ) -> Result<Option<RingTensor>> {
+        let mine = as_slice(share.as_raw()).into_owned();
+        let value = self.reveal_raw_to::<K>(mine, target).await?;
+        Ok(value.map(|v| from_vec(share.shape(), v)))
+    }
+
+    /// Reveals raw per-party pieces to `target` (one message from every other
+    /// party; checked for length): their combination there, `None` elsewhere.
+    pub(crate) async fn reveal_raw_to<K: ShareKind>(
+        &mut self,
+        mine: Vec<Ring>,
+        target: PartyId,
+    ) -> Result<Option<Vec<Ring>>> {
         let (me, n) = (self.id(), self.num_parties());
         if target >= n {
             return Err(Error::Usage(format!("party {target} does not exist")));
         }
         if me != target {
-            self.channel
-                .send(target, encode_ring(&as_slice(share.as_raw())))
-                .await?;
+            self.channel.send(target, encode_ring(&mine)).await?;
             return Ok(None);
         }
-        let mut acc = as_slice(share.as_raw()).into_owned();
+        let mut acc = mine;
         for peer in (0..n).filter(|&p| p != me) {
             let theirs = self.channel.recv(peer).await?;
             if theirs.len() != acc.len() * 8 {
@@ -339,6 +349,6 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 }
             });
         }
-        Ok(Some(from_vec(share.shape(), acc)))
+        Ok(Some(acc))
     }
 }

@@ -27,10 +27,10 @@ use crate::share::{Arith, ArithShare};
 
 /// The public constants of division by `d`.
 #[derive(Clone, Copy)]
-struct DivConsts {
+pub(crate) struct DivConsts {
     d: u64,
     /// `K`: `2^62` rounded down to a multiple of `d`.
-    k: u64,
+    pub(crate) k: u64,
     /// `K / d`.
     k_over_d: u64,
     /// `⌊2^64 / d⌋` mod 2^64 (0 for `d = 1`, the right value in the ring).
@@ -38,7 +38,7 @@ struct DivConsts {
 }
 
 impl DivConsts {
-    fn new(d: u64) -> Self {
+    pub(crate) fn new(d: u64) -> Self {
         let k_over_d = (1u64 << 62) / d;
         DivConsts {
             d,
@@ -47,6 +47,45 @@ impl DivConsts {
             q64: ((1u128 << 64) / d as u128) as u64,
         }
     }
+}
+
+/// One party's share of `⌊x/d⌋` from the opened `c = x + K + R` and its
+/// shares `rd` of `⌊R/d⌋` and `msb` of `msb(R)`:
+/// `(1 − msb(c))·⌊2^64/d⌋·msb(R) − ⌊R/d⌋`, plus `⌊c/d⌋ − K/d` at the one
+/// party that `lead`s. A party that does not lead needs only `msb(c)` (the
+/// other bits of `c` may be zero).
+#[inline]
+pub(crate) fn quotient_share(c: u64, rd: u64, msb: u64, k: &DivConsts, lead: bool) -> u64 {
+    let y = wrap_term(c, msb, k.q64).wrapping_sub(rd);
+    if lead {
+        y.wrapping_add((c / k.d).wrapping_sub(k.k_over_d))
+    } else {
+        y
+    }
+}
+
+/// [`quotient_share`] for `d = 2^s` (a shift, so loops vectorize).
+#[inline]
+pub(crate) fn quotient_share_pow2(
+    c: u64,
+    rd: u64,
+    msb: u64,
+    s: u32,
+    k: &DivConsts,
+    lead: bool,
+) -> u64 {
+    let y = wrap_term(c, msb, k.q64).wrapping_sub(rd);
+    if lead {
+        y.wrapping_add((c >> s).wrapping_sub(k.k_over_d))
+    } else {
+        y
+    }
+}
+
+/// `(1 − msb(c))·q64·msb`: the wrap correction.
+#[inline]
+fn wrap_term(c: u64, msb: u64, q64: u64) -> u64 {
+    (1 - (c >> 63)).wrapping_mul(q64).wrapping_mul(msb)
 }
 
 impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
@@ -142,39 +181,17 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let finish = |off: usize, vals: &mut [u64]| {
             let n = vals.len();
             let (r_div, r_msb) = (&r_div[off..off + n], &r_msb[off..off + n]);
-            let one = |c: u64, rd: u64, msb: u64, k: &DivConsts| {
-                let not_c_msb = 1 - (c >> 63);
-                let y = not_c_msb
-                    .wrapping_mul(k.q64)
-                    .wrapping_mul(msb)
-                    .wrapping_sub(rd);
-                if me0 {
-                    y.wrapping_add((c / k.d).wrapping_sub(k.k_over_d))
-                } else {
-                    y
-                }
-            };
             match divisor {
                 Divisor::Uniform(d) => {
                     let k = DivConsts::new(*d);
                     if d.is_power_of_two() {
-                        // Division by 2^s is a shift: lets the loop vectorize.
                         let s = d.trailing_zeros();
                         for ((v, &rd), &msb) in vals.iter_mut().zip(r_div).zip(r_msb) {
-                            let c = *v;
-                            let not_c_msb = 1 - (c >> 63);
-                            let mut y = not_c_msb
-                                .wrapping_mul(k.q64)
-                                .wrapping_mul(msb)
-                                .wrapping_sub(rd);
-                            if me0 {
-                                y = y.wrapping_add((c >> s).wrapping_sub(k.k_over_d));
-                            }
-                            *v = y;
+                            *v = quotient_share_pow2(*v, rd, msb, s, &k, me0);
                         }
                     } else {
                         for ((v, &rd), &msb) in vals.iter_mut().zip(r_div).zip(r_msb) {
-                            *v = one(*v, rd, msb, &k);
+                            *v = quotient_share(*v, rd, msb, &k, me0);
                         }
                     }
                 }
@@ -182,7 +199,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                     for (((v, &rd), &msb), &d) in
                         vals.iter_mut().zip(r_div).zip(r_msb).zip(&ds[off..])
                     {
-                        *v = one(*v, rd, msb, &DivConsts::new(d));
+                        *v = quotient_share(*v, rd, msb, &DivConsts::new(d), me0);
                     }
                 }
             }

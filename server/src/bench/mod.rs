@@ -250,8 +250,17 @@ impl Report {
     }
 }
 
+/// Bytes each way between the two parties: party 0 (the client, who holds
+/// the input) to party 1 (the owner), and back. Protocols with an owner are
+/// asymmetric, so the two directions are shown apart.
+fn each_way(c: &[CommStats]) -> (u64, u64) {
+    c.first()
+        .map_or((0, 0), |c0| (c0.bytes_sent, c0.bytes_received))
+}
+
 fn print_markdown(r: &Report) {
     let max = |f: fn(&CommStats) -> u64, c: &[CommStats]| c.iter().map(f).max().unwrap_or(0);
+    let (up, down) = each_way(&r.comm);
     let peak = r
         .peak_memory
         .iter()
@@ -263,16 +272,17 @@ fn print_markdown(r: &Report) {
         r.name,
         ms(median(&r.online)),
         ms(median(&r.offline)),
-        human_bytes(max(|c| c.bytes_sent, &r.comm)),
-        human_bytes(max(|c| c.bytes_received, &r.comm)),
+        human_bytes(up),
+        human_bytes(down),
         max(|c| c.rounds, &r.comm)
     );
     if let Some((t, c)) = &r.setup {
+        let (up, down) = each_way(c);
         println!(
             "| ↳ weight setup, once per session | {:.2} ms | | {} | {} | {} | | |",
             ms(*t),
-            human_bytes(max(|c| c.bytes_sent, c)),
-            human_bytes(max(|c| c.bytes_received, c)),
+            human_bytes(up),
+            human_bytes(down),
             max(|c| c.rounds, c)
         );
     }
@@ -381,7 +391,7 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("party 1: party 0 prints the results");
     } else if args.markdown {
         println!(
-            "| workload | online (median of {}) | offline | sent per party | received per party | rounds | peak memory | max error |",
+            "| workload | online (median of {}) | offline | sent P0 → P1 | sent P1 → P0 | rounds | peak memory | max error |",
             args.reps
         );
         println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
@@ -397,14 +407,7 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         );
         println!(
             "{:<34} {:>11} {:>11} {:>12} {:>12} {:>7} {:>10} {:>9}",
-            "workload",
-            "online",
-            "offline",
-            "sent/party",
-            "recv/party",
-            "rounds",
-            "peak mem",
-            "max err"
+            "workload", "online", "offline", "P0 → P1", "P1 → P0", "rounds", "peak mem", "max err"
         );
     }
     for (name, run) in selected {
@@ -421,8 +424,7 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         } else if args.markdown {
             print_markdown(&r);
         } else {
-            let sent = r.comm.iter().map(|c| c.bytes_sent).max().unwrap_or(0);
-            let recv = r.comm.iter().map(|c| c.bytes_received).max().unwrap_or(0);
+            let (sent, recv) = each_way(&r.comm);
             let rounds = r.comm.iter().map(|c| c.rounds).max().unwrap_or(0);
             println!(
                 "{:<34} {:>8.2} ms {:>8.2} ms {:>12} {:>12} {:>7} {:>10} {:>9}",
@@ -439,14 +441,14 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 r.max_error.map_or(String::new(), |e| format!("{e:.1e}")),
             );
             if let Some((t, c)) = &r.setup {
-                let sent = c.iter().map(|c| c.bytes_sent).max().unwrap_or(0);
+                let (sent, recv) = each_way(c);
                 println!(
                     "{:<34} {:>8.2} ms {:>11} {:>12} {:>12} {:>7}",
                     "  └ weight setup (once per session)",
                     ms(*t),
                     "",
                     human_bytes(sent),
-                    "",
+                    human_bytes(recv),
                     c.iter().map(|c| c.rounds).max().unwrap_or(0)
                 );
             }
