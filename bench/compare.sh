@@ -5,6 +5,9 @@
 #   bench/compare.sh --quick    one repetition of a few small workloads, to
 #                               check the pipeline (results are not written
 #                               to docs/ unless --write is given as well)
+#   bench/compare.sh --hush-only  Hush's runs again, CrypTen's JSON lines of an
+#                               earlier full run kept (CrypTen does not change
+#                               when Hush does; about 25 min)
 #
 # Steps: the CrypTen environment (bench/crypten/setup.sh), the shared ONNX
 # models (bench/crypten/models.py), `hush bench` for the ops and models
@@ -19,11 +22,13 @@ cd "$(dirname "$0")/.."
 
 QUICK=0
 WRITE=1
+HUSH_ONLY=0
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1; WRITE=0 ;;
     --write) WRITE=1 ;;
-    *) echo "usage: bench/compare.sh [--quick] [--write]" >&2; exit 2 ;;
+    --hush-only) HUSH_ONLY=1 ;;
+    *) echo "usage: bench/compare.sh [--quick] [--write] [--hush-only]" >&2; exit 2 ;;
   esac
 done
 
@@ -33,7 +38,17 @@ OUT=target/bench/results
 PY=$VENV/bin/python
 HUSH=target/release/hush
 mkdir -p "$OUT"
-rm -f "$OUT"/*.jsonl
+if [ "$HUSH_ONLY" = 1 ]; then
+  for f in crypten-ops crypten-models; do
+    if [ ! -s "$OUT/$f.jsonl" ]; then
+      echo "--hush-only needs $OUT/$f.jsonl from an earlier full run" >&2
+      exit 1
+    fi
+  done
+  find "$OUT" -maxdepth 1 -name '*.jsonl' ! -name 'crypten-*' -delete
+else
+  rm -f "$OUT"/*.jsonl
+fi
 
 bench/crypten/setup.sh "$VENV"
 "$PY" bench/crypten/models.py "$MODELS"
@@ -52,6 +67,21 @@ fi
 reps_for() { case "$1" in *224*) echo "$BIG_REPS" ;; *) echo "$REPS" ;; esac; }
 
 echo "== machine" >&2
+# With --hush-only, CrypTen's figures keep the date of the run that made them.
+CRYPTEN_DATE=""
+if [ "$HUSH_ONLY" = 1 ]; then
+  CRYPTEN_DATE=$(python3 - "$OUT" <<'EOF'
+import datetime, json, os, sys
+out = sys.argv[1]
+m = os.path.join(out, "machine.json")
+prev = json.load(open(m)) if os.path.exists(m) else {}
+src = m if os.path.exists(m) else os.path.join(out, "crypten-ops.jsonl")
+print(prev.get("crypten_date") or prev.get("date") or datetime.datetime.fromtimestamp(
+    os.path.getmtime(src), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+EOF
+)
+fi
+export CRYPTEN_DATE
 python3 - > "$OUT/machine.json" <<'EOF'
 import json, os, platform, subprocess
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
@@ -59,7 +89,10 @@ mem = next((int(l.split()[1]) * 1024 for l in open("/proc/meminfo") if l.startsw
 rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
 import datetime
 date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-print(json.dumps({"date": date, "cpu": cpu, "cores": os.cpu_count(), "memory_bytes": mem, "kernel": platform.release(), "rustc": rustc}))
+m = {"date": date, "cpu": cpu, "cores": os.cpu_count(), "memory_bytes": mem, "kernel": platform.release(), "rustc": rustc}
+if os.environ.get("CRYPTEN_DATE"):
+    m["crypten_date"] = os.environ["CRYPTEN_DATE"]
+print(json.dumps(m))
 EOF
 
 echo "== hush, ops and models, two parties in one process" >&2
@@ -72,10 +105,16 @@ for name in "${MODEL_FILTER[@]}"; do
 done
 
 echo "== crypten 0.4.1, same workloads" >&2
-for name in "${OPS_FILTER[@]}"; do
+if [ "$HUSH_ONLY" = 1 ]; then
+  echo "(kept from the earlier run: --hush-only)" >&2
+  OPS_FILTER_C=(); MODEL_FILTER_C=()
+else
+  OPS_FILTER_C=("${OPS_FILTER[@]}"); MODEL_FILTER_C=("${MODEL_FILTER[@]}")
+fi
+for name in "${OPS_FILTER_C[@]}"; do
   "$PY" bench/crypten/bench.py --suite ops --filter "$name" --reps "$REPS" >> "$OUT/crypten-ops.jsonl" || true
 done
-for name in "${MODEL_FILTER[@]}"; do
+for name in "${MODEL_FILTER_C[@]}"; do
   "$PY" bench/crypten/bench.py --suite models --models-dir "$MODELS" --filter "$name" \
     --reps "$(reps_for "$name")" >> "$OUT/crypten-models.jsonl" || true
 done
