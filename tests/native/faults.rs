@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use hush_core::error::{ErrorCode, Result as CoreResult};
 use hush_core::session::client::{ClientOptions, ClientSession};
 use hush_core::session::frame::{Frame, Limits, decode, encode_control, encode_data};
-use hush_core::session::{Control, FrameTransport};
+use hush_core::session::{Control, FrameTransport, PROTOCOL_VERSION};
 use hush_server::net::connect::Connect;
 use hush_server::net::infer::{DealerSeeds, session_url};
 use hush_server::net::ws::WsTransport;
@@ -219,22 +219,24 @@ fn malformed_truncated_and_oversized_frames_end_only_their_session() {
     let d = dealer(&dir, &[], &[]);
     let s = server(&dir, &d.url, &[], &[]);
     let bin = |b: Vec<u8>| Message::Binary(b.into());
+    const V: u8 = PROTOCOL_VERSION;
+    let version_reason = format!("protocol version {V} required");
     let cases: Vec<(&str, Vec<Message>, &str)> = vec![
         (
             "other version",
             vec![bin(vec![9, 1, 0, 0])],
-            "protocol version 1 required",
+            &version_reason,
         ),
         ("empty frame", vec![bin(vec![])], "PROTOCOL"),
-        ("truncated header", vec![bin(vec![1])], "PROTOCOL"),
+        ("truncated header", vec![bin(vec![V])], "PROTOCOL"),
         (
             "unknown kind",
-            vec![bin(vec![1, 0x77, 1, 2, 3])],
+            vec![bin(vec![V, 0x77, 1, 2, 3])],
             "PROTOCOL",
         ),
         (
             "control garbage",
-            vec![bin(vec![1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f])],
+            vec![bin(vec![V, 1, 0xff, 0xff, 0xff, 0xff, 0x0f])],
             "PROTOCOL",
         ),
         (
@@ -242,14 +244,14 @@ fn malformed_truncated_and_oversized_frames_end_only_their_session() {
             vec![bin(encode_data(1, true, &[0; 32]))],
             "PROTOCOL",
         ),
-        ("truncated data", vec![bin(vec![1, 2, 0, 0])], "PROTOCOL"),
+        ("truncated data", vec![bin(vec![V, 2, 0, 0])], "PROTOCOL"),
         (
             "wrong control",
             vec![bin(encode_control(&Control::Infer).unwrap())],
             "PROTOCOL",
         ),
         ("text", vec![Message::Text("hello".into())], "PROTOCOL"),
-        ("oversized", vec![bin(vec![1; 40 << 20])], ""),
+        ("oversized", vec![bin(vec![V; 40 << 20])], ""),
     ];
     for (name, msgs, expect) in cases {
         let answer = poke(&s.url, msgs);
@@ -265,7 +267,7 @@ fn malformed_truncated_and_oversized_frames_end_only_their_session() {
         token: None,
     })
     .unwrap();
-    let answer = poke(&s.url, vec![bin(hello), bin(vec![1, 1, 0xff])]);
+    let answer = poke(&s.url, vec![bin(hello), bin(vec![V, 1, 0xff])]);
     assert!(answer.contains("PROTOCOL"), "{answer}");
     assert_freed_and_serving(&s);
 }

@@ -19,7 +19,9 @@ use crate::error::{PeerError, Result};
 use alloc::vec::Vec;
 
 /// Version of the frame format and of the session protocol it carries.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// 2: products with the server's weights send the client's pieces to the
+/// server only, with the truncation fused (`protocol/fixed.rs`).
+pub const PROTOCOL_VERSION: u8 = 2;
 
 const KIND_CONTROL: u8 = 0x01;
 const KIND_DATA_LAST: u8 = 0x02;
