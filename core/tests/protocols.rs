@@ -582,53 +582,6 @@ fn fixed_products_with_local_truncation_match_the_plaintext() {
 }
 
 #[test]
-fn a_wrong_length_sign_reply_from_the_owner_is_a_typed_error() {
-    use hush_core::backend::CpuBackend;
-    use hush_core::channel::Channel;
-    use hush_core::channel::memory::run_parties;
-    use hush_core::error::PeerError;
-    use hush_core::preprocessing::seeded::in_process;
-    use hush_core::protocol::Party;
-    // The owner (party 1) takes party 0's pieces of a fixed product and
-    // answers with a sign-bit message of the wrong length.
-    for cut in [0usize, 7, 9] {
-        let mut preps = in_process(&seeds(2, 15), CpuBackend).into_iter();
-        let results = run_parties(2, |ch| {
-            let prep = preps.next().unwrap();
-            async move {
-                let mut p = Party::new(ch, prep, CpuBackend, Config::default()).await?;
-                let me = p.id();
-                let we = RingTensor::zeros(IxDyn(&[4, 2]));
-                let w = p.fix_operand(1, held(me, 1, &we), &[4, 2]).await?;
-                let x = ArithShare::from_raw(RingTensor::zeros(IxDyn(&[1, 4])));
-                let op = BilinearOp::MatMul {
-                    lhs: vec![1, 4],
-                    rhs: vec![4, 2],
-                };
-                if me == 0 {
-                    p.bilinear_fixed(&op, FixedSide::Rhs, &w, &x)
-                        .await
-                        .map(|_| ())
-                } else {
-                    let (mut ch, _, _) = p.into_parts();
-                    let _ = ch.recv(0).await?;
-                    ch.send(0, vec![0u8; cut]).await?;
-                    Ok(())
-                }
-            }
-        });
-        assert!(results[1].is_ok());
-        assert_eq!(
-            results[0],
-            Err(Error::Peer(PeerError::WrongLength {
-                expected: 8,
-                got: cut
-            }))
-        );
-    }
-}
-
-#[test]
 fn truncated_or_wrong_length_peer_messages_are_typed_errors() {
     use hush_core::backend::CpuBackend;
     use hush_core::channel::Channel;
@@ -636,33 +589,55 @@ fn truncated_or_wrong_length_peer_messages_are_typed_errors() {
     use hush_core::error::PeerError;
     use hush_core::preprocessing::seeded::in_process;
     use hush_core::protocol::Party;
-    // Party 1 follows the protocol until the Beaver opening, then sends a
-    // short message; party 0 must fail with a typed error, not panic.
-    for cut in [0usize, 1, 7, 15] {
-        let mut preps = in_process(&seeds(2, 12), CpuBackend).into_iter();
-        let results = run_parties(2, |ch| {
-            let prep = preps.next().unwrap();
-            async move {
-                let mut p = Party::new(ch, prep, CpuBackend, Config::default()).await?;
-                let x = ArithShare::from_raw(RingTensor::zeros(IxDyn(&[2])));
-                if p.id() == 0 {
-                    p.mul(&x, &x).await.map(|_| ())
-                } else {
-                    let (mut ch, _, _) = p.into_parts();
-                    let _ = ch.recv(0).await?;
-                    ch.send(0, vec![0u8; cut]).await?;
-                    Ok(())
+    // Party 1 follows the protocol until its answer is due, then sends a
+    // message of the wrong length; party 0 must fail with a typed error, not
+    // panic. Two answers: a Beaver opening of two elements (32 bytes), and
+    // the owner's sign bits after a fixed product of two outputs (8 bytes).
+    for (fixed, expected, cuts) in [(false, 32, [0usize, 1, 7, 15]), (true, 8, [0, 7, 9, 16])] {
+        for cut in cuts {
+            let mut preps = in_process(&seeds(2, 12), CpuBackend).into_iter();
+            let results = run_parties(2, |ch| {
+                let prep = preps.next().unwrap();
+                async move {
+                    let mut p = Party::new(ch, prep, CpuBackend, Config::default()).await?;
+                    let me = p.id();
+                    let w = if fixed {
+                        let we = RingTensor::zeros(IxDyn(&[4, 2]));
+                        Some(p.fix_operand(1, held(me, 1, &we), &[4, 2]).await?)
+                    } else {
+                        None
+                    };
+                    if me == 1 {
+                        let (mut ch, _, _) = p.into_parts();
+                        let _ = ch.recv(0).await?;
+                        ch.send(0, vec![0u8; cut]).await?;
+                        return Ok(());
+                    }
+                    match &w {
+                        Some(w) => {
+                            let x = ArithShare::from_raw(RingTensor::zeros(IxDyn(&[1, 4])));
+                            let op = BilinearOp::MatMul {
+                                lhs: vec![1, 4],
+                                rhs: vec![4, 2],
+                            };
+                            p.bilinear_fixed(&op, FixedSide::Rhs, w, &x)
+                                .await
+                                .map(|_| ())
+                        }
+                        None => {
+                            let x = ArithShare::from_raw(RingTensor::zeros(IxDyn(&[2])));
+                            p.mul(&x, &x).await.map(|_| ())
+                        }
+                    }
                 }
-            }
-        });
-        assert!(results[1].is_ok());
-        assert_eq!(
-            results[0],
-            Err(Error::Peer(PeerError::WrongLength {
-                expected: 32,
-                got: cut
-            }))
-        );
+            });
+            assert!(results[1].is_ok());
+            assert_eq!(
+                results[0],
+                Err(Error::Peer(PeerError::WrongLength { expected, got: cut })),
+                "fixed product: {fixed}"
+            );
+        }
     }
 }
 
