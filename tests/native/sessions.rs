@@ -200,7 +200,10 @@ fn health_model_and_page() {
     let m: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(m["inputs"][0]["shape"], serde_json::json!([1, 1, 8, 8]));
     assert_eq!(m["outputs"][0]["shape"], serde_json::json!([1, 10]));
-    assert_eq!(m["protocol_version"], 1);
+    assert_eq!(
+        m["protocol_version"],
+        hush_core::session::PROTOCOL_VERSION as u64
+    );
     let (status, page) = http_get(&s.addr(), "/");
     assert!(status.contains("200") && page.contains("Evaluate privately"));
     let (status, wasm) = http_get(&s.addr(), "/pkg/hush_wasm.js");
