@@ -7,7 +7,8 @@
 #                               to docs/ unless --write is given as well)
 #   bench/compare.sh --hush-only  Hush's runs again, CrypTen's JSON lines of an
 #                               earlier full run kept (CrypTen does not change
-#                               when Hush does; about 25 min)
+#                               when Hush does; about 10 min on 2 cores
+#                               after the release build)
 #
 # Steps: the CrypTen environment (bench/crypten/setup.sh), the shared ONNX
 # models (bench/crypten/models.py), `hush bench` for the ops and models
@@ -107,17 +108,15 @@ done
 echo "== crypten 0.4.1, same workloads" >&2
 if [ "$HUSH_ONLY" = 1 ]; then
   echo "(kept from the earlier run: --hush-only)" >&2
-  OPS_FILTER_C=(); MODEL_FILTER_C=()
 else
-  OPS_FILTER_C=("${OPS_FILTER[@]}"); MODEL_FILTER_C=("${MODEL_FILTER[@]}")
+  for name in "${OPS_FILTER[@]}"; do
+    "$PY" bench/crypten/bench.py --suite ops --filter "$name" --reps "$REPS" >> "$OUT/crypten-ops.jsonl" || true
+  done
+  for name in "${MODEL_FILTER[@]}"; do
+    "$PY" bench/crypten/bench.py --suite models --models-dir "$MODELS" --filter "$name" \
+      --reps "$(reps_for "$name")" >> "$OUT/crypten-models.jsonl" || true
+  done
 fi
-for name in "${OPS_FILTER_C[@]}"; do
-  "$PY" bench/crypten/bench.py --suite ops --filter "$name" --reps "$REPS" >> "$OUT/crypten-ops.jsonl" || true
-done
-for name in "${MODEL_FILTER_C[@]}"; do
-  "$PY" bench/crypten/bench.py --suite models --models-dir "$MODELS" --filter "$name" \
-    --reps "$(reps_for "$name")" >> "$OUT/crypten-models.jsonl" || true
-done
 
 echo "== hush between two processes: loopback and emulated WANs" >&2
 if [ "$QUICK" = 1 ]; then LINKS=(loopback wan40); else LINKS=(loopback wan10 wan40); fi

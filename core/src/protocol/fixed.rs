@@ -55,6 +55,16 @@ pub struct PreparedFixed {
     c: RingTensor,
 }
 
+impl PreparedFixed {
+    /// Shape of the other operand (the activation).
+    fn x_shape(&self) -> &[usize] {
+        match self.side {
+            FixedSide::Lhs => self.op.rhs_shape(),
+            FixedSide::Rhs => self.op.lhs_shape(),
+        }
+    }
+}
+
 impl fmt::Debug for PreparedFixed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -100,6 +110,11 @@ impl FixedOperand {
     pub fn owner(&self) -> PartyId {
         self.owner
     }
+}
+
+/// This party's piece `x_i − B_i` of `F`, as a flat vector.
+fn f_piece(x: &ArithShare, b: &RingTensor) -> Vec<u64> {
+    sub(x.as_raw(), b).into_raw_vec_and_offset().0
 }
 
 /// The opened sign bits of `c`, one per element, packed into words.
@@ -222,11 +237,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 prepared.mask, w.id
             )));
         }
-        let x_shape = match prepared.side {
-            FixedSide::Lhs => prepared.op.rhs_shape(),
-            FixedSide::Rhs => prepared.op.lhs_shape(),
-        };
-        check_shape("operand", x.shape(), x_shape)
+        check_shape("operand", x.shape(), prepared.x_shape())
     }
 
     /// At the owner: `op(F, W)` (or `op(W, F)`) for the opened `F`.
@@ -239,13 +250,9 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let weights =
             w.w.as_ref()
                 .ok_or_else(|| Error::Usage("the owner's fixed operand has no value".into()))?;
-        let (op, side) = (&prepared.op, prepared.side);
-        let x_shape = match side {
-            FixedSide::Lhs => op.rhs_shape(),
-            FixedSide::Rhs => op.lhs_shape(),
-        };
-        let f = from_vec(x_shape, f);
-        match side {
+        let op = &prepared.op;
+        let f = from_vec(prepared.x_shape(), f);
+        match prepared.side {
             FixedSide::Rhs => self.backend.bilinear_sum(op, &[(&f, weights)]).await,
             FixedSide::Lhs => self.backend.bilinear_sum(op, &[(weights, &f)]).await,
         }
@@ -261,11 +268,15 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         x: &ArithShare,
     ) -> Result<ArithShare> {
         Self::check_prepared(&prepared, w, x)?;
-        let f_piece = as_slice(&sub(x.as_raw(), &prepared.b)).into_owned();
-        let f = self.reveal_raw_to::<Arith>(f_piece, w.owner).await?;
-        let mut z = prepared.c.clone();
-        if let Some(f) = f {
-            let t = self.owner_product(&prepared, w, f).await?;
+        let f = self
+            .reveal_raw_to::<Arith>(f_piece(x, &prepared.b), w.owner)
+            .await?;
+        let t = match f {
+            Some(f) => Some(self.owner_product(&prepared, w, f).await?),
+            None => None,
+        };
+        let mut z = prepared.c;
+        if let Some(t) = t {
             add_assign(&mut z, &t);
         }
         Ok(ArithShare::from_raw(z))
@@ -288,21 +299,11 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let out_shape = prepared.c.shape().to_vec();
         let (nx, nz) = (x.len(), prepared.c.len());
         let d = self.config.fixed_point.scale();
-        let req = CorrelationRequest::DivPair {
-            shape: out_shape.clone(),
-            divisor: Divisor::Uniform(d),
-        };
-        let pair = self.prep.next(&req).await?.into_div_pair()?;
-        if [&pair.r, &pair.r_div, &pair.r_msb]
-            .iter()
-            .any(|t| t.shape() != out_shape.as_slice())
-        {
-            return Err(Error::Shape("division pair shape mismatch".into()));
-        }
+        let pair = self.next_div_pair(&out_shape, &Divisor::Uniform(d)).await?;
         let (owner, lead) = (w.owner, self.id() == w.owner);
         // This party's pieces: F_i = x_i − B_i, then c_i = z_i + R_i (the
         // owner's c piece waits for its product; it adds K too).
-        let mut pieces = as_slice(&sub(x.as_raw(), &prepared.b)).into_owned();
+        let mut pieces = f_piece(x, &prepared.b);
         pieces.resize(nx + nz, 0);
         if !lead {
             let (zs, rs) = (as_slice(&prepared.c), as_slice(&pair.r));
@@ -315,9 +316,8 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let s = d.trailing_zeros();
         let (r_div, r_msb) = (as_slice(&pair.r_div), as_slice(&pair.r_msb));
         let mut out = match opened {
-            Some(mut fc) => {
-                let f = fc[..nx].to_vec();
-                let mut c = fc.split_off(nx);
+            Some(mut f) => {
+                let mut c = f.split_off(nx);
                 let t = self.owner_product(&prepared, w, f).await?;
                 let (zc, tz, rs) = (as_slice(&prepared.c), as_slice(&t), as_slice(&pair.r));
                 for_each_chunk(&mut c, |off, out| {

@@ -21,7 +21,7 @@ use crate::backend::Backend;
 use crate::channel::Channel;
 use crate::elementwise::{as_slice, from_vec};
 use crate::error::{Error, Result};
-use crate::preprocessing::{CorrelationRequest, Divisor, Preprocessing};
+use crate::preprocessing::{CorrelationRequest, DivPair, Divisor, Preprocessing};
 use crate::protocol::open::LANES;
 use crate::share::{Arith, ArithShare};
 
@@ -124,17 +124,13 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         self.div_public_with(x.shape(), divisor, fill).await
     }
 
-    /// [`Party::div_public`] of a value whose share this party writes by
-    /// chunks with `x_fill(off, out)` (elements `off..off + out.len()`), so a
-    /// protocol can fuse the step that produces `x` into the division.
-    pub(crate) async fn div_public_with(
+    /// The next division pair for `shape` and `divisor`, checked.
+    pub(crate) async fn next_div_pair(
         &mut self,
         shape: &[usize],
         divisor: &Divisor,
-        x_fill: impl Fn(usize, &mut [u64]) + Sync + Send,
-    ) -> Result<ArithShare> {
-        let len: usize = shape.iter().product();
-        divisor.validate(len)?;
+    ) -> Result<DivPair> {
+        divisor.validate(shape.iter().product())?;
         let req = CorrelationRequest::DivPair {
             shape: shape.to_vec(),
             divisor: divisor.clone(),
@@ -146,6 +142,19 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         {
             return Err(Error::Shape("division pair shape mismatch".into()));
         }
+        Ok(pair)
+    }
+
+    /// [`Party::div_public`] of a value whose share this party writes by
+    /// chunks with `x_fill(off, out)` (elements `off..off + out.len()`), so a
+    /// protocol can fuse the step that produces `x` into the division.
+    pub(crate) async fn div_public_with(
+        &mut self,
+        shape: &[usize],
+        divisor: &Divisor,
+        x_fill: impl Fn(usize, &mut [u64]) + Sync + Send,
+    ) -> Result<ArithShare> {
+        let pair = self.next_div_pair(shape, divisor).await?;
         let me0 = self.id() == 0;
         let (r_div, r_msb) = (as_slice(&pair.r_div), as_slice(&pair.r_msb));
         // The pieces c_i = x_i + K + R_i are built in R's own buffer.
