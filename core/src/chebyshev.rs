@@ -48,16 +48,18 @@ pub fn eval(c: &[f64], t: f64) -> f64 {
 
 /// The pairs `(k, a, b, c)` meaning `T_k = 2·T_a·T_b − T_c`, grouped by
 /// level: every product in a level uses only earlier terms, so a level is one
-/// batch of multiplications. Covers `T_2..=T_degree`.
+/// batch of multiplications. Covers `T_2..=T_degree`. Halves are balanced
+/// (`a = ⌈k/2⌉`, `b = ⌊k/2⌋`), so every even `T_k` is a square, which costs
+/// half the opening of a general product.
 pub fn schedule(degree: usize) -> Vec<Vec<(usize, usize, usize, usize)>> {
     let mut levels = Vec::new();
     let mut have = 1;
     while have < degree {
         let top = (2 * have).min(degree);
-        // T_k = 2·T_have·T_(k−have) − T_(2·have − k)
+        // T_k = 2·T_a·T_b − T_(a−b) with a + b = k, a ≤ have
         levels.push(
             (have + 1..=top)
-                .map(|k| (k, have, k - have, 2 * have - k))
+                .map(|k| (k, k.div_ceil(2), k / 2, k % 2))
                 .collect(),
         );
         have = top;
@@ -90,6 +92,15 @@ mod tests {
             assert!((v - libm::cos(k as f64 * libm::acos(t))).abs() < 1e-12);
         }
         assert_eq!(schedule(7).len(), 3);
+        let squares = |d| -> Vec<usize> {
+            schedule(d)
+                .concat()
+                .iter()
+                .filter(|&&(_, a, b, _)| a == b)
+                .map(|&(k, ..)| k)
+                .collect()
+        };
+        assert_eq!(squares(7), [2, 4, 6]);
         assert_eq!(schedule(1).len(), 0);
     }
 }

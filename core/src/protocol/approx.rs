@@ -27,6 +27,7 @@ use super::Party;
 use super::compare::concat;
 use crate::backend::Backend;
 use crate::bilinear::BilinearOp;
+use crate::bits::BitShare;
 use crate::channel::Channel;
 use crate::chebyshev;
 use crate::elementwise::{as_slice, from_vec};
@@ -94,10 +95,12 @@ struct Fx {
     f: u32,
 }
 
-/// The one-hot exponent of a normalized vector: `onehot[j - lo][i]` is a
-/// share of 1 exactly when `x_i ∈ [2^j, 2^(j+1))`.
+/// The exponent of a normalized vector as thermometer code: element
+/// `k·n + i` of `at_least` is a share of 1 exactly when `x_i ≥ 2^(lo+k)`
+/// (so `x_i ∈ [2^j, 2^(j+1))` for the largest such `j`).
 struct Exponent {
-    onehot: Vec<ArithShare>,
+    at_least: Vec<u64>,
+    shape: Vec<usize>,
     lo: i32,
 }
 
@@ -139,12 +142,34 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                     .ok_or_else(|| Error::Usage("product scale below the output scale".into()))?,
             );
         }
-        let xs = concat(&pairs.iter().map(|(a, _)| &a.v).collect::<Vec<_>>());
-        let ys = concat(&pairs.iter().map(|(_, b)| &b.v).collect::<Vec<_>>());
-        let op = BilinearOp::Hadamard {
-            shape: vec![xs.len()],
-        };
-        let z = self.bilinear_ring(&op, &xs, &ys).await?;
+        // A pair of one value with itself is a square: half the opening.
+        let square = |(a, b): &(&Fx, &Fx)| core::ptr::eq(*a, *b);
+        let products: Vec<_> = pairs.iter().filter(|p| !square(p)).collect();
+        let xs = concat(&products.iter().map(|(a, _)| &a.v).collect::<Vec<_>>());
+        let ys = concat(&products.iter().map(|(_, b)| &b.v).collect::<Vec<_>>());
+        let ss = concat(
+            &pairs
+                .iter()
+                .filter(|p| square(p))
+                .map(|(a, _)| &a.v)
+                .collect::<Vec<_>>(),
+        );
+        let (zp, zs) = self.products_and_squares(&xs, &ys, &ss).await?;
+        let (zp, zs) = (as_slice(zp.as_raw()), as_slice(zs.as_raw()));
+        let mut z = Vec::with_capacity(zp.len() + zs.len());
+        let (mut ip, mut is) = (0, 0);
+        for p in pairs {
+            let n = p.0.v.len();
+            if square(p) {
+                z.extend_from_slice(&zs[is..is + n]);
+                is += n;
+            } else {
+                z.extend_from_slice(&zp[ip..ip + n]);
+                ip += n;
+            }
+        }
+        let len = z.len();
+        let z = ArithShare::from_raw(from_vec(&[len], z));
         let divisor = if shifts.iter().all(|&s| s == shifts[0]) {
             Divisor::Uniform(1u64 << shifts.first().copied().unwrap_or(0))
         } else {
@@ -306,8 +331,15 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         Ok(self.exp_fx(x, f).await?.v)
     }
 
-    /// The one-hot exponent of positive `x` over `[lo, hi]`: one batch of
-    /// comparisons with every `2^j` and one bit conversion (8 rounds).
+    /// The one-hot exponent of `x ∈ (0, 2^(hi+1))` over `[lo, hi]` (no
+    /// exponent below `2^lo`; outside that range, that of `x mod 2^(hi+1)`,
+    /// which is meaningless): 14 rounds.
+    ///
+    /// `[x ≥ 2^j]` is "one of bits `j+f … hi+f` of `x` is set": the low
+    /// `hi+f+1` bits of `x` by one carry-prefix adder (7 rounds), a suffix OR
+    /// over the bits from `lo+f` up (6 rounds), one bit conversion. About a
+    /// sixth of the traffic of comparing `x` with every `2^j`, which needs a
+    /// whole 64-bit adder per threshold.
     async fn exponent(&mut self, x: &ArithShare, lo: i32, hi: i32) -> Result<Exponent> {
         let f = self.frac() as i32;
         if lo < -f || hi < lo || hi + f > 60 {
@@ -315,52 +347,44 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 "normalization range 2^{lo}..2^{hi} does not fit {f} fractional bits"
             )));
         }
-        let n = x.len();
-        let parts: Vec<ArithShare> = (lo..=hi)
-            .map(|j| {
-                let thr = self.public(&RingTensor::from_elem(IxDyn(x.shape()), 1u64 << (j + f)));
-                self.sub(x, &thr)
-            })
-            .collect::<Result<_>>()?;
-        let below = self.msb(&concat(&parts.iter().collect::<Vec<_>>())).await?;
-        // b_j = [x ≥ 2^j]
-        let at_least = below.not(self.id() == 0);
-        let ints = self.b2a_bits(&at_least).await?;
-        let is = as_slice(ints.as_raw());
-        let count = (hi - lo + 1) as usize;
-        let onehot = (0..count)
-            .map(|k| {
-                let v: Vec<u64> = (0..n)
-                    .map(|i| {
-                        let bj = is[k * n + i];
-                        let next = if k + 1 < count {
-                            is[(k + 1) * n + i]
-                        } else {
-                            0
-                        };
-                        bj.wrapping_sub(next)
-                    })
-                    .collect();
-                ArithShare::from_raw(from_vec(x.shape(), v))
-            })
-            .collect();
-        Ok(Exponent { onehot, lo })
+        let bits = self
+            .low_bits(x, (lo + f) as usize, (hi + f + 1) as usize)
+            .await?;
+        // b_j = [x ≥ 2^j] = OR of bits j+f..=hi+f
+        let at_least = self.suffix_or(bits).await?;
+        let ints = self
+            .b2a_bits(&BitShare::concat(&at_least.iter().collect::<Vec<_>>()))
+            .await?;
+        Ok(Exponent {
+            at_least: ints.into_raw().into_raw_vec_and_offset().0,
+            shape: x.shape().to_vec(),
+            lo,
+        })
     }
 
-    /// `Σ_j onehot_j · round(g(j)·2^k)`: a public per-exponent factor at
-    /// scale `k` (local).
+    /// `round(g(j)·2^k)` for the exponent `j` of each element, at scale `k`
+    /// (local): `Σ_j [x ≥ 2^j]·(w_j − w_(j−1))` with `w_j = round(g(j)·2^k)`
+    /// and `w_(lo−1) = 0`, one pass over the thermometer code.
     fn factor(&self, e: &Exponent, g: impl Fn(i32) -> f64, k: u32) -> Result<Fx> {
-        let shape = e
-            .onehot
-            .first()
-            .map(|o| o.shape().to_vec())
-            .unwrap_or_default();
-        let mut acc = ArithShare::from_raw(RingTensor::zeros(IxDyn(&shape)));
-        for (i, oh) in e.onehot.iter().enumerate() {
-            let w = fixed(g(e.lo + i as i32), k)?;
-            acc = self.add(&acc, &self.mul_public_int(oh, &scalar(w))?)?;
+        let n: usize = e.shape.iter().product();
+        let count = e.at_least.len().checked_div(n).unwrap_or(0);
+        let mut steps = Vec::with_capacity(count);
+        let mut prev = 0u64;
+        for j in 0..count {
+            let w = fixed(g(e.lo + j as i32), k)?;
+            steps.push(w.wrapping_sub(prev));
+            prev = w;
         }
-        Ok(Fx { v: acc, f: k })
+        let mut out = vec![0u64; n];
+        for (b, &step) in e.at_least.chunks_exact(n.max(1)).zip(&steps) {
+            for (o, &bit) in out.iter_mut().zip(b) {
+                *o = o.wrapping_add(bit.wrapping_mul(step));
+            }
+        }
+        Ok(Fx {
+            v: ArithShare::from_raw(from_vec(&e.shape, out)),
+            f: k,
+        })
     }
 
     /// `x' = x·2^(-j) ∈ [1, 2)` at scale [`WORK`], and the exponent.
@@ -403,7 +427,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     }
 
     /// `1/x` for `x ∈ [2^norm_lo, 2^(norm_hi+1))` (default `[2^-8, 2^25)`).
-    /// Rounds: 19.
+    /// Rounds: 25.
     pub async fn reciprocal(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let lo = self.config.approx.norm_lo;
         let bound = libm::pow(2.0, -lo as f64);
@@ -411,13 +435,13 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             .await
     }
 
-    /// `x / y` for `y` in the reciprocal's range. Rounds: 21.
+    /// `x / y` for `y` in the reciprocal's range. Rounds: 27.
     pub async fn div(&mut self, x: &ArithShare, y: &ArithShare) -> Result<ArithShare> {
         let r = self.reciprocal(y).await?;
         self.mul(x, &r).await
     }
 
-    /// `1/√x` for `x` in the reciprocal's range. Rounds: 19.
+    /// `1/√x` for `x` in the reciprocal's range. Rounds: 25.
     pub async fn inv_sqrt(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let lo = self.config.approx.norm_lo;
         let bound = libm::pow(2.0, -lo as f64 / 2.0);
@@ -430,7 +454,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         .await
     }
 
-    /// `√x` for `x` in the reciprocal's range. Rounds: 19.
+    /// `√x` for `x` in the reciprocal's range. Rounds: 25.
     pub async fn sqrt(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let hi = self.config.approx.norm_hi;
         let bound = libm::pow(2.0, (hi + 1) as f64 / 2.0);
@@ -438,7 +462,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             .await
     }
 
-    /// `ln x` for `x` in the reciprocal's range: `ln x' + j·ln 2`. Rounds: 18.
+    /// `ln x` for `x` in the reciprocal's range: `ln x' + j·ln 2`. Rounds: 24.
     pub async fn log(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let (xm, e) = self.mantissa(x).await?;
         let t = self.affine_int(&xm, 2, -3.0)?;
@@ -514,7 +538,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     }
 
     /// The error function: an odd Chebyshev polynomial on the input clipped to
-    /// `±erf_clip`. Rounds: 8 + 2·⌈log2 erf_degree⌉ + 1 (19 by default).
+    /// `±erf_clip`. Rounds: 9 + 2·⌈log2 erf_degree⌉ + 1 (20 by default).
     pub async fn erf(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let cfg = self.config.approx;
         let e = cfg.erf_clip;
@@ -555,7 +579,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         Ok(self.chebyshev(&t, &c, f).await?.v)
     }
 
-    /// GELU, erf form: `x·Φ(x) = x·(1 + erf(x/√2))/2`. Rounds: 22.
+    /// GELU, erf form: `x·Φ(x) = x·(1 + erf(x/√2))/2`. Rounds: 23.
     pub async fn gelu(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let f = self.frac();
         let scaled =
@@ -586,7 +610,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             .await
     }
 
-    /// GELU, tanh form: `x·(1 + tanh(√(2/π)(x + 0.044715x³)))/2`. Rounds: 39.
+    /// GELU, tanh form: `x·(1 + tanh(√(2/π)(x + 0.044715x³)))/2`. Rounds: 40.
     pub async fn gelu_tanh(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let f = self.frac();
         let x2 = self.square(x).await?;
@@ -615,7 +639,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// Softmax over the last axis: `e^x · (1/Σe^x)` with the sum normalized,
     /// so the result keeps its precision whatever the sum. Inputs must lie in
     /// the exp range (`±16` by default) and each row's sum in
-    /// `[2^-8, 2^38)`. Rounds: 36.
+    /// `[2^-8, 2^38)`. Rounds: 42.
     pub async fn softmax(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let (e, rows, k) = self.softmax_exp(x).await?;
         let sums = self.row_sums(&e.v, rows, k)?;
@@ -645,7 +669,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         ))
     }
 
-    /// `log softmax` over the last axis: `x − ln Σe^x`. Rounds: 35.
+    /// `log softmax` over the last axis: `x − ln Σe^x`. Rounds: 41.
     pub async fn log_softmax(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let (e, rows, k) = self.softmax_exp(x).await?;
         let sums = self.row_sums(&e.v, rows, k)?;
@@ -699,7 +723,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     }
 
     /// Layer normalization over the last axis (no affine part: multiply by
-    /// the scale and add the bias after). Rounds: 1 + 3 + 19 + 2 = 25.
+    /// the scale and add the bias after). Rounds: 1 + 3 + 25 + 2 = 31.
     pub async fn layer_norm(&mut self, x: &ArithShare, epsilon: f64) -> Result<ArithShare> {
         let ax = x
             .shape()
@@ -741,4 +765,61 @@ fn repeat_rows(v: &ArithShare, k: usize) -> ArithShare {
         .collect();
     let n = out.len();
     ArithShare::from_raw(from_vec(&[n], out))
+}
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::*;
+    use crate::backend::CpuBackend;
+    use crate::channel::memory::run_parties;
+    use crate::preprocessing::seeded::in_process;
+    use crate::prg::Seed;
+    use crate::protocol::Config;
+    use crate::share::Arith;
+
+    /// The thermometer code of the exponent is exact (tolerance 0) at every
+    /// power of two of the default range and one unit either side of it, at
+    /// the top of the range and below it, for two and three parties.
+    #[test]
+    fn exponent_is_exact_at_every_power_of_two() {
+        let cfg = Config::default();
+        let (lo, hi) = (cfg.approx.norm_lo, cfg.approx.norm_hi);
+        let f = cfg.fixed_point.frac_bits() as i32;
+        let mut xs: Vec<u64> = Vec::new();
+        for j in lo..=hi {
+            let v = 1u64 << (j + f);
+            xs.extend([v - 1, v, v + 1]);
+        }
+        xs.extend([(1u64 << (hi + f + 1)) - 1, 1, 0x5555_5555]);
+        let len = xs.len();
+        let x = from_vec(&[len], xs.clone());
+        for n in [2, 3] {
+            let seeds: Vec<Seed> = (0..n as u64)
+                .map(|i| Seed::from_bytes([7; 32]).derive(i))
+                .collect();
+            let mut preps = in_process(&seeds, CpuBackend).into_iter();
+            let outs = run_parties(n, |ch| {
+                let prep = preps.next().expect("one preprocessing per party");
+                let x = &x;
+                async move {
+                    let mut p = Party::new(ch, prep, CpuBackend, cfg).await?;
+                    let me = p.id();
+                    let xa = p.input::<Arith>(0, (me == 0).then_some(x), &[len]).await?;
+                    let e = p.exponent(&xa, lo, hi).await?;
+                    let codes = ArithShare::from_raw(from_vec(&[e.at_least.len()], e.at_least));
+                    p.open(&codes).await
+                }
+            });
+            for out in outs {
+                let got = out.expect("the protocol runs");
+                let got = as_slice(&got);
+                for (k, j) in (lo..=hi).enumerate() {
+                    for (i, &v) in xs.iter().enumerate() {
+                        let want = u64::from(v >= 1u64 << (j + f));
+                        assert_eq!(got[k * len + i], want, "[{v} ≥ 2^{j}] with {n} parties");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -6,13 +6,17 @@ use super::Party;
 use crate::backend::{Backend, Conv2dParams};
 use crate::bilinear::BilinearOp;
 use crate::channel::Channel;
-use crate::elementwise::{add, add_assign, as_slice, for_each_chunk, from_vec, sub};
+use crate::elementwise::{add, add_assign, as_slice, for_each_chunk, from_vec};
 use crate::error::{Error, Result};
 use crate::preprocessing::{BeaverTriple, CorrelationRequest, Divisor, Preprocessing};
 use crate::protocol::TruncationMode;
 use crate::protocol::open::{Exchanged, LANES};
+use crate::ring::RingTensor;
 use crate::share::{Arith, ArithShare};
 use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+use ndarray::IxDyn;
 
 pub(super) fn check_shape(what: &str, got: &[usize], want: &[usize]) -> Result<()> {
     if got != want {
@@ -228,32 +232,125 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// `x ⊙ x` at double scale (no truncation), by a square pair: one round,
     /// half the traffic of a general product.
     pub async fn square_ring(&mut self, x: &ArithShare) -> Result<ArithShare> {
-        let req = CorrelationRequest::Square {
-            shape: x.shape().to_vec(),
-        };
-        let pair = self.prep.next(&req).await?.into_square()?;
-        let e = self
-            .open_raw_many::<Arith>(&[&sub(x.as_raw(), &pair.a)])
-            .await?
-            .remove(0);
-        // x² = e² + 2·e·a + a²: party 0 adds e².
-        let me0 = self.id() == 0;
-        let (es, a) = (as_slice(&e), as_slice(&pair.a));
-        let mut z = pair.aa;
-        let zs = z
-            .as_slice_mut()
-            .ok_or_else(|| Error::Usage("square pair share not contiguous".into()))?;
-        for_each_chunk(zs, |off, out| {
-            for (i, z) in out.iter_mut().enumerate() {
-                let (e, a) = (es[off + i], a[off + i]);
-                let mut v = z.wrapping_add(e.wrapping_mul(a).wrapping_mul(2));
-                if me0 {
-                    v = v.wrapping_add(e.wrapping_mul(e));
-                }
-                *z = v;
+        let empty = ArithShare::from_raw(RingTensor::zeros(IxDyn(&[0])));
+        let (_, z) = self.products_and_squares(&empty, &empty, x).await?;
+        Ok(z)
+    }
+
+    /// `x ⊙ y` and `s ⊙ s` at double scale (no truncation), in one round: a
+    /// Beaver triple for the products, a square pair (one opened value, not
+    /// two) for the squares. The products come back flat; the squares in
+    /// the shape of `s`.
+    pub(crate) async fn products_and_squares(
+        &mut self,
+        x: &ArithShare,
+        y: &ArithShare,
+        s: &ArithShare,
+    ) -> Result<(ArithShare, ArithShare)> {
+        let n = x.len();
+        if y.len() != n {
+            return Err(Error::Shape(format!(
+                "product operands of {n} and {} elements",
+                y.len()
+            )));
+        }
+        let triple = if n > 0 {
+            let op = BilinearOp::Hadamard { shape: vec![n] };
+            let t = self
+                .prep
+                .next(&CorrelationRequest::Triple(op))
+                .await?
+                .into_triple()?;
+            if [&t.a, &t.b, &t.c].iter().any(|v| v.len() != n) {
+                return Err(Error::Shape("triple shares of the wrong length".into()));
             }
-        });
-        Ok(ArithShare::from_raw(z))
+            Some(t)
+        } else {
+            None
+        };
+        let pair = if !s.is_empty() {
+            let req = CorrelationRequest::Square {
+                shape: s.shape().to_vec(),
+            };
+            let pair = self.prep.next(&req).await?.into_square()?;
+            if pair.a.shape() != s.shape() || pair.aa.shape() != s.shape() {
+                return Err(Error::Shape("square pair of the wrong shape".into()));
+            }
+            Some(pair)
+        } else {
+            None
+        };
+        // Open x − a and y − b (products) and s − a (squares) together.
+        let masked = |v: &ArithShare, mask: &RingTensor| -> RingTensor {
+            let (vs, ms) = (as_slice(v.as_raw()), as_slice(mask));
+            let mut out = vec![0u64; vs.len()];
+            for_each_chunk(&mut out, |off, o| {
+                for ((o, &v), &m) in o.iter_mut().zip(&vs[off..]).zip(&ms[off..]) {
+                    *o = v.wrapping_sub(m);
+                }
+            });
+            from_vec(&[vs.len()], out)
+        };
+        let mut pieces: Vec<RingTensor> = Vec::new();
+        if let Some(t) = &triple {
+            pieces.push(masked(x, &t.a));
+            pieces.push(masked(y, &t.b));
+        }
+        if let Some(pair) = &pair {
+            pieces.push(masked(s, &pair.a));
+        }
+        let opened = self
+            .open_raw_many::<Arith>(&pieces.iter().collect::<Vec<_>>())
+            .await?;
+        drop(pieces);
+        let me0 = self.id() == 0;
+        let mut opened = opened.iter();
+        let products = match &triple {
+            Some(t) => {
+                let (Some(e), Some(f)) = (opened.next(), opened.next()) else {
+                    return Err(Error::Usage("missing opened product masks".into()));
+                };
+                let (e, f) = (as_slice(e), as_slice(f));
+                let (a, b, c) = (as_slice(&t.a), as_slice(&t.b), as_slice(&t.c));
+                // z = c + e·b + a·f, and party 0 adds e·f: c + e·(b + f) + a·f.
+                let mut z = vec![0u64; n];
+                for_each_chunk(&mut z, |off, out| {
+                    for (i, z) in (off..).zip(out.iter_mut()) {
+                        let bj = if me0 { b[i].wrapping_add(f[i]) } else { b[i] };
+                        *z = c[i]
+                            .wrapping_add(e[i].wrapping_mul(bj))
+                            .wrapping_add(a[i].wrapping_mul(f[i]));
+                    }
+                });
+                from_vec(&[n], z)
+            }
+            None => RingTensor::zeros(IxDyn(&[0])),
+        };
+        let squares = match pair {
+            Some(pair) => {
+                let e = opened
+                    .next()
+                    .ok_or_else(|| Error::Usage("missing opened square mask".into()))?;
+                let (es, a) = (as_slice(e), as_slice(&pair.a));
+                // s² = e² + 2·e·a + a²: party 0 adds e².
+                let mut z = as_slice(&pair.aa).into_owned();
+                for_each_chunk(&mut z, |off, out| {
+                    for (i, z) in (off..).zip(out.iter_mut()) {
+                        let (e, a) = (es[i], a[i]);
+                        *z = z.wrapping_add(e.wrapping_mul(a).wrapping_mul(2));
+                        if me0 {
+                            *z = z.wrapping_add(e.wrapping_mul(e));
+                        }
+                    }
+                });
+                from_vec(s.shape(), z)
+            }
+            None => RingTensor::zeros(IxDyn(s.shape())),
+        };
+        Ok((
+            ArithShare::from_raw(products),
+            ArithShare::from_raw(squares),
+        ))
     }
 
     /// `x ⊙ x` on fixed-point shares, truncated.

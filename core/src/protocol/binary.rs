@@ -124,6 +124,36 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             .collect())
     }
 
+    /// `out[i] = bits[i] ∨ bits[i + 1] ∨ … ∨ bits[last]` (suffix OR) by a
+    /// Sklansky network: `⌈log2 len⌉` rounds, about `len/2` AND gates each.
+    pub(crate) async fn suffix_or(&mut self, mut bits: Vec<BitShare>) -> Result<Vec<BitShare>> {
+        // A prefix OR over the reversed order: index r is bits[len − 1 − r].
+        let len = bits.len();
+        bits.reverse();
+        let mut size = 1;
+        while size < len {
+            let mut gates: Vec<(usize, usize)> = Vec::new();
+            for s in (0..len).step_by(2 * size) {
+                let mid = s + size - 1;
+                for k in mid + 1..(s + 2 * size).min(len) {
+                    gates.push((k, mid));
+                }
+            }
+            let pairs: Vec<(&BitShare, &BitShare)> = gates
+                .iter()
+                .map(|&(k, mid)| (&bits[k], &bits[mid]))
+                .collect();
+            let ands = self.and_bits(&pairs).await?;
+            // a ∨ b = a ⊕ b ⊕ (a ∧ b)
+            for (&(k, mid), ab) in gates.iter().zip(&ands) {
+                bits[k] = bits[k].xor(&bits[mid]).xor(ab);
+            }
+            size *= 2;
+        }
+        bits.reverse();
+        Ok(bits)
+    }
+
     /// `x ⊕ y` on binary shares (local).
     pub fn xor_binary(&self, x: &BinaryShare, y: &BinaryShare) -> Result<BinaryShare> {
         if x.shape() != y.shape() {

@@ -184,6 +184,71 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         Ok(BinaryShare::from_raw(from_vec(x.shape(), words)))
     }
 
+    /// Bits `lo..width` of `x mod 2^width` as shared bit planes (entry
+    /// `k - lo` holds bit `k` of every element): the low `width` bits of the
+    /// parties' operands added by a Sklansky carry-prefix network, which
+    /// needs about half the AND gates of the Kogge–Stone adder of
+    /// [`Party::a2b`]. Rounds for two parties: `1 + ⌈log2(width − 1)⌉`.
+    pub(crate) async fn low_bits(
+        &mut self,
+        x: &ArithShare,
+        lo: usize,
+        width: usize,
+    ) -> Result<Vec<BitShare>> {
+        if width == 0 || width > 64 || lo > width {
+            return Err(Error::Usage(alloc::format!(
+                "bits {lo}..{width} of a 64-bit ring element"
+            )));
+        }
+        let (a, b, two) = self.two_operands(x).await?;
+        let p: Planes = a[..width].iter().zip(&b).map(|(x, y)| x.xor(y)).collect();
+        let own = two.then_some(if self.id() == 0 { &a } else { &b });
+        // g[k], pp[k]: generate and propagate of bits s..=k for the block
+        // start s of the current level; once a block starts at 0, g[k] is
+        // the carry out of bit k. Bit width − 1 carries into nothing needed.
+        let m = width - 1;
+        let mut g = self.generate_bits(&a, &b, own, m).await?;
+        let mut pp: Planes = p[..m].to_vec();
+        let mut size = 1;
+        while size < m {
+            // (k, mid, whether pp[k] is needed later: its block starts above 0)
+            let mut gates: Vec<(usize, usize, bool)> = Vec::new();
+            for s in (0..m).step_by(2 * size) {
+                let mid = s + size - 1;
+                for k in mid + 1..(s + 2 * size).min(m) {
+                    gates.push((k, mid, s > 0));
+                }
+            }
+            let mut pairs: Vec<(&BitShare, &BitShare)> =
+                gates.iter().map(|&(k, mid, _)| (&pp[k], &g[mid])).collect();
+            pairs.extend(
+                gates
+                    .iter()
+                    .filter(|&&(_, _, keep)| keep)
+                    .map(|&(k, mid, _)| (&pp[k], &pp[mid])),
+            );
+            let ands = self.and_bits(&pairs).await?;
+            let (ga, pa) = ands.split_at(gates.len());
+            for (&(k, _, _), v) in gates.iter().zip(ga) {
+                g[k] = g[k].xor(v);
+            }
+            for (&(k, _, _), v) in gates.iter().filter(|&&(_, _, keep)| keep).zip(pa) {
+                pp[k] = v.clone();
+            }
+            size *= 2;
+        }
+        // sum bit k = p_k ⊕ carry into k = p_k ⊕ g[k − 1]
+        Ok((lo..width)
+            .map(|k| {
+                if k == 0 {
+                    p[0].clone()
+                } else {
+                    p[k].xor(&g[k - 1])
+                }
+            })
+            .collect())
+    }
+
     /// Converts a binary (XOR) share of whole words to an additive share:
     /// every bit through a dealer bit pair, all in one round.
     pub async fn b2a(&mut self, x: &BinaryShare) -> Result<ArithShare> {

@@ -21,7 +21,10 @@ use alloc::vec::Vec;
 /// Version of the frame format and of the session protocol it carries.
 /// 2: products with the server's weights send the client's pieces to the
 /// server only, with the truncation fused (`protocol/fixed.rs`).
-pub const PROTOCOL_VERSION: u8 = 2;
+/// 3: the exponent of `1/x`, `√x`, `ln x` (softmax, layer norm) comes from
+/// one carry-prefix adder and a suffix OR instead of a comparison per power
+/// of two (`protocol/approx.rs`): a different message pattern.
+pub const PROTOCOL_VERSION: u8 = 3;
 
 const KIND_CONTROL: u8 = 0x01;
 const KIND_DATA_LAST: u8 = 0x02;
