@@ -18,7 +18,7 @@ use hush_core::preprocessing::seeded::{
 use hush_core::preprocessing::wire::{WIRE_VERSION, encode_correction, encode_request};
 use hush_core::preprocessing::{
     AndTriple, Correlation, CorrelationRequest, Divisor, FixedSide, Pregenerated, Preprocessing,
-    Recorder,
+    Recorder, SquaringDivPair,
 };
 use hush_core::protocol::{Config, Party};
 use hush_core::share::{Arith, ArithShare, reconstruct};
@@ -49,6 +49,10 @@ fn requests() -> Vec<CorrelationRequest> {
         CorrelationRequest::DivPair {
             shape: vec![3],
             divisor: Divisor::PerElement(vec![3, 1, 1000]),
+        },
+        CorrelationRequest::SquaringDivPair {
+            shape: vec![40],
+            divisor: 1 << 24,
         },
         CorrelationRequest::AndTriple { words: 5 },
         CorrelationRequest::BitPair { len: 70 },
@@ -122,6 +126,27 @@ fn every_correlation_reconstructs_correctly_for_two_and_three_parties() {
                         for (i, &v) in r.iter().enumerate() {
                             assert_eq!(r_div.as_slice().unwrap()[i], v / divisor.at(i));
                             assert_eq!(msb.as_slice().unwrap()[i], v >> 63);
+                        }
+                    }
+                    CorrelationRequest::SquaringDivPair { divisor, .. } => {
+                        let d: Vec<_> = got
+                            .into_iter()
+                            .map(|c| c.into_squaring_div().unwrap())
+                            .collect();
+                        let total = |f: fn(&SquaringDivPair) -> &RingTensor| {
+                            sum(d.iter().map(|d| f(d).clone()).collect())
+                        };
+                        let r = total(|d| &d.pair.r);
+                        let r_div = total(|d| &d.pair.r_div);
+                        let msb = total(|d| &d.pair.r_msb);
+                        let sq = total(|d| &d.r_div_sq);
+                        let m_q = total(|d| &d.msb_r_div);
+                        for (i, &v) in r.iter().enumerate() {
+                            let q = v / divisor;
+                            assert_eq!(r_div.as_slice().unwrap()[i], q);
+                            assert_eq!(msb.as_slice().unwrap()[i], v >> 63);
+                            assert_eq!(sq.as_slice().unwrap()[i], q.wrapping_mul(q));
+                            assert_eq!(m_q.as_slice().unwrap()[i], (v >> 63) * q);
                         }
                     }
                     CorrelationRequest::AndTriple { .. } => {

@@ -85,6 +85,15 @@ pub enum CorrelationRequest {
         /// The public divisor(s).
         divisor: Divisor,
     },
+    /// A [`CorrelationRequest::DivPair`] for one divisor `d` plus shares of
+    /// `⌊R/d⌋²` and `msb(R)·⌊R/d⌋`: with them the quotient's square needs
+    /// no opening of its own (`protocol/truncation.rs`).
+    SquaringDivPair {
+        /// Shape of `R`.
+        shape: Vec<usize>,
+        /// The public divisor.
+        divisor: u64,
+    },
     /// A session-fixed mask `A` for an operand owned by one party (its
     /// weights), to be opened once as `E = W - A`.
     FixedMask {
@@ -151,6 +160,9 @@ impl CorrelationRequest {
             CorrelationRequest::DivPair { shape, divisor } => {
                 divisor.validate(shape.iter().product())
             }
+            CorrelationRequest::SquaringDivPair { shape, divisor } => {
+                Divisor::Uniform(*divisor).validate(shape.iter().product())
+            }
         }
     }
 }
@@ -184,6 +196,17 @@ pub struct DivPair {
     pub r_div: RingTensor,
     /// Share of the top bit of `R`, as 0 or 1.
     pub r_msb: RingTensor,
+}
+
+/// A party's share of a division pair for squaring the quotient.
+#[derive(Clone)]
+pub struct SquaringDivPair {
+    /// The division pair.
+    pub pair: DivPair,
+    /// Share of `⌊R/d⌋²`.
+    pub r_div_sq: RingTensor,
+    /// Share of `msb(R)·⌊R/d⌋`.
+    pub msb_r_div: RingTensor,
 }
 
 /// A party's share of a session-fixed mask.
@@ -254,6 +277,8 @@ pub enum Correlation {
     Square(SquarePair),
     /// See [`CorrelationRequest::DivPair`].
     DivPair(DivPair),
+    /// See [`CorrelationRequest::SquaringDivPair`].
+    SquaringDiv(SquaringDivPair),
     /// See [`CorrelationRequest::FixedMask`].
     FixedMask(FixedMaskShare),
     /// See [`CorrelationRequest::FixedTriple`].
@@ -274,6 +299,7 @@ impl fmt::Debug for Correlation {
             Correlation::Triple(_) => "Triple",
             Correlation::Square(_) => "Square",
             Correlation::DivPair(_) => "DivPair",
+            Correlation::SquaringDiv(_) => "SquaringDiv",
             Correlation::FixedMask(_) => "FixedMask",
             Correlation::FixedTriple(_) => "FixedTriple",
             Correlation::And(_) => "And",
@@ -304,6 +330,7 @@ impl Correlation {
     correlation_accessor!(into_triple, Triple, BeaverTriple);
     correlation_accessor!(into_square, Square, SquarePair);
     correlation_accessor!(into_div_pair, DivPair, DivPair);
+    correlation_accessor!(into_squaring_div, SquaringDiv, SquaringDivPair);
     correlation_accessor!(into_fixed_mask, FixedMask, FixedMaskShare);
     correlation_accessor!(into_fixed_triple, FixedTriple, FixedTripleShare);
     correlation_accessor!(into_and, And, AndTriple);

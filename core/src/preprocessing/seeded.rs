@@ -16,6 +16,7 @@ use super::wire::{decode_correction, decode_request, encode_correction, encode_r
 use super::{
     AndTriple, BeaverTriple, BitPair, Correlation, CorrelationRequest, DivPair, FixedMaskShare,
     FixedSide, FixedTripleShare, OneSidedAnd, Preprocessing, SelectTriple, SquarePair,
+    SquaringDivPair,
 };
 use crate::backend::Backend;
 use crate::bilinear::BilinearOp;
@@ -99,6 +100,10 @@ pub fn draws(req: &CorrelationRequest) -> Result<Draws> {
         CorrelationRequest::DivPair { shape, .. } => {
             (vec![arith(shape)], vec![arith(shape), arith(shape)])
         }
+        CorrelationRequest::SquaringDivPair { shape, .. } => (
+            vec![arith(shape)],
+            vec![arith(shape), arith(shape), arith(shape), arith(shape)],
+        ),
         CorrelationRequest::FixedMask { shape } => (vec![arith(shape)], vec![]),
         CorrelationRequest::FixedTriple { op, side, .. } => (
             vec![arith(CorrelationRequest::fixed_fresh_shape(op, *side))],
@@ -270,6 +275,17 @@ impl<S: CorrectionSource> Preprocessing for SeededPreprocessing<S> {
                 r_div: take(&mut derived)?,
                 r_msb: take(&mut derived)?,
             }),
+            CorrelationRequest::SquaringDivPair { .. } => {
+                Correlation::SquaringDiv(SquaringDivPair {
+                    pair: DivPair {
+                        r: take(&mut random)?,
+                        r_div: take(&mut derived)?,
+                        r_msb: take(&mut derived)?,
+                    },
+                    r_div_sq: take(&mut derived)?,
+                    msb_r_div: take(&mut derived)?,
+                })
+            }
             CorrelationRequest::FixedMask { .. } => {
                 let id = self.masks;
                 self.masks += 1;
@@ -407,6 +423,17 @@ impl<B: Backend> SeededDealer<B> {
                     *o = v / divisor.at(i);
                 }
                 vec![r_div, r.mapv(|v| v >> 63)]
+            }
+            CorrelationRequest::SquaringDivPair { divisor, .. } => {
+                let d = *divisor;
+                let r = &totals[0];
+                let r_div = r.mapv(|v| v / d);
+                let msb = r.mapv(|v| v >> 63);
+                let r_div_sq = r_div.mapv(|q| q.wrapping_mul(q));
+                let msb_r_div = Zip::from(&msb)
+                    .and(&r_div)
+                    .map_collect(|&m, &q| m.wrapping_mul(q));
+                vec![r_div, msb, r_div_sq, msb_r_div]
             }
             CorrelationRequest::FixedMask { .. } => {
                 self.masks.push(totals.swap_remove(0));

@@ -23,8 +23,9 @@ use crate::error::{PeerError, Result};
 use crate::ring::{Ring, RingTensor};
 use alloc::vec::Vec;
 
-/// Version of the dealer message format.
-pub const WIRE_VERSION: u8 = 1;
+/// Version of the dealer message format. 2: squaring division pairs
+/// (request type 10).
+pub const WIRE_VERSION: u8 = 2;
 /// Highest tensor rank a message may carry.
 pub const MAX_RANK: usize = 8;
 /// Most elements one tensor in a message may have (2^28: 2 GiB of ring elements).
@@ -165,6 +166,11 @@ fn put_request(w: &mut Vec<u8>, req: &CorrelationRequest) {
                     }
                 }
             }
+        }
+        CorrelationRequest::SquaringDivPair { shape, divisor } => {
+            w.push(10);
+            put_shape(w, shape);
+            put_u64(w, *divisor);
         }
         CorrelationRequest::FixedMask { shape } => {
             w.push(4);
@@ -378,6 +384,14 @@ impl<'a> Reader<'a> {
             7 => CorrelationRequest::BitPair { len: self.len()? },
             8 => CorrelationRequest::SelectTriple { len: self.len()? },
             9 => CorrelationRequest::OneSidedAnd { words: self.len()? },
+            10 => {
+                let shape = self.shape()?;
+                let divisor = self.u64()?;
+                Divisor::Uniform(divisor)
+                    .validate(shape.iter().product())
+                    .map_err(|_| PeerError::Malformed("invalid divisor"))?;
+                CorrelationRequest::SquaringDivPair { shape, divisor }
+            }
             _ => return Err(PeerError::Malformed("unknown request kind").into()),
         };
         Ok(req)
@@ -428,6 +442,10 @@ mod tests {
             CorrelationRequest::DivPair {
                 shape: vec![2],
                 divisor: Divisor::PerElement(vec![4, 9]),
+            },
+            CorrelationRequest::SquaringDivPair {
+                shape: vec![3],
+                divisor: 1 << 20,
             },
             CorrelationRequest::FixedMask { shape: vec![4, 4] },
             CorrelationRequest::AndTriple { words: 9 },

@@ -19,7 +19,7 @@
 use super::{Party, TruncationMode};
 use crate::backend::Backend;
 use crate::channel::Channel;
-use crate::elementwise::{as_slice, from_vec};
+use crate::elementwise::{as_slice, for_each_chunk, from_vec};
 use crate::error::{Error, Result};
 use crate::preprocessing::{CorrelationRequest, DivPair, Divisor, Preprocessing};
 use crate::protocol::open::LANES;
@@ -124,6 +124,92 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         self.div_public_with(x.shape(), divisor, fill).await
     }
 
+    /// `q = x / d` as [`Party::div_public`] does it (one opening), and `q ⊙ q`
+    /// (at twice `q`'s scale) from the same opening: after it,
+    /// `q = P + S` with `P = ⌊c/d⌋ − K/d` public and
+    /// `S = (1 − msb(c))·⌊2^64/d⌋·msb(R) − ⌊R/d⌋` a dealer value picked by the
+    /// public `msb(c)`, so `q² = P² + 2P·S + S²` is local given shares of
+    /// `⌊R/d⌋²` and `msb(R)·⌊R/d⌋` (`msb(R)² = msb(R)`). A square after a
+    /// division costs no opening of its own.
+    pub(crate) async fn div_and_square(
+        &mut self,
+        x: &ArithShare,
+        d: u64,
+    ) -> Result<(ArithShare, ArithShare)> {
+        let shape = x.shape().to_vec();
+        Divisor::Uniform(d).validate(x.len())?;
+        let req = CorrelationRequest::SquaringDivPair {
+            shape: shape.clone(),
+            divisor: d,
+        };
+        let c = self.prep.next(&req).await?.into_squaring_div()?;
+        if [
+            &c.pair.r,
+            &c.pair.r_div,
+            &c.pair.r_msb,
+            &c.r_div_sq,
+            &c.msb_r_div,
+        ]
+        .iter()
+        .any(|t| t.shape() != shape.as_slice())
+        {
+            return Err(Error::Shape("squaring division pair shape mismatch".into()));
+        }
+        let k = DivConsts::new(d);
+        let me0 = self.id() == 0;
+        let (xs, r) = (as_slice(x.as_raw()), as_slice(&c.pair.r));
+        let offset = if me0 { k.k } else { 0 };
+        let mut pieces = alloc::vec![0u64; xs.len()];
+        for_each_chunk(&mut pieces, |off, out| {
+            for ((o, &x), &r) in out.iter_mut().zip(&xs[off..]).zip(&r[off..]) {
+                *o = x.wrapping_add(r).wrapping_add(offset);
+            }
+        });
+        drop((xs, r));
+        let n = pieces.len();
+        let opened = self
+            .open_raw_many::<Arith>(&[&from_vec(&[n], pieces)])
+            .await?
+            .remove(0);
+        let cs = as_slice(&opened);
+        let (rd, msb) = (as_slice(&c.pair.r_div), as_slice(&c.pair.r_msb));
+        let (rd_sq, msb_rd) = (as_slice(&c.r_div_sq), as_slice(&c.msb_r_div));
+        let q64_sq = k.q64.wrapping_mul(k.q64);
+        let two_q64 = k.q64.wrapping_mul(2);
+        let mut q = alloc::vec![0u64; n];
+        for_each_chunk(&mut q, |off, out| {
+            for (i, o) in (off..).zip(out.iter_mut()) {
+                *o = quotient_share(cs[i], rd[i], msb[i], &k, me0);
+            }
+        });
+        let mut q2 = alloc::vec![0u64; n];
+        for_each_chunk(&mut q2, |off, out| {
+            for (i, o) in (off..).zip(out.iter_mut()) {
+                let c = cs[i];
+                let p = (c / k.d).wrapping_sub(k.k_over_d);
+                // share of S, and of S² = ⌊R/d⌋² + (1 − msb(c))·(q64²·m − 2·q64·m·⌊R/d⌋)
+                let s = wrap_term(c, msb[i], k.q64).wrapping_sub(rd[i]);
+                let keep = 1 - (c >> 63);
+                let s_sq = rd_sq[i].wrapping_add(
+                    keep.wrapping_mul(
+                        q64_sq
+                            .wrapping_mul(msb[i])
+                            .wrapping_sub(two_q64.wrapping_mul(msb_rd[i])),
+                    ),
+                );
+                let mut v = p.wrapping_mul(2).wrapping_mul(s).wrapping_add(s_sq);
+                if me0 {
+                    v = v.wrapping_add(p.wrapping_mul(p));
+                }
+                *o = v;
+            }
+        });
+        Ok((
+            ArithShare::from_raw(from_vec(&shape, q)),
+            ArithShare::from_raw(from_vec(&shape, q2)),
+        ))
+    }
+
     /// The next division pair for `shape` and `divisor`, checked.
     pub(crate) async fn next_div_pair(
         &mut self,
@@ -221,6 +307,66 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The quotient is `x/d` rounded down or up (tolerance one unit) and the
+    /// square from the same opening is exactly the quotient's square, for
+    /// positive, negative and large values, with two and three parties.
+    #[cfg(feature = "std")]
+    #[test]
+    fn division_and_square_from_one_opening() {
+        use crate::backend::CpuBackend;
+        use crate::channel::memory::run_parties;
+        use crate::preprocessing::seeded::in_process;
+        use crate::prg::Seed;
+        use crate::protocol::Config;
+        use alloc::vec::Vec;
+        let d = 1u64 << 20;
+        let xs: Vec<i64> = [
+            0,
+            1,
+            -1,
+            (1 << 20) - 1,
+            -(1 << 20),
+            123_456_789_012,
+            -987_654_321_098,
+            (1 << 45) + 7,
+            -(1 << 45) - 7,
+        ]
+        .into_iter()
+        .chain((0..200).map(|i: i64| (i * 0x9E37_79B9_7F4A) % (1 << 47) - (1 << 46)))
+        .collect();
+        let len = xs.len();
+        let x = from_vec(&[len], xs.iter().map(|&v| v as u64).collect());
+        for n in [2, 3] {
+            let seeds: Vec<Seed> = (0..n as u64)
+                .map(|i| Seed::from_bytes([9; 32]).derive(i))
+                .collect();
+            let mut preps = in_process(&seeds, CpuBackend).into_iter();
+            let outs = run_parties(n, |ch| {
+                let prep = preps.next().expect("one preprocessing per party");
+                let x = &x;
+                async move {
+                    let mut p = Party::new(ch, prep, CpuBackend, Config::default()).await?;
+                    let me = p.id();
+                    let xa = p.input::<Arith>(0, (me == 0).then_some(x), &[len]).await?;
+                    let before = p.stats();
+                    let (q, q2) = p.div_and_square(&xa, d).await?;
+                    let rounds = p.stats().since(&before).rounds;
+                    Ok((p.open(&q).await?, p.open(&q2).await?, rounds))
+                }
+            });
+            for out in outs {
+                let (q, q2, rounds) = out.expect("the protocol runs");
+                assert_eq!(rounds, 1, "one opening");
+                for (i, &v) in xs.iter().enumerate() {
+                    let got = as_slice(&q)[i] as i64;
+                    let floor = v.div_euclid(d as i64);
+                    assert!(got == floor || got == floor + 1, "{v} / {d}: {got}");
+                    assert_eq!(as_slice(&q2)[i], (got as u64).wrapping_mul(got as u64));
+                }
+            }
+        }
+    }
 
     #[test]
     fn offsets_and_quotients() {

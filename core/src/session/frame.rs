@@ -24,7 +24,9 @@ use alloc::vec::Vec;
 /// 3: the exponent of `1/x`, `√x`, `ln x` (softmax, layer norm) comes from
 /// one carry-prefix adder and a suffix OR instead of a comparison per power
 /// of two (`protocol/approx.rs`): a different message pattern.
-pub const PROTOCOL_VERSION: u8 = 3;
+/// 4: exp's squarings come from the openings of the divisions before them
+/// (`truncation.rs::div_and_square`), one opening per squaring, not two.
+pub const PROTOCOL_VERSION: u8 = 4;
 
 const KIND_CONTROL: u8 = 0x01;
 const KIND_DATA_LAST: u8 = 0x02;
