@@ -784,11 +784,8 @@ fn repeat_rows(v: &ArithShare, k: usize) -> ArithShare {
 #[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
-    use crate::backend::CpuBackend;
-    use crate::channel::memory::run_parties;
-    use crate::preprocessing::seeded::in_process;
-    use crate::prg::Seed;
     use crate::protocol::Config;
+    use crate::protocol::testing::run;
     use crate::share::Arith;
 
     /// The thermometer code of the exponent is exact (tolerance 0) at every
@@ -808,15 +805,9 @@ mod tests {
         let len = xs.len();
         let x = from_vec(&[len], xs.clone());
         for n in [2, 3] {
-            let seeds: Vec<Seed> = (0..n as u64)
-                .map(|i| Seed::from_bytes([7; 32]).derive(i))
-                .collect();
-            let mut preps = in_process(&seeds, CpuBackend).into_iter();
-            let outs = run_parties(n, |ch| {
-                let prep = preps.next().expect("one preprocessing per party");
+            let outs = run(n, 7, cfg, |mut p| {
                 let x = &x;
                 async move {
-                    let mut p = Party::new(ch, prep, CpuBackend, cfg).await?;
                     let me = p.id();
                     let xa = p.input::<Arith>(0, (me == 0).then_some(x), &[len]).await?;
                     let e = p.exponent(&xa, lo, hi).await?;
@@ -824,8 +815,7 @@ mod tests {
                     p.open(&codes).await
                 }
             });
-            for out in outs {
-                let got = out.expect("the protocol runs");
+            for got in outs {
                 let got = as_slice(&got);
                 for (k, j) in (lo..=hi).enumerate() {
                     for (i, &v) in xs.iter().enumerate() {

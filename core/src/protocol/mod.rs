@@ -28,6 +28,8 @@ mod fixed;
 mod linear;
 pub(crate) mod open;
 mod pool;
+#[cfg(all(test, feature = "std"))]
+pub(crate) mod testing;
 mod truncation;
 
 pub use approx::ApproxConfig;

@@ -314,11 +314,8 @@ mod tests {
     #[cfg(feature = "std")]
     #[test]
     fn division_and_square_from_one_opening() {
-        use crate::backend::CpuBackend;
-        use crate::channel::memory::run_parties;
-        use crate::preprocessing::seeded::in_process;
-        use crate::prg::Seed;
         use crate::protocol::Config;
+        use crate::protocol::testing::run;
         use alloc::vec::Vec;
         let d = 1u64 << 20;
         let xs: Vec<i64> = [
@@ -338,15 +335,9 @@ mod tests {
         let len = xs.len();
         let x = from_vec(&[len], xs.iter().map(|&v| v as u64).collect());
         for n in [2, 3] {
-            let seeds: Vec<Seed> = (0..n as u64)
-                .map(|i| Seed::from_bytes([9; 32]).derive(i))
-                .collect();
-            let mut preps = in_process(&seeds, CpuBackend).into_iter();
-            let outs = run_parties(n, |ch| {
-                let prep = preps.next().expect("one preprocessing per party");
+            let outs = run(n, 9, Config::default(), |mut p| {
                 let x = &x;
                 async move {
-                    let mut p = Party::new(ch, prep, CpuBackend, Config::default()).await?;
                     let me = p.id();
                     let xa = p.input::<Arith>(0, (me == 0).then_some(x), &[len]).await?;
                     let before = p.stats();
@@ -355,8 +346,7 @@ mod tests {
                     Ok((p.open(&q).await?, p.open(&q2).await?, rounds))
                 }
             });
-            for out in outs {
-                let (q, q2, rounds) = out.expect("the protocol runs");
+            for (q, q2, rounds) in outs {
                 assert_eq!(rounds, 1, "one opening");
                 for (i, &v) in xs.iter().enumerate() {
                     let got = as_slice(&q)[i] as i64;
