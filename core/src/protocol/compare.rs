@@ -134,61 +134,20 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     }
 
     /// Converts an additive share to a binary (XOR) share of the same value:
-    /// a Kogge–Stone adder on bit planes (7 rounds for two parties).
+    /// all 64 bits by [`Party::low_bits`]' carry-prefix adder (7 rounds for
+    /// two parties).
     pub async fn a2b(&mut self, x: &ArithShare) -> Result<BinaryShare> {
-        let n = x.len();
-        let (a, b, two) = self.two_operands(x).await?;
-        let p: Planes = a.iter().zip(&b).map(|(x, y)| x.xor(y)).collect();
-        let own = two.then_some(if self.id() == 0 { &a } else { &b });
-        let mut g = self.generate_bits(&a, &b, own, 64).await?;
-        let mut pp = p.clone();
-        // After the level with distance d, g[k] is the carry out of bits
-        // k..=k-2d+1 (clipped at 0) and pp[k] whether they all propagate.
-        let mut d = 1;
-        while d < 64 {
-            let mut pairs: Vec<(&BitShare, &BitShare)> = Vec::new();
-            for k in d..64 {
-                pairs.push((&pp[k], &g[k - d]));
-            }
-            let more = d * 2 < 64;
-            if more {
-                for k in d..64 {
-                    pairs.push((&pp[k], &pp[k - d]));
-                }
-            }
-            let ands = self.and_bits(&pairs).await?;
-            let (ga, pa) = ands.split_at(64 - d);
-            let mut ng = g.clone();
-            for k in d..64 {
-                ng[k] = g[k].xor(&ga[k - d]);
-            }
-            if more {
-                let mut np = pp.clone();
-                np[d..64].clone_from_slice(&pa[..(64 - d)]);
-                pp = np;
-            }
-            g = ng;
-            d *= 2;
-        }
-        // sum bit k = p_k ⊕ carry into k = p_k ⊕ g[k-1]
-        let mut sum_planes: Vec<Vec<u64>> = Vec::with_capacity(64);
-        for k in 0..64 {
-            let s = if k == 0 {
-                p[0].clone()
-            } else {
-                p[k].xor(&g[k - 1])
-            };
-            sum_planes.push(s.words().to_vec());
-        }
-        let words = from_planes(&sum_planes, n);
+        let planes = self.low_bits(x, 0, 64).await?;
+        let words: Vec<Vec<u64>> = planes.iter().map(|p| p.words().to_vec()).collect();
+        let words = from_planes(&words, x.len());
         Ok(BinaryShare::from_raw(from_vec(x.shape(), words)))
     }
 
     /// Bits `lo..width` of `x mod 2^width` as shared bit planes (entry
     /// `k - lo` holds bit `k` of every element): the low `width` bits of the
-    /// parties' operands added by a Sklansky carry-prefix network, which
-    /// needs about half the AND gates of the Kogge–Stone adder of
-    /// [`Party::a2b`]. Rounds for two parties: `1 + ⌈log2(width − 1)⌉`.
+    /// parties' operands added by a Sklansky carry-prefix network (about
+    /// half the AND gates of a Kogge–Stone adder, same depth). Rounds for two
+    /// parties: `1 + ⌈log2(width − 1)⌉`.
     pub(crate) async fn low_bits(
         &mut self,
         x: &ArithShare,

@@ -177,28 +177,29 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let q64_sq = k.q64.wrapping_mul(k.q64);
         let two_q64 = k.q64.wrapping_mul(2);
         // ⌊c/d⌋ by a shift where d is a power of two (every caller today):
-        // a division per element would dominate the time.
+        // a 64-bit division per element is slow.
         let shift = d.is_power_of_two().then(|| d.trailing_zeros());
-        let quot = |c: u64| match shift {
-            Some(s) => c >> s,
-            None => c / k.d,
-        };
         let mut q = alloc::vec![0u64; n];
         for_each_chunk(&mut q, |off, out| {
             for (i, o) in (off..).zip(out.iter_mut()) {
-                let c = cs[i];
-                let p = quot(c).wrapping_sub(k.k_over_d);
-                let s = wrap_term(c, msb[i], k.q64).wrapping_sub(rd[i]);
-                *o = if me0 { s.wrapping_add(p) } else { s };
+                *o = match shift {
+                    Some(s) => quotient_share_pow2(cs[i], rd[i], msb[i], s, &k, me0),
+                    None => quotient_share(cs[i], rd[i], msb[i], &k, me0),
+                };
             }
         });
         let mut q2 = alloc::vec![0u64; n];
         for_each_chunk(&mut q2, |off, out| {
             for (i, o) in (off..).zip(out.iter_mut()) {
                 let c = cs[i];
-                let p = quot(c).wrapping_sub(k.k_over_d);
-                // share of S, and of S² = ⌊R/d⌋² + (1 − msb(c))·(q64²·m − 2·q64·m·⌊R/d⌋)
-                let s = wrap_term(c, msb[i], k.q64).wrapping_sub(rd[i]);
+                let p = match shift {
+                    Some(s) => c >> s,
+                    None => c / k.d,
+                }
+                .wrapping_sub(k.k_over_d);
+                // this party's share of S (its quotient share less the public
+                // part), and of S² = ⌊R/d⌋² + (1 − msb(c))·(q64²·m − 2·q64·m·⌊R/d⌋)
+                let s = if me0 { q[i].wrapping_sub(p) } else { q[i] };
                 let keep = 1 - (c >> 63);
                 let s_sq = rd_sq[i].wrapping_add(
                     keep.wrapping_mul(
