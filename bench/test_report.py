@@ -69,6 +69,16 @@ class ReportTest(unittest.TestCase):
         svg = read_text(os.path.join(d, "docs", "benchmarks.svg"))
         self.assertTrue(svg.startswith("<svg") and "relu 1e6" in svg)
 
+    def test_masked_input_rows_are_compared_with_crypten_s_same_workload(self):
+        _, md = self.run_report({
+            "hush-ops.jsonl": [hush("mul 1e6 (masked inputs)", 8.0, 50.0, 2, 8_125_000)],
+            "crypten-ops.jsonl": [crypten("mul 1e6", 100.0, 4, 40_000_000)],
+        })
+        mul = next(l for l in md.splitlines() if l.startswith("| mul 1e6 (masked inputs)"))
+        self.assertIn("0.080", mul)
+        self.assertIn("(0.20)", mul)  # 8.1 MB / 40 MB
+        self.assertIn("✓10× time ✓rounds ✓½ bytes", mul)
+
     def test_crypten_failures_and_missing_rows_are_said(self):
         _, md = self.run_report({
             "hush-models.jsonl": [hush("transformer encoder 1x8x16", 4.0, 4.0, 262, 1_000_000),

@@ -57,7 +57,10 @@ fn requests() -> Vec<CorrelationRequest> {
         CorrelationRequest::AndTriple { words: 5 },
         CorrelationRequest::BitPair { len: 70 },
         CorrelationRequest::SelectTriple { len: 9 },
-        CorrelationRequest::FixedMask { shape: vec![7, 3] },
+        CorrelationRequest::FixedMask {
+            shape: vec![7, 3],
+            owner: 1,
+        },
         CorrelationRequest::FixedTriple {
             mask: 0,
             op: BilinearOp::MatMul {
@@ -73,6 +76,18 @@ fn requests() -> Vec<CorrelationRequest> {
                 rhs: vec![3, 1],
             },
             side: FixedSide::Lhs,
+        },
+        CorrelationRequest::FixedMask {
+            shape: vec![3, 2],
+            owner: 0,
+        },
+        CorrelationRequest::FixedProduct {
+            op: BilinearOp::MatMul {
+                lhs: vec![7, 3],
+                rhs: vec![3, 2],
+            },
+            lhs: 0,
+            rhs: 1,
         },
     ]
 }
@@ -94,7 +109,7 @@ fn every_correlation_reconstructs_correctly_for_two_and_three_parties() {
     for n in [2, 3] {
         for seed in 0..3u8 {
             let mut preps = in_process(&seeds(n, seed), CpuBackend);
-            let mut fixed_a: Option<RingTensor> = None;
+            let mut fixed: Vec<RingTensor> = Vec::new();
             for req in requests() {
                 let got: Vec<Correlation> = preps
                     .iter_mut()
@@ -180,22 +195,36 @@ fn every_correlation_reconstructs_correctly_for_two_and_three_parties() {
                             assert_eq!(ar[[j]], a[[j]].wrapping_mul(bit));
                         }
                     }
-                    CorrelationRequest::FixedMask { .. } => {
+                    CorrelationRequest::FixedMask { owner, .. } => {
                         let m: Vec<_> = got
                             .into_iter()
                             .map(|c| c.into_fixed_mask().unwrap())
                             .collect();
-                        assert!(m.iter().all(|m| m.id == 0));
-                        fixed_a = Some(sum(m.into_iter().map(|m| m.a).collect()));
+                        assert!(m.iter().all(|m| m.id == fixed.len() as u64));
+                        // The owner holds all of A; the others' pieces are zero.
+                        for (i, m) in m.iter().enumerate() {
+                            let zero = m.a.iter().all(|&v| v == 0);
+                            assert_eq!(zero, i != *owner, "party {i}, owner {owner}");
+                        }
+                        fixed.push(sum(m.into_iter().map(|m| m.a).collect()));
                     }
-                    CorrelationRequest::FixedTriple { op, side, .. } => {
+                    CorrelationRequest::FixedProduct { op, lhs, rhs } => {
+                        let t: Vec<_> = got
+                            .into_iter()
+                            .map(|c| c.into_fixed_product().unwrap())
+                            .collect();
+                        let c = sum(t.into_iter().map(|t| t.c).collect());
+                        let (a, b) = (&fixed[*lhs as usize], &fixed[*rhs as usize]);
+                        assert_eq!(c, op.apply(&CpuBackend, a, b).unwrap());
+                    }
+                    CorrelationRequest::FixedTriple { mask, op, side } => {
                         let t: Vec<_> = got
                             .into_iter()
                             .map(|c| c.into_fixed_triple().unwrap())
                             .collect();
                         let b = sum(t.iter().map(|t| t.b.clone()).collect());
                         let c = sum(t.iter().map(|t| t.c.clone()).collect());
-                        let a = fixed_a.as_ref().unwrap();
+                        let a = &fixed[*mask as usize];
                         let expect = match side {
                             FixedSide::Lhs => op.apply(&CpuBackend, a, &b).unwrap(),
                             FixedSide::Rhs => op.apply(&CpuBackend, &b, a).unwrap(),
@@ -332,7 +361,17 @@ fn a_dealer_that_receives_garbage_refuses_with_a_typed_error() {
         },
         side: FixedSide::Rhs,
     });
-    let garbage: Vec<Vec<u8>> = vec![vec![1, 2, 3], vec![], core::mem::take(&mut bad_mask)];
+    let unknown_product = encode_request(&CorrelationRequest::FixedProduct {
+        op: BilinearOp::Hadamard { shape: vec![2] },
+        lhs: 0,
+        rhs: 7,
+    });
+    let garbage: Vec<Vec<u8>> = vec![
+        vec![1, 2, 3],
+        vec![],
+        core::mem::take(&mut bad_mask),
+        unknown_product,
+    ];
     for g in garbage {
         let s = s.clone();
         let results = run_parties(2, move |mut ch| {

@@ -521,7 +521,17 @@ fn weight_reuse_opens_the_weights_once_and_only_the_activation_per_query() {
             }
         });
         for (me, setup, results) in outs {
-            assert_eq!(setup.bytes_sent, (64 * 32 + 10) * 8 * (n as u64 - 1));
+            // The owner sends E = W − A for both operands to every other
+            // party, one way, one round; the others send nothing.
+            let e_bytes = (64 * 32 + 10) * 8;
+            if me == owner {
+                assert_eq!(setup.bytes_sent, e_bytes * (n as u64 - 1));
+                assert_eq!(setup.bytes_received, 0);
+            } else {
+                assert_eq!(setup.bytes_sent, 0);
+                assert_eq!(setup.bytes_received, e_bytes);
+            }
+            assert_eq!(setup.rounds, 1);
             for (q, (y, z, per_query)) in queries.iter().zip(results) {
                 let yref = matmul_ref(q, &wv);
                 assert!(max_abs_err(&dec(&y), &yref) <= ulp(fp()) * 1.01);
@@ -546,6 +556,121 @@ fn weight_reuse_opens_the_weights_once_and_only_the_activation_per_query() {
                 assert!((1..=2).contains(&per_query.rounds), "{per_query:?}");
             }
         }
+    }
+}
+
+#[test]
+fn products_of_two_masked_operands_open_only_their_truncation() {
+    // Each operand is masked once by its owner (`fix_operand`); their product
+    // is local given the dealer's op(A, B), and only the truncation goes on
+    // the wire: every party but the left owner sends its piece of c (8 bytes
+    // per output element) to that owner, which returns msb(c) (one bit).
+    let conv = Conv2dParams {
+        stride: [1, 1],
+        padding: [1; 4],
+        dilation: [1, 1],
+        groups: 1,
+    };
+    let cases: Vec<(BilinearOp, f64)> = vec![
+        (BilinearOp::Hadamard { shape: vec![3, 70] }, 8.0),
+        (
+            BilinearOp::MatMul {
+                lhs: vec![2, 4, 6],
+                rhs: vec![6, 3],
+            },
+            4.0,
+        ),
+        (
+            BilinearOp::Conv2d {
+                input: [1, 2, 5, 5],
+                kernel: [3, 2, 3, 3],
+                params: conv,
+            },
+            2.0,
+        ),
+    ];
+    for n in PARTIES {
+        for (lo, ro) in [(0, 1), (n - 1, 0), (1, 1)] {
+            for (i, (op, range)) in cases.iter().enumerate() {
+                let seed = 30 + i as u8;
+                let mut prg = data_prg(seed);
+                let xv = quantize(fp(), &uniform(&mut prg, op.lhs_shape(), *range));
+                let yv = quantize(fp(), &uniform(&mut prg, op.rhs_shape(), *range));
+                let (xe, ye) = (enc(&xv), enc(&yv));
+                let outs = run_mpc(n, Config::default(), seed, |mut p| {
+                    let (xe, ye, op) = (&xe, &ye, op);
+                    async move {
+                        let me = p.id();
+                        let x = p.fix_operand(lo, held(me, lo, xe), op.lhs_shape()).await?;
+                        let y = p.fix_operand(ro, held(me, ro, ye), op.rhs_shape()).await?;
+                        let before = p.stats();
+                        let z = p.bilinear_fixed_pair(op, &x, &y).await?;
+                        let cost = p.stats().since(&before);
+                        let again = p.bilinear_fixed_pair(op, &x, &y).await?;
+                        Ok((me, p.open(&z).await?, p.open(&again).await?, cost))
+                    }
+                });
+                let expect = match op {
+                    BilinearOp::Hadamard { .. } => &xv * &yv,
+                    BilinearOp::MatMul { .. } => matmul_ref(&xv, &yv),
+                    BilinearOp::Conv2d { params, .. } => conv_ref(&xv, &yv, params),
+                };
+                let nz = expect.len() as u64;
+                let (to_lead, back) = (nz * 8, nz.div_ceil(64) * 8);
+                let others = n as u64 - 1;
+                for (me, z, again, cost) in outs {
+                    // One truncation: one unit (stochastic rounding).
+                    for got in [&z, &again] {
+                        let err = max_abs_err(&dec(got), &expect);
+                        assert!(err <= ulp(fp()) * 1.01, "{op:?} owners {lo},{ro}: {err}");
+                    }
+                    if me == lo {
+                        assert_eq!(cost.bytes_sent, back * others);
+                        assert_eq!(cost.bytes_received, to_lead * others);
+                    } else {
+                        assert_eq!(cost.bytes_sent, to_lead);
+                        assert_eq!(cost.bytes_received, back);
+                    }
+                    assert!((1..=2).contains(&cost.rounds), "{cost:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn masked_operand_products_check_shapes_and_support_local_truncation() {
+    let config = Config {
+        truncation: TruncationMode::Local,
+        ..Config::default()
+    };
+    let mut prg = data_prg(33);
+    let xv = quantize(fp(), &uniform(&mut prg, &[3, 16], 4.0));
+    let yv = quantize(fp(), &uniform(&mut prg, &[16, 8], 1.0));
+    let (xe, ye) = (enc(&xv), enc(&yv));
+    let outs = run_mpc(2, config, 33, |mut p| {
+        let (xe, ye) = (&xe, &ye);
+        async move {
+            let me = p.id();
+            let x = p.fix_operand(0, held(me, 0, xe), &[3, 16]).await?;
+            let y = p.fix_operand(1, held(me, 1, ye), &[16, 8]).await?;
+            let swapped = BilinearOp::MatMul {
+                lhs: vec![16, 8],
+                rhs: vec![3, 16],
+            };
+            let wrong = p.bilinear_fixed_pair(&swapped, &x, &y).await;
+            assert!(matches!(wrong, Err(Error::Shape(_))), "{wrong:?}");
+            let op = BilinearOp::MatMul {
+                lhs: vec![3, 16],
+                rhs: vec![16, 8],
+            };
+            let z = p.bilinear_fixed_pair(&op, &x, &y).await?;
+            p.open(&z).await
+        }
+    });
+    for z in outs {
+        // Local truncation: one unit, unless it failed (probability ~2^-40 here).
+        assert!(max_abs_err(&dec(&z), &matmul_ref(&xv, &yv)) <= ulp(fp()) * 1.01);
     }
 }
 
@@ -638,6 +763,40 @@ fn truncated_or_wrong_length_peer_messages_are_typed_errors() {
                 "fixed product: {fixed}"
             );
         }
+    }
+}
+
+#[test]
+fn a_masked_operand_of_the_wrong_length_is_a_typed_error() {
+    use hush_core::backend::CpuBackend;
+    use hush_core::channel::Channel;
+    use hush_core::channel::memory::run_parties;
+    use hush_core::error::PeerError;
+    use hush_core::preprocessing::seeded::in_process;
+    use hush_core::protocol::Party;
+    // The owner (party 1) sends E = W − A for a 4x2 operand: 64 bytes.
+    for cut in [0usize, 8, 63, 65, 128] {
+        let mut preps = in_process(&seeds(2, 15), CpuBackend).into_iter();
+        let results = run_parties(2, |ch| {
+            let prep = preps.next().unwrap();
+            async move {
+                let mut p = Party::new(ch, prep, CpuBackend, Config::default()).await?;
+                if p.id() == 1 {
+                    let (mut ch, _, _) = p.into_parts();
+                    ch.send(0, vec![0u8; cut]).await?;
+                    return Ok(());
+                }
+                p.fix_operand(1, None, &[4, 2]).await.map(|_| ())
+            }
+        });
+        assert!(results[1].is_ok());
+        assert_eq!(
+            results[0],
+            Err(Error::Peer(PeerError::WrongLength {
+                expected: 64,
+                got: cut
+            }))
+        );
     }
 }
 

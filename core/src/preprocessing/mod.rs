@@ -95,10 +95,14 @@ pub enum CorrelationRequest {
         divisor: u64,
     },
     /// A session-fixed mask `A` for an operand owned by one party (its
-    /// weights), to be opened once as `E = W - A`.
+    /// weights, or a private input), drawn from the owner's seed alone: the
+    /// owner knows `A` (the other parties' shares are zero) and sends
+    /// `E = W - A` to the others once.
     FixedMask {
         /// Shape of the fixed operand.
         shape: Vec<usize>,
+        /// The party that holds the operand.
+        owner: usize,
     },
     /// XOR shares of random words `A`, `B` and of `C = A & B`.
     AndTriple {
@@ -134,6 +138,17 @@ pub enum CorrelationRequest {
         /// Which operand the fixed mask stands for.
         side: FixedSide,
     },
+    /// Shares of `C = op(A, B)` for two earlier fixed masks: `A` of the left
+    /// operand, `B` of the right. With both operands masked once, their
+    /// product opens nothing but its truncation (`protocol/fixed.rs`).
+    FixedProduct {
+        /// The bilinear map, with both operands' shapes.
+        op: BilinearOp,
+        /// Index of the left operand's fixed mask.
+        lhs: u64,
+        /// Index of the right operand's fixed mask.
+        rhs: u64,
+    },
 }
 
 impl CorrelationRequest {
@@ -148,9 +163,9 @@ impl CorrelationRequest {
     /// Checks that the request describes well-formed shapes.
     pub fn validate(&self) -> Result<()> {
         match self {
-            CorrelationRequest::Triple(op) | CorrelationRequest::FixedTriple { op, .. } => {
-                op.out_shape().map(|_| ())
-            }
+            CorrelationRequest::Triple(op)
+            | CorrelationRequest::FixedTriple { op, .. }
+            | CorrelationRequest::FixedProduct { op, .. } => op.out_shape().map(|_| ()),
             CorrelationRequest::Square { .. }
             | CorrelationRequest::FixedMask { .. }
             | CorrelationRequest::AndTriple { .. }
@@ -227,6 +242,13 @@ pub struct FixedTripleShare {
     pub c: RingTensor,
 }
 
+/// A party's share of the product of two fixed masks.
+#[derive(Clone)]
+pub struct FixedProductShare {
+    /// Share of `op(A, B)`.
+    pub c: RingTensor,
+}
+
 /// A party's XOR shares of an AND triple over 64-bit words.
 #[derive(Clone)]
 pub struct AndTriple {
@@ -283,6 +305,8 @@ pub enum Correlation {
     FixedMask(FixedMaskShare),
     /// See [`CorrelationRequest::FixedTriple`].
     FixedTriple(FixedTripleShare),
+    /// See [`CorrelationRequest::FixedProduct`].
+    FixedProduct(FixedProductShare),
     /// See [`CorrelationRequest::AndTriple`].
     And(AndTriple),
     /// See [`CorrelationRequest::BitPair`].
@@ -302,6 +326,7 @@ impl fmt::Debug for Correlation {
             Correlation::SquaringDiv(_) => "SquaringDiv",
             Correlation::FixedMask(_) => "FixedMask",
             Correlation::FixedTriple(_) => "FixedTriple",
+            Correlation::FixedProduct(_) => "FixedProduct",
             Correlation::And(_) => "And",
             Correlation::Bit(_) => "Bit",
             Correlation::OneSided(_) => "OneSided",
@@ -333,6 +358,7 @@ impl Correlation {
     correlation_accessor!(into_squaring_div, SquaringDiv, SquaringDivPair);
     correlation_accessor!(into_fixed_mask, FixedMask, FixedMaskShare);
     correlation_accessor!(into_fixed_triple, FixedTriple, FixedTripleShare);
+    correlation_accessor!(into_fixed_product, FixedProduct, FixedProductShare);
     correlation_accessor!(into_and, And, AndTriple);
     correlation_accessor!(into_bit, Bit, BitPair);
     correlation_accessor!(into_one_sided, OneSided, OneSidedAnd);

@@ -15,8 +15,8 @@
 use super::wire::{decode_correction, decode_request, encode_correction, encode_request};
 use super::{
     AndTriple, BeaverTriple, BitPair, Correlation, CorrelationRequest, DivPair, FixedMaskShare,
-    FixedSide, FixedTripleShare, OneSidedAnd, Preprocessing, SelectTriple, SquarePair,
-    SquaringDivPair,
+    FixedProductShare, FixedSide, FixedTripleShare, OneSidedAnd, Preprocessing, SelectTriple,
+    SquarePair, SquaringDivPair,
 };
 use crate::backend::Backend;
 use crate::bilinear::BilinearOp;
@@ -53,8 +53,12 @@ pub struct Draw {
 /// corrections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Draws {
-    /// Tensors every party expands from its seed.
+    /// Tensors every party expands from its seed (or only `owner`).
     pub random: Vec<Draw>,
+    /// When set, only this party draws the `random` tensors (so it knows
+    /// them in the clear); the others' pieces are zero and their streams
+    /// do not move.
+    pub owner: Option<PartyId>,
     /// Tensors whose value depends on the random ones.
     pub derived: Vec<Draw>,
 }
@@ -104,11 +108,18 @@ pub fn draws(req: &CorrelationRequest) -> Result<Draws> {
             vec![arith(shape)],
             vec![arith(shape), arith(shape), arith(shape), arith(shape)],
         ),
-        CorrelationRequest::FixedMask { shape } => (vec![arith(shape)], vec![]),
+        CorrelationRequest::FixedMask { shape, owner } => {
+            return Ok(Draws {
+                random: vec![arith(shape)],
+                derived: vec![],
+                owner: Some(*owner),
+            });
+        }
         CorrelationRequest::FixedTriple { op, side, .. } => (
             vec![arith(CorrelationRequest::fixed_fresh_shape(op, *side))],
             vec![arith(&op.out_shape()?)],
         ),
+        CorrelationRequest::FixedProduct { op, .. } => (vec![], vec![arith(&op.out_shape()?)]),
         CorrelationRequest::AndTriple { words } => (
             vec![binary(&[*words]), binary(&[*words])],
             vec![binary(&[*words])],
@@ -124,7 +135,11 @@ pub fn draws(req: &CorrelationRequest) -> Result<Draws> {
             (vec![binary(&[*words])], vec![binary(&[*words])])
         }
     };
-    Ok(Draws { random, derived })
+    Ok(Draws {
+        random,
+        derived,
+        owner: None,
+    })
 }
 
 fn draw_all(prg: &mut Prg, draws: &[Draw]) -> Vec<RingTensor> {
@@ -237,8 +252,20 @@ impl<S: CorrectionSource> Preprocessing for SeededPreprocessing<S> {
         let Draws {
             random,
             derived: derived_draws,
+            owner,
         } = draws(req)?;
-        let mut random = draw_all(&mut self.prg, &random).into_iter();
+        if owner.is_some_and(|o| o >= self.num_parties) {
+            return Err(Error::Usage(format!("party {owner:?} does not exist")));
+        }
+        let mut random = if owner.is_none_or(|o| o == self.party) {
+            draw_all(&mut self.prg, &random)
+        } else {
+            random
+                .iter()
+                .map(|d| RingTensor::zeros(IxDyn(&d.shape)))
+                .collect()
+        }
+        .into_iter();
         let derived: Vec<RingTensor> = if self.is_last() {
             let lens: Vec<usize> = derived_draws
                 .iter()
@@ -330,6 +357,14 @@ impl<S: CorrectionSource> Preprocessing for SeededPreprocessing<S> {
                     c: take(&mut derived)?,
                 })
             }
+            CorrelationRequest::FixedProduct { lhs, rhs, .. } => {
+                if let Some(m) = [lhs, rhs].into_iter().find(|&&m| m >= self.masks) {
+                    return Err(Error::Usage(format!("fixed mask {m} was never requested")));
+                }
+                Correlation::FixedProduct(FixedProductShare {
+                    c: take(&mut derived)?,
+                })
+            }
         })
     }
 }
@@ -387,17 +422,22 @@ impl<B: Backend> SeededDealer<B> {
                 "one-sided AND is a two-party correlation",
             ));
         }
+        if d.owner.is_some_and(|o| o >= n) {
+            return Err(PeerError::Malformed("mask owner is not a party").into());
+        }
         let mut own: Vec<RingTensor> = Vec::new();
         for (i, prg) in self.prgs.iter_mut().enumerate() {
-            for ((t, r), dr) in totals
-                .iter_mut()
-                .zip(draw_all(prg, &d.random))
-                .zip(&d.random)
-            {
-                if one_sided {
-                    own.push(r.clone());
+            if d.owner.is_none_or(|o| o == i) {
+                for ((t, r), dr) in totals
+                    .iter_mut()
+                    .zip(draw_all(prg, &d.random))
+                    .zip(&d.random)
+                {
+                    if one_sided {
+                        own.push(r.clone());
+                    }
+                    combine_assign(t, &r, dr.kind);
                 }
-                combine_assign(t, &r, dr.kind);
             }
             if i + 1 < n {
                 for ((t, x), dr) in others
@@ -470,6 +510,20 @@ impl<B: Backend> SeededDealer<B> {
                     FixedSide::Rhs => op.apply(&self.backend, &totals[0], a)?,
                 };
                 vec![c]
+            }
+            CorrelationRequest::FixedProduct { op, lhs, rhs } => {
+                let mask = |id: u64, shape: &[usize]| -> Result<&RingTensor> {
+                    let a = self
+                        .masks
+                        .get(id as usize)
+                        .ok_or(PeerError::Malformed("unknown fixed mask"))?;
+                    if a.shape() != shape {
+                        return Err(PeerError::Malformed("fixed mask has another shape").into());
+                    }
+                    Ok(a)
+                };
+                let (a, b) = (mask(*lhs, op.lhs_shape())?, mask(*rhs, op.rhs_shape())?);
+                vec![op.apply(&self.backend, a, b)?]
             }
         };
         Ok(truth

@@ -24,8 +24,9 @@ use crate::ring::{Ring, RingTensor};
 use alloc::vec::Vec;
 
 /// Version of the dealer message format. 2: squaring division pairs
-/// (request type 10).
-pub const WIRE_VERSION: u8 = 2;
+/// (request type 10). 3: products of two fixed masks (request type 11);
+/// fixed masks name their owner, who alone draws them.
+pub const WIRE_VERSION: u8 = 3;
 /// Highest tensor rank a message may carry.
 pub const MAX_RANK: usize = 8;
 /// Most elements one tensor in a message may have (2^28: 2 GiB of ring elements).
@@ -172,9 +173,10 @@ fn put_request(w: &mut Vec<u8>, req: &CorrelationRequest) {
             put_shape(w, shape);
             put_u64(w, *divisor);
         }
-        CorrelationRequest::FixedMask { shape } => {
+        CorrelationRequest::FixedMask { shape, owner } => {
             w.push(4);
             put_shape(w, shape);
+            put_u64(w, *owner as u64);
         }
         CorrelationRequest::AndTriple { words } => {
             w.push(6);
@@ -200,6 +202,12 @@ fn put_request(w: &mut Vec<u8>, req: &CorrelationRequest) {
                 FixedSide::Lhs => 0,
                 FixedSide::Rhs => 1,
             });
+        }
+        CorrelationRequest::FixedProduct { op, lhs, rhs } => {
+            w.push(11);
+            put_op(w, op);
+            put_u64(w, *lhs);
+            put_u64(w, *rhs);
         }
     }
 }
@@ -369,6 +377,7 @@ impl<'a> Reader<'a> {
             }
             4 => CorrelationRequest::FixedMask {
                 shape: self.shape()?,
+                owner: self.len()?,
             },
             5 => {
                 let mask = self.u64()?;
@@ -391,6 +400,12 @@ impl<'a> Reader<'a> {
                     .validate(shape.iter().product())
                     .map_err(|_| PeerError::Malformed("invalid divisor"))?;
                 CorrelationRequest::SquaringDivPair { shape, divisor }
+            }
+            11 => {
+                let op = self.op()?;
+                let lhs = self.u64()?;
+                let rhs = self.u64()?;
+                CorrelationRequest::FixedProduct { op, lhs, rhs }
             }
             _ => return Err(PeerError::Malformed("unknown request kind").into()),
         };
@@ -447,7 +462,10 @@ mod tests {
                 shape: vec![3],
                 divisor: 1 << 20,
             },
-            CorrelationRequest::FixedMask { shape: vec![4, 4] },
+            CorrelationRequest::FixedMask {
+                shape: vec![4, 4],
+                owner: 1,
+            },
             CorrelationRequest::AndTriple { words: 9 },
             CorrelationRequest::OneSidedAnd { words: 4 },
             CorrelationRequest::BitPair { len: 65 },
@@ -459,6 +477,11 @@ mod tests {
                     rhs: vec![4, 4],
                 },
                 side: FixedSide::Rhs,
+            },
+            CorrelationRequest::FixedProduct {
+                op: BilinearOp::Hadamard { shape: vec![5] },
+                lhs: 0,
+                rhs: 2,
             },
         ]
     }

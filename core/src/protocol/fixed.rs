@@ -2,7 +2,8 @@
 //! one party, its owner (a layer's weights at the server).
 //!
 //! **Setup, once per session** ([`Party::fix_operands`]): the dealer's mask
-//! `A` (additively shared) is opened as `E = W − A` to every party.
+//! `A` is drawn from the owner's seed alone (so the owner knows it), and
+//! the owner sends `E = W − A` to the other parties, one way.
 //!
 //! **Per query**, for `z = op(x, W)` (or `op(W, x)`): the dealer's fresh
 //! `B` (shared) and `C = op(B, A)` give
@@ -33,10 +34,10 @@ use super::truncation::{DivConsts, quotient_share_pow2};
 use crate::backend::Backend;
 use crate::bilinear::BilinearOp;
 use crate::bits::words_for;
-use crate::channel::{Channel, decode_ring, encode_ring};
-use crate::elementwise::{add_assign, as_slice, for_each_chunk, from_vec, map, sub};
-use crate::error::{Error, PartyId, PeerError, Result};
-use crate::preprocessing::{CorrelationRequest, Divisor, FixedSide, Preprocessing};
+use crate::channel::{Channel, encode_ring};
+use crate::elementwise::{add_assign, as_slice, for_each_chunk, from_vec, sub};
+use crate::error::{Error, PartyId, Result};
+use crate::preprocessing::{CorrelationRequest, DivPair, Divisor, FixedSide, Preprocessing};
 use crate::protocol::TruncationMode;
 use crate::ring::RingTensor;
 use crate::share::{Arith, ArithShare};
@@ -110,6 +111,13 @@ impl FixedOperand {
     pub fn owner(&self) -> PartyId {
         self.owner
     }
+
+    /// The operand in the clear, which only its owner has.
+    fn clear(&self) -> Result<&RingTensor> {
+        self.w
+            .as_ref()
+            .ok_or_else(|| Error::Usage("the owner's fixed operand has no value".into()))
+    }
 }
 
 /// This party's piece `x_i − B_i` of `F`, as a flat vector.
@@ -130,9 +138,11 @@ fn pack_msbs(c: &[u64]) -> Vec<u64> {
 }
 
 impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
-    /// Fixes an operand held in the clear by `owner` (its weights) for the
-    /// session: one round that opens `E = W − A` for a dealer mask `A`.
-    /// `owner` passes `Some(w)`, the others `None`.
+    /// Fixes an operand held in the clear by `owner` (its weights, or a
+    /// private input) for the session: the dealer's mask `A` is drawn from
+    /// the owner's seed alone, so the owner knows it and sends `E = W − A`
+    /// to the others — one message, one way. `owner` passes `Some(w)`, the
+    /// others `None`.
     pub async fn fix_operand(
         &mut self,
         owner: PartyId,
@@ -144,51 +154,73 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             .ok_or_else(|| Error::Usage("no operand fixed".into()))
     }
 
-    /// Fixes several operands of `owner` at once: all their masks opened in
-    /// one round. Each entry is `(Some(w)` at the owner, `None` elsewhere`,
-    /// shape)`.
+    /// Fixes several operands of `owner` at once: all their `E`s in one
+    /// message from the owner. Each entry is `(Some(w)` at the owner, `None`
+    /// elsewhere`, shape)`.
     pub async fn fix_operands(
         &mut self,
         owner: PartyId,
         operands: &[(Option<&RingTensor>, &[usize])],
     ) -> Result<Vec<FixedOperand>> {
-        let me = self.id();
+        let (me, n) = (self.id(), self.num_parties());
         let mut masks = Vec::with_capacity(operands.len());
-        let mut pieces = Vec::with_capacity(operands.len());
+        let mut total = 0usize;
         for &(value, shape) in operands {
-            if owner >= self.num_parties() || (me == owner) != value.is_some() {
+            if owner >= n || (me == owner) != value.is_some() {
                 return Err(Error::Usage(format!(
                     "exactly party {owner} must provide the fixed operand"
                 )));
             }
+            if let Some(w) = value {
+                check_shape("fixed operand", w.shape(), shape)?;
+            }
             let req = CorrelationRequest::FixedMask {
                 shape: shape.to_vec(),
+                owner,
             };
             let mask = self.prep.next(&req).await?.into_fixed_mask()?;
-            pieces.push(match value {
-                Some(w) => {
-                    check_shape("fixed operand", w.shape(), shape)?;
-                    sub(w, &mask.a)
-                }
-                None => map(&mask.a, u64::wrapping_neg),
-            });
-            masks.push(mask.id);
+            check_shape("fixed mask", mask.a.shape(), shape)?;
+            total += mask.a.len();
+            masks.push(mask);
         }
         if operands.is_empty() {
             return Ok(Vec::new());
         }
-        let refs: Vec<&RingTensor> = pieces.iter().collect();
-        let opened = self.open_raw_many::<Arith>(&refs).await?;
+        // At the owner, `mask.a` is the whole of `A`.
+        let es: Vec<Vec<u64>> = if me == owner {
+            let mut flat = Vec::with_capacity(total);
+            let mut es = Vec::with_capacity(masks.len());
+            for (mask, &(value, _)) in masks.iter().zip(operands) {
+                let w =
+                    value.ok_or_else(|| Error::Usage("the owner's operand is missing".into()))?;
+                let e = as_slice(&sub(w, &mask.a)).into_owned();
+                flat.extend_from_slice(&e);
+                es.push(e);
+            }
+            let msg = encode_ring(&flat);
+            for peer in (0..n).filter(|&p| p != owner) {
+                self.channel.send(peer, msg.clone()).await?;
+            }
+            es
+        } else {
+            let mut flat = self.recv_ring(owner, total).await?;
+            let mut es = Vec::with_capacity(masks.len());
+            for mask in masks.iter().rev() {
+                es.push(flat.split_off(flat.len() - mask.a.len()));
+            }
+            es.reverse();
+            es
+        };
         Ok(masks
             .into_iter()
-            .zip(opened)
+            .zip(es)
             .zip(operands)
-            .map(|((id, e), &(value, shape))| FixedOperand {
-                id,
+            .map(|((mask, e), &(value, shape))| FixedOperand {
+                id: mask.id,
                 owner,
                 shape: shape.to_vec(),
                 w: value.cloned(),
-                e,
+                e: from_vec(shape, e),
             })
             .collect())
     }
@@ -247,9 +279,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         w: &FixedOperand,
         f: Vec<u64>,
     ) -> Result<RingTensor> {
-        let weights =
-            w.w.as_ref()
-                .ok_or_else(|| Error::Usage("the owner's fixed operand has no value".into()))?;
+        let weights = w.clear()?;
         let op = &prepared.op;
         let f = from_vec(prepared.x_shape(), f);
         match prepared.side {
@@ -313,9 +343,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         }
         let opened = self.reveal_raw_to::<Arith>(pieces, owner).await?;
         let k = DivConsts::new(d);
-        let s = d.trailing_zeros();
-        let (r_div, r_msb) = (as_slice(&pair.r_div), as_slice(&pair.r_msb));
-        let mut out = match opened {
+        let c = match opened {
             Some(mut f) => {
                 let mut c = f.split_off(nx);
                 let t = self.owner_product(&prepared, w, f).await?;
@@ -330,36 +358,200 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                             .wrapping_add(k.k);
                     }
                 });
+                Some(c)
+            }
+            None => None,
+        };
+        self.finish_led_division(owner, c, &pair, &k, &out_shape)
+            .await
+    }
+
+    /// The end of a dealer division by `2^f` whose `c = z + K + R` was opened
+    /// to `lead` only (`c` is `Some` there): the lead sends `msb(c)`, one bit
+    /// per element, to the others, which is all a party that does not lead
+    /// needs for its share of the quotient.
+    async fn finish_led_division(
+        &mut self,
+        lead: PartyId,
+        c: Option<Vec<u64>>,
+        pair: &DivPair,
+        k: &DivConsts,
+        out_shape: &[usize],
+    ) -> Result<ArithShare> {
+        let nz = pair.r.len();
+        let mut out = match c {
+            Some(c) => {
                 let msbs = encode_ring(&pack_msbs(&c));
-                for peer in (0..self.num_parties()).filter(|&p| p != owner) {
+                for peer in (0..self.num_parties()).filter(|&p| p != lead) {
                     self.channel.send(peer, msbs.clone()).await?;
                 }
                 c
             }
             None => {
-                let bytes = self.channel.recv(owner).await?;
-                let words = words_for(nz);
-                if bytes.len() != words * 8 {
-                    return Err(PeerError::WrongLength {
-                        expected: words * 8,
-                        got: bytes.len(),
-                    }
-                    .into());
-                }
-                let msbs = decode_ring(&bytes, words)?;
-                // Only msb(c) matters to a party that does not lead.
+                let msbs = self.recv_ring(lead, words_for(nz)).await?;
                 (0..nz)
                     .map(|j| ((msbs[j / 64] >> (j % 64)) & 1) << 63)
                     .collect()
             }
         };
+        if out.len() != nz {
+            return Err(Error::Shape("division pair shape mismatch".into()));
+        }
+        let is_lead = self.id() == lead;
+        let s = self.config.fixed_point.scale().trailing_zeros();
+        let (r_div, r_msb) = (as_slice(&pair.r_div), as_slice(&pair.r_msb));
         for_each_chunk(&mut out, |off, vals| {
             for (i, v) in vals.iter_mut().enumerate() {
                 let j = off + i;
-                *v = quotient_share_pow2(*v, r_div[j], r_msb[j], s, &k, lead);
+                *v = quotient_share_pow2(*v, r_div[j], r_msb[j], s, k, is_lead);
             }
         });
-        Ok(ArithShare::from_raw(from_vec(&out_shape, out)))
+        Ok(ArithShare::from_raw(from_vec(out_shape, out)))
+    }
+
+    /// `op(x, y)` for two operands masked once ([`Party::fix_operands`]),
+    /// at double scale, with no communication at all: given the dealer's
+    /// shares of `op(A, B)` for their masks, `op(X, Y) = op(X, E_y) +
+    /// op(E_x, Y − E_y) + op(A, B)`, where the first term is local to `x`'s
+    /// owner and the second to `y`'s (each knows its operand in the clear and
+    /// both `E`s are public). So two private inputs that were masked when
+    /// they were entered multiply without the Beaver round.
+    pub async fn bilinear_fixed_pair_ring(
+        &mut self,
+        op: &BilinearOp,
+        x: &FixedOperand,
+        y: &FixedOperand,
+    ) -> Result<ArithShare> {
+        let c = self.fixed_product_share(op, x, y).await?;
+        let z = self.fixed_pair_piece(op, x, y, c, None).await?;
+        Ok(ArithShare::from_raw(from_vec(&op.out_shape()?, z)))
+    }
+
+    /// The dealer's share of `op(A_x, A_y)`, checked.
+    async fn fixed_product_share(
+        &mut self,
+        op: &BilinearOp,
+        x: &FixedOperand,
+        y: &FixedOperand,
+    ) -> Result<RingTensor> {
+        check_shape("left fixed operand", x.shape(), op.lhs_shape())?;
+        check_shape("right fixed operand", y.shape(), op.rhs_shape())?;
+        let req = CorrelationRequest::FixedProduct {
+            op: op.clone(),
+            lhs: x.id,
+            rhs: y.id,
+        };
+        let c = self.prep.next(&req).await?.into_fixed_product()?.c;
+        check_shape("fixed product", c.shape(), &op.out_shape()?)?;
+        Ok(c)
+    }
+
+    /// This party's share of `op(x, y)` built on its share `c` of
+    /// `op(A_x, A_y)`, plus `R_i + k` when `mask = Some((R_i, k))`: one pass
+    /// for elementwise products.
+    async fn fixed_pair_piece(
+        &self,
+        op: &BilinearOp,
+        x: &FixedOperand,
+        y: &FixedOperand,
+        c: RingTensor,
+        mask: Option<(&RingTensor, u64)>,
+    ) -> Result<Vec<u64>> {
+        let me = self.id();
+        let xv = if me == x.owner {
+            Some(as_slice(x.clear()?))
+        } else {
+            None
+        };
+        let yv = if me == y.owner {
+            Some(as_slice(y.clear()?))
+        } else {
+            None
+        };
+        let (ex, ey) = (as_slice(&x.e), as_slice(&y.e));
+        let r = mask.map(|(r, _)| as_slice(r));
+        let k = mask.map_or(0, |(_, k)| k);
+        let product = match op {
+            BilinearOp::Hadamard { .. } => None,
+            _ => {
+                let y_off = yv.as_ref().map(|yv| {
+                    let v: Vec<u64> = yv
+                        .iter()
+                        .zip(ey.iter())
+                        .map(|(a, b)| a.wrapping_sub(*b))
+                        .collect();
+                    from_vec(y.shape(), v)
+                });
+                let mut terms = Vec::with_capacity(2);
+                if me == x.owner {
+                    terms.push((x.clear()?, &y.e));
+                }
+                if let Some(y_off) = &y_off {
+                    terms.push((&x.e, y_off));
+                }
+                if terms.is_empty() {
+                    None
+                } else {
+                    Some(self.backend.bilinear_sum(op, &terms).await?)
+                }
+            }
+        };
+        let t = product.as_ref().map(as_slice);
+        let mut z = if c.is_standard_layout() {
+            c.into_raw_vec_and_offset().0
+        } else {
+            c.iter().copied().collect()
+        };
+        for_each_chunk(&mut z, |off, out| {
+            for (i, v) in (off..).zip(out.iter_mut()) {
+                let mut acc = v.wrapping_add(k);
+                if let Some(r) = &r {
+                    acc = acc.wrapping_add(r[i]);
+                }
+                if let Some(t) = &t {
+                    acc = acc.wrapping_add(t[i]);
+                } else {
+                    // Elementwise: X ⊙ E_y at x's owner, E_x ⊙ (Y − E_y) at y's.
+                    if let Some(xv) = &xv {
+                        acc = acc.wrapping_add(xv[i].wrapping_mul(ey[i]));
+                    }
+                    if let Some(yv) = &yv {
+                        acc = acc.wrapping_add(ex[i].wrapping_mul(yv[i].wrapping_sub(ey[i])));
+                    }
+                }
+                *v = acc;
+            }
+        });
+        Ok(z)
+    }
+
+    /// [`Party::bilinear_fixed_pair_ring`] truncated back to scale. With
+    /// dealer-assisted truncation every party but `x`'s owner sends its piece
+    /// of the division's `c = z + K + R` to that owner, which returns
+    /// `msb(c)`: two rounds, `|z|·8` bytes to the owner and `|z|/8` back —
+    /// the whole online cost of a product of two masked operands.
+    pub async fn bilinear_fixed_pair(
+        &mut self,
+        op: &BilinearOp,
+        x: &FixedOperand,
+        y: &FixedOperand,
+    ) -> Result<ArithShare> {
+        if self.config.truncation != TruncationMode::Dealer {
+            let z = self.bilinear_fixed_pair_ring(op, x, y).await?;
+            return self.truncate(&z).await;
+        }
+        let c = self.fixed_product_share(op, x, y).await?;
+        let shape = op.out_shape()?;
+        let d = self.config.fixed_point.scale();
+        let pair = self.next_div_pair(&shape, &Divisor::Uniform(d)).await?;
+        let k = DivConsts::new(d);
+        let lead = x.owner;
+        let kk = if self.id() == lead { k.k } else { 0 };
+        let piece = self
+            .fixed_pair_piece(op, x, y, c, Some((&pair.r, kk)))
+            .await?;
+        let c = self.reveal_raw_to::<Arith>(piece, lead).await?;
+        self.finish_led_division(lead, c, &pair, &k, &shape).await
     }
 
     /// `op(w, x)` (`side = Lhs`) or `op(x, w)` (`side = Rhs`) for a fixed

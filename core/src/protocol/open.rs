@@ -2,7 +2,7 @@
 
 use super::Party;
 use crate::backend::Backend;
-use crate::channel::{Channel, encode_ring};
+use crate::channel::{Channel, decode_ring, encode_ring};
 use crate::elementwise::{
     as_slice, for_each_chunk, for_each_chunk_bytes, for_each_chunk_with_bytes, from_vec,
 };
@@ -299,6 +299,19 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         }
         self.recycle(ex);
         Ok(mine)
+    }
+
+    /// One message of exactly `len` ring elements from `peer`, decoded.
+    pub(crate) async fn recv_ring(&mut self, peer: PartyId, len: usize) -> Result<Vec<Ring>> {
+        let bytes = self.channel.recv(peer).await?;
+        if bytes.len() != len * 8 {
+            return Err(PeerError::WrongLength {
+                expected: len * 8,
+                got: bytes.len(),
+            }
+            .into());
+        }
+        decode_ring(&bytes, len)
     }
 
     /// Reveals a shared tensor to `target` only: `Some(value)` there, `None`

@@ -26,7 +26,9 @@ use alloc::vec::Vec;
 /// of two (`protocol/approx.rs`): a different message pattern.
 /// 4: exp's squarings come from the openings of the divisions before them
 /// (`truncation.rs::div_and_square`), one opening per squaring, not two.
-pub const PROTOCOL_VERSION: u8 = 4;
+/// 5: the weights' masks are drawn from the server's seed alone and the
+/// server sends `E = W − A` one way; the client sends nothing at setup.
+pub const PROTOCOL_VERSION: u8 = 5;
 
 const KIND_CONTROL: u8 = 0x01;
 const KIND_DATA_LAST: u8 = 0x02;

@@ -279,7 +279,7 @@ fn print_markdown(r: &Report) {
     if let Some((t, c)) = &r.setup {
         let (up, down) = each_way(c);
         println!(
-            "| ↳ weight setup, once per session | {:.2} ms | | {} | {} | {} | | |",
+            "| ↳ setup (masking weights or inputs), once | {:.2} ms | | {} | {} | {} | | |",
             ms(*t),
             human_bytes(up),
             human_bytes(down),
@@ -444,7 +444,7 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 let (sent, recv) = each_way(c);
                 println!(
                     "{:<34} {:>8.2} ms {:>11} {:>12} {:>12} {:>7}",
-                    "  └ weight setup (once per session)",
+                    "  └ setup (masking, once)",
                     ms(*t),
                     "",
                     human_bytes(sent),

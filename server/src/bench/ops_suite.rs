@@ -59,6 +59,14 @@ pub(crate) trait Workload {
     async fn prepare<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, Compute>,
     ) -> CoreResult<Self::State>;
+    /// Untimed and unreported: shares the inputs a setup masked, only so that
+    /// the result can be checked.
+    async fn enter_checks<C: Channel, P: Preprocessing>(
+        _p: &mut Party<C, P, Compute>,
+        _s: &mut Self::State,
+    ) -> CoreResult<()> {
+        Ok(())
+    }
     /// Per-query local work that needs no input (timed into the offline figure).
     async fn precompute<C: Channel, P: Preprocessing>(
         _p: &mut Party<C, P, Compute>,
@@ -86,9 +94,12 @@ fn entry<W: Workload>() -> Entry {
 pub(crate) fn workloads() -> Vec<Entry> {
     vec![
         entry::<Mul>(),
+        entry::<MulMasked>(),
         entry::<MatMulSecret>(),
+        entry::<MatMulMasked>(),
         entry::<MatMulWeightReuse>(),
         entry::<Conv2dSecret>(),
+        entry::<Conv2dMasked>(),
         entry::<Conv2dWeightReuse>(),
         entry::<TruncDealer>(),
         entry::<TruncLocal>(),
@@ -196,6 +207,7 @@ impl<W: Workload, P: Preprocessing> Job<P> for OpsJob<'_, W> {
         let mut state = W::prepare(&mut p).await?;
         spans.setup.end(Instant::now());
         let setup = p.stats().since(&before_setup);
+        W::enter_checks(&mut p, &mut state).await?;
         let t = Instant::now();
         W::precompute(&mut p, &mut state).await?;
         let took = t.elapsed();
@@ -436,8 +448,10 @@ fn conv_ref(x: &ArrayD<f64>, k: &ArrayD<f64>) -> CoreResult<ArrayD<f64>> {
 struct Reuse {
     x: ArithShare,
     w: FixedOperand,
+    /// The weights, at their owner, until they are entered for the check.
+    plain: Option<RingTensor>,
     /// The same weights secret-shared, only to check the result.
-    w_check: ArithShare,
+    w_check: Option<ArithShare>,
     prepared: Option<PreparedFixed>,
 }
 
@@ -453,70 +467,33 @@ async fn reuse_prepare<C: Channel, P: Preprocessing>(
         None
     };
     let w = p.fix_operand(owner, values.as_ref(), w_shape).await?;
-    let w_check = p.input::<Arith>(owner, values.as_ref(), w_shape).await?;
     let x = input(p, 0, x_shape).await?;
     Ok(Reuse {
         x,
         w,
-        w_check,
+        plain: values,
+        w_check: None,
         prepared: None,
     })
 }
 
-async fn reuse_precompute<C: Channel, P: Preprocessing>(
+/// Shares a masked operand again, only to check a result (outside the setup).
+async fn enter_check<C: Channel, P: Preprocessing>(
     p: &mut Party<C, P, Compute>,
-    op: &BilinearOp,
-    s: &mut Reuse,
-) -> CoreResult<()> {
-    s.prepared = Some(p.prepare_fixed(op, FixedSide::Rhs, &s.w).await?);
-    Ok(())
+    w: &FixedOperand,
+    plain: &mut Option<RingTensor>,
+) -> CoreResult<ArithShare> {
+    let v = plain.take();
+    p.input::<Arith>(w.owner(), v.as_ref(), w.shape()).await
 }
 
-async fn reuse_online<C: Channel, P: Preprocessing>(
-    p: &mut Party<C, P, Compute>,
-    s: &mut Reuse,
-) -> CoreResult<Output> {
-    let prepared = s
-        .prepared
-        .take()
-        .ok_or_else(|| hush_core::Error::Usage("precompute did not run".into()))?;
-    p.bilinear_fixed_prepared(prepared, &s.w, &s.x)
-        .await
-        .map(Output::Fixed)
-}
-
-struct MatMulWeightReuse;
-impl Workload for MatMulWeightReuse {
-    const NAME: &'static str = "matmul 1x1024 . 1024x1024 (weights)";
-    const SETUP: bool = true;
-    type State = Reuse;
-    async fn prepare<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, Compute>,
-    ) -> CoreResult<Self::State> {
-        reuse_prepare(p, &[1, 1024], &[1024, 1024]).await
-    }
-    async fn precompute<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, Compute>,
-        s: &mut Self::State,
-    ) -> CoreResult<()> {
-        let op = BilinearOp::MatMul {
-            lhs: vec![1, 1024],
-            rhs: vec![1024, 1024],
-        };
-        reuse_precompute(p, &op, s).await
-    }
-    async fn online<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, Compute>,
-        s: &mut Self::State,
-    ) -> CoreResult<Output> {
-        reuse_online(p, s).await
-    }
-    fn inputs(s: &Self::State) -> Vec<&ArithShare> {
-        vec![&s.x, &s.w_check]
-    }
-    fn reference(x: &[ArrayD<f64>]) -> CoreResult<ArrayD<f64>> {
-        matmul_ref(&x[0], &x[1])
-    }
+/// The check copies of workloads with masked operands, in the order the
+/// reference takes them.
+fn checks<'a>(
+    first: Option<&'a ArithShare>,
+    rest: &'a [Option<ArithShare>],
+) -> Vec<&'a ArithShare> {
+    first.into_iter().chain(rest.iter().flatten()).collect()
 }
 
 const CONV_IN: [usize; 4] = [1, 64, 32, 32];
@@ -551,40 +528,191 @@ impl Workload for Conv2dSecret {
     }
 }
 
-struct Conv2dWeightReuse;
-impl Workload for Conv2dWeightReuse {
-    const NAME: &'static str = "conv2d 1x64x32x32 * 64x3x3 (weights)";
-    const SETUP: bool = true;
-    type State = Reuse;
-    async fn prepare<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, Compute>,
-    ) -> CoreResult<Self::State> {
-        reuse_prepare(p, &CONV_IN, &CONV_K).await
-    }
-    async fn precompute<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, Compute>,
-        s: &mut Self::State,
-    ) -> CoreResult<()> {
-        let op = BilinearOp::Conv2d {
-            input: CONV_IN,
-            kernel: CONV_K,
-            params: CONV_P,
-        };
-        reuse_precompute(p, &op, s).await
-    }
-    async fn online<C: Channel, P: Preprocessing>(
-        p: &mut Party<C, P, Compute>,
-        s: &mut Self::State,
-    ) -> CoreResult<Output> {
-        reuse_online(p, s).await
-    }
-    fn inputs(s: &Self::State) -> Vec<&ArithShare> {
-        vec![&s.x, &s.w_check]
-    }
-    fn reference(x: &[ArrayD<f64>]) -> CoreResult<ArrayD<f64>> {
-        conv_ref(&x[0], &x[1])
+fn matmul_1x1024() -> BilinearOp {
+    BilinearOp::MatMul {
+        lhs: vec![1, 1024],
+        rhs: vec![1024, 1024],
     }
 }
+
+/// Defines a product of party 0's activation with party 1's weights under
+/// `op` (weights on the right).
+macro_rules! reuse_workload {
+    ($ty:ident, $name:expr, $op:expr, $reference:expr) => {
+        struct $ty;
+        impl Workload for $ty {
+            const NAME: &'static str = $name;
+            const SETUP: bool = true;
+            type State = Reuse;
+            async fn prepare<C: Channel, P: Preprocessing>(
+                p: &mut Party<C, P, Compute>,
+            ) -> CoreResult<Self::State> {
+                let op = $op;
+                reuse_prepare(p, op.lhs_shape(), op.rhs_shape()).await
+            }
+            async fn precompute<C: Channel, P: Preprocessing>(
+                p: &mut Party<C, P, Compute>,
+                s: &mut Self::State,
+            ) -> CoreResult<()> {
+                s.prepared = Some(p.prepare_fixed(&$op, FixedSide::Rhs, &s.w).await?);
+                Ok(())
+            }
+            async fn online<C: Channel, P: Preprocessing>(
+                p: &mut Party<C, P, Compute>,
+                s: &mut Self::State,
+            ) -> CoreResult<Output> {
+                let prepared = s
+                    .prepared
+                    .take()
+                    .ok_or_else(|| hush_core::Error::Usage("precompute did not run".into()))?;
+                p.bilinear_fixed_prepared(prepared, &s.w, &s.x)
+                    .await
+                    .map(Output::Fixed)
+            }
+            async fn enter_checks<C: Channel, P: Preprocessing>(
+                p: &mut Party<C, P, Compute>,
+                s: &mut Self::State,
+            ) -> CoreResult<()> {
+                s.w_check = Some(enter_check(p, &s.w, &mut s.plain).await?);
+                Ok(())
+            }
+            fn inputs(s: &Self::State) -> Vec<&ArithShare> {
+                checks(Some(&s.x), core::slice::from_ref(&s.w_check))
+            }
+            fn reference(x: &[ArrayD<f64>]) -> CoreResult<ArrayD<f64>> {
+                $reference(&x[0], &x[1])
+            }
+        }
+    };
+}
+
+reuse_workload!(
+    MatMulWeightReuse,
+    "matmul 1x1024 . 1024x1024 (weights)",
+    matmul_1x1024(),
+    matmul_ref
+);
+reuse_workload!(
+    Conv2dWeightReuse,
+    "conv2d 1x64x32x32 * 64x3x3 (weights)",
+    conv_op(),
+    conv_ref
+);
+
+/// A product of two private inputs, each masked once by its owner when it
+/// is entered (party 0's `x`, party 1's `y`; the setup, reported apart like
+/// the weights' masking): the query opens only the truncation.
+struct Masked {
+    x: FixedOperand,
+    y: FixedOperand,
+    /// The inputs, at their owners, until they are entered for the check.
+    plain: [Option<RingTensor>; 2],
+    /// The same inputs secret-shared, only to check the result.
+    check: [Option<ArithShare>; 2],
+}
+
+async fn masked_prepare<C: Channel, P: Preprocessing>(
+    p: &mut Party<C, P, Compute>,
+    op: &BilinearOp,
+) -> CoreResult<Masked> {
+    let me = p.id();
+    let mut plain = [None, None];
+    for (owner, shape) in [(0, op.lhs_shape()), (1, op.rhs_shape())] {
+        if me == owner {
+            plain[owner] = Some(values(shape)?);
+        }
+    }
+    let x = p.fix_operand(0, plain[0].as_ref(), op.lhs_shape()).await?;
+    let y = p.fix_operand(1, plain[1].as_ref(), op.rhs_shape()).await?;
+    Ok(Masked {
+        x,
+        y,
+        plain,
+        check: [None, None],
+    })
+}
+
+fn hadamard_1e6() -> BilinearOp {
+    BilinearOp::Hadamard {
+        shape: vec![1_000_000],
+    }
+}
+
+fn matmul_512() -> BilinearOp {
+    BilinearOp::MatMul {
+        lhs: vec![512, 512],
+        rhs: vec![512, 512],
+    }
+}
+
+fn conv_op() -> BilinearOp {
+    BilinearOp::Conv2d {
+        input: CONV_IN,
+        kernel: CONV_K,
+        params: CONV_P,
+    }
+}
+
+/// Defines a product of two masked inputs under `op`.
+macro_rules! masked_workload {
+    ($ty:ident, $name:expr, $op:expr, $reference:expr) => {
+        struct $ty;
+        impl Workload for $ty {
+            const NAME: &'static str = $name;
+            const SETUP: bool = true;
+            type State = Masked;
+            async fn prepare<C: Channel, P: Preprocessing>(
+                p: &mut Party<C, P, Compute>,
+            ) -> CoreResult<Self::State> {
+                masked_prepare(p, &$op).await
+            }
+            async fn online<C: Channel, P: Preprocessing>(
+                p: &mut Party<C, P, Compute>,
+                s: &mut Self::State,
+            ) -> CoreResult<Output> {
+                p.bilinear_fixed_pair(&$op, &s.x, &s.y)
+                    .await
+                    .map(Output::Fixed)
+            }
+            async fn enter_checks<C: Channel, P: Preprocessing>(
+                p: &mut Party<C, P, Compute>,
+                s: &mut Self::State,
+            ) -> CoreResult<()> {
+                let [px, py] = &mut s.plain;
+                s.check = [
+                    Some(enter_check(p, &s.x, px).await?),
+                    Some(enter_check(p, &s.y, py).await?),
+                ];
+                Ok(())
+            }
+            fn inputs(s: &Self::State) -> Vec<&ArithShare> {
+                checks(None, &s.check)
+            }
+            fn reference(x: &[ArrayD<f64>]) -> CoreResult<ArrayD<f64>> {
+                $reference(&x[0], &x[1])
+            }
+        }
+    };
+}
+
+masked_workload!(
+    MulMasked,
+    "mul 1e6 (masked inputs)",
+    hadamard_1e6(),
+    |a: &ArrayD<f64>, b: &ArrayD<f64>| -> CoreResult<ArrayD<f64>> { Ok(a * b) }
+);
+masked_workload!(
+    MatMulMasked,
+    "matmul 512x512x512 (masked inputs)",
+    matmul_512(),
+    matmul_ref
+);
+masked_workload!(
+    Conv2dMasked,
+    "conv2d 1x64x32x32 * 64x3x3 (masked inputs)",
+    conv_op(),
+    conv_ref
+);
 
 struct TruncDealer;
 impl Workload for TruncDealer {
