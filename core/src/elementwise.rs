@@ -27,6 +27,16 @@ pub(crate) fn from_vec(shape: &[usize], v: alloc::vec::Vec<Ring>) -> RingTensor 
         .unwrap_or_else(|_| unreachable!("callers pass exactly shape.product() elements"))
 }
 
+/// A tensor's elements in row-major order, without a copy when it is
+/// contiguous.
+pub(crate) fn into_vec(t: RingTensor) -> alloc::vec::Vec<Ring> {
+    if t.is_standard_layout() {
+        t.into_raw_vec_and_offset().0
+    } else {
+        t.iter().copied().collect()
+    }
+}
+
 /// Runs `f(offset, chunk)` over consecutive chunks of `out`, in parallel with `std`.
 pub(crate) fn for_each_chunk(out: &mut [Ring], f: impl Fn(usize, &mut [Ring]) + Sync + Send) {
     #[cfg(feature = "std")]
@@ -52,6 +62,25 @@ pub(crate) fn for_each_chunk_bytes(out: &mut [u8], f: impl Fn(usize, &mut [u8]) 
         return;
     }
     f(0, out)
+}
+
+/// [`for_each_chunk`] over two buffers of the same length at once.
+pub(crate) fn for_each_chunk_pair(
+    a: &mut [Ring],
+    b: &mut [Ring],
+    f: impl Fn(usize, &mut [Ring], &mut [Ring]) + Sync + Send,
+) {
+    debug_assert_eq!(a.len(), b.len());
+    #[cfg(feature = "std")]
+    if a.len() >= 2 * CHUNK {
+        use rayon::prelude::*;
+        a.par_chunks_mut(CHUNK)
+            .zip(b.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(i, (x, y))| f(i * CHUNK, x, y));
+        return;
+    }
+    f(0, a, b)
 }
 
 /// [`for_each_chunk`] over `words` and the matching 8-byte slots of `bytes`.

@@ -35,7 +35,7 @@ use crate::backend::Backend;
 use crate::bilinear::BilinearOp;
 use crate::bits::words_for;
 use crate::channel::{Channel, encode_ring};
-use crate::elementwise::{add_assign, as_slice, for_each_chunk, from_vec, sub};
+use crate::elementwise::{add_assign, as_slice, for_each_chunk, from_vec, into_vec, sub};
 use crate::error::{Error, PartyId, Result};
 use crate::preprocessing::{CorrelationRequest, DivPair, Divisor, FixedSide, Preprocessing};
 use crate::protocol::TruncationMode;
@@ -497,11 +497,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             }
         };
         let t = product.as_ref().map(as_slice);
-        let mut z = if c.is_standard_layout() {
-            c.into_raw_vec_and_offset().0
-        } else {
-            c.iter().copied().collect()
-        };
+        let mut z = into_vec(c);
         for_each_chunk(&mut z, |off, out| {
             for (i, v) in (off..).zip(out.iter_mut()) {
                 let mut acc = v.wrapping_add(k);

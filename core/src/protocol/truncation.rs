@@ -19,7 +19,7 @@
 use super::{Party, TruncationMode};
 use crate::backend::Backend;
 use crate::channel::Channel;
-use crate::elementwise::{as_slice, for_each_chunk, from_vec};
+use crate::elementwise::{as_slice, for_each_chunk_pair, from_vec, into_vec};
 use crate::error::{Error, Result};
 use crate::preprocessing::{CorrelationRequest, DivPair, Divisor, Preprocessing};
 use crate::protocol::open::LANES;
@@ -157,64 +157,74 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         }
         let k = DivConsts::new(d);
         let me0 = self.id() == 0;
-        let (xs, r) = (as_slice(x.as_raw()), as_slice(&c.pair.r));
+        let n = x.len();
+        let xs = as_slice(x.as_raw());
         let offset = if me0 { k.k } else { 0 };
-        let mut pieces = alloc::vec![0u64; xs.len()];
-        for_each_chunk(&mut pieces, |off, out| {
-            for ((o, &x), &r) in out.iter_mut().zip(&xs[off..]).zip(&r[off..]) {
-                *o = x.wrapping_add(r).wrapping_add(offset);
+        // The pieces c_i = x_i + K + R_i are built in R's own buffer, and
+        // the quotient's square in that of ⌊R/d⌋²: one pass after the
+        // exchange makes both outputs.
+        let fill = |off: usize, out: &mut [u64]| {
+            for (o, &x) in out.iter_mut().zip(&xs[off..]) {
+                *o = o.wrapping_add(x).wrapping_add(offset);
             }
-        });
-        drop((xs, r));
-        let n = pieces.len();
-        let opened = self
-            .open_raw_many::<Arith>(&[&from_vec(&[n], pieces)])
-            .await?
-            .remove(0);
-        let cs = as_slice(&opened);
+        };
+        let mut ex = self
+            .exchange::<Arith>(n, fill, Some(into_vec(c.pair.r)))
+            .await?;
+        drop(xs);
+        let mut q = ex.mine.take().unwrap_or_default();
+        let mut q2 = into_vec(c.r_div_sq);
         let (rd, msb) = (as_slice(&c.pair.r_div), as_slice(&c.pair.r_msb));
-        let (rd_sq, msb_rd) = (as_slice(&c.r_div_sq), as_slice(&c.msb_r_div));
+        let msb_rd = as_slice(&c.msb_r_div);
         let q64_sq = k.q64.wrapping_mul(k.q64);
         let two_q64 = k.q64.wrapping_mul(2);
         // ⌊c/d⌋ by a shift where d is a power of two (every caller today):
         // a 64-bit division per element is slow.
         let shift = d.is_power_of_two().then(|| d.trailing_zeros());
-        let mut q = alloc::vec![0u64; n];
-        for_each_chunk(&mut q, |off, out| {
-            for (i, o) in (off..).zip(out.iter_mut()) {
-                *o = match shift {
-                    Some(s) => quotient_share_pow2(cs[i], rd[i], msb[i], s, &k, me0),
-                    None => quotient_share(cs[i], rd[i], msb[i], &k, me0),
-                };
-            }
-        });
-        let mut q2 = alloc::vec![0u64; n];
-        for_each_chunk(&mut q2, |off, out| {
-            for (i, o) in (off..).zip(out.iter_mut()) {
-                let c = cs[i];
-                let p = match shift {
-                    Some(s) => c >> s,
-                    None => c / k.d,
+        {
+            let peers = &ex.peers;
+            for_each_chunk_pair(&mut q, &mut q2, |off, qs, q2s| {
+                let mut buf = [0u64; LANES];
+                for (lane, (qs, q2s)) in qs.chunks_mut(LANES).zip(q2s.chunks_mut(LANES)).enumerate()
+                {
+                    let o = off + lane * LANES;
+                    peers.read(o, &mut buf[..qs.len()]);
+                    for (((qv, q2v), &peer), i) in
+                        qs.iter_mut().zip(q2s.iter_mut()).zip(&buf).zip(o..)
+                    {
+                        let c = qv.wrapping_add(peer);
+                        let qi = match shift {
+                            Some(s) => quotient_share_pow2(c, rd[i], msb[i], s, &k, me0),
+                            None => quotient_share(c, rd[i], msb[i], &k, me0),
+                        };
+                        let p = match shift {
+                            Some(s) => c >> s,
+                            None => c / k.d,
+                        }
+                        .wrapping_sub(k.k_over_d);
+                        // this party's share of S (its quotient share less the
+                        // public part), and of
+                        // S² = ⌊R/d⌋² + (1 − msb(c))·(q64²·m − 2·q64·m·⌊R/d⌋)
+                        let s = if me0 { qi.wrapping_sub(p) } else { qi };
+                        let keep = 1 - (c >> 63);
+                        let s_sq = q2v.wrapping_add(
+                            keep.wrapping_mul(
+                                q64_sq
+                                    .wrapping_mul(msb[i])
+                                    .wrapping_sub(two_q64.wrapping_mul(msb_rd[i])),
+                            ),
+                        );
+                        let mut v = p.wrapping_mul(2).wrapping_mul(s).wrapping_add(s_sq);
+                        if me0 {
+                            v = v.wrapping_add(p.wrapping_mul(p));
+                        }
+                        *qv = qi;
+                        *q2v = v;
+                    }
                 }
-                .wrapping_sub(k.k_over_d);
-                // this party's share of S (its quotient share less the public
-                // part), and of S² = ⌊R/d⌋² + (1 − msb(c))·(q64²·m − 2·q64·m·⌊R/d⌋)
-                let s = if me0 { q[i].wrapping_sub(p) } else { q[i] };
-                let keep = 1 - (c >> 63);
-                let s_sq = rd_sq[i].wrapping_add(
-                    keep.wrapping_mul(
-                        q64_sq
-                            .wrapping_mul(msb[i])
-                            .wrapping_sub(two_q64.wrapping_mul(msb_rd[i])),
-                    ),
-                );
-                let mut v = p.wrapping_mul(2).wrapping_mul(s).wrapping_add(s_sq);
-                if me0 {
-                    v = v.wrapping_add(p.wrapping_mul(p));
-                }
-                *o = v;
-            }
-        });
+            });
+        }
+        self.recycle(ex);
         Ok((
             ArithShare::from_raw(from_vec(&shape, q)),
             ArithShare::from_raw(from_vec(&shape, q2)),
@@ -255,11 +265,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let me0 = self.id() == 0;
         let (r_div, r_msb) = (as_slice(&pair.r_div), as_slice(&pair.r_msb));
         // The pieces c_i = x_i + K + R_i are built in R's own buffer.
-        let r = if pair.r.is_standard_layout() {
-            pair.r.into_raw_vec_and_offset().0
-        } else {
-            pair.r.iter().copied().collect()
-        };
+        let r = into_vec(pair.r);
         // Open c = x + K + R (party 0 adds the public K), and in the same pass
         // y = [party 0](⌊c/d⌋ − K/d) − ⌊R/d⌋ + (1 − msb(c))·⌊2^64/d⌋·msb(R).
         let fill = |off: usize, out: &mut [u64]| {
