@@ -23,15 +23,20 @@ BYTES_TARGET = 0.5
 
 
 def load(path):
-    rows = []
+    """The result lines of a file; where a workload appears more than once (a
+    --filter that names one workload also matches longer names that contain
+    it, e.g. "mul 1e6" and "mul 1e6 (masked inputs)"), the last line wins, in
+    the place of the first. Lines of the net suites differ by link."""
+    rows = {}
     if not os.path.exists(path):
-        return rows
+        return []
     with open(path) as f:
         for line in f:
             line = line.strip()
             if line.startswith("{"):
-                rows.append(json.loads(line))
-    return rows
+                r = json.loads(line)
+                rows[(r.get("name"), r.get("link"))] = r
+    return list(rows.values())
 
 
 def ms(v):
