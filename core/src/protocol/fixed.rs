@@ -193,7 +193,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             for (mask, &(value, _)) in masks.iter().zip(operands) {
                 let w =
                     value.ok_or_else(|| Error::Usage("the owner's operand is missing".into()))?;
-                let e = as_slice(&sub(w, &mask.a)).into_owned();
+                let e = into_vec(sub(w, &mask.a));
                 flat.extend_from_slice(&e);
                 es.push(e);
             }
@@ -474,14 +474,11 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let product = match op {
             BilinearOp::Hadamard { .. } => None,
             _ => {
-                let y_off = yv.as_ref().map(|yv| {
-                    let v: Vec<u64> = yv
-                        .iter()
-                        .zip(ey.iter())
-                        .map(|(a, b)| a.wrapping_sub(*b))
-                        .collect();
-                    from_vec(y.shape(), v)
-                });
+                let y_off = if me == y.owner {
+                    Some(sub(y.clear()?, &y.e))
+                } else {
+                    None
+                };
                 let mut terms = Vec::with_capacity(2);
                 if me == x.owner {
                     terms.push((x.clear()?, &y.e));

@@ -218,14 +218,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         }
         let mut sum: Option<PeerSum> = None;
         for &peer in &peers {
-            let theirs = self.channel.recv(peer).await?;
-            if theirs.len() != len * 8 {
-                return Err(PeerError::WrongLength {
-                    expected: len * 8,
-                    got: theirs.len(),
-                }
-                .into());
-            }
+            let theirs = self.recv_exact(peer, len * 8).await?;
             sum = Some(match sum {
                 None => PeerSum::Bytes(theirs),
                 Some(prev) => {
@@ -301,16 +294,23 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         Ok(mine)
     }
 
-    /// One message of exactly `len` ring elements from `peer`, decoded.
-    pub(crate) async fn recv_ring(&mut self, peer: PartyId, len: usize) -> Result<Vec<Ring>> {
-        let bytes = self.channel.recv(peer).await?;
-        if bytes.len() != len * 8 {
+    /// One message of exactly `bytes` bytes from `peer`; any other length is
+    /// a [`PeerError::WrongLength`].
+    async fn recv_exact(&mut self, peer: PartyId, bytes: usize) -> Result<Vec<u8>> {
+        let msg = self.channel.recv(peer).await?;
+        if msg.len() != bytes {
             return Err(PeerError::WrongLength {
-                expected: len * 8,
-                got: bytes.len(),
+                expected: bytes,
+                got: msg.len(),
             }
             .into());
         }
+        Ok(msg)
+    }
+
+    /// One message of exactly `len` ring elements from `peer`, decoded.
+    pub(crate) async fn recv_ring(&mut self, peer: PartyId, len: usize) -> Result<Vec<Ring>> {
+        let bytes = self.recv_exact(peer, len * 8).await?;
         decode_ring(&bytes, len)
     }
 
@@ -343,14 +343,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         }
         let mut acc = mine;
         for peer in (0..n).filter(|&p| p != me) {
-            let theirs = self.channel.recv(peer).await?;
-            if theirs.len() != acc.len() * 8 {
-                return Err(PeerError::WrongLength {
-                    expected: acc.len() * 8,
-                    got: theirs.len(),
-                }
-                .into());
-            }
+            let theirs = self.recv_exact(peer, acc.len() * 8).await?;
             for_each_chunk(&mut acc, |off, chunk| {
                 let mut buf = [0u64; LANES];
                 for (k, sub) in chunk.chunks_mut(LANES).enumerate() {
