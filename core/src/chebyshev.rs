@@ -35,6 +35,42 @@ pub fn fit(g: impl Fn(f64) -> f64, a: f64, b: f64, degree: usize) -> Vec<f64> {
         .collect()
 }
 
+/// The Chebyshev series `c` on `[a, b]` (as [`fit`] returns it) in monomials
+/// of `x` itself: `Σ c_k T_k(t) = Σ m_k x^k`. For low degrees on short
+/// intervals only (the monomial form of a high-degree fit is ill-conditioned).
+pub fn monomial(c: &[f64], a: f64, b: f64) -> Vec<f64> {
+    // t = αx + β
+    let (alpha, beta) = (2.0 / (b - a), -(a + b) / (b - a));
+    let n = c.len();
+    let mut out = alloc::vec![0.0; n.max(1)];
+    // T_(k-1) and T_k as monomials in x.
+    let mut prev = alloc::vec![0.0; n.max(1)];
+    let mut cur = alloc::vec![0.0; n.max(1)];
+    prev[0] = 1.0;
+    if n > 1 {
+        cur[0] = beta;
+        cur[1] = alpha;
+    }
+    for (k, &ck) in c.iter().enumerate() {
+        let tk = if k == 0 { &prev } else { &cur };
+        for (o, &t) in out.iter_mut().zip(tk.iter()) {
+            *o += ck * t;
+        }
+        if k >= 1 && k + 1 < n {
+            // T_(k+1) = 2(αx + β)·T_k − T_(k−1)
+            let mut next = alloc::vec![0.0; n];
+            for j in 0..n {
+                next[j] = 2.0 * beta * cur[j] - prev[j];
+                if j > 0 {
+                    next[j] += 2.0 * alpha * cur[j - 1];
+                }
+            }
+            prev = core::mem::replace(&mut cur, next);
+        }
+    }
+    out
+}
+
 /// `Σ c_k T_k(t)` in floating point (for tests and error tables).
 pub fn eval(c: &[f64], t: f64) -> f64 {
     let (mut b1, mut b2) = (0.0, 0.0);
@@ -70,6 +106,21 @@ pub fn schedule(degree: usize) -> Vec<Vec<(usize, usize, usize, usize)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn monomial_form_matches_the_series() {
+        let (a, b) = (-0.25, 0.1);
+        let c = fit(libm::exp, a, b, 5);
+        let m = monomial(&c, a, b);
+        assert_eq!(m.len(), 6);
+        for i in 0..=50 {
+            let x = a + (b - a) * i as f64 / 50.0;
+            let t = (2.0 * x - a - b) / (b - a);
+            let direct = m.iter().rev().fold(0.0, |acc, &mk| acc * x + mk);
+            assert!((direct - eval(&c, t)).abs() < 1e-14, "{x}");
+            assert!((direct - x.exp()).abs() < 1e-8, "{x}");
+        }
+    }
 
     #[test]
     fn fits_are_accurate_and_the_schedule_is_correct() {

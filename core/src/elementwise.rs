@@ -64,25 +64,6 @@ pub(crate) fn for_each_chunk_bytes(out: &mut [u8], f: impl Fn(usize, &mut [u8]) 
     f(0, out)
 }
 
-/// [`for_each_chunk`] over two buffers of the same length at once.
-pub(crate) fn for_each_chunk_pair(
-    a: &mut [Ring],
-    b: &mut [Ring],
-    f: impl Fn(usize, &mut [Ring], &mut [Ring]) + Sync + Send,
-) {
-    debug_assert_eq!(a.len(), b.len());
-    #[cfg(feature = "std")]
-    if a.len() >= 2 * CHUNK {
-        use rayon::prelude::*;
-        a.par_chunks_mut(CHUNK)
-            .zip(b.par_chunks_mut(CHUNK))
-            .enumerate()
-            .for_each(|(i, (x, y))| f(i * CHUNK, x, y));
-        return;
-    }
-    f(0, a, b)
-}
-
 /// [`for_each_chunk`] over `words` and the matching 8-byte slots of `bytes`.
 pub(crate) fn for_each_chunk_with_bytes(
     words: &mut [Ring],

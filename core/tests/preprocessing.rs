@@ -17,8 +17,8 @@ use hush_core::preprocessing::seeded::{
 };
 use hush_core::preprocessing::wire::{WIRE_VERSION, encode_correction, encode_request};
 use hush_core::preprocessing::{
-    AndTriple, Correlation, CorrelationRequest, Divisor, FixedSide, Pregenerated, Preprocessing,
-    Recorder, SquaringDivPair,
+    AndTriple, Correlation, CorrelationRequest, Divisor, FixedSide, PowerMaskShare, Pregenerated,
+    Preprocessing, Recorder,
 };
 use hush_core::protocol::{Config, Party};
 use hush_core::share::{Arith, ArithShare, reconstruct};
@@ -50,9 +50,17 @@ fn requests() -> Vec<CorrelationRequest> {
             shape: vec![3],
             divisor: Divisor::PerElement(vec![3, 1, 1000]),
         },
-        CorrelationRequest::SquaringDivPair {
-            shape: vec![40],
-            divisor: 1 << 24,
+        CorrelationRequest::PowerMask {
+            shape: vec![3, 7],
+            wide: false,
+            shift: 4,
+            degree: 5,
+        },
+        CorrelationRequest::PowerMask {
+            shape: vec![30],
+            wide: true,
+            shift: 91,
+            degree: 4,
         },
         CorrelationRequest::AndTriple { words: 5 },
         CorrelationRequest::BitPair { len: 70 },
@@ -143,26 +151,45 @@ fn every_correlation_reconstructs_correctly_for_two_and_three_parties() {
                             assert_eq!(msb.as_slice().unwrap()[i], v >> 63);
                         }
                     }
-                    CorrelationRequest::SquaringDivPair { divisor, .. } => {
-                        let d: Vec<_> = got
+                    CorrelationRequest::PowerMask {
+                        shape,
+                        wide,
+                        shift,
+                        degree,
+                    } => {
+                        let m: Vec<_> = got
                             .into_iter()
-                            .map(|c| c.into_squaring_div().unwrap())
+                            .map(|c| c.into_power_mask().unwrap())
                             .collect();
-                        let total = |f: fn(&SquaringDivPair) -> &RingTensor| {
-                            sum(d.iter().map(|d| f(d).clone()).collect())
+                        let len: usize = shape.iter().product();
+                        let deg = *degree as usize;
+                        // 128-bit sums of the parties' word pairs.
+                        let total = |f: fn(&PowerMaskShare) -> &RingTensor, i: usize| {
+                            m.iter().fold(0u128, |acc, s| {
+                                let w = f(s).as_slice().unwrap();
+                                acc.wrapping_add((w[2 * i + 1] as u128) << 64 | w[2 * i] as u128)
+                            })
                         };
-                        let r = total(|d| &d.pair.r);
-                        let r_div = total(|d| &d.pair.r_div);
-                        let msb = total(|d| &d.pair.r_msb);
-                        let sq = total(|d| &d.r_div_sq);
-                        let m_q = total(|d| &d.msb_r_div);
-                        for (i, &v) in r.iter().enumerate() {
-                            let q = v / divisor;
-                            assert_eq!(r_div.as_slice().unwrap()[i], q);
-                            assert_eq!(msb.as_slice().unwrap()[i], v >> 63);
-                            assert_eq!(sq.as_slice().unwrap()[i], q.wrapping_mul(q));
-                            assert_eq!(m_q.as_slice().unwrap()[i], (v >> 63) * q);
+                        let bits = if *wide { 128 } else { 64 };
+                        for e in 0..len {
+                            let r = if *wide {
+                                total(|s| &s.r, e)
+                            } else {
+                                m.iter()
+                                    .fold(0u64, |a, s| a.wrapping_add(s.r.as_slice().unwrap()[e]))
+                                    as u128
+                            };
+                            let s0 = (r >> shift).wrapping_neg();
+                            let s1 = s0.wrapping_add((r >> (bits - 1)) << (bits - shift));
+                            for (c, s) in [s0, s1].into_iter().enumerate() {
+                                for j in 1..=deg {
+                                    let at = e * 2 * deg + c * deg + j - 1;
+                                    let want = (0..j).fold(1u128, |p, _| p.wrapping_mul(s));
+                                    assert_eq!(total(|s| &s.powers, at), want, "S_{c}^{j}");
+                                }
+                            }
                         }
+                        assert!(m.iter().all(|s| s.powers.shape() == [len, 4 * deg]));
                     }
                     CorrelationRequest::AndTriple { .. } => {
                         let t: Vec<_> = got.into_iter().map(|c| c.into_and().unwrap()).collect();

@@ -67,6 +67,9 @@ impl Divisor {
 /// Largest public divisor the division protocol accepts.
 pub const MAX_DIVISOR: u64 = 1 << 60;
 
+/// Highest power a [`CorrelationRequest::PowerMask`] may ask for.
+pub const MAX_POWER_DEGREE: u32 = 8;
+
 /// What a protocol step needs, in public terms only.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -85,15 +88,6 @@ pub enum CorrelationRequest {
         /// The public divisor(s).
         divisor: Divisor,
     },
-    /// A [`CorrelationRequest::DivPair`] for one divisor `d` plus shares of
-    /// `⌊R/d⌋²` and `msb(R)·⌊R/d⌋`: with them the quotient's square needs
-    /// no opening of its own (`protocol/truncation.rs`).
-    SquaringDivPair {
-        /// Shape of `R`.
-        shape: Vec<usize>,
-        /// The public divisor.
-        divisor: u64,
-    },
     /// A session-fixed mask `A` for an operand owned by one party (its
     /// weights, or a private input), drawn from the owner's seed alone: the
     /// owner knows `A` (the other parties' shares are zero) and sends
@@ -103,6 +97,23 @@ pub enum CorrelationRequest {
         shape: Vec<usize>,
         /// The party that holds the operand.
         owner: usize,
+    },
+    /// A mask for opening a value `v` — 64-bit, or 128-bit when `wide` — as
+    /// `c = v + K + R`, and shares of the powers `S^1..=S^degree` of both
+    /// candidates of the mask of `y = ⌊(v + K)/2^shift⌋ − K/2^shift`: after
+    /// the opening `y = P + S` with `P` public and `S` one of two dealer
+    /// values picked by the public top bit of `c`, so any polynomial of
+    /// degree ≤ `degree` in `y` is local (`protocol/powers.rs`).
+    PowerMask {
+        /// Shape of the opened value.
+        shape: Vec<usize>,
+        /// Whether the opened value and `R` are 128-bit (64-bit otherwise).
+        wide: bool,
+        /// The opened value is divided by `2^shift` (`≤ 60` for 64-bit
+        /// values, `64..=125` for 128-bit ones).
+        shift: u32,
+        /// Highest power of the mask (`1..=MAX_POWER_DEGREE`).
+        degree: u32,
     },
     /// XOR shares of random words `A`, `B` and of `C = A & B`.
     AndTriple {
@@ -175,8 +186,20 @@ impl CorrelationRequest {
             CorrelationRequest::DivPair { shape, divisor } => {
                 divisor.validate(shape.iter().product())
             }
-            CorrelationRequest::SquaringDivPair { shape, divisor } => {
-                Divisor::Uniform(*divisor).validate(shape.iter().product())
+            CorrelationRequest::PowerMask {
+                wide,
+                shift,
+                degree,
+                ..
+            } => {
+                let shifts = if *wide { 64..=125 } else { 0..=60 };
+                if shifts.contains(shift) && (1..=MAX_POWER_DEGREE).contains(degree) {
+                    Ok(())
+                } else {
+                    Err(Error::Usage(format!(
+                        "power mask: shift {shift} (wide: {wide}) or degree {degree} out of range"
+                    )))
+                }
             }
         }
     }
@@ -213,15 +236,17 @@ pub struct DivPair {
     pub r_msb: RingTensor,
 }
 
-/// A party's share of a division pair for squaring the quotient.
+/// A party's share of a power mask ([`CorrelationRequest::PowerMask`]).
+/// 128-bit values are stored as two words, low first.
 #[derive(Clone)]
-pub struct SquaringDivPair {
-    /// The division pair.
-    pub pair: DivPair,
-    /// Share of `⌊R/d⌋²`.
-    pub r_div_sq: RingTensor,
-    /// Share of `msb(R)·⌊R/d⌋`.
-    pub msb_r_div: RingTensor,
+pub struct PowerMaskShare {
+    /// Share of `R`: one word per element, or two when wide.
+    pub r: RingTensor,
+    /// Per element, shares of `S_0^1..=S_0^degree` then of
+    /// `S_1^1..=S_1^degree`, each mod 2^128 (two words): `S_0 = −⌊R/2^shift⌋`
+    /// is the mask when the opened value's top bit is set, `S_1 = S_0 +
+    /// msb(R)·2^(bits − shift)` when it is clear. Shape `[len, 4·degree]`.
+    pub powers: RingTensor,
 }
 
 /// A party's share of a session-fixed mask.
@@ -299,8 +324,8 @@ pub enum Correlation {
     Square(SquarePair),
     /// See [`CorrelationRequest::DivPair`].
     DivPair(DivPair),
-    /// See [`CorrelationRequest::SquaringDivPair`].
-    SquaringDiv(SquaringDivPair),
+    /// See [`CorrelationRequest::PowerMask`].
+    PowerMask(PowerMaskShare),
     /// See [`CorrelationRequest::FixedMask`].
     FixedMask(FixedMaskShare),
     /// See [`CorrelationRequest::FixedTriple`].
@@ -323,7 +348,7 @@ impl fmt::Debug for Correlation {
             Correlation::Triple(_) => "Triple",
             Correlation::Square(_) => "Square",
             Correlation::DivPair(_) => "DivPair",
-            Correlation::SquaringDiv(_) => "SquaringDiv",
+            Correlation::PowerMask(_) => "PowerMask",
             Correlation::FixedMask(_) => "FixedMask",
             Correlation::FixedTriple(_) => "FixedTriple",
             Correlation::FixedProduct(_) => "FixedProduct",
@@ -355,7 +380,7 @@ impl Correlation {
     correlation_accessor!(into_triple, Triple, BeaverTriple);
     correlation_accessor!(into_square, Square, SquarePair);
     correlation_accessor!(into_div_pair, DivPair, DivPair);
-    correlation_accessor!(into_squaring_div, SquaringDiv, SquaringDivPair);
+    correlation_accessor!(into_power_mask, PowerMask, PowerMaskShare);
     correlation_accessor!(into_fixed_mask, FixedMask, FixedMaskShare);
     correlation_accessor!(into_fixed_triple, FixedTriple, FixedTripleShare);
     correlation_accessor!(into_fixed_product, FixedProduct, FixedProductShare);

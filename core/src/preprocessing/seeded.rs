@@ -15,8 +15,8 @@
 use super::wire::{decode_correction, decode_request, encode_correction, encode_request};
 use super::{
     AndTriple, BeaverTriple, BitPair, Correlation, CorrelationRequest, DivPair, FixedMaskShare,
-    FixedProductShare, FixedSide, FixedTripleShare, OneSidedAnd, Preprocessing, SelectTriple,
-    SquarePair, SquaringDivPair,
+    FixedProductShare, FixedSide, FixedTripleShare, OneSidedAnd, PowerMaskShare, Preprocessing,
+    SelectTriple, SquarePair,
 };
 use crate::backend::Backend;
 use crate::bilinear::BilinearOp;
@@ -35,6 +35,9 @@ use ndarray::{IxDyn, Zip};
 pub enum DrawKind {
     /// Additive over Z_2^64.
     Arith,
+    /// Additive over Z_2^128: consecutive pairs of words (low first) are
+    /// one element.
+    Arith128,
     /// XOR.
     Binary,
 }
@@ -80,6 +83,13 @@ fn arith(shape: &[usize]) -> Draw {
     }
 }
 
+fn arith128(shape: &[usize]) -> Draw {
+    Draw {
+        shape: shape.to_vec(),
+        kind: DrawKind::Arith128,
+    }
+}
+
 fn binary(shape: &[usize]) -> Draw {
     Draw {
         shape: shape.to_vec(),
@@ -104,10 +114,20 @@ pub fn draws(req: &CorrelationRequest) -> Result<Draws> {
         CorrelationRequest::DivPair { shape, .. } => {
             (vec![arith(shape)], vec![arith(shape), arith(shape)])
         }
-        CorrelationRequest::SquaringDivPair { shape, .. } => (
-            vec![arith(shape)],
-            vec![arith(shape), arith(shape), arith(shape), arith(shape)],
-        ),
+        CorrelationRequest::PowerMask {
+            shape,
+            wide,
+            degree,
+            ..
+        } => {
+            let len: usize = shape.iter().product();
+            let r = if *wide {
+                arith128(&[len, 2])
+            } else {
+                arith(&[len])
+            };
+            (vec![r], vec![arith128(&[len, 4 * *degree as usize])])
+        }
         CorrelationRequest::FixedMask { shape, owner } => {
             return Ok(Draws {
                 random: vec![arith(shape)],
@@ -302,17 +322,10 @@ impl<S: CorrectionSource> Preprocessing for SeededPreprocessing<S> {
                 r_div: take(&mut derived)?,
                 r_msb: take(&mut derived)?,
             }),
-            CorrelationRequest::SquaringDivPair { .. } => {
-                Correlation::SquaringDiv(SquaringDivPair {
-                    pair: DivPair {
-                        r: take(&mut random)?,
-                        r_div: take(&mut derived)?,
-                        r_msb: take(&mut derived)?,
-                    },
-                    r_div_sq: take(&mut derived)?,
-                    msb_r_div: take(&mut derived)?,
-                })
-            }
+            CorrelationRequest::PowerMask { .. } => Correlation::PowerMask(PowerMaskShare {
+                r: take(&mut random)?,
+                powers: take(&mut derived)?,
+            }),
             CorrelationRequest::FixedMask { .. } => {
                 let id = self.masks;
                 self.masks += 1;
@@ -464,17 +477,17 @@ impl<B: Backend> SeededDealer<B> {
                 }
                 vec![r_div, r.mapv(|v| v >> 63)]
             }
-            CorrelationRequest::SquaringDivPair { divisor, .. } => {
-                let d = *divisor;
-                let r = &totals[0];
-                let r_div = r.mapv(|v| v / d);
-                let msb = r.mapv(|v| v >> 63);
-                let r_div_sq = r_div.mapv(|q| q.wrapping_mul(q));
-                let msb_r_div = Zip::from(&msb)
-                    .and(&r_div)
-                    .map_collect(|&m, &q| m.wrapping_mul(q));
-                vec![r_div, msb, r_div_sq, msb_r_div]
-            }
+            CorrelationRequest::PowerMask {
+                wide,
+                shift,
+                degree,
+                ..
+            } => vec![power_mask_powers(
+                &totals[0],
+                *wide,
+                *shift,
+                *degree as usize,
+            )],
             CorrelationRequest::FixedMask { .. } => {
                 self.masks.push(totals.swap_remove(0));
                 vec![]
@@ -535,9 +548,69 @@ impl<B: Backend> SeededDealer<B> {
                     .and(&o)
                     .map_collect(|&t, &o| t.wrapping_sub(o)),
                 DrawKind::Binary => Zip::from(&t).and(&o).map_collect(|&t, &o| t ^ o),
+                DrawKind::Arith128 => {
+                    let mut c = t;
+                    pairs_assign(&mut c, &o, u128::wrapping_sub);
+                    c
+                }
             })
             .collect())
     }
+}
+
+/// A 128-bit element from two words, low first.
+pub(crate) fn wide(lo: u64, hi: u64) -> u128 {
+    (hi as u128) << 64 | lo as u128
+}
+
+/// `t[i] = f(t[i], x[i])` for the 128-bit elements of two tensors of word pairs.
+fn pairs_assign(t: &mut RingTensor, x: &RingTensor, f: impl Fn(u128, u128) -> u128) {
+    if let (Some(t), Some(x)) = (t.as_slice_mut(), x.as_slice()) {
+        for (t, x) in t.chunks_exact_mut(2).zip(x.chunks_exact(2)) {
+            let v = f(wide(t[0], t[1]), wide(x[0], x[1]));
+            t[0] = v as u64;
+            t[1] = (v >> 64) as u64;
+        }
+    }
+}
+
+/// The dealer's powers of a power mask: per element, `S_0^j` then `S_1^j`
+/// for `j = 1..=degree` (see [`PowerMaskShare`]), from the mask `R`
+/// (one word per element, or two when `wide`).
+fn power_mask_powers(r: &RingTensor, wide_r: bool, shift: u32, degree: usize) -> RingTensor {
+    let words = r.as_slice().unwrap_or_default();
+    let (len, bits) = if wide_r {
+        (words.len() / 2, 128)
+    } else {
+        (words.len(), 64)
+    };
+    let q = 1u128 << (bits - shift);
+    let mut out = vec![0u64; len * 4 * degree];
+    for (i, o) in out.chunks_exact_mut(4 * degree).enumerate() {
+        let r = if wide_r {
+            wide(words[2 * i], words[2 * i + 1])
+        } else {
+            words[i] as u128
+        };
+        let s0 = (r >> shift).wrapping_neg();
+        let msb = r >> (bits - 1);
+        let s1 = s0.wrapping_add(msb.wrapping_mul(q));
+        for (c, s) in [s0, s1].into_iter().enumerate() {
+            let mut p = 1u128;
+            for j in 0..degree {
+                p = p.wrapping_mul(s);
+                let at = 2 * (c * degree + j);
+                o[at] = p as u64;
+                o[at + 1] = (p >> 64) as u64;
+            }
+        }
+    }
+    from_words(&[len, 4 * degree], out)
+}
+
+fn from_words(shape: &[usize], v: Vec<u64>) -> RingTensor {
+    RingTensor::from_shape_vec(IxDyn(shape), v)
+        .unwrap_or_else(|_| unreachable!("callers pass exactly shape.product() words"))
 }
 
 fn fixed_shape(op: &BilinearOp, side: FixedSide) -> &[usize] {
@@ -551,6 +624,7 @@ fn combine_assign(t: &mut RingTensor, x: &RingTensor, kind: DrawKind) {
     match kind {
         DrawKind::Arith => Zip::from(t).and(x).for_each(|t, &x| *t = t.wrapping_add(x)),
         DrawKind::Binary => Zip::from(t).and(x).for_each(|t, &x| *t ^= x),
+        DrawKind::Arith128 => pairs_assign(t, x, u128::wrapping_add),
     }
 }
 

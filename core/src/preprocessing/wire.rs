@@ -12,6 +12,7 @@
 //! correction = version:u8 0xC1 req count:u8 (len:u64 elem:u64*len)*count
 //! req        = 1 op | 2 shape | 3 shape divisor | 4 shape | 5 mask:u64 op side:u8
 //!            | 6 words | 7 bits | 8 len | 9 words
+//!            | 11 op lhs:u64 rhs:u64 | 12 shape wide:u8 shift:u8 degree:u8
 //! op         = 1 shape | 2 shape shape | 3 dims4 dims4 stride2 pad4 dil2 groups
 //! shape      = rank:u8 dim*rank        divisor = 0 d | 1 count d*count
 //! ```
@@ -25,8 +26,9 @@ use alloc::vec::Vec;
 
 /// Version of the dealer message format. 2: squaring division pairs
 /// (request type 10). 3: products of two fixed masks (request type 11);
-/// fixed masks name their owner, who alone draws them.
-pub const WIRE_VERSION: u8 = 3;
+/// fixed masks name their owner, who alone draws them. 4: power masks
+/// (request type 12) replace squaring division pairs (type 10, retired).
+pub const WIRE_VERSION: u8 = 4;
 /// Highest tensor rank a message may carry.
 pub const MAX_RANK: usize = 8;
 /// Most elements one tensor in a message may have (2^28: 2 GiB of ring elements).
@@ -168,10 +170,17 @@ fn put_request(w: &mut Vec<u8>, req: &CorrelationRequest) {
                 }
             }
         }
-        CorrelationRequest::SquaringDivPair { shape, divisor } => {
-            w.push(10);
+        CorrelationRequest::PowerMask {
+            shape,
+            wide,
+            shift,
+            degree,
+        } => {
+            w.push(12);
             put_shape(w, shape);
-            put_u64(w, *divisor);
+            w.push(u8::from(*wide));
+            w.push(*shift as u8);
+            w.push(*degree as u8);
         }
         CorrelationRequest::FixedMask { shape, owner } => {
             w.push(4);
@@ -393,19 +402,36 @@ impl<'a> Reader<'a> {
             7 => CorrelationRequest::BitPair { len: self.len()? },
             8 => CorrelationRequest::SelectTriple { len: self.len()? },
             9 => CorrelationRequest::OneSidedAnd { words: self.len()? },
-            10 => {
-                let shape = self.shape()?;
-                let divisor = self.u64()?;
-                Divisor::Uniform(divisor)
-                    .validate(shape.iter().product())
-                    .map_err(|_| PeerError::Malformed("invalid divisor"))?;
-                CorrelationRequest::SquaringDivPair { shape, divisor }
-            }
             11 => {
                 let op = self.op()?;
                 let lhs = self.u64()?;
                 let rhs = self.u64()?;
                 CorrelationRequest::FixedProduct { op, lhs, rhs }
+            }
+            12 => {
+                let shape = self.shape()?;
+                let wide = match self.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(PeerError::Malformed("power mask width").into()),
+                };
+                let shift = self.u8()? as u32;
+                let degree = self.u8()? as u32;
+                let req = CorrelationRequest::PowerMask {
+                    shape,
+                    wide,
+                    shift,
+                    degree,
+                };
+                req.validate()
+                    .map_err(|_| PeerError::Malformed("invalid power mask"))?;
+                if let CorrelationRequest::PowerMask { shape, .. } = &req {
+                    let len: usize = shape.iter().product();
+                    if !within_limit(&[len, 4 * degree as usize]) {
+                        return Err(PeerError::Malformed("power mask over the size limit").into());
+                    }
+                }
+                req
             }
             _ => return Err(PeerError::Malformed("unknown request kind").into()),
         };
@@ -458,13 +484,21 @@ mod tests {
                 shape: vec![2],
                 divisor: Divisor::PerElement(vec![4, 9]),
             },
-            CorrelationRequest::SquaringDivPair {
-                shape: vec![3],
-                divisor: 1 << 20,
-            },
             CorrelationRequest::FixedMask {
                 shape: vec![4, 4],
                 owner: 1,
+            },
+            CorrelationRequest::PowerMask {
+                shape: vec![2, 3],
+                wide: true,
+                shift: 91,
+                degree: 4,
+            },
+            CorrelationRequest::PowerMask {
+                shape: vec![5],
+                wide: false,
+                shift: 0,
+                degree: 5,
             },
             CorrelationRequest::AndTriple { words: 9 },
             CorrelationRequest::OneSidedAnd { words: 4 },

@@ -9,8 +9,9 @@
 //! rounding is not amplified) with the log-depth recurrence of
 //! [`crate::chebyshev::schedule`]:
 //!
-//! - `exp(x)` = `p(x/2^s)^(2^s)` with `|x/2^s| ≤ 1/2`; the intermediate
-//!   scale shrinks as the squarings grow the value, so nothing overflows.
+//! - `exp(x)` = `p(x/2^a)^(2^a)` with `|x/2^a| ≤ 1/4`, evaluated not in the
+//!   Chebyshev basis but as a chain of masked openings with local 128-bit
+//!   polynomials and 4th powers in between ([`super::exp`]): 5 rounds.
 //! - `1/x`, `1/√x`, `√x`, `ln x` for positive `x`: the exponent `j` with
 //!   `x ∈ [2^j, 2^(j+1))` is found by comparing `x` with every power of two
 //!   of the configured range in one batch; `x' = x·2^(-j) ∈ [1, 2)` goes
@@ -25,6 +26,7 @@
 
 use super::Party;
 use super::compare::concat;
+use super::exp::ExpPlan;
 use crate::backend::Backend;
 use crate::bilinear::BilinearOp;
 use crate::bits::BitShare;
@@ -49,11 +51,11 @@ const COEF: u32 = 24;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ApproxConfig {
     /// `exp` is accurate for inputs in `[-exp_max_abs, exp_max_abs]`
-    /// (default 16); outside it the result is wrong. Softmax uses the same
-    /// range for its inputs; sigmoid and tanh clip to it.
+    /// (default 16, at most 40); outside it the result is wrong, and so are
+    /// results of `2^(57 − f)` and more (`e^28.4` at `f = 16`). Above 16,
+    /// `x` enters with `22 − ⌈log2 4r⌉` fractional bits (14 at 40). Softmax
+    /// uses the same range for its inputs; sigmoid and tanh clip to it.
     pub exp_max_abs: f64,
-    /// Degree of the polynomial for `e^u`, `|u| ≤ 1/2` (default 6).
-    pub exp_degree: usize,
     /// Degree of the polynomials on normalized mantissas in `[1, 2)`
     /// (`1/x`, `1/√x`, `√x`, `ln x`, and `1/(1+e)` in sigmoid; default 7).
     pub degree: usize,
@@ -79,7 +81,6 @@ impl ApproxConfig {
     /// The documented defaults.
     pub const DEFAULT: ApproxConfig = ApproxConfig {
         exp_max_abs: 16.0,
-        exp_degree: 6,
         degree: 7,
         norm_lo: -8,
         norm_hi: 24,
@@ -292,57 +293,26 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         })
     }
 
-    /// `e^x` at scale `out_f`, for `x` at the model's scale.
-    async fn exp_fx(&mut self, x: &ArithShare, out_f: u32) -> Result<Fx> {
-        let cfg = self.config.approx;
-        let r = cfg.exp_max_abs;
+    /// `e^x` at scale `out_f`, for `x` at the model's scale in
+    /// `[lo·r, hi·r]` with `r` = `exp_max_abs` (`lo`, `hi` ∈ {-1, 0, 1}), by
+    /// a chain of masked openings ([`super::exp`]).
+    async fn exp_fx(&mut self, x: &ArithShare, lo: f64, hi: f64, out_f: u32) -> Result<Fx> {
+        let r = self.config.approx.exp_max_abs;
         if !(r > 0.0 && r <= 40.0) {
             return Err(Error::Usage("exp_max_abs must lie in (0, 40]".into()));
         }
-        // s squarings bring |x/2^s| to at most 1/2; t = 2·x/2^s ∈ [-1, 1]
-        // is the same ring value read with s - 1 more fractional bits.
-        let s = libm::ceil(log2(2.0 * r)).max(1.0) as u32;
-        let t = self
-            .rescale(
-                &Fx {
-                    v: x.clone(),
-                    f: self.frac() + s - 1,
-                },
-                WORK,
-            )
-            .await?;
-        let coeffs = chebyshev::fit(libm::exp, -0.5, 0.5, cfg.exp_degree);
-        // Scale of the value after squaring i, chosen so the next square fits.
-        let scale_for = |i: u32| -> u32 {
-            let vmax = libm::exp(r / libm::pow(2.0, (s - i) as f64));
-            libm::floor(29.0 - log2(vmax)).clamp(8.0, WORK as f64) as u32
-        };
-        // Each division to scale_for(i) also yields the square (no opening
-        // of its own); the last division goes to out_f.
-        let mut acc = self.chebyshev_sum(&t, &coeffs).await?;
-        for i in 0..s {
-            let g = scale_for(i);
-            let sq = self.rescale_and_square(&acc, g).await?;
-            acc = Fx { v: sq, f: 2 * g };
-        }
-        self.rescale(&acc, out_f).await
-    }
-
-    /// The square of `x` brought to scale `g`, at scale `2g`: from the
-    /// division's own opening when `g < x.f`, else by a square pair.
-    async fn rescale_and_square(&mut self, x: &Fx, g: u32) -> Result<ArithShare> {
-        if g >= x.f {
-            let v = self.upscale(x, g)?;
-            return self.square_ring(&v.v).await;
-        }
-        Ok(self.div_and_square(&x.v, 1u64 << (x.f - g)).await?.1)
+        let plan = ExpPlan::new(lo * r, hi * r, self.frac(), out_f).ok_or(Error::Unsupported(
+            "no exp schedule fits this range and fixed-point setting",
+        ))?;
+        let v = self.exp_by_powers(x, &plan).await?;
+        Ok(Fx { v, f: out_f })
     }
 
     /// `e^x` for `x` in `[-exp_max_abs, exp_max_abs]` (default ±16).
-    /// Rounds: 12 with the defaults.
+    /// Rounds: 5 with the defaults.
     pub async fn exp(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let f = self.frac();
-        Ok(self.exp_fx(x, f).await?.v)
+        Ok(self.exp_fx(x, -1.0, 1.0, f).await?.v)
     }
 
     /// The one-hot exponent of `x ∈ (0, 2^(hi+1))` over `[lo, hi]` (no
@@ -534,7 +504,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             })
             .collect();
         let a = ArithShare::from_raw(from_vec(x.shape(), a));
-        let e = self.exp_fx(&self.neg(&a), WORK).await?;
+        let e = self.exp_fx(&self.neg(&a), -1.0, 0.0, WORK).await?;
         // t = 2e − 1 ∈ [-1, 1]; s⁺ = 1/(1 + e)
         let t = self.affine_int(&e, 2, -1.0)?;
         let c = chebyshev::fit(|v| 1.0 / (1.0 + v), 0.0, 1.0, self.config.approx.degree);
@@ -720,7 +690,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let rows = x.len() / k;
         let flat = ArithShare::from_raw(from_vec(&[rows * k], as_slice(x.as_raw()).into_owned()));
         let f = self.frac();
-        let e = self.exp_fx(&flat, f).await?;
+        let e = self.exp_fx(&flat, -1.0, 1.0, f).await?;
         Ok((e, rows, k))
     }
 

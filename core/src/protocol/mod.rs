@@ -24,10 +24,12 @@ mod approx;
 mod beaver;
 mod binary;
 mod compare;
+mod exp;
 mod fixed;
 mod linear;
 pub(crate) mod open;
 mod pool;
+mod powers;
 #[cfg(all(test, feature = "std"))]
 pub(crate) mod testing;
 mod truncation;

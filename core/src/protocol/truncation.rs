@@ -19,7 +19,7 @@
 use super::{Party, TruncationMode};
 use crate::backend::Backend;
 use crate::channel::Channel;
-use crate::elementwise::{as_slice, for_each_chunk_pair, from_vec, into_vec};
+use crate::elementwise::{as_slice, from_vec, into_vec};
 use crate::error::{Error, Result};
 use crate::preprocessing::{CorrelationRequest, DivPair, Divisor, Preprocessing};
 use crate::protocol::open::LANES;
@@ -124,113 +124,6 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         self.div_public_with(x.shape(), divisor, fill).await
     }
 
-    /// `q = x / d` as [`Party::div_public`] does it (one opening), and `q ⊙ q`
-    /// (at twice `q`'s scale) from the same opening: after it,
-    /// `q = P + S` with `P = ⌊c/d⌋ − K/d` public and
-    /// `S = (1 − msb(c))·⌊2^64/d⌋·msb(R) − ⌊R/d⌋` a dealer value picked by the
-    /// public `msb(c)`, so `q² = P² + 2P·S + S²` is local given shares of
-    /// `⌊R/d⌋²` and `msb(R)·⌊R/d⌋` (`msb(R)² = msb(R)`). A square after a
-    /// division costs no opening of its own.
-    pub(crate) async fn div_and_square(
-        &mut self,
-        x: &ArithShare,
-        d: u64,
-    ) -> Result<(ArithShare, ArithShare)> {
-        let shape = x.shape().to_vec();
-        Divisor::Uniform(d).validate(x.len())?;
-        let req = CorrelationRequest::SquaringDivPair {
-            shape: shape.clone(),
-            divisor: d,
-        };
-        let c = self.prep.next(&req).await?.into_squaring_div()?;
-        if [
-            &c.pair.r,
-            &c.pair.r_div,
-            &c.pair.r_msb,
-            &c.r_div_sq,
-            &c.msb_r_div,
-        ]
-        .iter()
-        .any(|t| t.shape() != shape.as_slice())
-        {
-            return Err(Error::Shape("squaring division pair shape mismatch".into()));
-        }
-        let k = DivConsts::new(d);
-        let me0 = self.id() == 0;
-        let n = x.len();
-        let xs = as_slice(x.as_raw());
-        let offset = if me0 { k.k } else { 0 };
-        // The pieces c_i = x_i + K + R_i are built in R's own buffer, and
-        // the quotient's square in that of ⌊R/d⌋²: one pass after the
-        // exchange makes both outputs.
-        let fill = |off: usize, out: &mut [u64]| {
-            for (o, &x) in out.iter_mut().zip(&xs[off..]) {
-                *o = o.wrapping_add(x).wrapping_add(offset);
-            }
-        };
-        let mut ex = self
-            .exchange::<Arith>(n, fill, Some(into_vec(c.pair.r)))
-            .await?;
-        drop(xs);
-        let mut q = ex.mine.take().unwrap_or_default();
-        let mut q2 = into_vec(c.r_div_sq);
-        let (rd, msb) = (as_slice(&c.pair.r_div), as_slice(&c.pair.r_msb));
-        let msb_rd = as_slice(&c.msb_r_div);
-        let q64_sq = k.q64.wrapping_mul(k.q64);
-        let two_q64 = k.q64.wrapping_mul(2);
-        // ⌊c/d⌋ by a shift where d is a power of two (every caller today):
-        // a 64-bit division per element is slow.
-        let shift = d.is_power_of_two().then(|| d.trailing_zeros());
-        {
-            let peers = &ex.peers;
-            for_each_chunk_pair(&mut q, &mut q2, |off, qs, q2s| {
-                let mut buf = [0u64; LANES];
-                for (lane, (qs, q2s)) in qs.chunks_mut(LANES).zip(q2s.chunks_mut(LANES)).enumerate()
-                {
-                    let o = off + lane * LANES;
-                    peers.read(o, &mut buf[..qs.len()]);
-                    for (((qv, q2v), &peer), i) in
-                        qs.iter_mut().zip(q2s.iter_mut()).zip(&buf).zip(o..)
-                    {
-                        let c = qv.wrapping_add(peer);
-                        let qi = match shift {
-                            Some(s) => quotient_share_pow2(c, rd[i], msb[i], s, &k, me0),
-                            None => quotient_share(c, rd[i], msb[i], &k, me0),
-                        };
-                        let p = match shift {
-                            Some(s) => c >> s,
-                            None => c / k.d,
-                        }
-                        .wrapping_sub(k.k_over_d);
-                        // this party's share of S (its quotient share less the
-                        // public part), and of
-                        // S² = ⌊R/d⌋² + (1 − msb(c))·(q64²·m − 2·q64·m·⌊R/d⌋)
-                        let s = if me0 { qi.wrapping_sub(p) } else { qi };
-                        let keep = 1 - (c >> 63);
-                        let s_sq = q2v.wrapping_add(
-                            keep.wrapping_mul(
-                                q64_sq
-                                    .wrapping_mul(msb[i])
-                                    .wrapping_sub(two_q64.wrapping_mul(msb_rd[i])),
-                            ),
-                        );
-                        let mut v = p.wrapping_mul(2).wrapping_mul(s).wrapping_add(s_sq);
-                        if me0 {
-                            v = v.wrapping_add(p.wrapping_mul(p));
-                        }
-                        *qv = qi;
-                        *q2v = v;
-                    }
-                }
-            });
-        }
-        self.recycle(ex);
-        Ok((
-            ArithShare::from_raw(from_vec(&shape, q)),
-            ArithShare::from_raw(from_vec(&shape, q2)),
-        ))
-    }
-
     /// The next division pair for `shape` and `divisor`, checked.
     pub(crate) async fn next_div_pair(
         &mut self,
@@ -324,56 +217,6 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The quotient is `x/d` rounded down or up (tolerance one unit) and the
-    /// square from the same opening is exactly the quotient's square, for
-    /// positive, negative and large values, with two and three parties.
-    #[cfg(feature = "std")]
-    #[test]
-    fn division_and_square_from_one_opening() {
-        use crate::protocol::Config;
-        use crate::protocol::testing::run;
-        use alloc::vec::Vec;
-        let d = 1u64 << 20;
-        let xs: Vec<i64> = [
-            0,
-            1,
-            -1,
-            (1 << 20) - 1,
-            -(1 << 20),
-            123_456_789_012,
-            -987_654_321_098,
-            (1 << 45) + 7,
-            -(1 << 45) - 7,
-        ]
-        .into_iter()
-        .chain((0..200).map(|i: i64| (i * 0x9E37_79B9_7F4A) % (1 << 47) - (1 << 46)))
-        .collect();
-        let len = xs.len();
-        let x = from_vec(&[len], xs.iter().map(|&v| v as u64).collect());
-        for n in [2, 3] {
-            let outs = run(n, 9, Config::default(), |mut p| {
-                let x = &x;
-                async move {
-                    let me = p.id();
-                    let xa = p.input::<Arith>(0, (me == 0).then_some(x), &[len]).await?;
-                    let before = p.stats();
-                    let (q, q2) = p.div_and_square(&xa, d).await?;
-                    let rounds = p.stats().since(&before).rounds;
-                    Ok((p.open(&q).await?, p.open(&q2).await?, rounds))
-                }
-            });
-            for (q, q2, rounds) in outs {
-                assert_eq!(rounds, 1, "one opening");
-                for (i, &v) in xs.iter().enumerate() {
-                    let got = as_slice(&q)[i] as i64;
-                    let floor = v.div_euclid(d as i64);
-                    assert!(got == floor || got == floor + 1, "{v} / {d}: {got}");
-                    assert_eq!(as_slice(&q2)[i], (got as u64).wrapping_mul(got as u64));
-                }
-            }
-        }
-    }
 
     #[test]
     fn offsets_and_quotients() {

@@ -28,7 +28,9 @@ use alloc::vec::Vec;
 /// (`truncation.rs::div_and_square`), one opening per squaring, not two.
 /// 5: the weights' masks are drawn from the server's seed alone and the
 /// server sends `E = W − A` one way; the client sends nothing at setup.
-pub const PROTOCOL_VERSION: u8 = 5;
+/// 6: exp is a chain of masked openings with local 128-bit polynomials
+/// (`protocol/exp.rs`): 5 openings instead of 12.
+pub const PROTOCOL_VERSION: u8 = 6;
 
 const KIND_CONTROL: u8 = 0x01;
 const KIND_DATA_LAST: u8 = 0x02;

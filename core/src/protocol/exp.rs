@@ -1,0 +1,293 @@
+//! `e^x` by a chain of masked openings ([`super::powers`]): one opening per
+//! stage, everything between openings local.
+//!
+//! With `x ∈ [lo, hi]` at `f` fractional bits and `u = x / 2^a ∈ [-1/4, 1/4]`:
+//!
+//! 1. open `x` (64-bit; divided by `2^b` first where `f + a > 22`, so `x`
+//!    enters with `22 − a` fractional bits: 16 for the default range) and
+//!    evaluate a degree-5 polynomial for `e^u` on the exact integer
+//!    `t = x·2^(f−b)`, mod 2^128, at scale 2^125;
+//! 2. open that (high words only) at a 64-bit scale `g₁` and raise it to the
+//!    4th power (or the 2nd, for an odd `a`), mod 2^128; repeat until the
+//!    `a` squarings are done — `e^(4u)`, `e^(16u)`, … each at the largest
+//!    scale whose 4th power still fits;
+//! 3. the last opening divides straight to the output scale.
+//!
+//! For the default range (`±16`, `a = 6`) that is 5 openings of one word per
+//! element each way, against 12 rounds and 18 words for the Chebyshev-basis
+//! evaluation with five division-and-square steps it replaced. Every scale
+//! is chosen from `lo`, `hi`, `f` and the output scale by [`ExpPlan::new`]
+//! (a test checks that every accepted setting has a schedule).
+
+use super::Party;
+use super::powers::Masked;
+use crate::backend::Backend;
+use crate::channel::Channel;
+use crate::chebyshev;
+use crate::elementwise::from_vec;
+use crate::error::Result;
+use crate::preprocessing::Preprocessing;
+use crate::share::ArithShare;
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Degree of the polynomial for `e^u`, `|u| ≤ 1/4` (error below 2e-8).
+const DEGREE: usize = 5;
+/// Scale of the polynomial's 128-bit value (`e^(1/4)·2^125 < 2^126`).
+const POLY_SCALE: i32 = 125;
+/// Bits the 128-bit values may use (`|V| < 2^125.x`, below the `2^126`
+/// the opening requires).
+const WIDE_BITS: f64 = 125.0;
+/// `t`'s scale plus `a` is kept at most this, so the top coefficient keeps
+/// at least 15 bits (`C_5 = c_5·2^(125 − 5·22)`).
+const MAX_T_BITS: u32 = 22;
+/// Fewest fractional bits an intermediate power may carry (only the largest
+/// ranges come near it, where the power's small values round to zero at
+/// the output scale anyway).
+const MIN_SCALE: i32 = 16;
+
+/// One stage after the first opening: open at `shift`, then raise to `power`.
+#[derive(Debug, Clone, PartialEq)]
+struct Stage {
+    shift: u32,
+    /// `1` for the last stage (the result itself), else 2 or 4.
+    power: u32,
+}
+
+/// The public schedule of one `e^x` evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ExpPlan {
+    /// `x` is divided by `2^b` when opened.
+    b: u32,
+    /// Coefficients of `e^u` as a polynomial in the opened integer, mod 2^128.
+    coeffs: Vec<u128>,
+    stages: Vec<Stage>,
+}
+
+impl ExpPlan {
+    /// The schedule for `x ∈ [lo, hi]` at `f` fractional bits, with the
+    /// result at `out_f` bits; `None` where no schedule fits.
+    pub(crate) fn new(lo: f64, hi: f64, f: u32, out_f: u32) -> Option<ExpPlan> {
+        let r = libm::fmax(libm::fabs(lo), libm::fabs(hi));
+        if !(r > 0.0 && r <= 64.0 && lo < hi && f <= 40 && out_f <= 40) {
+            return None;
+        }
+        // Scales are sized for results below 2^(57 − out_f) (e^28.4 at 16
+        // fractional bits), which leaves the last opening a division by at
+        // least 2^64; larger results come out wrong (above 2^(61 − out_f)
+        // they would not fit 64 bits whatever the method).
+        let hi = libm::fmin(hi, (57.0 - out_f as f64) * core::f64::consts::LN_2);
+        // u = x / 2^a ∈ [-1/4, 1/4]
+        let a = libm::ceil(libm::log2(4.0 * r)).max(0.0) as u32;
+        let b = (f + a).saturating_sub(MAX_T_BITS).min(f);
+        let ft = f - b;
+        let scale = libm::pow(2.0, a as f64);
+        let m = chebyshev::monomial(
+            &chebyshev::fit(libm::exp, lo / scale, hi / scale, DEGREE),
+            lo / scale,
+            hi / scale,
+        );
+        // C_k = m_k · 2^(125 − k·(ft + a)): the polynomial in t = u·2^(ft+a).
+        let coeffs = m
+            .iter()
+            .enumerate()
+            .map(|(k, &mk)| {
+                let e = POLY_SCALE - (k as u32 * (ft + a)) as i32;
+                let v = libm::round(mk * libm::pow(2.0, e as f64));
+                (libm::fabs(v) < 1.7e38).then_some(v as i128 as u128)
+            })
+            .collect::<Option<Vec<u128>>>()?;
+        // The a squarings, as powers of 4 and one 2 for an odd a.
+        let mut powers = vec![4u32; (a / 2) as usize];
+        if a % 2 == 1 {
+            powers.push(2);
+        }
+        // Scale of each stage's value y_i = e^(u·2^done), the largest whose
+        // power fits 125 bits and whose opening divides by at least 2^64.
+        let mut stages = Vec::new();
+        let mut prev_scale = POLY_SCALE; // of the 128-bit value being opened
+        let mut done = 0u32;
+        for &k in &powers {
+            let max_log2 = libm::fmax(hi * libm::pow(2.0, done as f64) / scale, 0.0)
+                * core::f64::consts::LOG2_E;
+            let fit = libm::floor(WIDE_BITS / k as f64 - max_log2 - 0.01) as i32;
+            let g = fit.min(60).min(prev_scale - 64);
+            if g < MIN_SCALE {
+                return None;
+            }
+            stages.push(Stage {
+                shift: (prev_scale - g) as u32,
+                power: k,
+            });
+            prev_scale = k as i32 * g;
+            done += k.trailing_zeros();
+        }
+        let last = prev_scale - out_f as i32;
+        if !(64..=125).contains(&last) {
+            return None;
+        }
+        stages.push(Stage {
+            shift: last as u32,
+            power: 1,
+        });
+        Some(ExpPlan { b, coeffs, stages })
+    }
+
+    /// Openings (rounds) the plan takes.
+    #[cfg(test)]
+    fn openings(&self) -> usize {
+        1 + self.stages.len()
+    }
+}
+
+impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
+    /// `e^x` by `plan` (see the module notes), at the plan's output scale.
+    pub(crate) async fn exp_by_powers(
+        &mut self,
+        x: &ArithShare,
+        plan: &ExpPlan,
+    ) -> Result<ArithShare> {
+        let mut v = self
+            .poly_of_opened(Masked::Narrow(x), plan.b, &plan.coeffs)
+            .await?;
+        for stage in &plan.stages {
+            let mut g = vec![0u128; stage.power as usize + 1];
+            g[stage.power as usize] = 1;
+            v = self
+                .poly_of_opened(Masked::Wide(&v), stage.shift, &g)
+                .await?;
+        }
+        // The last stage's value, low words: 64-bit shares of the result.
+        let low: Vec<u64> = v.chunks_exact(2).map(|w| w[0]).collect();
+        Ok(ArithShare::from_raw(from_vec(x.shape(), low)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_range_takes_five_openings() {
+        let p = ExpPlan::new(-16.0, 16.0, 16, 16).unwrap();
+        assert_eq!(p.openings(), 5);
+        assert_eq!(p.b, 0);
+        assert_eq!(
+            p.stages.iter().map(|s| s.power).collect::<Vec<_>>(),
+            [4, 4, 4, 1]
+        );
+        for s in &p.stages {
+            assert!((64..=125).contains(&s.shift), "{s:?}");
+        }
+        // one-sided ranges (sigmoid, softmax) and odd a
+        assert_eq!(ExpPlan::new(-16.0, 0.0, 16, 24).unwrap().openings(), 5);
+        assert_eq!(ExpPlan::new(-8.0, 8.0, 16, 16).unwrap().openings(), 5);
+        assert_eq!(ExpPlan::new(-1.0, 1.0, 16, 16).unwrap().openings(), 3);
+        // a large f is divided down when opened
+        assert!(ExpPlan::new(-16.0, 16.0, 24, 24).unwrap().b > 0);
+        // every setting the configuration accepts has a plan
+        for f in 0..=30 {
+            for out_f in [f, 24] {
+                for r in [0.01, 0.3, 1.0, 5.0, 16.0, 17.0, 33.0, 40.0] {
+                    for (lo, hi) in [(-r, r), (-r, 0.0)] {
+                        assert!(
+                            ExpPlan::new(lo, hi, f, out_f).is_some(),
+                            "[{lo}, {hi}] f={f} out_f={out_f}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Under MPC, for two and three parties, for the default range (5
+    /// rounds) and the widest (`exp_max_abs = 40`: 6 rounds, `x` enters
+    /// with 14 fractional bits): within 1e-5 (1e-4) relative + 4 units of
+    /// `exp` of the encoded input.
+    #[cfg(feature = "std")]
+    #[test]
+    fn exp_under_mpc() {
+        use crate::elementwise::as_slice;
+        use crate::protocol::Config;
+        use crate::protocol::testing::run;
+        use crate::share::Arith;
+        for (r, lo, hi, rounds, rel) in [(16.0, -16.0, 16.0, 5, 1e-5), (40.0, -40.0, 28.0, 6, 1e-4)]
+        {
+            let mut config = Config::default();
+            config.approx.exp_max_abs = r;
+            let fp = config.fixed_point;
+            let xs: Vec<f64> = (0..=300)
+                .map(|i| lo + (hi - lo) * i as f64 / 300.0)
+                .collect();
+            let enc = from_vec(
+                &[xs.len()],
+                xs.iter().map(|&v| fp.encode(v).unwrap()).collect(),
+            );
+            for n in [2, 3] {
+                let outs = run(n, 5, config, |mut p| {
+                    let enc = &enc;
+                    async move {
+                        let me = p.id();
+                        let x = p
+                            .input::<Arith>(0, (me == 0).then_some(enc), enc.shape())
+                            .await?;
+                        let before = p.stats();
+                        let e = p.exp(&x).await?;
+                        let rounds = p.stats().since(&before).rounds;
+                        Ok((p.open(&e).await?, rounds))
+                    }
+                });
+                for (e, got_rounds) in outs {
+                    assert_eq!(got_rounds, rounds);
+                    for (&x, &v) in xs.iter().zip(as_slice(&e).iter()) {
+                        let xq = fp.decode(fp.encode(x).unwrap());
+                        let want = libm::exp(xq);
+                        let got = fp.decode(v);
+                        assert!(
+                            (got - want).abs() <= want * rel + 4.0 / 65536.0,
+                            "r={r} n={n}: e^{x} = {want}, got {got}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The plan's arithmetic in the clear (no masking): the polynomial on
+    /// the exact integer, each stage's division and power, against `exp`.
+    #[test]
+    fn plan_arithmetic_matches_exp() {
+        for (lo, hi, f, out_f) in [
+            (-16.0, 16.0, 16, 16),
+            (-16.0, 0.0, 16, 24),
+            (-8.0, 8.0, 16, 16),
+            (-16.0, 16.0, 20, 20),
+        ] {
+            let plan = ExpPlan::new(lo, hi, f, out_f).unwrap();
+            for i in 0..=400 {
+                let x = lo + (hi - lo) * i as f64 / 400.0;
+                let xi = libm::round(x * libm::pow(2.0, f as f64)) as i128;
+                let t = xi >> plan.b;
+                let mut v = plan
+                    .coeffs
+                    .iter()
+                    .rev()
+                    .fold(0u128, |acc, &c| acc.wrapping_mul(t as u128).wrapping_add(c))
+                    as i128;
+                for s in &plan.stages {
+                    let y = v >> s.shift;
+                    v = y.pow(s.power);
+                }
+                let got = v as f64 / libm::pow(2.0, out_f as f64);
+                let want = libm::exp(xi as f64 / libm::pow(2.0, f as f64));
+                // the opening's division by 2^b rounds x to f − b bits
+                let quantum = libm::pow(2.0, plan.b as f64 - f as f64);
+                let tol = want * (2e-6 + quantum) + 4.0 / libm::pow(2.0, out_f as f64);
+                assert!(
+                    (got - want).abs() <= tol,
+                    "[{lo}, {hi}] f={f}: e^{x} = {want}, plan gives {got}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! Polynomials of an opened, masked value: one opening, then local work.
+//!
+//! The dealer division of `truncation.rs` opens `c = v + K + R` and writes
+//! the quotient as `y = P + S`: `P = ⌊c/2^s⌋ − K/2^s` is public, and `S` is
+//! one of two values the dealer knows (`−⌊R/2^s⌋`, plus `msb(R)·2^(bits−s)`
+//! when the top bit of `c` is clear), picked by that public bit. So `y` is
+//! held in *masked form*, and any polynomial in it expands around the
+//! public `P`:
+//!
+//! `g(P + S) = Σ_j E_j(P)·S^j`, with `E_j(P) = g^(j)(P)/j!` public,
+//!
+//! which is local given shares of `S^1..=S^n` for both candidates
+//! ([`CorrelationRequest::PowerMask`]). `div_and_square` is the case
+//! `g(y) = y²`; here the degree is up to [`MAX_POWER_DEGREE`] and the
+//! arithmetic is mod 2^128, so `y⁴` of a 30-bit fixed-point value, or a
+//! degree-5 polynomial of a 20-bit one, is computed exactly, and the next
+//! opening divides the 128-bit result straight back to a 64-bit scale.
+//!
+//! **Opening a 128-bit value with 64 bits.** To divide a 128-bit `V`
+//! (`|V| < 2^126`) by `2^s` with `s ≥ 64`, each party sends only the high
+//! word of its piece of `c = V + 2^126 + R`. Their sum is the high word of
+//! `c` less the carry out of the low words (at most `n − 1`), so the
+//! quotient is off by at most `n` units more, and the top bit of `c` — which
+//! picks `S` — is wrong only if the high word of `c` lies within `n − 1` of
+//! `2^63`: probability below `n·2^-64` per element, the one way this
+//! protocol can fail badly (the 64-bit division cannot).
+
+use super::Party;
+use crate::backend::Backend;
+use crate::channel::Channel;
+use crate::elementwise::{as_slice, for_each_chunk};
+use crate::error::{Error, Result};
+use crate::preprocessing::seeded::wide;
+use crate::preprocessing::{CorrelationRequest, MAX_POWER_DEGREE, Preprocessing};
+use crate::protocol::open::LANES;
+use crate::share::{Arith, ArithShare};
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// A shared value about to be opened in masked form.
+#[derive(Clone, Copy)]
+pub(crate) enum Masked<'a> {
+    /// 64-bit shares, `|v| < 2^62`.
+    Narrow(&'a ArithShare),
+    /// 128-bit shares as word pairs (low first), `|v| < 2^126`.
+    Wide(&'a [u64]),
+}
+
+impl Masked<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Masked::Narrow(x) => x.len(),
+            Masked::Wide(w) => w.len() / 2,
+        }
+    }
+}
+
+/// The offset `K` that makes the opened value non-negative, for 64-bit
+/// (`2^62`) and 128-bit (`2^126`) values.
+const NARROW_K: u64 = 1 << 62;
+const WIDE_K: u128 = 1 << 126;
+
+/// `g(P + S)`'s coefficients in `S` for public `P`: the Taylor shift of `g`
+/// (coefficients in `a`, lowest first) by `P`, in place, mod 2^128.
+#[inline]
+fn taylor_shift(a: &mut [u128], p: u128) {
+    let n = a.len() - 1;
+    for i in 0..n {
+        for j in (i..n).rev() {
+            a[j] = a[j].wrapping_add(p.wrapping_mul(a[j + 1]));
+        }
+    }
+}
+
+impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
+    /// Opens `v` in masked form and returns this party's shares, mod 2^128
+    /// (word pairs, low first), of `g(y)` for `y = ⌊v / 2^shift⌋` (rounded
+    /// down or up; up to `n` units for wide values, see the module notes)
+    /// and `g(y) = Σ coeffs[k]·y^k` mod 2^128. One round, one word per
+    /// element from each party to each other.
+    pub(crate) async fn poly_of_opened(
+        &mut self,
+        v: Masked<'_>,
+        shift: u32,
+        coeffs: &[u128],
+    ) -> Result<Vec<u64>> {
+        let degree = coeffs.len().saturating_sub(1);
+        if degree == 0 || degree > MAX_POWER_DEGREE as usize {
+            return Err(Error::Usage("masked polynomial degree out of range".into()));
+        }
+        let len = v.len();
+        let wide_v = matches!(v, Masked::Wide(_));
+        let req = CorrelationRequest::PowerMask {
+            shape: vec![len],
+            wide: wide_v,
+            shift,
+            degree: degree as u32,
+        };
+        req.validate()?;
+        let mask = self.prep.next(&req).await?.into_power_mask()?;
+        let r_words = if wide_v { 2 * len } else { len };
+        if mask.r.len() != r_words || mask.powers.len() != len * 4 * degree {
+            return Err(Error::Shape("power mask shape mismatch".into()));
+        }
+        let (r, powers) = (as_slice(&mask.r), as_slice(&mask.powers));
+        let lead = self.id() == 0;
+        let narrow = match v {
+            Masked::Narrow(x) => Some(as_slice(x.as_raw())),
+            Masked::Wide(_) => None,
+        };
+        // This party's piece of element i: c_i = v_i + R_i (+ K at party 0),
+        // whole when narrow, its high word when wide.
+        let piece = |i: usize| -> u64 {
+            match (&v, &narrow) {
+                (Masked::Wide(w), _) => {
+                    let k = if lead { WIDE_K } else { 0 };
+                    let c = wide(w[2 * i], w[2 * i + 1])
+                        .wrapping_add(wide(r[2 * i], r[2 * i + 1]))
+                        .wrapping_add(k);
+                    (c >> 64) as u64
+                }
+                (_, Some(x)) => {
+                    let k = if lead { NARROW_K } else { 0 };
+                    x[i].wrapping_add(r[i]).wrapping_add(k)
+                }
+                _ => unreachable!("a narrow value has its shares"),
+            }
+        };
+        let fill = |off: usize, out: &mut [u64]| {
+            for (o, i) in out.iter_mut().zip(off..) {
+                *o = piece(i);
+            }
+        };
+        let ex = self.exchange::<Arith>(len, fill, None).await?;
+        // P = ⌊c / 2^shift⌋ − K / 2^shift, from the (high word of) c.
+        let (down, k_over) = if wide_v {
+            (shift - 64, 1u128 << (126 - shift))
+        } else {
+            (shift, 1u128 << (62 - shift))
+        };
+        let mut out = vec![0u64; 2 * len];
+        {
+            let peers = &ex.peers;
+            for_each_chunk(&mut out, |off, chunk| {
+                let first = off / 2;
+                let mut buf = [0u64; LANES];
+                let mut a = [0u128; MAX_POWER_DEGREE as usize + 1];
+                for (lane, sub) in chunk.chunks_mut(2 * LANES).enumerate() {
+                    let o = first + lane * LANES;
+                    let m = sub.len() / 2;
+                    peers.read(o, &mut buf[..m]);
+                    for ((slot, &peer), i) in sub.chunks_exact_mut(2).zip(&buf[..m]).zip(o..) {
+                        let c = piece(i).wrapping_add(peer);
+                        let p = ((c >> down) as u128).wrapping_sub(k_over);
+                        let keep = (1 - (c >> 63)) as usize;
+                        let a = &mut a[..=degree];
+                        a.copy_from_slice(coeffs);
+                        taylor_shift(a, p);
+                        let pw = &powers[i * 4 * degree + keep * 2 * degree..];
+                        let mut share = if lead { a[0] } else { 0 };
+                        for (j, &e) in a[1..].iter().enumerate() {
+                            share =
+                                share.wrapping_add(e.wrapping_mul(wide(pw[2 * j], pw[2 * j + 1])));
+                        }
+                        slot[0] = share as u64;
+                        slot[1] = (share >> 64) as u64;
+                    }
+                }
+            });
+        }
+        self.recycle(ex);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `g(y)` mod 2^128 for coefficients lowest first.
+    #[cfg(feature = "std")]
+    fn eval(coeffs: &[u128], y: i128) -> u128 {
+        coeffs
+            .iter()
+            .rev()
+            .fold(0u128, |acc, &c| acc.wrapping_mul(y as u128).wrapping_add(c))
+    }
+
+    /// The 128-bit sum of the parties' word-pair shares of element `i`.
+    #[cfg(feature = "std")]
+    fn total(outs: &[Vec<u64>], i: usize) -> u128 {
+        outs.iter().fold(0u128, |acc, w| {
+            acc.wrapping_add(wide(w[2 * i], w[2 * i + 1]))
+        })
+    }
+
+    /// 64-bit and 128-bit values opened in masked form give shares of the
+    /// polynomial of their quotient — exact for a 64-bit value and no
+    /// division, within the stated units otherwise — in one round of one
+    /// word per element to each peer, for two and three parties.
+    #[cfg(feature = "std")]
+    #[test]
+    fn polynomials_of_opened_values_match_the_clear() {
+        use crate::elementwise::from_vec;
+        use crate::protocol::Config;
+        use crate::protocol::testing::run;
+        use crate::share::Arith;
+        let narrow: Vec<i64> = [0, 1, -1, 31, -32, 1 << 40, -(1 << 40) + 3, (1 << 61) - 1]
+            .into_iter()
+            .chain((0..100).map(|i: i64| (i * 0x9E37_79B9_7F4A) % (1 << 44) - (1 << 43)))
+            .collect();
+        let wide_v: Vec<i128> = [0i128, 5, -5, 1 << 100, -(1 << 100), (1 << 125) + 12345]
+            .into_iter()
+            .chain((0..100).map(|i: i128| (i * 0x9E37_79B9_7F4A_7C15_F39C) % (1 << 110)))
+            .collect();
+        let g = [7u128, (-3i128) as u128, 0, 1];
+        for n in [2, 3] {
+            for shift in [0u32, 5] {
+                let len = narrow.len();
+                let x = from_vec(&[len], narrow.iter().map(|&v| v as u64).collect());
+                let outs = run(n, 3, Config::default(), |mut p| {
+                    let x = &x;
+                    async move {
+                        let me = p.id();
+                        let xa = p.input::<Arith>(0, (me == 0).then_some(x), &[len]).await?;
+                        let before = p.stats();
+                        let v = p.poly_of_opened(Masked::Narrow(&xa), shift, &g).await?;
+                        Ok((v, p.stats().since(&before)))
+                    }
+                });
+                let (vals, stats): (Vec<_>, Vec<_>) = outs.into_iter().unzip();
+                for st in &stats {
+                    assert_eq!(st.rounds, 1);
+                    assert_eq!(st.bytes_sent, (len * 8 * (n - 1)) as u64);
+                }
+                for (i, &v) in narrow.iter().enumerate() {
+                    let y = (v >> shift) as i128;
+                    let got = total(&vals, i);
+                    let ok = got == eval(&g, y) || (shift > 0 && got == eval(&g, y + 1));
+                    assert!(ok, "n={n} shift={shift} x={v}");
+                }
+            }
+            // 128-bit values: the parties' pieces are arbitrary splits.
+            let len = wide_v.len();
+            let shift = 70;
+            let g4 = [0u128, 0, 0, 0, 1];
+            let outs = run(n, 4, Config::default(), |mut p| {
+                let wide_v = &wide_v;
+                async move {
+                    let me = p.id() as u128;
+                    let mut w = Vec::with_capacity(2 * len);
+                    for (i, &v) in wide_v.iter().enumerate() {
+                        let noise = (i as u128 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_CD21);
+                        let piece = match me {
+                            0 => (v as u128).wrapping_sub(noise.wrapping_mul(n as u128 - 1)),
+                            _ => noise,
+                        };
+                        w.push(piece as u64);
+                        w.push((piece >> 64) as u64);
+                    }
+                    p.poly_of_opened(Masked::Wide(&w), shift, &g4).await
+                }
+            });
+            for (i, &v) in wide_v.iter().enumerate() {
+                let y = v >> shift;
+                let got = total(&outs, i);
+                let ok = (-1..=n as i128).any(|d| got == eval(&g4, y + d));
+                assert!(ok, "n={n} V={v}");
+            }
+        }
+    }
+
+    #[test]
+    fn taylor_shift_expands_around_a_point() {
+        // g(y) = 3 + 2y − y² + 5y³, shifted by P = −7 (mod 2^128).
+        let g = [3i128, 2, -1, 5];
+        let p = -7i128;
+        let mut a: Vec<u128> = g.iter().map(|&c| c as u128).collect();
+        taylor_shift(&mut a, p as u128);
+        for s in [-3i128, 0, 1, 10, 1 << 40] {
+            let direct = g
+                .iter()
+                .rev()
+                .fold(0i128, |acc, &c| acc.wrapping_mul(p + s).wrapping_add(c));
+            let shifted = a
+                .iter()
+                .rev()
+                .fold(0u128, |acc, &c| acc.wrapping_mul(s as u128).wrapping_add(c));
+            assert_eq!(shifted, direct as u128, "S = {s}");
+        }
+    }
+}
