@@ -32,7 +32,7 @@ use crate::elementwise::{as_slice, for_each_chunk};
 use crate::error::{Error, Result};
 use crate::preprocessing::seeded::wide;
 use crate::preprocessing::{CorrelationRequest, MAX_POWER_DEGREE, Preprocessing};
-use crate::protocol::open::LANES;
+use crate::protocol::open::{LANES, PeerSum};
 use crate::share::{Arith, ArithShare};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -72,6 +72,82 @@ fn taylor_shift(a: &mut [u128], p: u128) {
     }
 }
 
+/// Element `j` of a word-pair slice.
+#[inline(always)]
+fn pair(w: &[u64], j: usize) -> u128 {
+    wide(w[2 * j], w[2 * j + 1])
+}
+
+/// This party's share of `g(P + S)` for a polynomial `g` of degree `N`
+/// (`coeffs`, lowest first), given its shares `pw` of `S^1..=S^N`.
+#[inline(always)]
+fn poly_share<const N: usize>(coeffs: &[u128], p: u128, pw: &[u64], lead: bool) -> u128 {
+    let mut a = [0u128; MAX_POWER_DEGREE as usize + 1];
+    a[..=N].copy_from_slice(&coeffs[..=N]);
+    taylor_shift(&mut a[..=N], p);
+    let mut share = if lead { a[0] } else { 0 };
+    for j in 0..N {
+        share = share.wrapping_add(a[j + 1].wrapping_mul(pair(pw, j)));
+    }
+    share
+}
+
+/// [`poly_share`] for `g(y) = y^K`: `Σ_j C(K, j)·P^(K−j)·S^j`, with the
+/// binomials folded to constants.
+#[inline(always)]
+fn power_share<const K: usize>(p: u128, pw: &[u64], lead: bool) -> u128 {
+    let mut pp = [1u128; MAX_POWER_DEGREE as usize + 1];
+    for j in 1..=K {
+        pp[j] = pp[j - 1].wrapping_mul(p);
+    }
+    let mut share = if lead { pp[K] } else { 0 };
+    let mut binom = 1u128;
+    for j in 1..=K {
+        binom = binom * (K - j + 1) as u128 / j as u128;
+        share = share.wrapping_add(binom.wrapping_mul(pp[K - j]).wrapping_mul(pair(pw, j - 1)));
+    }
+    share
+}
+
+/// The pass after the exchange: from this party's pieces `mine` and the
+/// peers' sum, `P` and the candidate of every element, and `share(P, S
+/// powers)` into `out` (word pairs).
+#[allow(clippy::too_many_arguments)]
+fn finish_pass(
+    out: &mut [u64],
+    mine: &[u64],
+    peers: &PeerSum,
+    powers: &[u64],
+    degree: usize,
+    down: u32,
+    k_over: u128,
+    share: impl Fn(u128, &[u64]) -> u128 + Sync + Send,
+) {
+    for_each_chunk(out, |off, chunk| {
+        let first = off / 2;
+        let mut buf = [0u64; LANES];
+        for (lane, sub) in chunk.chunks_mut(2 * LANES).enumerate() {
+            let o = first + lane * LANES;
+            let m = sub.len() / 2;
+            peers.read(o, &mut buf[..m]);
+            for (((slot, &peer), &mine), i) in sub
+                .chunks_exact_mut(2)
+                .zip(&buf[..m])
+                .zip(&mine[o..o + m])
+                .zip(o..)
+            {
+                let c = mine.wrapping_add(peer);
+                let p = ((c >> down) as u128).wrapping_sub(k_over);
+                let keep = (1 - (c >> 63)) as usize;
+                let at = i * 4 * degree + keep * 2 * degree;
+                let v = share(p, &powers[at..at + 2 * degree]);
+                slot[0] = v as u64;
+                slot[1] = (v >> 64) as u64;
+            }
+        }
+    });
+}
+
 impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// Opens `v` in masked form and returns this party's shares, mod 2^128
     /// (word pairs, low first), of `g(y)` for `y = ⌊v / 2^shift⌋` (rounded
@@ -104,34 +180,34 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         }
         let (r, powers) = (as_slice(&mask.r), as_slice(&mask.powers));
         let lead = self.id() == 0;
-        let narrow = match v {
-            Masked::Narrow(x) => Some(as_slice(x.as_raw())),
-            Masked::Wide(_) => None,
-        };
-        // This party's piece of element i: c_i = v_i + R_i (+ K at party 0),
-        // whole when narrow, its high word when wide.
-        let piece = |i: usize| -> u64 {
-            match (&v, &narrow) {
-                (Masked::Wide(w), _) => {
-                    let k = if lead { WIDE_K } else { 0 };
-                    let c = wide(w[2 * i], w[2 * i + 1])
-                        .wrapping_add(wide(r[2 * i], r[2 * i + 1]))
-                        .wrapping_add(k);
-                    (c >> 64) as u64
-                }
-                (_, Some(x)) => {
-                    let k = if lead { NARROW_K } else { 0 };
-                    x[i].wrapping_add(r[i]).wrapping_add(k)
-                }
-                _ => unreachable!("a narrow value has its shares"),
+        // This party's pieces c_i = v_i + R_i (+ K at party 0): whole when
+        // narrow, the high word when wide.
+        let ex = match v {
+            Masked::Wide(w) => {
+                let k = if lead { WIDE_K } else { 0 };
+                let fill = |off: usize, out: &mut [u64]| {
+                    for (o, i) in out.iter_mut().zip(off..) {
+                        let c = pair(w, i).wrapping_add(pair(&r, i)).wrapping_add(k);
+                        *o = (c >> 64) as u64;
+                    }
+                };
+                self.exchange::<Arith>(len, fill, Some(vec![0; len]))
+                    .await?
+            }
+            Masked::Narrow(x) => {
+                let x = as_slice(x.as_raw());
+                let k = if lead { NARROW_K } else { 0 };
+                let fill = |off: usize, out: &mut [u64]| {
+                    for ((o, &x), &r) in out.iter_mut().zip(&x[off..]).zip(&r[off..]) {
+                        *o = x.wrapping_add(r).wrapping_add(k);
+                    }
+                };
+                self.exchange::<Arith>(len, fill, Some(vec![0; len]))
+                    .await?
             }
         };
-        let fill = |off: usize, out: &mut [u64]| {
-            for (o, i) in out.iter_mut().zip(off..) {
-                *o = piece(i);
-            }
-        };
-        let ex = self.exchange::<Arith>(len, fill, None).await?;
+        let mut ex = ex;
+        let mine = ex.mine.take().unwrap_or_default();
         // P = ⌊c / 2^shift⌋ − K / 2^shift, from the (high word of) c.
         let (down, k_over) = if wide_v {
             (shift - 64, 1u128 << (126 - shift))
@@ -139,35 +215,26 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             (shift, 1u128 << (62 - shift))
         };
         let mut out = vec![0u64; 2 * len];
-        {
-            let peers = &ex.peers;
-            for_each_chunk(&mut out, |off, chunk| {
-                let first = off / 2;
-                let mut buf = [0u64; LANES];
-                let mut a = [0u128; MAX_POWER_DEGREE as usize + 1];
-                for (lane, sub) in chunk.chunks_mut(2 * LANES).enumerate() {
-                    let o = first + lane * LANES;
-                    let m = sub.len() / 2;
-                    peers.read(o, &mut buf[..m]);
-                    for ((slot, &peer), i) in sub.chunks_exact_mut(2).zip(&buf[..m]).zip(o..) {
-                        let c = piece(i).wrapping_add(peer);
-                        let p = ((c >> down) as u128).wrapping_sub(k_over);
-                        let keep = (1 - (c >> 63)) as usize;
-                        let a = &mut a[..=degree];
-                        a.copy_from_slice(coeffs);
-                        taylor_shift(a, p);
-                        let pw = &powers[i * 4 * degree + keep * 2 * degree..];
-                        let mut share = if lead { a[0] } else { 0 };
-                        for (j, &e) in a[1..].iter().enumerate() {
-                            share =
-                                share.wrapping_add(e.wrapping_mul(wide(pw[2 * j], pw[2 * j + 1])));
-                        }
-                        slot[0] = share as u64;
-                        slot[1] = (share >> 64) as u64;
-                    }
-                }
-            });
+        let power = coeffs[..degree].iter().all(|&c| c == 0) && coeffs[degree] == 1;
+        // One monomorphized pass per degree, so the per-element work unrolls.
+        macro_rules! pass {
+            ($share:expr) => {
+                finish_pass(
+                    &mut out, &mine, &ex.peers, &powers, degree, down, k_over, $share,
+                )
+            };
         }
+        macro_rules! by_degree {
+            ($($n:literal)*) => {
+                match (power, degree) {
+                    (true, 2) => pass!(|p, pw| power_share::<2>(p, pw, lead)),
+                    (true, 4) => pass!(|p, pw| power_share::<4>(p, pw, lead)),
+                    $((_, $n) => pass!(|p, pw| poly_share::<$n>(coeffs, p, pw, lead)),)*
+                    _ => unreachable!("degree checked above"),
+                }
+            };
+        }
+        by_degree!(1 2 3 4 5 6 7 8);
         self.recycle(ex);
         Ok(out)
     }
@@ -243,29 +310,31 @@ mod tests {
             // 128-bit values: the parties' pieces are arbitrary splits.
             let len = wide_v.len();
             let shift = 70;
-            let g4 = [0u128, 0, 0, 0, 1];
-            let outs = run(n, 4, Config::default(), |mut p| {
-                let wide_v = &wide_v;
-                async move {
-                    let me = p.id() as u128;
-                    let mut w = Vec::with_capacity(2 * len);
-                    for (i, &v) in wide_v.iter().enumerate() {
-                        let noise = (i as u128 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_CD21);
-                        let piece = match me {
-                            0 => (v as u128).wrapping_sub(noise.wrapping_mul(n as u128 - 1)),
-                            _ => noise,
-                        };
-                        w.push(piece as u64);
-                        w.push((piece >> 64) as u64);
+            for g in [&[0u128, 0, 0, 0, 1][..], &[0, 0, 1], &[9, 0, 1, 1]] {
+                let outs = run(n, 4, Config::default(), |mut p| {
+                    let wide_v = &wide_v;
+                    async move {
+                        let me = p.id() as u128;
+                        let mut w = Vec::with_capacity(2 * len);
+                        for (i, &v) in wide_v.iter().enumerate() {
+                            let noise =
+                                (i as u128 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_CD21);
+                            let piece = match me {
+                                0 => (v as u128).wrapping_sub(noise.wrapping_mul(n as u128 - 1)),
+                                _ => noise,
+                            };
+                            w.push(piece as u64);
+                            w.push((piece >> 64) as u64);
+                        }
+                        p.poly_of_opened(Masked::Wide(&w), shift, g).await
                     }
-                    p.poly_of_opened(Masked::Wide(&w), shift, &g4).await
+                });
+                for (i, &v) in wide_v.iter().enumerate() {
+                    let y = v >> shift;
+                    let got = total(&outs, i);
+                    let ok = (-1..=n as i128).any(|d| got == eval(g, y + d));
+                    assert!(ok, "n={n} V={v}");
                 }
-            });
-            for (i, &v) in wide_v.iter().enumerate() {
-                let y = v >> shift;
-                let got = total(&outs, i);
-                let ok = (-1..=n as i128).any(|d| got == eval(&g4, y + d));
-                assert!(ok, "n={n} V={v}");
             }
         }
     }
