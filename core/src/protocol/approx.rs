@@ -17,7 +17,8 @@
 //!   of the configured range in one batch; `x' = x·2^(-j) ∈ [1, 2)` goes
 //!   through a polynomial and a public per-exponent factor (`2^(-j)`,
 //!   `2^(-j/2)`, `2^(j/2)`, `j·ln 2`) selected by the one-hot exponent.
-//! - sigmoid from `1/(1 + e^(-|x|))` (no normalization needed), tanh from
+//! - sigmoid from `1/(1 + e^(-|x|))` (no normalization needed; the
+//!   polynomial for `1/(1 + e)` rides on exp's chain), tanh from
 //!   sigmoid, erf by a polynomial on the clipped input, softmax as
 //!   `e^x·(1/Σe^x)` with the sum normalized.
 //!
@@ -57,7 +58,7 @@ pub struct ApproxConfig {
     /// uses the same range for its inputs; sigmoid and tanh clip to it.
     pub exp_max_abs: f64,
     /// Degree of the polynomials on normalized mantissas in `[1, 2)`
-    /// (`1/x`, `1/√x`, `√x`, `ln x`, and `1/(1+e)` in sigmoid; default 7).
+    /// (`1/x`, `1/√x`, `√x`, `ln x`; default 7).
     pub degree: usize,
     /// Inputs of `1/x`, `1/√x`, `√x` and `ln x` must lie in
     /// `[2^norm_lo, 2^(norm_hi+1))` (default `[2^-8, 2^25)`).
@@ -459,7 +460,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     }
 
     /// The logistic function. Inputs are clipped to `±exp_max_abs` first
-    /// (where it is within 1.2e-7 of 0 or 1). Rounds: 33.
+    /// (where it is within 1.2e-7 of 0 or 1). Rounds: 15.
     pub async fn sigmoid(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let (neg, pos_part) = self.sigmoid_parts(x).await?;
         // σ(x) = s⁺ where x ≥ 0, 1 − s⁺ where x < 0.
@@ -504,15 +505,18 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             })
             .collect();
         let a = ArithShare::from_raw(from_vec(x.shape(), a));
-        let e = self.exp_fx(&self.neg(&a), -1.0, 0.0, WORK).await?;
-        // t = 2e − 1 ∈ [-1, 1]; s⁺ = 1/(1 + e)
-        let t = self.affine_int(&e, 2, -1.0)?;
-        let c = chebyshev::fit(|v| 1.0 / (1.0 + v), 0.0, 1.0, self.config.approx.degree);
-        let s = self.chebyshev(&t, &c, f).await?;
-        Ok((neg, s.v))
+        // s⁺ = 1/(1 + e^(-a)), a polynomial of e applied in e's own chain.
+        let r = self.config.approx.exp_max_abs;
+        let plan = ExpPlan::new(-r, 0.0, self.frac(), WORK)
+            .and_then(|p| p.then(|e| 1.0 / (1.0 + e), f))
+            .ok_or(Error::Unsupported(
+                "no sigmoid schedule fits this range and fixed-point setting",
+            ))?;
+        let s = self.exp_by_powers(&self.neg(&a), &plan).await?;
+        Ok((neg, s))
     }
 
-    /// `tanh x = 2σ(2x) − 1`. Rounds: 33.
+    /// `tanh x = 2σ(2x) − 1`. Rounds: 15.
     pub async fn tanh(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let x2 = self.mul_public_int(x, &scalar(2))?;
         let s = self.sigmoid(&x2).await?;
@@ -594,7 +598,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             .await
     }
 
-    /// GELU, tanh form: `x·(1 + tanh(√(2/π)(x + 0.044715x³)))/2`. Rounds: 40.
+    /// GELU, tanh form: `x·(1 + tanh(√(2/π)(x + 0.044715x³)))/2`. Rounds: 22.
     pub async fn gelu_tanh(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let f = self.frac();
         let x2 = self.square(x).await?;
@@ -623,7 +627,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// Softmax over the last axis: `e^x · (1/Σe^x)` with the sum normalized,
     /// so the result keeps its precision whatever the sum. Inputs must lie in
     /// the exp range (`±16` by default) and each row's sum in
-    /// `[2^-8, 2^38)`. Rounds: 42.
+    /// `[2^-8, 2^38)`. Rounds: 30.
     pub async fn softmax(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let (e, rows, k) = self.softmax_exp(x).await?;
         let sums = self.row_sums(&e.v, rows, k)?;
@@ -653,7 +657,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         ))
     }
 
-    /// `log softmax` over the last axis: `x − ln Σe^x`. Rounds: 41.
+    /// `log softmax` over the last axis: `x − ln Σe^x`. Rounds: 29.
     pub async fn log_softmax(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let (e, rows, k) = self.softmax_exp(x).await?;
         let sums = self.row_sums(&e.v, rows, k)?;

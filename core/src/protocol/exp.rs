@@ -46,12 +46,45 @@ const MAX_T_BITS: u32 = 22;
 /// the output scale anyway).
 const MIN_SCALE: i32 = 16;
 
-/// One stage after the first opening: open at `shift`, then raise to `power`.
+/// Degree of a function of `e^x ∈ (0, 1]` applied after it ([`ExpPlan::then`]).
+const THEN_DEGREE: usize = 6;
+/// Scale of `e^x` fed to that function: the top term's coefficient rounds to
+/// `2^(6·(18 − 1) − 125)` relative, 2^-23 (the variable is centred).
+const THEN_SCALE: i32 = 18;
+
+/// One stage after the first opening: open at `shift`, then apply the
+/// polynomial `coeffs` (lowest first) in `y − center`.
 #[derive(Debug, Clone, PartialEq)]
 struct Stage {
     shift: u32,
-    /// `1` for the last stage (the result itself), else 2 or 4.
-    power: u32,
+    coeffs: Vec<u128>,
+    center: u128,
+}
+
+impl Stage {
+    /// `y^k` (`y` itself for `k = 1`: the last stage).
+    fn power(shift: u32, k: u32) -> Stage {
+        let mut coeffs = vec![0u128; k as usize + 1];
+        coeffs[k as usize] = 1;
+        Stage {
+            shift,
+            coeffs,
+            center: 0,
+        }
+    }
+}
+
+/// `round(m_k · 2^(top − k·bits))` for every `k`, mod 2^128: a polynomial
+/// with real coefficients `m` in a variable at `bits` fractional bits, its
+/// value at `top` bits. `None` if a coefficient does not fit.
+fn ring_coeffs(m: &[f64], top: i32, bits: i32) -> Option<Vec<u128>> {
+    m.iter()
+        .enumerate()
+        .map(|(k, &mk)| {
+            let v = libm::round(mk * libm::pow(2.0, (top - k as i32 * bits) as f64));
+            (libm::fabs(v) < 1.7e38).then_some(v as i128 as u128)
+        })
+        .collect()
 }
 
 /// The public schedule of one `e^x` evaluation.
@@ -62,6 +95,11 @@ pub(crate) struct ExpPlan {
     /// Coefficients of `e^u` as a polynomial in the opened integer, mod 2^128.
     coeffs: Vec<u128>,
     stages: Vec<Stage>,
+    /// The top of the input range, and the result's scale.
+    hi: f64,
+    out_f: u32,
+    /// Whether a function of `e^x` follows ([`ExpPlan::then`]).
+    then: bool,
 }
 
 impl ExpPlan {
@@ -88,15 +126,7 @@ impl ExpPlan {
             hi / scale,
         );
         // C_k = m_k · 2^(125 − k·(ft + a)): the polynomial in t = u·2^(ft+a).
-        let coeffs = m
-            .iter()
-            .enumerate()
-            .map(|(k, &mk)| {
-                let e = POLY_SCALE - (k as u32 * (ft + a)) as i32;
-                let v = libm::round(mk * libm::pow(2.0, e as f64));
-                (libm::fabs(v) < 1.7e38).then_some(v as i128 as u128)
-            })
-            .collect::<Option<Vec<u128>>>()?;
+        let coeffs = ring_coeffs(&m, POLY_SCALE, (ft + a) as i32)?;
         // The a squarings, as powers of 4 and one 2 for an odd a.
         let mut powers = vec![4u32; (a / 2) as usize];
         if a % 2 == 1 {
@@ -115,10 +145,7 @@ impl ExpPlan {
             if g < MIN_SCALE {
                 return None;
             }
-            stages.push(Stage {
-                shift: (prev_scale - g) as u32,
-                power: k,
-            });
+            stages.push(Stage::power((prev_scale - g) as u32, k));
             prev_scale = k as i32 * g;
             done += k.trailing_zeros();
         }
@@ -126,11 +153,46 @@ impl ExpPlan {
         if !(64..=125).contains(&last) {
             return None;
         }
-        stages.push(Stage {
-            shift: last as u32,
-            power: 1,
+        stages.push(Stage::power(last as u32, 1));
+        Some(ExpPlan {
+            b,
+            coeffs,
+            stages,
+            hi,
+            out_f,
+            then: false,
+        })
+    }
+
+    /// The plan for `h(e^x)` instead of `e^x`, for `hi ≤ 0` (so
+    /// `e^x ∈ (0, 1]`) and `h` smooth on `[0, 1]`: the last opening yields
+    /// `e^x` in masked form at [`THEN_SCALE`] bits, a degree-6 polynomial
+    /// for `h` follows locally, and one more opening brings it to `out_f`
+    /// (`|h| < 2` on `[0, 1]`). One opening in place of a separate
+    /// polynomial evaluation.
+    pub(crate) fn then(mut self, h: impl Fn(f64) -> f64, out_f: u32) -> Option<ExpPlan> {
+        if self.hi > 0.0 || self.then {
+            return None;
+        }
+        // The last stage divides the last power down to the output scale.
+        let last = self.stages.pop()?;
+        let power_scale = last.shift as i32 + self.out_f as i32;
+        let g = THEN_SCALE.min(power_scale - 64);
+        if g < MIN_SCALE {
+            return None;
+        }
+        let fit = chebyshev::fit(|z| h(z + 0.5), -0.5, 0.5, THEN_DEGREE);
+        let coeffs = ring_coeffs(&chebyshev::monomial(&fit, -0.5, 0.5), POLY_SCALE, g)?;
+        self.stages.push(Stage {
+            shift: (power_scale - g) as u32,
+            coeffs,
+            center: 1u128 << (g - 1),
         });
-        Some(ExpPlan { b, coeffs, stages })
+        self.stages
+            .push(Stage::power((POLY_SCALE - out_f as i32) as u32, 1));
+        self.out_f = out_f;
+        self.then = true;
+        Some(self)
     }
 
     /// Openings (rounds) the plan takes.
@@ -148,13 +210,11 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         plan: &ExpPlan,
     ) -> Result<ArithShare> {
         let mut v = self
-            .poly_of_opened(Masked::Narrow(x), plan.b, &plan.coeffs)
+            .poly_of_opened(Masked::Narrow(x), plan.b, 0, &plan.coeffs)
             .await?;
         for stage in &plan.stages {
-            let mut g = vec![0u128; stage.power as usize + 1];
-            g[stage.power as usize] = 1;
             v = self
-                .poly_of_opened(Masked::Wide(&v), stage.shift, &g)
+                .poly_of_opened(Masked::Wide(&v), stage.shift, stage.center, &stage.coeffs)
                 .await?;
         }
         // The last stage's value, low words: 64-bit shares of the result.
@@ -173,7 +233,10 @@ mod tests {
         assert_eq!(p.openings(), 5);
         assert_eq!(p.b, 0);
         assert_eq!(
-            p.stages.iter().map(|s| s.power).collect::<Vec<_>>(),
+            p.stages
+                .iter()
+                .map(|s| s.coeffs.len() - 1)
+                .collect::<Vec<_>>(),
             [4, 4, 4, 1]
         );
         for s in &p.stages {
@@ -253,6 +316,45 @@ mod tests {
         }
     }
 
+    /// `1/(1 + e^x)` for `x ∈ [-16, 0]` by the plan with a function after
+    /// it, in the clear (every division rounding down): within 2.5e-5
+    /// (output unit 1.5e-5, fit error ~8e-6); and `then` is
+    /// refused for ranges that reach above 0.
+    #[test]
+    fn plan_then_matches_the_function() {
+        assert!(
+            ExpPlan::new(-16.0, 1.0, 16, 24)
+                .unwrap()
+                .then(|e| e, 16)
+                .is_none()
+        );
+        let plan = ExpPlan::new(-16.0, 0.0, 16, 24)
+            .unwrap()
+            .then(|e| 1.0 / (1.0 + e), 16)
+            .unwrap();
+        assert_eq!(plan.openings(), 6);
+        let mut worst = 0f64;
+        for i in 0..=2000 {
+            let xi = -((i as i128 * 16 * 65536) / 2000);
+            let mut v = plan.coeffs.iter().rev().fold(0u128, |acc, &c| {
+                acc.wrapping_mul(xi as u128).wrapping_add(c)
+            }) as i128;
+            for s in &plan.stages {
+                let z = (v >> s.shift).wrapping_sub(s.center as i128);
+                v = s
+                    .coeffs
+                    .iter()
+                    .rev()
+                    .fold(0u128, |acc, &c| acc.wrapping_mul(z as u128).wrapping_add(c))
+                    as i128;
+            }
+            let got = v as f64 / 65536.0;
+            let want = 1.0 / (1.0 + libm::exp(xi as f64 / 65536.0));
+            worst = worst.max((got - want).abs());
+        }
+        assert!(worst < 2.5e-5, "{worst}");
+    }
+
     /// The plan's arithmetic in the clear (no masking): the polynomial on
     /// the exact integer, each stage's division and power, against `exp`.
     #[test]
@@ -275,8 +377,13 @@ mod tests {
                     .fold(0u128, |acc, &c| acc.wrapping_mul(t as u128).wrapping_add(c))
                     as i128;
                 for s in &plan.stages {
-                    let y = v >> s.shift;
-                    v = y.pow(s.power);
+                    let z = (v >> s.shift).wrapping_sub(s.center as i128);
+                    v = s
+                        .coeffs
+                        .iter()
+                        .rev()
+                        .fold(0u128, |acc, &c| acc.wrapping_mul(z as u128).wrapping_add(c))
+                        as i128;
                 }
                 let got = v as f64 / libm::pow(2.0, out_f as f64);
                 let want = libm::exp(xi as f64 / libm::pow(2.0, f as f64));

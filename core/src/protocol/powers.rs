@@ -152,12 +152,13 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// Opens `v` in masked form and returns this party's shares, mod 2^128
     /// (word pairs, low first), of `g(y)` for `y = ⌊v / 2^shift⌋` (rounded
     /// down or up; up to `n` units for wide values, see the module notes)
-    /// and `g(y) = Σ coeffs[k]·y^k` mod 2^128. One round, one word per
-    /// element from each party to each other.
+    /// and `g(y) = Σ coeffs[k]·(y − center)^k` mod 2^128. One round, one
+    /// word per element from each party to each other.
     pub(crate) async fn poly_of_opened(
         &mut self,
         v: Masked<'_>,
         shift: u32,
+        center: u128,
         coeffs: &[u128],
     ) -> Result<Vec<u64>> {
         let degree = coeffs.len().saturating_sub(1);
@@ -214,6 +215,8 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         } else {
             (shift, 1u128 << (62 - shift))
         };
+        // (y − center) = (P − center) + S: the centre goes with the public part.
+        let k_over = k_over.wrapping_add(center);
         let mut out = vec![0u64; 2 * len];
         let power = coeffs[..degree].iter().all(|&c| c == 0) && coeffs[degree] == 1;
         // One monomorphized pass per degree, so the per-element work unrolls.
@@ -291,7 +294,7 @@ mod tests {
                         let me = p.id();
                         let xa = p.input::<Arith>(0, (me == 0).then_some(x), &[len]).await?;
                         let before = p.stats();
-                        let v = p.poly_of_opened(Masked::Narrow(&xa), shift, &g).await?;
+                        let v = p.poly_of_opened(Masked::Narrow(&xa), shift, 0, &g).await?;
                         Ok((v, p.stats().since(&before)))
                     }
                 });
@@ -326,7 +329,7 @@ mod tests {
                             w.push(piece as u64);
                             w.push((piece >> 64) as u64);
                         }
-                        p.poly_of_opened(Masked::Wide(&w), shift, g).await
+                        p.poly_of_opened(Masked::Wide(&w), shift, 0, g).await
                     }
                 });
                 for (i, &v) in wide_v.iter().enumerate() {
