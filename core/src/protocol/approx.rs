@@ -28,6 +28,7 @@
 use super::Party;
 use super::compare::concat;
 use super::exp::ExpPlan;
+use super::powers::{Masked, ring_coeffs};
 use crate::backend::Backend;
 use crate::bilinear::BilinearOp;
 use crate::bits::BitShare;
@@ -45,6 +46,9 @@ use ndarray::IxDyn;
 
 /// Fractional bits of intermediate values inside the approximations.
 pub const WORK: u32 = 24;
+/// Degree of the polynomials applied to a value in masked form
+/// ([`Party::poly_masked`]).
+const MASKED_DEGREE: usize = 6;
 /// Fractional bits of public polynomial coefficients.
 const COEF: u32 = 24;
 
@@ -372,18 +376,70 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         })
     }
 
-    /// `x' = x·2^(-j) ∈ [1, 2)` at scale [`WORK`], and the exponent.
+    /// `x·2^(-j)` (the mantissa, in `[1, 2)`) as an unreduced product at
+    /// scale `f + norm_hi + 2`, and the exponent `j`.
     async fn mantissa(&mut self, x: &ArithShare) -> Result<(Fx, Exponent)> {
         let cfg = self.config.approx;
         let e = self.exponent(x, cfg.norm_lo, cfg.norm_hi).await?;
         let k1 = (cfg.norm_hi + 2) as u32;
         let m1 = self.factor(&e, |j| libm::pow(2.0, -j as f64), k1)?;
-        let xf = Fx {
-            v: x.clone(),
-            f: self.frac(),
+        let op = BilinearOp::Hadamard {
+            shape: x.shape().to_vec(),
         };
-        let xm = self.mul_fx(&[(&xf, &m1)], WORK).await?.remove(0);
-        Ok((xm, e))
+        let v = self.bilinear_ring(&op, x, &m1.v).await?;
+        Ok((
+            Fx {
+                v,
+                f: self.frac() + k1,
+            },
+            e,
+        ))
+    }
+
+    /// `g(z)` at scale `out_f` for a shared `z` known to lie in `[lo, hi]`:
+    /// `z` is opened in masked form (its division to a lower scale
+    /// included), a centred polynomial of degree [`MASKED_DEGREE`] is
+    /// applied mod 2^128 ([`super::powers`]), and one more opening brings
+    /// the result to `out_f`. Two rounds, two words per element each way,
+    /// where a Chebyshev-basis evaluation of degree 7 takes 7 and 16.
+    async fn poly_masked(
+        &mut self,
+        z: &Fx,
+        lo: f64,
+        hi: f64,
+        g: impl Fn(f64) -> f64,
+        out_f: u32,
+    ) -> Result<Fx> {
+        let half = (hi - lo) / 2.0;
+        let mid = (lo + hi) / 2.0;
+        // The centred variable's top power keeps the coefficients' rounding
+        // near 2^-21: k·(G + log2 half) ≤ 104.
+        let budget = 104.0 / MASKED_DEGREE as f64 - log2(half);
+        let scale = (libm::floor(budget) as i64).clamp(0, z.f as i64) as u32;
+        let shift = z.f - scale;
+        let fit = chebyshev::fit(|w| g(mid + w), -half, half, MASKED_DEGREE);
+        let bound = fit.iter().map(|c| libm::fabs(*c)).sum::<f64>();
+        let top = 124 - libm::ceil(log2(bound.max(1.0))) as i32;
+        let coeffs = ring_coeffs(&chebyshev::monomial(&fit, -half, half), top, scale as i32);
+        let center = libm::round(mid * libm::pow(2.0, scale as f64));
+        let last = top - out_f as i32;
+        let (Some(coeffs), true, true) = (coeffs, shift <= 60, (64..=125).contains(&last)) else {
+            return Err(Error::Usage(format!(
+                "no masked polynomial fits [{lo}, {hi}] at {} bits",
+                z.f
+            )));
+        };
+        let v = self
+            .poly_of_opened(Masked::Narrow(&z.v), shift, center as i128 as u128, &coeffs)
+            .await?;
+        let r = self
+            .poly_of_opened(Masked::Wide(&v), last as u32, 0, &[0, 1])
+            .await?;
+        let low: Vec<u64> = r.chunks_exact(2).map(|w| w[0]).collect();
+        Ok(Fx {
+            v: ArithShare::from_raw(from_vec(z.v.shape(), low)),
+            f: out_f,
+        })
     }
 
     /// `g(x')·h(j)` for the mantissa `x'` and exponent `j` of positive `x`,
@@ -396,9 +452,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         bound: f64,
     ) -> Result<ArithShare> {
         let (xm, e) = self.mantissa(x).await?;
-        let t = self.affine_int(&xm, 2, -3.0)?;
-        let c = chebyshev::fit(g, 1.0, 2.0, self.config.approx.degree);
-        let r = self.chebyshev(&t, &c, WORK).await?;
+        let r = self.poly_masked(&xm, 1.0, 2.0, g, WORK).await?;
         // Scale of the factor: as high as the product allows.
         let k2 = libm::floor(59.0 - WORK as f64 - log2(bound.max(1.0)));
         if k2 < 8.0 {
@@ -450,9 +504,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// `ln x` for `x` in the reciprocal's range: `ln x' + j·ln 2`. Rounds: 24.
     pub async fn log(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let (xm, e) = self.mantissa(x).await?;
-        let t = self.affine_int(&xm, 2, -3.0)?;
-        let c = chebyshev::fit(libm::log, 1.0, 2.0, self.config.approx.degree);
-        let r = self.chebyshev(&t, &c, WORK).await?;
+        let r = self.poly_masked(&xm, 1.0, 2.0, libm::log, WORK).await?;
         let jl = self.factor(&e, |j| j as f64 * core::f64::consts::LN_2, WORK)?;
         let sum = self.add(&r.v, &jl.v)?;
         let f = self.frac();

@@ -20,7 +20,7 @@
 //! (a test checks that every accepted setting has a schedule).
 
 use super::Party;
-use super::powers::Masked;
+use super::powers::{Masked, ring_coeffs};
 use crate::backend::Backend;
 use crate::channel::Channel;
 use crate::chebyshev;
@@ -72,19 +72,6 @@ impl Stage {
             center: 0,
         }
     }
-}
-
-/// `round(m_k · 2^(top − k·bits))` for every `k`, mod 2^128: a polynomial
-/// with real coefficients `m` in a variable at `bits` fractional bits, its
-/// value at `top` bits. `None` if a coefficient does not fit.
-fn ring_coeffs(m: &[f64], top: i32, bits: i32) -> Option<Vec<u128>> {
-    m.iter()
-        .enumerate()
-        .map(|(k, &mk)| {
-            let v = libm::round(mk * libm::pow(2.0, (top - k as i32 * bits) as f64));
-            (libm::fabs(v) < 1.7e38).then_some(v as i128 as u128)
-        })
-        .collect()
 }
 
 /// The public schedule of one `e^x` evaluation.

@@ -60,6 +60,19 @@ impl Masked<'_> {
 const NARROW_K: u64 = 1 << 62;
 const WIDE_K: u128 = 1 << 126;
 
+/// `round(m_k · 2^(top − k·bits))` for every `k`, mod 2^128: a polynomial
+/// with real coefficients `m` in a variable at `bits` fractional bits, its
+/// value at `top` bits. `None` if a coefficient does not fit.
+pub(crate) fn ring_coeffs(m: &[f64], top: i32, bits: i32) -> Option<Vec<u128>> {
+    m.iter()
+        .enumerate()
+        .map(|(k, &mk)| {
+            let v = libm::round(mk * libm::pow(2.0, (top - k as i32 * bits) as f64));
+            (libm::fabs(v) < 1.7e38).then_some(v as i128 as u128)
+        })
+        .collect()
+}
+
 /// `g(P + S)`'s coefficients in `S` for public `P`: the Taylor shift of `g`
 /// (coefficients in `a`, lowest first) by `P`, in place, mod 2^128.
 #[inline]
