@@ -31,8 +31,10 @@ One unit in the last place at 16 fractional bits is 1.5e-5, so a result near
 most of the relative error below.
 
 How the functions are built: `core/src/protocol/approx.rs` (range
-reduction, Chebyshev interpolants evaluated in the Chebyshev basis with a
-log-depth recurrence).
+reduction; Chebyshev interpolants, applied either to a value opened in
+masked form as a polynomial mod 2^128 — exp, sigmoid, tanh, 1/x, √x, 1/√x,
+ln: `protocol/powers.rs`, `protocol/exp.rs` — or in the Chebyshev basis
+with a log-depth recurrence).
 
 For comparison, CrypTen 0.4.1 on this machine (quoted from the project's
 issue, 2 parties, TTP): exp on [-8, 8] max relative error 0.16 in 8 rounds;
