@@ -187,6 +187,24 @@ impl ExpPlan {
     fn openings(&self) -> usize {
         1 + self.stages.len()
     }
+
+    /// The plan's arithmetic in the clear, every division rounding down:
+    /// the result (at the output scale) for `x` at `f` fractional bits.
+    #[cfg(test)]
+    fn eval_clear(&self, x: i128) -> i128 {
+        let poly = |coeffs: &[u128], z: i128| {
+            coeffs
+                .iter()
+                .rev()
+                .fold(0u128, |acc, &c| acc.wrapping_mul(z as u128).wrapping_add(c))
+                as i128
+        };
+        let mut v = poly(&self.coeffs, x >> self.b);
+        for s in &self.stages {
+            v = poly(&s.coeffs, (v >> s.shift).wrapping_sub(s.center as i128));
+        }
+        v
+    }
 }
 
 impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
@@ -323,18 +341,7 @@ mod tests {
         let mut worst = 0f64;
         for i in 0..=2000 {
             let xi = -((i as i128 * 16 * 65536) / 2000);
-            let mut v = plan.coeffs.iter().rev().fold(0u128, |acc, &c| {
-                acc.wrapping_mul(xi as u128).wrapping_add(c)
-            }) as i128;
-            for s in &plan.stages {
-                let z = (v >> s.shift).wrapping_sub(s.center as i128);
-                v = s
-                    .coeffs
-                    .iter()
-                    .rev()
-                    .fold(0u128, |acc, &c| acc.wrapping_mul(z as u128).wrapping_add(c))
-                    as i128;
-            }
+            let v = plan.eval_clear(xi);
             let got = v as f64 / 65536.0;
             let want = 1.0 / (1.0 + libm::exp(xi as f64 / 65536.0));
             worst = worst.max((got - want).abs());
@@ -356,22 +363,7 @@ mod tests {
             for i in 0..=400 {
                 let x = lo + (hi - lo) * i as f64 / 400.0;
                 let xi = libm::round(x * libm::pow(2.0, f as f64)) as i128;
-                let t = xi >> plan.b;
-                let mut v = plan
-                    .coeffs
-                    .iter()
-                    .rev()
-                    .fold(0u128, |acc, &c| acc.wrapping_mul(t as u128).wrapping_add(c))
-                    as i128;
-                for s in &plan.stages {
-                    let z = (v >> s.shift).wrapping_sub(s.center as i128);
-                    v = s
-                        .coeffs
-                        .iter()
-                        .rev()
-                        .fold(0u128, |acc, &c| acc.wrapping_mul(z as u128).wrapping_add(c))
-                        as i128;
-                }
+                let v = plan.eval_clear(xi);
                 let got = v as f64 / libm::pow(2.0, out_f as f64);
                 let want = libm::exp(xi as f64 / libm::pow(2.0, f as f64));
                 // the opening's division by 2^b rounds x to f − b bits
