@@ -71,6 +71,12 @@ pub fn monomial(c: &[f64], a: f64, b: f64) -> Vec<f64> {
     out
 }
 
+/// The Chebyshev interpolant of `g` on `[a, b]` ([`fit`]) in monomials of
+/// `x` ([`monomial`]).
+pub fn fit_monomial(g: impl Fn(f64) -> f64, a: f64, b: f64, degree: usize) -> Vec<f64> {
+    monomial(&fit(g, a, b, degree), a, b)
+}
+
 /// `Σ c_k T_k(t)` in floating point (for tests and error tables).
 pub fn eval(c: &[f64], t: f64) -> f64 {
     let (mut b1, mut b2) = (0.0, 0.0);

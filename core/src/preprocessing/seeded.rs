@@ -563,13 +563,18 @@ pub(crate) fn wide(lo: u64, hi: u64) -> u128 {
     (hi as u128) << 64 | lo as u128
 }
 
+/// Writes a 128-bit element into two words, low first.
+#[inline(always)]
+pub(crate) fn put_wide(slot: &mut [u64], v: u128) {
+    slot[0] = v as u64;
+    slot[1] = (v >> 64) as u64;
+}
+
 /// `t[i] = f(t[i], x[i])` for the 128-bit elements of two tensors of word pairs.
 fn pairs_assign(t: &mut RingTensor, x: &RingTensor, f: impl Fn(u128, u128) -> u128) {
     if let (Some(t), Some(x)) = (t.as_slice_mut(), x.as_slice()) {
         for (t, x) in t.chunks_exact_mut(2).zip(x.chunks_exact(2)) {
-            let v = f(wide(t[0], t[1]), wide(x[0], x[1]));
-            t[0] = v as u64;
-            t[1] = (v >> 64) as u64;
+            put_wide(t, f(wide(t[0], t[1]), wide(x[0], x[1])));
         }
     }
 }
@@ -600,8 +605,7 @@ fn power_mask_powers(r: &RingTensor, wide_r: bool, shift: u32, degree: usize) ->
             for j in 0..degree {
                 p = p.wrapping_mul(s);
                 let at = 2 * (c * degree + j);
-                o[at] = p as u64;
-                o[at + 1] = (p >> 64) as u64;
+                put_wide(&mut o[at..at + 2], p);
             }
         }
     }

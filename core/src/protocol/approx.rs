@@ -28,7 +28,7 @@
 use super::Party;
 use super::compare::concat;
 use super::exp::ExpPlan;
-use super::powers::{Masked, ring_coeffs};
+use super::powers::{Masked, centred_poly, low_share};
 use crate::backend::Backend;
 use crate::bilinear::BilinearOp;
 use crate::bits::BitShare;
@@ -61,8 +61,10 @@ pub struct ApproxConfig {
     /// `x` enters with `22 − ⌈log2 4r⌉` fractional bits (14 at 40). Softmax
     /// uses the same range for its inputs; sigmoid and tanh clip to it.
     pub exp_max_abs: f64,
-    /// Degree of the polynomials on normalized mantissas in `[1, 2)`
-    /// (`1/x`, `1/√x`, `√x`, `ln x`; default 7).
+    /// Degree of the Chebyshev polynomial for softmax's normalized
+    /// reciprocal, `1/S'` for `S' ∈ [1, 2)` (default 7). The mantissa
+    /// polynomials of `1/x`, `1/√x`, `√x`, `ln x` are applied in masked form
+    /// at a fixed degree (6).
     pub degree: usize,
     /// Inputs of `1/x`, `1/√x`, `√x` and `ln x` must lie in
     /// `[2^norm_lo, 2^(norm_hi+1))` (default `[2^-8, 2^25)`).
@@ -411,33 +413,30 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         out_f: u32,
     ) -> Result<Fx> {
         let half = (hi - lo) / 2.0;
-        let mid = (lo + hi) / 2.0;
         // The centred variable's top power keeps the coefficients' rounding
         // near 2^-21: k·(G + log2 half) ≤ 104.
         let budget = 104.0 / MASKED_DEGREE as f64 - log2(half);
         let scale = (libm::floor(budget) as i64).clamp(0, z.f as i64) as u32;
         let shift = z.f - scale;
-        let fit = chebyshev::fit(|w| g(mid + w), -half, half, MASKED_DEGREE);
-        let bound = fit.iter().map(|c| libm::fabs(*c)).sum::<f64>();
-        let top = 124 - libm::ceil(log2(bound.max(1.0))) as i32;
-        let coeffs = ring_coeffs(&chebyshev::monomial(&fit, -half, half), top, scale as i32);
-        let center = libm::round(mid * libm::pow(2.0, scale as f64));
-        let last = top - out_f as i32;
-        let (Some(coeffs), true, true) = (coeffs, shift <= 60, (64..=125).contains(&last)) else {
+        // The result's 128-bit scale: as high as |g| ≤ Σ|c_k| allows.
+        let poly = centred_poly(g, lo, hi, MASKED_DEGREE, scale as i32, |bound| {
+            124 - libm::ceil(log2(bound.max(1.0))) as i32
+        });
+        let last = poly.as_ref().map_or(0, |p| p.top - out_f as i32);
+        let (Some(poly), true, true) = (poly, shift <= 60, (64..=125).contains(&last)) else {
             return Err(Error::Usage(format!(
                 "no masked polynomial fits [{lo}, {hi}] at {} bits",
                 z.f
             )));
         };
         let v = self
-            .poly_of_opened(Masked::Narrow(&z.v), shift, center as i128 as u128, &coeffs)
+            .poly_of_opened(Masked::Narrow(&z.v), shift, poly.center, &poly.coeffs)
             .await?;
         let r = self
             .poly_of_opened(Masked::Wide(&v), last as u32, 0, &[0, 1])
             .await?;
-        let low: Vec<u64> = r.chunks_exact(2).map(|w| w[0]).collect();
         Ok(Fx {
-            v: ArithShare::from_raw(from_vec(z.v.shape(), low)),
+            v: low_share(&r, z.v.shape()),
             f: out_f,
         })
     }

@@ -20,11 +20,10 @@
 //! (a test checks that every accepted setting has a schedule).
 
 use super::Party;
-use super::powers::{Masked, ring_coeffs};
+use super::powers::{Masked, centred_poly, low_share, ring_coeffs};
 use crate::backend::Backend;
 use crate::channel::Channel;
 use crate::chebyshev;
-use crate::elementwise::from_vec;
 use crate::error::Result;
 use crate::preprocessing::Preprocessing;
 use crate::share::ArithShare;
@@ -107,11 +106,7 @@ impl ExpPlan {
         let b = (f + a).saturating_sub(MAX_T_BITS).min(f);
         let ft = f - b;
         let scale = libm::pow(2.0, a as f64);
-        let m = chebyshev::monomial(
-            &chebyshev::fit(libm::exp, lo / scale, hi / scale, DEGREE),
-            lo / scale,
-            hi / scale,
-        );
+        let m = chebyshev::fit_monomial(libm::exp, lo / scale, hi / scale, DEGREE);
         // C_k = m_k · 2^(125 − k·(ft + a)): the polynomial in t = u·2^(ft+a).
         let coeffs = ring_coeffs(&m, POLY_SCALE, (ft + a) as i32)?;
         // The a squarings, as powers of 4 and one 2 for an odd a.
@@ -168,12 +163,11 @@ impl ExpPlan {
         if g < MIN_SCALE {
             return None;
         }
-        let fit = chebyshev::fit(|z| h(z + 0.5), -0.5, 0.5, THEN_DEGREE);
-        let coeffs = ring_coeffs(&chebyshev::monomial(&fit, -0.5, 0.5), POLY_SCALE, g)?;
+        let poly = centred_poly(h, 0.0, 1.0, THEN_DEGREE, g, |_| POLY_SCALE)?;
         self.stages.push(Stage {
             shift: (power_scale - g) as u32,
-            coeffs,
-            center: 1u128 << (g - 1),
+            coeffs: poly.coeffs,
+            center: poly.center,
         });
         self.stages
             .push(Stage::power((POLY_SCALE - out_f as i32) as u32, 1));
@@ -222,9 +216,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 .poly_of_opened(Masked::Wide(&v), stage.shift, stage.center, &stage.coeffs)
                 .await?;
         }
-        // The last stage's value, low words: 64-bit shares of the result.
-        let low: Vec<u64> = v.chunks_exact(2).map(|w| w[0]).collect();
-        Ok(ArithShare::from_raw(from_vec(x.shape(), low)))
+        Ok(low_share(&v, x.shape()))
     }
 }
 
@@ -275,7 +267,7 @@ mod tests {
     #[cfg(feature = "std")]
     #[test]
     fn exp_under_mpc() {
-        use crate::elementwise::as_slice;
+        use crate::elementwise::{as_slice, from_vec};
         use crate::protocol::Config;
         use crate::protocol::testing::run;
         use crate::share::Arith;

@@ -28,9 +28,10 @@
 use super::Party;
 use crate::backend::Backend;
 use crate::channel::Channel;
-use crate::elementwise::{as_slice, for_each_chunk};
+use crate::chebyshev;
+use crate::elementwise::{as_slice, for_each_chunk, from_vec};
 use crate::error::{Error, Result};
-use crate::preprocessing::seeded::wide;
+use crate::preprocessing::seeded::{put_wide, wide};
 use crate::preprocessing::{CorrelationRequest, MAX_POWER_DEGREE, Preprocessing};
 use crate::protocol::open::{LANES, PeerSum};
 use crate::share::{Arith, ArithShare};
@@ -71,6 +72,46 @@ pub(crate) fn ring_coeffs(m: &[f64], top: i32, bits: i32) -> Option<Vec<u128>> {
             (libm::fabs(v) < 1.7e38).then_some(v as i128 as u128)
         })
         .collect()
+}
+
+/// A polynomial for `g` on `[lo, hi]` in `y − mid`, for `y` at `bits`
+/// fractional bits and `mid` the interval's middle (so every power of the
+/// centred variable is at most `((hi − lo)/2)^k`).
+pub(crate) struct CentredPoly {
+    /// Ring coefficients, lowest first; the value is at `top` bits.
+    pub(crate) coeffs: Vec<u128>,
+    /// `round(mid · 2^bits)` as a ring integer.
+    pub(crate) center: u128,
+    /// The scale of the polynomial's value.
+    pub(crate) top: i32,
+}
+
+/// The degree-`degree` Chebyshev interpolant of `g` on `[lo, hi]` as a
+/// [`CentredPoly`]; `top(bound)` picks the value's scale from a bound on
+/// `|g|` there (the sum of the absolute Chebyshev coefficients). `None` if a
+/// coefficient does not fit.
+pub(crate) fn centred_poly(
+    g: impl Fn(f64) -> f64,
+    lo: f64,
+    hi: f64,
+    degree: usize,
+    bits: i32,
+    top: impl FnOnce(f64) -> i32,
+) -> Option<CentredPoly> {
+    let (mid, half) = ((lo + hi) / 2.0, (hi - lo) / 2.0);
+    let fit = chebyshev::fit(|w| g(mid + w), -half, half, degree);
+    let top = top(fit.iter().map(|c| libm::fabs(*c)).sum());
+    Some(CentredPoly {
+        coeffs: ring_coeffs(&chebyshev::monomial(&fit, -half, half), top, bits)?,
+        center: libm::round(mid * libm::pow(2.0, bits as f64)) as i128 as u128,
+        top,
+    })
+}
+
+/// 64-bit shares from the low words of 128-bit shares (word pairs): the
+/// result of a chain whose last value fits 64 bits.
+pub(crate) fn low_share(v: &[u64], shape: &[usize]) -> ArithShare {
+    ArithShare::from_raw(from_vec(shape, v.iter().step_by(2).copied().collect()))
 }
 
 /// `g(P + S)`'s coefficients in `S` for public `P`: the Taylor shift of `g`
@@ -153,9 +194,7 @@ fn finish_pass(
                 let p = ((c >> down) as u128).wrapping_sub(k_over);
                 let keep = (1 - (c >> 63)) as usize;
                 let at = i * 4 * degree + keep * 2 * degree;
-                let v = share(p, &powers[at..at + 2 * degree]);
-                slot[0] = v as u64;
-                slot[1] = (v >> 64) as u64;
+                put_wide(slot, share(p, &powers[at..at + 2 * degree]));
             }
         }
     });
@@ -196,7 +235,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let lead = self.id() == 0;
         // This party's pieces c_i = v_i + R_i (+ K at party 0): whole when
         // narrow, the high word when wide.
-        let ex = match v {
+        let mut ex = match v {
             Masked::Wide(w) => {
                 let k = if lead { WIDE_K } else { 0 };
                 let fill = |off: usize, out: &mut [u64]| {
@@ -220,7 +259,6 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                     .await?
             }
         };
-        let mut ex = ex;
         let mine = ex.mine.take().unwrap_or_default();
         // P = ⌊c / 2^shift⌋ − K / 2^shift, from the (high word of) c.
         let (down, k_over) = if wide_v {
