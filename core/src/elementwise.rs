@@ -128,10 +128,9 @@ impl Scratch {
                 .iter()
                 .enumerate()
                 .min_by_key(|(_, b)| b.capacity())
+                && self.spare[i].capacity() < buf.capacity()
             {
-                if self.spare[i].capacity() < buf.capacity() {
-                    self.spare[i] = buf;
-                }
+                self.spare[i] = buf;
             }
             return;
         }

@@ -26,7 +26,7 @@
 //! dealer service live in the crates that embed this one.
 
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 extern crate alloc;

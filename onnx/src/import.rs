@@ -275,10 +275,11 @@ fn pair(n: &NodeProto, name: &str, default: usize) -> Result<[usize; 2], ImportE
 }
 
 fn pads(n: &NodeProto) -> Result<[usize; 4], ImportError> {
-    if let Some(p) = attr_s(n, "auto_pad") {
-        if p != "NOTSET" && p != "VALID" {
-            return Err(unsupported(n, format!("auto_pad {p}")));
-        }
+    if let Some(p) = attr_s(n, "auto_pad")
+        && p != "NOTSET"
+        && p != "VALID"
+    {
+        return Err(unsupported(n, format!("auto_pad {p}")));
     }
     match attr_ints(n, "pads") {
         None => Ok([0; 4]),
@@ -634,10 +635,10 @@ impl Builder {
                 if mode != "constant" {
                     return Err(unsupported(n, format!("mode {mode}")));
                 }
-                if let Some(Entry::Public(v)) | Some(Entry::Init(v)) = self.opt(n, 2)? {
-                    if v.iter().any(|&x| x != 0.0) {
-                        return Err(unsupported(n, "non-zero padding value"));
-                    }
+                if let Some(Entry::Public(v)) | Some(Entry::Init(v)) = self.opt(n, 2)?
+                    && v.iter().any(|&x| x != 0.0)
+                {
+                    return Err(unsupported(n, "non-zero padding value"));
                 }
                 let p = self
                     .ints_of(n, 1, "pads")?
@@ -1302,12 +1303,12 @@ impl Builder {
         // Fold into a preceding Conv (optionally followed by its bias) that
         // nothing else reads.
         let input_name = &n.input[0];
-        if self.uses.get(input_name).copied() == Some(1) {
-            if let Some(folded) = self.fold_bn(x, &scale, &shift)? {
-                self.names
-                    .insert(n.output[0].clone(), Entry::Secret(folded));
-                return Ok(());
-            }
+        if self.uses.get(input_name).copied() == Some(1)
+            && let Some(folded) = self.fold_bn(x, &scale, &shift)?
+        {
+            self.names
+                .insert(n.output[0].clone(), Entry::Secret(folded));
+            return Ok(());
         }
         let mut bshape = vec![1; xs.len()];
         bshape[1] = c;

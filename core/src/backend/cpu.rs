@@ -56,7 +56,9 @@ fn gemm_parallel(m: usize, k: usize, n: usize, a: &[Ring], b: &[Ring], c: &mut [
     use rayon::prelude::*;
     let threads = rayon::current_num_threads().max(1);
     if m >= 4 * threads {
-        let rows = m.div_ceil(threads * 4).next_multiple_of(super::gemm::MR);
+        let rows = m
+            .div_ceil(threads * 4)
+            .next_multiple_of(super::gemm::SPLIT_ALIGN);
         c[..m * n]
             .par_chunks_mut(rows * n)
             .enumerate()
@@ -77,7 +79,9 @@ fn gemm_parallel(m: usize, k: usize, n: usize, a: &[Ring], b: &[Ring], c: &mut [
                 );
             });
     } else {
-        let cols = n.div_ceil(threads * 2).next_multiple_of(super::gemm::NR);
+        let cols = n
+            .div_ceil(threads * 2)
+            .next_multiple_of(super::gemm::SPLIT_ALIGN);
         let parts: alloc::vec::Vec<(usize, alloc::vec::Vec<Ring>)> = (0..n)
             .step_by(cols)
             .collect::<alloc::vec::Vec<_>>()

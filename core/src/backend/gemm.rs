@@ -6,14 +6,25 @@
 //! contiguous in the order the micro-kernel reads them, so the kernel streams
 //! from L1 while its `MR × NR` accumulators stay in registers. Edges are padded
 //! with zeros in the packed copies, so any shape (empty included) works.
+//!
+//! The driver is generic over the micro-kernel: a portable `4 × 4` one here,
+//! and on x86-64 with `std` an `8 × 8` AVX-512 one ([`super::gemm_avx512`]),
+//! picked at run time when the CPU has it.
 
 use crate::ring::Ring;
 use alloc::vec;
 #[cfg(test)]
 use alloc::vec::Vec;
 
-pub(crate) const MR: usize = 4;
-pub(crate) const NR: usize = 4;
+/// Rows of the portable micro-kernel; fewer rows than this take the
+/// vector-times-matrix path.
+const MR: usize = 4;
+/// Columns of the portable micro-kernel.
+const NR: usize = 4;
+/// Row blocks a caller splitting `C` between threads should align to: a
+/// multiple of every micro-kernel's `MR` and `NR`.
+#[cfg(feature = "std")]
+pub(crate) const SPLIT_ALIGN: usize = 8;
 const KC: usize = 256;
 const MC: usize = 96;
 const NC: usize = 1024;
@@ -35,17 +46,21 @@ pub(crate) fn gemm_serial(
     c: &mut [Ring],
     ldc: usize,
 ) {
-    if m < MR {
-        gemm_few_rows(m, k, n, a, b, c, ldc)
-    } else {
-        gemm_tiled(m, k, n, a, b, c, ldc)
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if super::gemm_avx512::try_gemm(m, k, n, a, b, c, ldc) {
+        return;
     }
+    if m < MR {
+        return gemm_few_rows(m, k, n, a, b, c, ldc);
+    }
+    gemm_tiled::<MR, NR>(m, k, n, a, b, c, ldc, micro_kernel)
 }
 
 /// Products with fewer rows than a micro-kernel (a vector times a matrix):
 /// packing would cost as much as the product and pad the rows to `MR`, so
 /// stream `b` once, row by row, into the `m` output rows.
-fn gemm_few_rows(
+#[inline(always)]
+pub(super) fn gemm_few_rows(
     m: usize,
     k: usize,
     n: usize,
@@ -72,8 +87,13 @@ fn gemm_few_rows(
     }
 }
 
-/// The packed, cache-tiled product.
-fn gemm_tiled(
+/// The packed, cache-tiled product with an `MR × NR` micro-kernel, which
+/// maps a packed `A` panel (`kc` columns of `MR`) and `B` panel (`kc` rows of
+/// `NR`) to their product. Always inlined, so that an instantiation inside a
+/// `#[target_feature]` function is compiled for those features.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) fn gemm_tiled<const MR: usize, const NR: usize>(
     m: usize,
     k: usize,
     n: usize,
@@ -81,6 +101,7 @@ fn gemm_tiled(
     b: MatRef<'_>,
     c: &mut [Ring],
     ldc: usize,
+    kernel: impl Fn(&[Ring], &[Ring]) -> [[Ring; NR]; MR],
 ) {
     for i in 0..m {
         c[i * ldc..i * ldc + n].fill(0);
@@ -89,16 +110,17 @@ fn gemm_tiled(
         return;
     }
     let mut bpack = vec![0u64; KC * NC.min(n.next_multiple_of(NR))];
-    let mut apack = vec![0u64; MC * KC];
+    let mut apack = vec![0u64; MC.next_multiple_of(MR) * KC];
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         for pc in (0..k).step_by(KC) {
             let kc = KC.min(k - pc);
-            pack_b(b, pc, kc, jc, nc, &mut bpack);
+            pack_b::<NR>(b, pc, kc, jc, nc, &mut bpack);
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
-                pack_a(a, ic, mc, pc, kc, &mut apack);
-                macro_kernel(mc, nc, kc, &apack, &bpack, &mut c[ic * ldc + jc..], ldc);
+                pack_a::<MR>(a, ic, mc, pc, kc, &mut apack);
+                let c = &mut c[ic * ldc + jc..];
+                macro_kernel(mc, nc, kc, &apack, &bpack, c, ldc, &kernel);
             }
         }
     }
@@ -106,7 +128,15 @@ fn gemm_tiled(
 
 /// Packs `b[pc..pc+kc, jc..jc+nc]` into panels of `NR` columns, each panel
 /// stored as `kc` rows of `NR` contiguous values (zero-padded).
-fn pack_b(b: MatRef<'_>, pc: usize, kc: usize, jc: usize, nc: usize, out: &mut [Ring]) {
+#[inline(always)]
+fn pack_b<const NR: usize>(
+    b: MatRef<'_>,
+    pc: usize,
+    kc: usize,
+    jc: usize,
+    nc: usize,
+    out: &mut [Ring],
+) {
     for (panel, j0) in (0..nc).step_by(NR).enumerate() {
         let w = NR.min(nc - j0);
         let dst = &mut out[panel * kc * NR..(panel + 1) * kc * NR];
@@ -121,7 +151,15 @@ fn pack_b(b: MatRef<'_>, pc: usize, kc: usize, jc: usize, nc: usize, out: &mut [
 
 /// Packs `a[ic..ic+mc, pc..pc+kc]` into panels of `MR` rows, each panel stored
 /// as `kc` columns of `MR` contiguous values (zero-padded).
-fn pack_a(a: MatRef<'_>, ic: usize, mc: usize, pc: usize, kc: usize, out: &mut [Ring]) {
+#[inline(always)]
+fn pack_a<const MR: usize>(
+    a: MatRef<'_>,
+    ic: usize,
+    mc: usize,
+    pc: usize,
+    kc: usize,
+    out: &mut [Ring],
+) {
     for (panel, i0) in (0..mc).step_by(MR).enumerate() {
         let h = MR.min(mc - i0);
         let dst = &mut out[panel * kc * MR..(panel + 1) * kc * MR];
@@ -138,7 +176,9 @@ fn pack_a(a: MatRef<'_>, ic: usize, mc: usize, pc: usize, kc: usize, out: &mut [
     }
 }
 
-fn macro_kernel(
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn macro_kernel<const MR: usize, const NR: usize>(
     mc: usize,
     nc: usize,
     kc: usize,
@@ -146,13 +186,14 @@ fn macro_kernel(
     bpack: &[Ring],
     c: &mut [Ring],
     ldc: usize,
+    kernel: &impl Fn(&[Ring], &[Ring]) -> [[Ring; NR]; MR],
 ) {
     for (jp, j0) in (0..nc).step_by(NR).enumerate() {
         let bp = &bpack[jp * kc * NR..(jp + 1) * kc * NR];
         let w = NR.min(nc - j0);
         for (ip, i0) in (0..mc).step_by(MR).enumerate() {
             let ap = &apack[ip * kc * MR..(ip + 1) * kc * MR];
-            let acc = micro_kernel(ap, bp);
+            let acc = kernel(ap, bp);
             let h = MR.min(mc - i0);
             for (r, acc_row) in acc.iter().enumerate().take(h) {
                 let crow = &mut c[(i0 + r) * ldc + j0..][..w];
@@ -164,6 +205,7 @@ fn macro_kernel(
     }
 }
 
+/// The portable micro-kernel (scalar; the compiler may vectorize it).
 #[inline(always)]
 fn micro_kernel(ap: &[Ring], bp: &[Ring]) -> [[Ring; NR]; MR] {
     let mut acc = [[0u64; NR]; MR];
@@ -215,17 +257,18 @@ mod tests {
             let mut b = vec![0; k * n];
             prg.fill(&mut a);
             prg.fill(&mut b);
+            let (ar, br) = (MatRef { data: &a, ld: k }, MatRef { data: &b, ld: n });
+            let want = gemm_naive(m, k, n, &a, &b);
+            // The dispatching entry point (AVX-512 where the CPU has it)...
             let mut c = vec![7; m * n];
-            gemm_serial(
-                m,
-                k,
-                n,
-                MatRef { data: &a, ld: k },
-                MatRef { data: &b, ld: n },
-                &mut c,
-                n,
-            );
-            assert_eq!(c, gemm_naive(m, k, n, &a, &b), "{m}x{k}x{n}");
+            gemm_serial(m, k, n, ar, br, &mut c, n);
+            assert_eq!(c, want, "{m}x{k}x{n}");
+            // ...and the portable kernel on every machine.
+            let mut c = vec![7; m * n];
+            if m >= MR {
+                gemm_tiled::<MR, NR>(m, k, n, ar, br, &mut c, n, micro_kernel);
+                assert_eq!(c, want, "portable {m}x{k}x{n}");
+            }
         }
     }
 }

@@ -9,6 +9,8 @@
 pub(crate) mod conv;
 mod cpu;
 mod gemm;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod gemm_avx512;
 
 pub use conv::{Conv2dParams, conv2d_output_hw, im2col};
 pub use cpu::CpuBackend;

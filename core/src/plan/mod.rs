@@ -464,10 +464,10 @@ impl Plan {
             if n.op.weights().is_some_and(|w| w >= self.weights.len()) {
                 return bad("node refers to an unknown weight");
             }
-            if let Op::AddConst(c) | Op::MulConst(c) = &n.op {
-                if elements(&c.shape) != Some(c.data.len()) {
-                    return bad("constant data does not match its shape");
-                }
+            if let Op::AddConst(c) | Op::MulConst(c) = &n.op
+                && elements(&c.shape) != Some(c.data.len())
+            {
+                return bad("constant data does not match its shape");
             }
             defined[n.output] = true;
         }

@@ -127,17 +127,17 @@ impl<T: FrameTransport, B: Backend> ClientSession<T, B> {
             }
         };
         let info = ModelInfo::of(&plan);
-        if let Some(expected) = options.expect_model {
-            if expected != plan.commitment {
-                let msg = format!(
-                    "the server's model is {}, not the expected {}",
-                    info.commitment_string(),
-                    super::commitment_string(&expected)
-                );
-                ch.send_error(ErrorCode::ModelMismatch, "the client expects another model")
-                    .await;
-                return Err(SessionError::new(ErrorCode::ModelMismatch, msg).into());
-            }
+        if let Some(expected) = options.expect_model
+            && expected != plan.commitment
+        {
+            let msg = format!(
+                "the server's model is {}, not the expected {}",
+                info.commitment_string(),
+                super::commitment_string(&expected)
+            );
+            ch.send_error(ErrorCode::ModelMismatch, "the client expects another model")
+                .await;
+            return Err(SessionError::new(ErrorCode::ModelMismatch, msg).into());
         }
         let (seed, insecure_dealer) = match ticket {
             DealerTicket::Dealer { url, session } => {

@@ -105,10 +105,10 @@ pub(crate) fn run(
             )?);
             Ok(())
         })?;
-        if let (Some(r), Some(l)) = (&reference, last) {
-            if *r != l {
-                return Err("the CPU result differs from the GPU's".into());
-            }
+        if let (Some(r), Some(l)) = (&reference, last)
+            && *r != l
+        {
+            return Err("the CPU result differs from the GPU's".into());
         }
         rows.push(Row {
             variant: "cpu".into(),

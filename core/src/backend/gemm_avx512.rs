@@ -1,0 +1,145 @@
+//! The AVX-512 micro-kernel for the tiled product, chosen at run time.
+//!
+//! Wrapping 64-bit products are what every share product is made of, and
+//! x86-64 only has a vector instruction for them with AVX-512DQ
+//! (`vpmullq`): eight lanes a cycle where the portable kernel does one
+//! multiply per cycle. The compiler cannot use it in a portable build, so this
+//! module compiles the tiled driver (and the vector-times-matrix loop) once
+//! more inside a `#[target_feature(enable = "avx512f,avx512dq")]` function,
+//! with an `8 × 8` kernel (eight `zmm` accumulators, one broadcast of `a` and
+//! one load of `b` per step), and calls it only after
+//! `is_x86_feature_detected!` said the CPU has both features.
+//!
+//! This is the core's one island of `unsafe` (the crate denies it everywhere
+//! else), three uses, each with its argument next to it: the call into the
+//! `#[target_feature]` function (sound because the features were detected),
+//! and the unaligned vector load and store (sound because each touches a
+//! whole `[u64; 8]` the borrow checker vouches for). No share data is read
+//! differently: the kernel computes exactly the portable kernel's sums
+//! (tests compare the two bit for bit).
+
+#![allow(unsafe_code)]
+
+use super::gemm::{MatRef, gemm_few_rows, gemm_tiled};
+use crate::ring::Ring;
+use core::arch::x86_64::{
+    __m512i, _mm512_add_epi64, _mm512_loadu_si512, _mm512_mullo_epi64, _mm512_set1_epi64,
+    _mm512_setzero_si512, _mm512_storeu_si512,
+};
+
+const MR: usize = 8;
+const NR: usize = 8;
+/// Products with fewer rows than this skip packing (see `gemm_few_rows`).
+const FEW_ROWS: usize = 4;
+
+/// Whether this CPU can run the AVX-512 kernel (the result is cached by the
+/// standard library's detection).
+pub(super) fn available() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+}
+
+/// `c = a · b` with the AVX-512 kernel if the CPU has it; `false` (and `c`
+/// untouched) if it has not.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn try_gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [Ring],
+    ldc: usize,
+) -> bool {
+    if !available() {
+        return false;
+    }
+    // SAFETY: `gemm_avx512` needs AVX-512F and AVX-512DQ, and `available`
+    // just detected both on the CPU this runs on.
+    unsafe { gemm_avx512(m, k, n, a, b, c, ldc) };
+    true
+}
+
+#[target_feature(enable = "avx512f,avx512dq")]
+#[allow(clippy::too_many_arguments)]
+fn gemm_avx512(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [Ring],
+    ldc: usize,
+) {
+    if m < FEW_ROWS {
+        // A vector times a matrix: the row loop, vectorized for these features.
+        gemm_few_rows(m, k, n, a, b, c, ldc)
+    } else {
+        gemm_tiled::<MR, NR>(m, k, n, a, b, c, ldc, |ap, bp| kernel(ap, bp))
+    }
+}
+
+/// `Σ_p ap[p]ᵀ · bp[p]` for packed panels: `ap` is `kc` columns of 8 rows,
+/// `bp` is `kc` rows of 8 columns.
+#[target_feature(enable = "avx512f,avx512dq")]
+#[inline]
+fn kernel(ap: &[Ring], bp: &[Ring]) -> [[Ring; NR]; MR] {
+    let mut acc: [__m512i; MR] = [_mm512_setzero_si512(); MR];
+    for (a, b) in ap.chunks_exact(MR).zip(bp.chunks_exact(NR)) {
+        let b: &[Ring; NR] = b.try_into().expect("chunks_exact yields NR values");
+        // SAFETY: `b` is a borrowed `[u64; 8]`, 64 readable bytes; the
+        // unaligned load has no alignment requirement.
+        let bv = unsafe { _mm512_loadu_si512(b.as_ptr().cast()) };
+        for (acc, &av) in acc.iter_mut().zip(a) {
+            let prod = _mm512_mullo_epi64(_mm512_set1_epi64(av as i64), bv);
+            *acc = _mm512_add_epi64(*acc, prod);
+        }
+    }
+    let mut out = [[0; NR]; MR];
+    for (row, v) in out.iter_mut().zip(acc) {
+        // SAFETY: `row` is a mutably borrowed `[u64; 8]`, 64 writable bytes;
+        // the unaligned store has no alignment requirement.
+        unsafe { _mm512_storeu_si512(row.as_mut_ptr().cast(), v) };
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::gemm::gemm_naive;
+    use crate::prg::{Prg, Seed};
+    use alloc::vec;
+
+    #[test]
+    fn avx512_kernel_matches_naive_where_the_cpu_has_it() {
+        if !available() {
+            std::eprintln!("skipped: this CPU has no AVX-512F/DQ");
+            return;
+        }
+        let mut prg = Prg::new(&Seed::from_bytes([9; 32]));
+        for &(m, k, n) in &[
+            (8, 1, 8),
+            (9, 257, 17),
+            (96, 256, 1024),
+            (100, 300, 1030),
+            (13, 5, 3),
+        ] {
+            let mut a = vec![0; m * k];
+            let mut b = vec![0; k * n];
+            prg.fill(&mut a);
+            prg.fill(&mut b);
+            let mut c = vec![7; m * n];
+            assert!(try_gemm(
+                m,
+                k,
+                n,
+                MatRef { data: &a, ld: k },
+                MatRef { data: &b, ld: n },
+                &mut c,
+                n,
+            ));
+            assert_eq!(c, gemm_naive(m, k, n, &a, &b), "{m}x{k}x{n}");
+        }
+    }
+}
