@@ -8,8 +8,8 @@
 //! with zeros in the packed copies, so any shape (empty included) works.
 //!
 //! The driver is generic over the micro-kernel: a portable `4 × 4` one here,
-//! and on x86-64 with `std` an `8 × 8` AVX-512 one ([`super::gemm_avx512`]),
-//! picked at run time when the CPU has it.
+//! and on x86-64 with `std` an `8 × 8` AVX-512 one or the portable one built
+//! for AVX2 (`super::gemm_x86`), picked at run time by what the CPU has.
 
 use crate::ring::Ring;
 use alloc::vec;
@@ -47,7 +47,7 @@ pub(crate) fn gemm_serial(
     ldc: usize,
 ) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if super::gemm_avx512::try_gemm(m, k, n, a, b, c, ldc) {
+    if super::gemm_x86::try_gemm(m, k, n, a, b, c, ldc) {
         return;
     }
     if m < MR {
@@ -207,7 +207,7 @@ fn macro_kernel<const MR: usize, const NR: usize>(
 
 /// The portable micro-kernel (scalar; the compiler may vectorize it).
 #[inline(always)]
-fn micro_kernel(ap: &[Ring], bp: &[Ring]) -> [[Ring; NR]; MR] {
+pub(super) fn micro_kernel(ap: &[Ring], bp: &[Ring]) -> [[Ring; NR]; MR] {
     let mut acc = [[0u64; NR]; MR];
     for (a, b) in ap.chunks_exact(MR).zip(bp.chunks_exact(NR)) {
         for i in 0..MR {
