@@ -48,14 +48,18 @@ impl Backend for CpuBackend {
     }
 }
 
-/// Splits `C` by rows when it is tall, by columns otherwise, one task per
-/// thread of rayon's pool.
+/// Splits `C` between rayon's threads, a few blocks per thread. Each task
+/// packs the whole operand it does not split (all of `B` for a block of rows,
+/// all of `A` for a block of columns), so the rows are split when `A` has at
+/// least as many rows as `B` has columns, the columns otherwise: a
+/// convolution's `out_channels × pixels` output (64 × 1024 and wider) would
+/// otherwise pack its large `im2col` matrix once per block of 8 rows.
 #[cfg(feature = "std")]
 fn gemm_parallel(m: usize, k: usize, n: usize, a: &[Ring], b: &[Ring], c: &mut [Ring]) {
     use alloc::vec;
     use rayon::prelude::*;
     let threads = rayon::current_num_threads().max(1);
-    if m >= 4 * threads {
+    if m >= n && m >= 4 * threads {
         let rows = m
             .div_ceil(threads * 4)
             .next_multiple_of(super::gemm::SPLIT_ALIGN);
@@ -123,7 +127,13 @@ mod tests {
     #[test]
     fn parallel_gemm_matches_naive_tall_and_wide() {
         let mut prg = Prg::new(&Seed::from_bytes([5; 32]));
-        for &(m, k, n) in &[(1, 1024, 300), (2, 64, 1027), (130, 70, 129), (513, 33, 5)] {
+        for &(m, k, n) in &[
+            (1, 1024, 300),
+            (2, 64, 1027),
+            (130, 70, 129),
+            (513, 33, 5),
+            (64, 300, 1030),
+        ] {
             let mut a = vec![0; m * k];
             let mut b = vec![0; k * n];
             prg.fill(&mut a);

@@ -140,11 +140,20 @@ fn pack_b<const NR: usize>(
     for (panel, j0) in (0..nc).step_by(NR).enumerate() {
         let w = NR.min(nc - j0);
         let dst = &mut out[panel * kc * NR..(panel + 1) * kc * NR];
-        for p in 0..kc {
-            let row = &b.data[(pc + p) * b.ld + jc + j0..][..w];
-            let d = &mut dst[p * NR..p * NR + NR];
-            d[..w].copy_from_slice(row);
-            d[w..].fill(0);
+        for (p, d) in dst.chunks_exact_mut(NR).enumerate() {
+            let row = &b.data[(pc + p) * b.ld + jc + j0..];
+            if w == NR {
+                // A whole panel row: a fixed-size copy the compiler inlines
+                // (a `memcpy` call per 64 bytes cost more than the kernel).
+                let (d, row): (&mut [Ring; NR], &[Ring; NR]) = (
+                    d.try_into().expect("chunks of NR"),
+                    row[..NR].try_into().expect("NR values"),
+                );
+                *d = *row;
+            } else {
+                d[..w].copy_from_slice(&row[..w]);
+                d[w..].fill(0);
+            }
         }
     }
 }

@@ -112,33 +112,55 @@ fn batched_matmul(a: &ArrayD<f64>, b: &ArrayD<f64>) -> Result<ArrayD<f64>> {
 }
 
 fn conv(x: &ArrayD<f64>, w: &ArrayD<f64>, a: &super::ConvAttrs) -> Result<ArrayD<f64>> {
-    let (&[n, _, h, wd], &[o, cg, kh, kw]) = (x.shape(), w.shape()) else {
+    let (&[n, c, h, wd], &[o, cg, kh, kw]) = (x.shape(), w.shape()) else {
         return Err(Error::Shape("conv needs 4-D input and kernel".into()));
     };
     let p: crate::backend::Conv2dParams = (*a).into();
     let [oh, ow] = crate::backend::conv2d_output_hw([h, wd], [kh, kw], &p)?;
-    let og = o / p.groups.max(1);
-    Ok(ArrayD::from_shape_fn(IxDyn(&[n, o, oh, ow]), |ix| {
-        let (b, oc, oy, ox) = (ix[0], ix[1], ix[2], ix[3]);
+    let groups = p.groups.max(1);
+    if c != cg * groups || o % groups != 0 {
+        return Err(Error::Shape(format!(
+            "conv: input {:?}, kernel {:?} and {groups} groups do not agree",
+            x.shape(),
+            w.shape()
+        )));
+    }
+    let og = o / groups;
+    let (x, w) = (x.as_standard_layout(), w.as_standard_layout());
+    let (Some(xs), Some(ws)) = (x.as_slice(), w.as_slice()) else {
+        return Err(Error::Shape("conv operands are not contiguous".into()));
+    };
+    // Direct convolution on slices, one output plane at a time: for each
+    // kernel tap, a scaled row of input pixels is added to a row of the plane.
+    let mut out = vec![0.0; n * o * oh * ow];
+    for (plane_ix, plane) in out.chunks_exact_mut(oh * ow).enumerate() {
+        let (b, oc) = (plane_ix / o, plane_ix % o);
         let g = oc / og;
-        let mut acc = 0.0;
         for ci in 0..cg {
+            let xin = &xs[(b * c + g * cg + ci) * h * wd..][..h * wd];
             for ky in 0..kh {
-                let iy = (oy * p.stride[0] + ky * p.dilation[0]) as isize - p.padding[0] as isize;
-                if iy < 0 || iy >= h as isize {
-                    continue;
-                }
                 for kx in 0..kw {
-                    let ixx =
-                        (ox * p.stride[1] + kx * p.dilation[1]) as isize - p.padding[1] as isize;
-                    if ixx >= 0 && (ixx as usize) < wd {
-                        acc += x[[b, g * cg + ci, iy as usize, ixx as usize]] * w[[oc, ci, ky, kx]];
+                    let wv = ws[((oc * cg + ci) * kh + ky) * kw + kx];
+                    for (oy, orow) in plane.chunks_exact_mut(ow).enumerate() {
+                        let iy = (oy * p.stride[0] + ky * p.dilation[0]) as isize
+                            - p.padding[0] as isize;
+                        if iy < 0 || iy >= h as isize {
+                            continue;
+                        }
+                        let xrow = &xin[iy as usize * wd..][..wd];
+                        for (ox, acc) in orow.iter_mut().enumerate() {
+                            let ix = (ox * p.stride[1] + kx * p.dilation[1]) as isize
+                                - p.padding[1] as isize;
+                            if ix >= 0 && (ix as usize) < wd {
+                                *acc += xrow[ix as usize] * wv;
+                            }
+                        }
                     }
                 }
             }
         }
-        acc
-    }))
+    }
+    ArrayD::from_shape_vec(IxDyn(&[n, o, oh, ow]), out).map_err(shape_err)
 }
 
 fn pool(x: &ArrayD<f64>, a: &super::PoolAttrs, max: bool) -> Result<ArrayD<f64>> {
