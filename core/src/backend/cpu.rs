@@ -120,27 +120,22 @@ fn gemm_parallel(m: usize, k: usize, n: usize, a: &[Ring], b: &[Ring], c: &mut [
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::gemm::gemm_naive;
-    use crate::prg::{Prg, Seed};
+    use crate::backend::gemm::for_each_case;
     use alloc::vec;
 
     #[test]
     fn parallel_gemm_matches_naive_tall_and_wide() {
-        let mut prg = Prg::new(&Seed::from_bytes([5; 32]));
-        for &(m, k, n) in &[
+        let shapes = [
             (1, 1024, 300),
             (2, 64, 1027),
             (130, 70, 129),
             (513, 33, 5),
             (64, 300, 1030),
-        ] {
-            let mut a = vec![0; m * k];
-            let mut b = vec![0; k * n];
-            prg.fill(&mut a);
-            prg.fill(&mut b);
+        ];
+        for_each_case(5, &shapes, |m, k, n, a, b, want| {
             let mut c = vec![1; m * n];
-            CpuBackend.gemm(m, k, n, &a, &b, &mut c);
-            assert_eq!(c, gemm_naive(m, k, n, &a, &b), "{m}x{k}x{n}");
-        }
+            CpuBackend.gemm(m, k, n, a, b, &mut c);
+            assert_eq!(c, want, "{m}x{k}x{n}");
+        });
     }
 }

@@ -16,9 +16,10 @@ use alloc::vec;
 #[cfg(test)]
 use alloc::vec::Vec;
 
-/// Rows of the portable micro-kernel; fewer rows than this take the
-/// vector-times-matrix path.
+/// Rows of the portable micro-kernel.
 const MR: usize = 4;
+/// Products with fewer rows than this take the vector-times-matrix path.
+const FEW_ROWS: usize = 4;
 /// Columns of the portable micro-kernel.
 const NR: usize = 4;
 /// Row blocks a caller splitting `C` between threads should align to: a
@@ -50,17 +51,39 @@ pub(crate) fn gemm_serial(
     if super::gemm_x86::try_gemm(m, k, n, a, b, c, ldc) {
         return;
     }
-    if m < MR {
-        return gemm_few_rows(m, k, n, a, b, c, ldc);
+    gemm_with::<MR, NR>(m, k, n, a, b, c, ldc, micro_kernel)
+}
+
+/// The product with an `MR × NR` micro-kernel: a few rows stream `b`
+/// ([`gemm_few_rows`]), more are tiled ([`gemm_tiled`]). Always inlined, so
+/// that an instantiation inside a `#[target_feature]` function is compiled
+/// for those features.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) fn gemm_with<const MR: usize, const NR: usize>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: &mut [Ring],
+    ldc: usize,
+    kernel: impl Fn(&[Ring], &[Ring]) -> [[Ring; NR]; MR],
+) {
+    if m < FEW_ROWS {
+        gemm_few_rows(m, k, n, a, b, c, ldc)
+    } else {
+        gemm_tiled::<MR, NR>(m, k, n, a, b, c, ldc, kernel)
     }
-    gemm_tiled::<MR, NR>(m, k, n, a, b, c, ldc, micro_kernel)
 }
 
 /// Products with fewer rows than a micro-kernel (a vector times a matrix):
 /// packing would cost as much as the product and pad the rows to `MR`, so
-/// stream `b` once, row by row, into the `m` output rows.
+/// stream `b` once, row by row, into the `m` output rows. Zero entries of
+/// `a` are multiplied like any other, so the time does not depend on them
+/// (`a` may be the owner's weights).
 #[inline(always)]
-pub(super) fn gemm_few_rows(
+fn gemm_few_rows(
     m: usize,
     k: usize,
     n: usize,
@@ -76,9 +99,6 @@ pub(super) fn gemm_few_rows(
         let brow = &b.data[p * b.ld..p * b.ld + n];
         for i in 0..m {
             let av = a.data[i * a.ld + p];
-            if av == 0 {
-                continue;
-            }
             let crow = &mut c[i * ldc..i * ldc + n];
             for (cv, &bv) in crow.iter_mut().zip(brow) {
                 *cv = cv.wrapping_add(av.wrapping_mul(bv));
@@ -89,11 +109,10 @@ pub(super) fn gemm_few_rows(
 
 /// The packed, cache-tiled product with an `MR × NR` micro-kernel, which
 /// maps a packed `A` panel (`kc` columns of `MR`) and `B` panel (`kc` rows of
-/// `NR`) to their product. Always inlined, so that an instantiation inside a
-/// `#[target_feature]` function is compiled for those features.
+/// `NR`) to their product.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(super) fn gemm_tiled<const MR: usize, const NR: usize>(
+fn gemm_tiled<const MR: usize, const NR: usize>(
     m: usize,
     k: usize,
     n: usize,
@@ -242,15 +261,32 @@ pub(crate) fn gemm_naive(m: usize, k: usize, n: usize, a: &[Ring], b: &[Ring]) -
     c
 }
 
+/// Test helper: for each shape, random operands (from `seed`) and their
+/// naive product, handed to `check`, which runs a product and compares.
+#[cfg(test)]
+pub(crate) fn for_each_case(
+    seed: u8,
+    shapes: &[(usize, usize, usize)],
+    mut check: impl FnMut(usize, usize, usize, &[Ring], &[Ring], &[Ring]),
+) {
+    let mut prg = crate::prg::Prg::new(&crate::prg::Seed::from_bytes([seed; 32]));
+    for &(m, k, n) in shapes {
+        let mut a = vec![0; m * k];
+        let mut b = vec![0; k * n];
+        prg.fill(&mut a);
+        prg.fill(&mut b);
+        let want = gemm_naive(m, k, n, &a, &b);
+        check(m, k, n, &a, &b, &want);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prg::{Prg, Seed};
 
     #[test]
     fn tiled_gemm_matches_naive_on_awkward_shapes() {
-        let mut prg = Prg::new(&Seed::from_bytes([3; 32]));
-        for &(m, k, n) in &[
+        let shapes = [
             (0, 3, 3),
             (3, 0, 3),
             (3, 3, 0),
@@ -261,23 +297,17 @@ mod tests {
             (4, 4, 4),
             (1, 1024, 77),
             (3, 50, 1030),
-        ] {
-            let mut a = vec![0; m * k];
-            let mut b = vec![0; k * n];
-            prg.fill(&mut a);
-            prg.fill(&mut b);
-            let (ar, br) = (MatRef { data: &a, ld: k }, MatRef { data: &b, ld: n });
-            let want = gemm_naive(m, k, n, &a, &b);
+        ];
+        for_each_case(3, &shapes, |m, k, n, a, b, want| {
+            let (ar, br) = (MatRef { data: a, ld: k }, MatRef { data: b, ld: n });
             // The dispatching entry point (AVX-512 where the CPU has it)...
             let mut c = vec![7; m * n];
             gemm_serial(m, k, n, ar, br, &mut c, n);
             assert_eq!(c, want, "{m}x{k}x{n}");
             // ...and the portable kernel on every machine.
             let mut c = vec![7; m * n];
-            if m >= MR {
-                gemm_tiled::<MR, NR>(m, k, n, ar, br, &mut c, n, micro_kernel);
-                assert_eq!(c, want, "portable {m}x{k}x{n}");
-            }
-        }
+            gemm_with::<MR, NR>(m, k, n, ar, br, &mut c, n, micro_kernel);
+            assert_eq!(c, want, "portable {m}x{k}x{n}");
+        });
     }
 }

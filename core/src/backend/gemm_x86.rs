@@ -24,7 +24,7 @@
 
 #![allow(unsafe_code)]
 
-use super::gemm::{MatRef, gemm_few_rows, gemm_tiled, micro_kernel as portable_kernel};
+use super::gemm::{MatRef, gemm_with, micro_kernel as portable_kernel};
 use crate::ring::Ring;
 use core::arch::x86_64::{
     __m512i, _mm512_add_epi64, _mm512_loadu_si512, _mm512_mullo_epi64, _mm512_set1_epi64,
@@ -33,8 +33,6 @@ use core::arch::x86_64::{
 
 const MR: usize = 8;
 const NR: usize = 8;
-/// Products with fewer rows than this skip packing (see `gemm_few_rows`).
-const FEW_ROWS: usize = 4;
 
 /// Whether this CPU can run the AVX-512 kernel (the result is cached by the
 /// standard library's detection).
@@ -85,11 +83,7 @@ fn gemm_avx2(
     c: &mut [Ring],
     ldc: usize,
 ) {
-    if m < FEW_ROWS {
-        gemm_few_rows(m, k, n, a, b, c, ldc)
-    } else {
-        gemm_tiled::<4, 4>(m, k, n, a, b, c, ldc, portable_kernel)
-    }
+    gemm_with::<4, 4>(m, k, n, a, b, c, ldc, portable_kernel)
 }
 
 #[target_feature(enable = "avx512f,avx512dq")]
@@ -103,12 +97,7 @@ fn gemm_avx512(
     c: &mut [Ring],
     ldc: usize,
 ) {
-    if m < FEW_ROWS {
-        // A vector times a matrix: the row loop, vectorized for these features.
-        gemm_few_rows(m, k, n, a, b, c, ldc)
-    } else {
-        gemm_tiled::<MR, NR>(m, k, n, a, b, c, ldc, |ap, bp| kernel(ap, bp))
-    }
+    gemm_with::<MR, NR>(m, k, n, a, b, c, ldc, |ap, bp| kernel(ap, bp))
 }
 
 /// `Σ_p ap[p]ᵀ · bp[p]` for packed panels: `ap` is `kc` columns of 8 rows,
@@ -139,8 +128,7 @@ fn kernel(ap: &[Ring], bp: &[Ring]) -> [[Ring; NR]; MR] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::gemm::gemm_naive;
-    use crate::prg::{Prg, Seed};
+    use crate::backend::gemm::for_each_case;
     use alloc::vec;
 
     #[test]
@@ -149,20 +137,17 @@ mod tests {
             std::eprintln!("skipped: this CPU has no AVX2");
             return;
         }
-        let mut prg = Prg::new(&Seed::from_bytes([9; 32]));
-        for &(m, k, n) in &[
+        let shapes = [
+            (1, 1024, 77),
+            (3, 50, 1030),
             (8, 1, 8),
             (9, 257, 17),
             (96, 256, 1024),
             (100, 300, 1030),
             (13, 5, 3),
-        ] {
-            let mut a = vec![0; m * k];
-            let mut b = vec![0; k * n];
-            prg.fill(&mut a);
-            prg.fill(&mut b);
-            let (ar, br) = (MatRef { data: &a, ld: k }, MatRef { data: &b, ld: n });
-            let want = gemm_naive(m, k, n, &a, &b);
+        ];
+        for_each_case(9, &shapes, |m, k, n, a, b, want| {
+            let (ar, br) = (MatRef { data: a, ld: k }, MatRef { data: b, ld: n });
             let mut c = vec![7; m * n];
             assert!(try_gemm(m, k, n, ar, br, &mut c, n));
             assert_eq!(c, want, "best kernel {m}x{k}x{n}");
@@ -170,6 +155,6 @@ mod tests {
             // SAFETY: AVX2 was detected at the top of the test.
             unsafe { gemm_avx2(m, k, n, ar, br, &mut c, n) };
             assert_eq!(c, want, "AVX2 {m}x{k}x{n}");
-        }
+        });
     }
 }
