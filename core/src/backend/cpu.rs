@@ -3,7 +3,7 @@
 //! it (wasm) everything runs on the calling thread.
 
 use super::Backend;
-use super::gemm::{MatRef, gemm_serial};
+use super::gemm::{Gemm, gemm_serial};
 use crate::ring::{Ring, RingTensor};
 
 /// Products below this many multiply-adds stay on one thread.
@@ -32,15 +32,7 @@ impl Backend for CpuBackend {
         if m.saturating_mul(k).saturating_mul(n) >= PARALLEL_THRESHOLD {
             return gemm_parallel(m, k, n, a, b, c);
         }
-        gemm_serial(
-            m,
-            k,
-            n,
-            MatRef { data: a, ld: k },
-            MatRef { data: b, ld: n },
-            c,
-            n,
-        );
+        gemm_serial(Gemm::dense(m, k, n, a, b), c, n);
     }
 
     fn hadamard(&self, a: &RingTensor, b: &RingTensor) -> RingTensor {
@@ -59,6 +51,7 @@ fn gemm_parallel(m: usize, k: usize, n: usize, a: &[Ring], b: &[Ring], c: &mut [
     use alloc::vec;
     use rayon::prelude::*;
     let threads = rayon::current_num_threads().max(1);
+    let g = Gemm::dense(m, k, n, a, b);
     if m >= n && m >= 4 * threads {
         let rows = m
             .div_ceil(threads * 4)
@@ -69,18 +62,7 @@ fn gemm_parallel(m: usize, k: usize, n: usize, a: &[Ring], b: &[Ring], c: &mut [
             .for_each(|(t, cchunk)| {
                 let r0 = t * rows;
                 let h = cchunk.len() / n;
-                gemm_serial(
-                    h,
-                    k,
-                    n,
-                    MatRef {
-                        data: &a[r0 * k..],
-                        ld: k,
-                    },
-                    MatRef { data: b, ld: n },
-                    cchunk,
-                    n,
-                );
+                gemm_serial(g.rows(r0, h), cchunk, n);
             });
     } else {
         let cols = n
@@ -93,18 +75,7 @@ fn gemm_parallel(m: usize, k: usize, n: usize, a: &[Ring], b: &[Ring], c: &mut [
             .map(|j0| {
                 let w = cols.min(n - j0);
                 let mut part = vec![0u64; m * w];
-                gemm_serial(
-                    m,
-                    k,
-                    w,
-                    MatRef { data: a, ld: k },
-                    MatRef {
-                        data: &b[j0..],
-                        ld: n,
-                    },
-                    &mut part,
-                    w,
-                );
+                gemm_serial(g.cols(j0, w), &mut part, w);
                 (j0, part)
             })
             .collect();

@@ -37,43 +37,73 @@ pub(crate) struct MatRef<'a> {
     pub ld: usize,
 }
 
-/// `c[m×n] (ld ldc) = a[m×k] · b[k×n]`, single-threaded.
-pub(crate) fn gemm_serial(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: MatRef<'_>,
-    b: MatRef<'_>,
-    c: &mut [Ring],
-    ldc: usize,
-) {
+/// The operands of one product `a · b`: `a` is `m × k`, `b` is `k × n`.
+#[derive(Clone, Copy)]
+pub(crate) struct Gemm<'a> {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub a: MatRef<'a>,
+    pub b: MatRef<'a>,
+}
+
+impl<'a> Gemm<'a> {
+    /// Contiguous row-major operands.
+    pub fn dense(m: usize, k: usize, n: usize, a: &'a [Ring], b: &'a [Ring]) -> Self {
+        Gemm {
+            m,
+            k,
+            n,
+            a: MatRef { data: a, ld: k },
+            b: MatRef { data: b, ld: n },
+        }
+    }
+
+    /// Rows `r0..r0 + h` of the product.
+    #[cfg(feature = "std")]
+    pub fn rows(self, r0: usize, h: usize) -> Self {
+        let a = MatRef {
+            data: &self.a.data[r0 * self.a.ld..],
+            ld: self.a.ld,
+        };
+        Gemm { m: h, a, ..self }
+    }
+
+    /// Columns `j0..j0 + w` of the product.
+    #[cfg(feature = "std")]
+    pub fn cols(self, j0: usize, w: usize) -> Self {
+        let b = MatRef {
+            data: &self.b.data[j0..],
+            ld: self.b.ld,
+        };
+        Gemm { n: w, b, ..self }
+    }
+}
+
+/// `c[m×n] (leading dimension ldc) = a · b`, single-threaded.
+pub(crate) fn gemm_serial(g: Gemm<'_>, c: &mut [Ring], ldc: usize) {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if super::gemm_x86::try_gemm(m, k, n, a, b, c, ldc) {
+    if super::gemm_x86::try_gemm(g, c, ldc) {
         return;
     }
-    gemm_with::<MR, NR>(m, k, n, a, b, c, ldc, micro_kernel)
+    gemm_with::<MR, NR>(g, c, ldc, micro_kernel)
 }
 
 /// The product with an `MR × NR` micro-kernel: a few rows stream `b`
 /// ([`gemm_few_rows`]), more are tiled ([`gemm_tiled`]). Always inlined, so
 /// that an instantiation inside a `#[target_feature]` function is compiled
 /// for those features.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(super) fn gemm_with<const MR: usize, const NR: usize>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: MatRef<'_>,
-    b: MatRef<'_>,
+    g: Gemm<'_>,
     c: &mut [Ring],
     ldc: usize,
     kernel: impl Fn(&[Ring], &[Ring]) -> [[Ring; NR]; MR],
 ) {
-    if m < FEW_ROWS {
-        gemm_few_rows(m, k, n, a, b, c, ldc)
+    if g.m < FEW_ROWS {
+        gemm_few_rows(g, c, ldc)
     } else {
-        gemm_tiled::<MR, NR>(m, k, n, a, b, c, ldc, kernel)
+        gemm_tiled::<MR, NR>(g, c, ldc, kernel)
     }
 }
 
@@ -83,15 +113,8 @@ pub(super) fn gemm_with<const MR: usize, const NR: usize>(
 /// `a` are multiplied like any other, so the time does not depend on them
 /// (`a` may be the owner's weights).
 #[inline(always)]
-fn gemm_few_rows(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: MatRef<'_>,
-    b: MatRef<'_>,
-    c: &mut [Ring],
-    ldc: usize,
-) {
+fn gemm_few_rows(g: Gemm<'_>, c: &mut [Ring], ldc: usize) {
+    let Gemm { m, k, n, a, b } = g;
     for i in 0..m {
         c[i * ldc..i * ldc + n].fill(0);
     }
@@ -110,18 +133,14 @@ fn gemm_few_rows(
 /// The packed, cache-tiled product with an `MR × NR` micro-kernel, which
 /// maps a packed `A` panel (`kc` columns of `MR`) and `B` panel (`kc` rows of
 /// `NR`) to their product.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn gemm_tiled<const MR: usize, const NR: usize>(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: MatRef<'_>,
-    b: MatRef<'_>,
+    g: Gemm<'_>,
     c: &mut [Ring],
     ldc: usize,
     kernel: impl Fn(&[Ring], &[Ring]) -> [[Ring; NR]; MR],
 ) {
+    let Gemm { m, k, n, a, b } = g;
     for i in 0..m {
         c[i * ldc..i * ldc + n].fill(0);
     }
@@ -299,14 +318,14 @@ mod tests {
             (3, 50, 1030),
         ];
         for_each_case(3, &shapes, |m, k, n, a, b, want| {
-            let (ar, br) = (MatRef { data: a, ld: k }, MatRef { data: b, ld: n });
+            let g = Gemm::dense(m, k, n, a, b);
             // The dispatching entry point (AVX-512 where the CPU has it)...
             let mut c = vec![7; m * n];
-            gemm_serial(m, k, n, ar, br, &mut c, n);
+            gemm_serial(g, &mut c, n);
             assert_eq!(c, want, "{m}x{k}x{n}");
             // ...and the portable kernel on every machine.
             let mut c = vec![7; m * n];
-            gemm_with::<MR, NR>(m, k, n, ar, br, &mut c, n, micro_kernel);
+            gemm_with::<MR, NR>(g, &mut c, n, micro_kernel);
             assert_eq!(c, want, "portable {m}x{k}x{n}");
         });
     }

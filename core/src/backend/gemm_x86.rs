@@ -24,7 +24,7 @@
 
 #![allow(unsafe_code)]
 
-use super::gemm::{MatRef, gemm_with, micro_kernel as portable_kernel};
+use super::gemm::{Gemm, gemm_with, micro_kernel as portable_kernel};
 use crate::ring::Ring;
 use core::arch::x86_64::{
     __m512i, _mm512_add_epi64, _mm512_loadu_si512, _mm512_mullo_epi64, _mm512_set1_epi64,
@@ -48,24 +48,15 @@ fn has_avx2() -> bool {
 
 /// `c = a · b` with the best kernel this CPU has: AVX-512, else the portable
 /// one built for AVX2; `false` (and `c` untouched) if it has neither.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn try_gemm(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: MatRef<'_>,
-    b: MatRef<'_>,
-    c: &mut [Ring],
-    ldc: usize,
-) -> bool {
+pub(super) fn try_gemm(g: Gemm<'_>, c: &mut [Ring], ldc: usize) -> bool {
     if has_avx512() {
         // SAFETY: `gemm_avx512` needs AVX-512F and AVX-512DQ, and
         // `has_avx512` just detected both on the CPU this runs on.
-        unsafe { gemm_avx512(m, k, n, a, b, c, ldc) };
+        unsafe { gemm_avx512(g, c, ldc) };
         true
     } else if has_avx2() {
         // SAFETY: `gemm_avx2` needs AVX2, which `has_avx2` just detected.
-        unsafe { gemm_avx2(m, k, n, a, b, c, ldc) };
+        unsafe { gemm_avx2(g, c, ldc) };
         true
     } else {
         false
@@ -73,31 +64,13 @@ pub(super) fn try_gemm(
 }
 
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-fn gemm_avx2(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: MatRef<'_>,
-    b: MatRef<'_>,
-    c: &mut [Ring],
-    ldc: usize,
-) {
-    gemm_with::<4, 4>(m, k, n, a, b, c, ldc, portable_kernel)
+fn gemm_avx2(g: Gemm<'_>, c: &mut [Ring], ldc: usize) {
+    gemm_with::<4, 4>(g, c, ldc, portable_kernel)
 }
 
 #[target_feature(enable = "avx512f,avx512dq")]
-#[allow(clippy::too_many_arguments)]
-fn gemm_avx512(
-    m: usize,
-    k: usize,
-    n: usize,
-    a: MatRef<'_>,
-    b: MatRef<'_>,
-    c: &mut [Ring],
-    ldc: usize,
-) {
-    gemm_with::<MR, NR>(m, k, n, a, b, c, ldc, |ap, bp| kernel(ap, bp))
+fn gemm_avx512(g: Gemm<'_>, c: &mut [Ring], ldc: usize) {
+    gemm_with::<MR, NR>(g, c, ldc, |ap, bp| kernel(ap, bp))
 }
 
 /// `Σ_p ap[p]ᵀ · bp[p]` for packed panels: `ap` is `kc` columns of 8 rows,
@@ -147,13 +120,13 @@ mod tests {
             (13, 5, 3),
         ];
         for_each_case(9, &shapes, |m, k, n, a, b, want| {
-            let (ar, br) = (MatRef { data: a, ld: k }, MatRef { data: b, ld: n });
+            let g = Gemm::dense(m, k, n, a, b);
             let mut c = vec![7; m * n];
-            assert!(try_gemm(m, k, n, ar, br, &mut c, n));
+            assert!(try_gemm(g, &mut c, n));
             assert_eq!(c, want, "best kernel {m}x{k}x{n}");
             let mut c = vec![7; m * n];
             // SAFETY: AVX2 was detected at the top of the test.
-            unsafe { gemm_avx2(m, k, n, ar, br, &mut c, n) };
+            unsafe { gemm_avx2(g, &mut c, n) };
             assert_eq!(c, want, "AVX2 {m}x{k}x{n}");
         });
     }
