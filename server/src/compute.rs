@@ -23,7 +23,11 @@ impl BackendArgs {
         if self.backend == BackendChoice::Auto {
             eprintln!("backend auto: {why}");
         }
-        tracing::info!(backend = %compute.describe(), "compute backend: {why}");
+        tracing::info!(
+            backend = %compute.describe(),
+            cpu_gemm_kernel = hush_core::backend::CpuBackend::gemm_kernel(),
+            "compute backend: {why}"
+        );
         Ok(compute)
     }
 }

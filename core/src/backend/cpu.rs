@@ -19,6 +19,16 @@ impl CpuBackend {
     pub fn new() -> Self {
         CpuBackend
     }
+
+    /// The matrix-product kernel this CPU gets, for logs and reports:
+    /// `"avx512"`, `"avx2"` (x86-64, detected at run time) or `"portable"`.
+    pub fn gemm_kernel() -> &'static str {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        if let Some(name) = super::gemm_x86::kernel_name() {
+            return name;
+        }
+        "portable"
+    }
 }
 
 impl Backend for CpuBackend {

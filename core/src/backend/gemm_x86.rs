@@ -46,6 +46,17 @@ fn has_avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
 }
 
+/// The kernel [`try_gemm`] picks on this CPU, if any.
+pub(super) fn kernel_name() -> Option<&'static str> {
+    if has_avx512() {
+        Some("avx512")
+    } else if has_avx2() {
+        Some("avx2")
+    } else {
+        None
+    }
+}
+
 /// `c = a · b` with the best kernel this CPU has: AVX-512, else the portable
 /// one built for AVX2; `false` (and `c` untouched) if it has neither.
 pub(super) fn try_gemm(g: Gemm<'_>, c: &mut [Ring], ldc: usize) -> bool {

@@ -359,7 +359,11 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         return Err("no workload matches --filter".into());
     }
     let opened = args.compute.open()?;
-    let backend = opened.describe();
+    let backend = format!(
+        "{} (CPU GEMM kernel: {})",
+        opened.describe(),
+        hush_core::backend::CpuBackend::gemm_kernel()
+    );
     let _ = COMPUTE.set(opened);
     if args.list {
         for (name, _) in &selected {
