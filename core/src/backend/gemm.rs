@@ -89,7 +89,7 @@ pub(crate) fn gemm_serial(g: Gemm<'_>, c: &mut [Ring], ldc: usize) {
     gemm_with::<MR, NR>(g, c, ldc, micro_kernel)
 }
 
-/// The product with an `MR × NR` micro-kernel: a few rows stream `b`
+/// `c = a · b` with an `MR × NR` micro-kernel: a few rows stream `b`
 /// ([`gemm_few_rows`]), more are tiled ([`gemm_tiled`]). Always inlined, so
 /// that an instantiation inside a `#[target_feature]` function is compiled
 /// for those features.
@@ -100,6 +100,9 @@ pub(super) fn gemm_with<const MR: usize, const NR: usize>(
     ldc: usize,
     kernel: impl Fn(&[Ring], &[Ring]) -> [[Ring; NR]; MR],
 ) {
+    for i in 0..g.m {
+        c[i * ldc..i * ldc + g.n].fill(0);
+    }
     if g.m < FEW_ROWS {
         gemm_few_rows(g, c, ldc)
     } else {
@@ -107,7 +110,8 @@ pub(super) fn gemm_with<const MR: usize, const NR: usize>(
     }
 }
 
-/// Products with fewer rows than a micro-kernel (a vector times a matrix):
+/// Adds `a · b` into the zeroed `c` for products with fewer rows than a
+/// micro-kernel (a vector times a matrix):
 /// packing would cost as much as the product and pad the rows to `MR`, so
 /// stream `b` once, row by row, into the `m` output rows. Zero entries of
 /// `a` are multiplied like any other, so the time does not depend on them
@@ -115,9 +119,6 @@ pub(super) fn gemm_with<const MR: usize, const NR: usize>(
 #[inline(always)]
 fn gemm_few_rows(g: Gemm<'_>, c: &mut [Ring], ldc: usize) {
     let Gemm { m, k, n, a, b } = g;
-    for i in 0..m {
-        c[i * ldc..i * ldc + n].fill(0);
-    }
     for p in 0..k {
         let brow = &b.data[p * b.ld..p * b.ld + n];
         for i in 0..m {
@@ -130,9 +131,9 @@ fn gemm_few_rows(g: Gemm<'_>, c: &mut [Ring], ldc: usize) {
     }
 }
 
-/// The packed, cache-tiled product with an `MR × NR` micro-kernel, which
-/// maps a packed `A` panel (`kc` columns of `MR`) and `B` panel (`kc` rows of
-/// `NR`) to their product.
+/// Adds `a · b` into the zeroed `c`: the packed, cache-tiled product with an
+/// `MR × NR` micro-kernel, which maps a packed `A` panel (`kc` columns of
+/// `MR`) and `B` panel (`kc` rows of `NR`) to their product.
 #[inline(always)]
 fn gemm_tiled<const MR: usize, const NR: usize>(
     g: Gemm<'_>,
@@ -141,9 +142,6 @@ fn gemm_tiled<const MR: usize, const NR: usize>(
     kernel: impl Fn(&[Ring], &[Ring]) -> [[Ring; NR]; MR],
 ) {
     let Gemm { m, k, n, a, b } = g;
-    for i in 0..m {
-        c[i * ldc..i * ldc + n].fill(0);
-    }
     if m == 0 || n == 0 || k == 0 {
         return;
     }

@@ -34,49 +34,54 @@ use core::arch::x86_64::{
 const MR: usize = 8;
 const NR: usize = 8;
 
-/// Whether this CPU can run the AVX-512 kernel (the result is cached by the
-/// standard library's detection).
-fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
+/// The kernels of this module.
+#[derive(Clone, Copy)]
+enum Kernel {
+    /// AVX-512F and AVX-512DQ: the `8 × 8` `vpmullq` kernel.
+    Avx512,
+    /// AVX2: the portable kernel compiled for it.
+    Avx2,
+}
+
+/// The best kernel this CPU can run, if any (the standard library caches
+/// the detection).
+fn detect() -> Option<Kernel> {
+    if std::arch::is_x86_feature_detected!("avx512f")
         && std::arch::is_x86_feature_detected!("avx512dq")
-}
-
-/// Whether this CPU has AVX2 (cached likewise).
-fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
-}
-
-/// The kernel [`try_gemm`] picks on this CPU, if any.
-pub(super) fn kernel_name() -> Option<&'static str> {
-    if has_avx512() {
-        Some("avx512")
-    } else if has_avx2() {
-        Some("avx2")
+    {
+        Some(Kernel::Avx512)
+    } else if std::arch::is_x86_feature_detected!("avx2") {
+        Some(Kernel::Avx2)
     } else {
         None
     }
 }
 
+/// The kernel [`try_gemm`] picks on this CPU, if any.
+pub(super) fn kernel_name() -> Option<&'static str> {
+    detect().map(|k| match k {
+        Kernel::Avx512 => "avx512",
+        Kernel::Avx2 => "avx2",
+    })
+}
+
 /// `c = a · b` with the best kernel this CPU has: AVX-512, else the portable
 /// one built for AVX2; `false` (and `c` untouched) if it has neither.
 pub(super) fn try_gemm(g: Gemm<'_>, c: &mut [Ring], ldc: usize) -> bool {
-    if has_avx512() {
-        // SAFETY: `gemm_avx512` needs AVX-512F and AVX-512DQ, and
-        // `has_avx512` just detected both on the CPU this runs on.
-        unsafe { gemm_avx512(g, c, ldc) };
-        true
-    } else if has_avx2() {
-        // SAFETY: `gemm_avx2` needs AVX2, which `has_avx2` just detected.
-        unsafe { gemm_avx2(g, c, ldc) };
-        true
-    } else {
-        false
+    match detect() {
+        // SAFETY: `gemm_avx512` needs AVX-512F and AVX-512DQ, which `detect`
+        // just found on the CPU this runs on.
+        Some(Kernel::Avx512) => unsafe { gemm_avx512(g, c, ldc) },
+        // SAFETY: `gemm_avx2` needs AVX2, which `detect` just found.
+        Some(Kernel::Avx2) => unsafe { gemm_avx2(g, c, ldc) },
+        None => return false,
     }
+    true
 }
 
 #[target_feature(enable = "avx2")]
 fn gemm_avx2(g: Gemm<'_>, c: &mut [Ring], ldc: usize) {
-    gemm_with::<4, 4>(g, c, ldc, portable_kernel)
+    gemm_with(g, c, ldc, portable_kernel)
 }
 
 #[target_feature(enable = "avx512f,avx512dq")]
@@ -117,7 +122,7 @@ mod tests {
 
     #[test]
     fn x86_kernels_match_naive_where_the_cpu_has_them() {
-        if !has_avx2() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
             std::eprintln!("skipped: this CPU has no AVX2");
             return;
         }

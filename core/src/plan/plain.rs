@@ -112,20 +112,13 @@ fn batched_matmul(a: &ArrayD<f64>, b: &ArrayD<f64>) -> Result<ArrayD<f64>> {
 }
 
 fn conv(x: &ArrayD<f64>, w: &ArrayD<f64>, a: &super::ConvAttrs) -> Result<ArrayD<f64>> {
-    let (&[n, c, h, wd], &[o, cg, kh, kw]) = (x.shape(), w.shape()) else {
-        return Err(Error::Shape("conv needs 4-D input and kernel".into()));
-    };
     let p: crate::backend::Conv2dParams = (*a).into();
-    let [oh, ow] = crate::backend::conv2d_output_hw([h, wd], [kh, kw], &p)?;
-    let groups = p.groups.max(1);
-    if c != cg * groups || o % groups != 0 {
-        return Err(Error::Shape(format!(
-            "conv: input {:?}, kernel {:?} and {groups} groups do not agree",
-            x.shape(),
-            w.shape()
-        )));
-    }
-    let og = o / groups;
+    // The backend's check of shapes and groups, so the reference accepts
+    // exactly the convolutions the secure evaluation does.
+    let [n, o, oh, ow] = crate::backend::conv::conv2d_output_shape(x.shape(), w.shape(), &p)?;
+    let (c, h, wd) = (x.shape()[1], x.shape()[2], x.shape()[3]);
+    let (cg, kh, kw) = (w.shape()[1], w.shape()[2], w.shape()[3]);
+    let og = o / p.groups;
     let (x, w) = (x.as_standard_layout(), w.as_standard_layout());
     let (Some(xs), Some(ws)) = (x.as_slice(), w.as_slice()) else {
         return Err(Error::Shape("conv operands are not contiguous".into()));
