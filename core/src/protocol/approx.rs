@@ -465,7 +465,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     }
 
     /// `1/x` for `x ∈ [2^norm_lo, 2^(norm_hi+1))` (default `[2^-8, 2^25)`).
-    /// Rounds: 25.
+    /// Rounds: 19.
     pub async fn reciprocal(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let lo = self.config.approx.norm_lo;
         let bound = libm::pow(2.0, -lo as f64);
@@ -473,13 +473,13 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             .await
     }
 
-    /// `x / y` for `y` in the reciprocal's range. Rounds: 27.
+    /// `x / y` for `y` in the reciprocal's range. Rounds: 21.
     pub async fn div(&mut self, x: &ArithShare, y: &ArithShare) -> Result<ArithShare> {
         let r = self.reciprocal(y).await?;
         self.mul(x, &r).await
     }
 
-    /// `1/√x` for `x` in the reciprocal's range. Rounds: 25.
+    /// `1/√x` for `x` in the reciprocal's range. Rounds: 19.
     pub async fn inv_sqrt(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let lo = self.config.approx.norm_lo;
         let bound = libm::pow(2.0, -lo as f64 / 2.0);
@@ -492,7 +492,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         .await
     }
 
-    /// `√x` for `x` in the reciprocal's range. Rounds: 25.
+    /// `√x` for `x` in the reciprocal's range. Rounds: 19.
     pub async fn sqrt(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let hi = self.config.approx.norm_hi;
         let bound = libm::pow(2.0, (hi + 1) as f64 / 2.0);
@@ -500,7 +500,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             .await
     }
 
-    /// `ln x` for `x` in the reciprocal's range: `ln x' + j·ln 2`. Rounds: 24.
+    /// `ln x` for `x` in the reciprocal's range: `ln x' + j·ln 2`. Rounds: 18.
     pub async fn log(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let (xm, e) = self.mantissa(x).await?;
         let r = self.poly_masked(&xm, 1.0, 2.0, libm::log, WORK).await?;
@@ -708,7 +708,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         ))
     }
 
-    /// `log softmax` over the last axis: `x − ln Σe^x`. Rounds: 29.
+    /// `log softmax` over the last axis: `x − ln Σe^x`. Rounds: 23.
     pub async fn log_softmax(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let (e, rows, k) = self.softmax_exp(x).await?;
         let sums = self.row_sums(&e.v, rows, k)?;
@@ -762,7 +762,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     }
 
     /// Layer normalization over the last axis (no affine part: multiply by
-    /// the scale and add the bias after). Rounds: 1 + 3 + 25 + 2 = 31.
+    /// the scale and add the bias after). Rounds: 1 + 3 + 19 + 2 = 25.
     pub async fn layer_norm(&mut self, x: &ArithShare, epsilon: f64) -> Result<ArithShare> {
         let ax = x
             .shape()
