@@ -84,6 +84,28 @@ pub(crate) fn for_each_chunk_with_bytes(
     f(0, words, bytes)
 }
 
+/// [`for_each_chunk`] over `words` and the matching bytes of a bit vector
+/// `bits`, one bit per word and eight to a byte (`bits` may be longer, as a
+/// message padded to whole words is; the rest is not visited).
+pub(crate) fn for_each_chunk_with_bits(
+    words: &mut [Ring],
+    bits: &mut [u8],
+    f: impl Fn(usize, &mut [Ring], &mut [u8]) + Sync + Send,
+) {
+    let bits = &mut bits[..words.len().div_ceil(8)];
+    #[cfg(feature = "std")]
+    if words.len() >= 2 * CHUNK {
+        use rayon::prelude::*;
+        words
+            .par_chunks_mut(CHUNK)
+            .zip(bits.par_chunks_mut(CHUNK / 8))
+            .enumerate()
+            .for_each(|(i, (w, b))| f(i * CHUNK, w, b));
+        return;
+    }
+    f(0, words, bits)
+}
+
 /// Byte buffers kept for reuse: a received message becomes the next outgoing
 /// one, so large openings neither zero-fill nor page-fault fresh memory.
 #[derive(Default)]

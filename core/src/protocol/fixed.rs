@@ -35,12 +35,16 @@ use crate::backend::Backend;
 use crate::bilinear::BilinearOp;
 use crate::bits::words_for;
 use crate::channel::{Channel, encode_ring};
-use crate::elementwise::{add_assign, as_slice, for_each_chunk, from_vec, into_vec, sub};
+use crate::elementwise::{
+    add_assign, as_slice, for_each_chunk, for_each_chunk_with_bits, from_vec, into_vec, sub,
+};
 use crate::error::{Error, PartyId, Result};
 use crate::preprocessing::{CorrelationRequest, DivPair, Divisor, FixedSide, Preprocessing};
 use crate::protocol::TruncationMode;
+use crate::protocol::open::{LANES, PeerSum};
 use crate::ring::RingTensor;
 use crate::share::{Arith, ArithShare};
+use alloc::borrow::Cow;
 use alloc::format;
 use alloc::vec::Vec;
 use core::fmt;
@@ -125,16 +129,68 @@ fn f_piece(x: &ArithShare, b: &RingTensor) -> Vec<u64> {
     sub(x.as_raw(), b).into_raw_vec_and_offset().0
 }
 
-/// The opened sign bits of `c`, one per element, packed into words.
-fn pack_msbs(c: &[u64]) -> Vec<u64> {
-    let mut words = alloc::vec![0u64; words_for(c.len())];
-    for (w, chunk) in words.iter_mut().zip(c.chunks(64)) {
-        *w = chunk
+/// The sign bits of `c` into `bits`, one per element: element `i` at bit
+/// `i % 8` of byte `i / 8` (the little-endian bytes of words packed from
+/// their lowest bit).
+fn pack_msbs_into(c: &[u64], bits: &mut [u8]) {
+    for (b, chunk) in bits.iter_mut().zip(c.chunks(8)) {
+        *b = chunk
             .iter()
             .enumerate()
-            .fold(0, |acc, (i, &v)| acc | ((v >> 63) << i));
+            .fold(0, |acc, (i, &v)| acc | (((v >> 63) as u8) << i));
     }
-    words
+}
+
+/// What a party has of a division's `c = z + K + R` when it finishes a
+/// division led by one party ([`Party::finish_led_division`]).
+enum LedInput {
+    /// At the lead: its own pieces of `c` and the other parties'.
+    Pieces(Vec<u64>, PeerSum),
+    /// At the lead: `c` itself.
+    Opened(Vec<u64>),
+    /// Elsewhere: a buffer of one element per output, overwritten by the
+    /// result.
+    Elsewhere(Vec<u64>),
+}
+
+/// The local terms of a product of two masked operands
+/// ([`Party::bilinear_fixed_pair_ring`]) at one party.
+struct PairTerms<'a> {
+    /// `X` and `Y` in the clear, at their owners.
+    xv: Option<Cow<'a, [u64]>>,
+    yv: Option<Cow<'a, [u64]>>,
+    /// The public `E_x`, `E_y`.
+    ex: Cow<'a, [u64]>,
+    ey: Cow<'a, [u64]>,
+    /// For products other than elementwise, this party's terms computed
+    /// whole (`op(X, E_y)` and/or `op(E_x, Y − E_y)`).
+    product: Option<Vec<u64>>,
+}
+
+impl PairTerms<'_> {
+    /// Adds this party's terms of elements `off..off + out.len()` to `out`,
+    /// and `R_i + k` when `mask = Some((R_i, k))`.
+    fn add_to(&self, off: usize, out: &mut [u64], mask: Option<(&[u64], u64)>) {
+        let k = mask.map_or(0, |(_, k)| k);
+        for (i, v) in (off..).zip(out.iter_mut()) {
+            let mut acc = v.wrapping_add(k);
+            if let Some((r, _)) = mask {
+                acc = acc.wrapping_add(r[i]);
+            }
+            if let Some(t) = &self.product {
+                acc = acc.wrapping_add(t[i]);
+            } else {
+                // Elementwise: X ⊙ E_y at x's owner, E_x ⊙ (Y − E_y) at y's.
+                if let Some(xv) = &self.xv {
+                    acc = acc.wrapping_add(xv[i].wrapping_mul(self.ey[i]));
+                }
+                if let Some(yv) = &self.yv {
+                    acc = acc.wrapping_add(self.ex[i].wrapping_mul(yv[i].wrapping_sub(self.ey[i])));
+                }
+            }
+            *v = acc;
+        }
+    }
 }
 
 impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
@@ -343,7 +399,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         }
         let opened = self.reveal_raw_to::<Arith>(pieces, owner).await?;
         let k = DivConsts::new(d);
-        let c = match opened {
+        let input = match opened {
             Some(mut f) => {
                 let mut c = f.split_off(nx);
                 let t = self.owner_product(&prepared, w, f).await?;
@@ -358,11 +414,11 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                             .wrapping_add(k.k);
                     }
                 });
-                Some(c)
+                LedInput::Opened(c)
             }
-            None => None,
+            None => LedInput::Elsewhere(into_vec(prepared.c)),
         };
-        self.finish_led_division(owner, c, &pair, &k, &out_shape)
+        self.finish_led_division(owner, input, &pair, &k, &out_shape)
             .await
     }
 
@@ -373,37 +429,69 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     async fn finish_led_division(
         &mut self,
         lead: PartyId,
-        c: Option<Vec<u64>>,
+        input: LedInput,
         pair: &DivPair,
         k: &DivConsts,
         out_shape: &[usize],
     ) -> Result<ArithShare> {
         let nz = pair.r.len();
-        let mut out = match c {
-            Some(c) => {
-                let msbs = encode_ring(&pack_msbs(&c));
-                for peer in (0..self.num_parties()).filter(|&p| p != lead) {
-                    self.channel.send(peer, msbs.clone()).await?;
+        let s = self.config.fixed_point.scale().trailing_zeros();
+        let (r_div, r_msb) = (as_slice(&pair.r_div), as_slice(&pair.r_msb));
+        let msg_len = words_for(nz) * 8;
+        let (mut out, peers) = match input {
+            LedInput::Elsewhere(mut out) => {
+                if out.len() != nz {
+                    return Err(Error::Shape("division pair shape mismatch".into()));
                 }
-                c
+                let bits = self.recv_exact(lead, msg_len).await?;
+                for_each_chunk(&mut out, |off, vals| {
+                    let (rd, rm) = (&r_div[off..off + vals.len()], &r_msb[off..off + vals.len()]);
+                    for (((v, &d), &m), j) in vals.iter_mut().zip(rd).zip(rm).zip(off..) {
+                        let c = u64::from((bits[j / 8] >> (j % 8)) & 1) << 63;
+                        *v = quotient_share_pow2(c, d, m, s, k, false);
+                    }
+                });
+                self.scratch.give(bits);
+                return Ok(ArithShare::from_raw(from_vec(out_shape, out)));
             }
-            None => {
-                let msbs = self.recv_ring(lead, words_for(nz)).await?;
-                (0..nz)
-                    .map(|j| ((msbs[j / 64] >> (j % 64)) & 1) << 63)
-                    .collect()
-            }
+            LedInput::Pieces(c, peers) => (c, Some(peers)),
+            LedInput::Opened(c) => (c, None),
         };
         if out.len() != nz {
             return Err(Error::Shape("division pair shape mismatch".into()));
         }
-        let is_lead = self.id() == lead;
-        let s = self.config.fixed_point.scale().trailing_zeros();
-        let (r_div, r_msb) = (as_slice(&pair.r_div), as_slice(&pair.r_msb));
+        // One pass: combine the pieces (if not yet) and pack `msb(c)`, which
+        // goes out before the lead's own quotient pass.
+        let mut msg = self.scratch.take(msg_len);
+        msg[nz.div_ceil(8)..].fill(0);
+        for_each_chunk_with_bits(&mut out, &mut msg, |off, vals, bits| {
+            if let Some(peers) = &peers {
+                let mut buf = [0u64; LANES];
+                for (k, sub) in vals.chunks_mut(LANES).enumerate() {
+                    peers.read(off + k * LANES, &mut buf[..sub.len()]);
+                    for (v, &p) in sub.iter_mut().zip(&buf) {
+                        *v = v.wrapping_add(p);
+                    }
+                }
+            }
+            pack_msbs_into(vals, bits);
+        });
+        if let Some(peers) = peers {
+            self.recycle_peers(peers);
+        }
+        let others: Vec<PartyId> = (0..self.num_parties()).filter(|&p| p != lead).collect();
+        for (i, &peer) in others.iter().enumerate() {
+            let m = if i + 1 == others.len() {
+                core::mem::take(&mut msg)
+            } else {
+                msg.clone()
+            };
+            self.channel.send(peer, m).await?;
+        }
         for_each_chunk(&mut out, |off, vals| {
-            for (i, v) in vals.iter_mut().enumerate() {
-                let j = off + i;
-                *v = quotient_share_pow2(*v, r_div[j], r_msb[j], s, k, is_lead);
+            let (rd, rm) = (&r_div[off..off + vals.len()], &r_msb[off..off + vals.len()]);
+            for ((v, &d), &m) in vals.iter_mut().zip(rd).zip(rm) {
+                *v = quotient_share_pow2(*v, d, m, s, k, true);
             }
         });
         Ok(ArithShare::from_raw(from_vec(out_shape, out)))
@@ -423,7 +511,9 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         y: &FixedOperand,
     ) -> Result<ArithShare> {
         let c = self.fixed_product_share(op, x, y).await?;
-        let z = self.fixed_pair_piece(op, x, y, c, None).await?;
+        let terms = self.fixed_pair_terms(op, x, y).await?;
+        let mut z = into_vec(c);
+        for_each_chunk(&mut z, |off, out| terms.add_to(off, out, None));
         Ok(ArithShare::from_raw(from_vec(&op.out_shape()?, z)))
     }
 
@@ -446,17 +536,13 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         Ok(c)
     }
 
-    /// This party's share of `op(x, y)` built on its share `c` of
-    /// `op(A_x, A_y)`, plus `R_i + k` when `mask = Some((R_i, k))`: one pass
-    /// for elementwise products.
-    async fn fixed_pair_piece(
+    /// This party's local terms of `op(x, y)` for two masked operands.
+    async fn fixed_pair_terms<'a>(
         &self,
         op: &BilinearOp,
-        x: &FixedOperand,
-        y: &FixedOperand,
-        c: RingTensor,
-        mask: Option<(&RingTensor, u64)>,
-    ) -> Result<Vec<u64>> {
+        x: &'a FixedOperand,
+        y: &'a FixedOperand,
+    ) -> Result<PairTerms<'a>> {
         let me = self.id();
         let xv = if me == x.owner {
             Some(as_slice(x.clear()?))
@@ -468,9 +554,6 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         } else {
             None
         };
-        let (ex, ey) = (as_slice(&x.e), as_slice(&y.e));
-        let r = mask.map(|(r, _)| as_slice(r));
-        let k = mask.map_or(0, |(_, k)| k);
         let product = match op {
             BilinearOp::Hadamard { .. } => None,
             _ => {
@@ -489,33 +572,17 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 if terms.is_empty() {
                     None
                 } else {
-                    Some(self.backend.bilinear_sum(op, &terms).await?)
+                    Some(into_vec(self.backend.bilinear_sum(op, &terms).await?))
                 }
             }
         };
-        let t = product.as_ref().map(as_slice);
-        let mut z = into_vec(c);
-        for_each_chunk(&mut z, |off, out| {
-            for (i, v) in (off..).zip(out.iter_mut()) {
-                let mut acc = v.wrapping_add(k);
-                if let Some(r) = &r {
-                    acc = acc.wrapping_add(r[i]);
-                }
-                if let Some(t) = &t {
-                    acc = acc.wrapping_add(t[i]);
-                } else {
-                    // Elementwise: X ⊙ E_y at x's owner, E_x ⊙ (Y − E_y) at y's.
-                    if let Some(xv) = &xv {
-                        acc = acc.wrapping_add(xv[i].wrapping_mul(ey[i]));
-                    }
-                    if let Some(yv) = &yv {
-                        acc = acc.wrapping_add(ex[i].wrapping_mul(yv[i].wrapping_sub(ey[i])));
-                    }
-                }
-                *v = acc;
-            }
-        });
-        Ok(z)
+        Ok(PairTerms {
+            xv,
+            yv,
+            ex: as_slice(&x.e),
+            ey: as_slice(&y.e),
+            product,
+        })
     }
 
     /// [`Party::bilinear_fixed_pair_ring`] truncated back to scale. With
@@ -540,11 +607,21 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let k = DivConsts::new(d);
         let lead = x.owner;
         let kk = if self.id() == lead { k.k } else { 0 };
-        let piece = self
-            .fixed_pair_piece(op, x, y, c, Some((&pair.r, kk)))
+        let terms = self.fixed_pair_terms(op, x, y).await?;
+        let r = as_slice(&pair.r);
+        // The pieces of `c` are built on the dealer's share of the product
+        // and streamed into the message (at the lead, kept for one pass that
+        // combines them and packs the sign bits).
+        let fill = |off: usize, out: &mut [u64]| terms.add_to(off, out, Some((&r, kk)));
+        let (z, peers) = self
+            .reveal_pieces_to::<Arith>(into_vec(c), fill, lead)
             .await?;
-        let c = self.reveal_raw_to::<Arith>(piece, lead).await?;
-        self.finish_led_division(lead, c, &pair, &k, &shape).await
+        let input = match peers {
+            Some(peers) => LedInput::Pieces(z, peers),
+            None => LedInput::Elsewhere(z),
+        };
+        self.finish_led_division(lead, input, &pair, &k, &shape)
+            .await
     }
 
     /// `op(w, x)` (`side = Lhs`) or `op(x, w)` (`side = Rhs`) for a fixed

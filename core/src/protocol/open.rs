@@ -216,8 +216,21 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             };
             self.channel.send(peer, msg).await?;
         }
+        let peers = self.recv_peer_sum(&peers, len, additive).await?;
+        Ok(Exchanged { mine, peers })
+    }
+
+    /// Every party's pieces of `len` elements from `peers` (the first
+    /// `additive` additive, the rest XOR), combined: one message each, read in
+    /// place when there is one.
+    async fn recv_peer_sum(
+        &mut self,
+        peers: &[PartyId],
+        len: usize,
+        additive: usize,
+    ) -> Result<PeerSum> {
         let mut sum: Option<PeerSum> = None;
-        for &peer in &peers {
+        for &peer in peers {
             let theirs = self.recv_exact(peer, len * 8).await?;
             sum = Some(match sum {
                 None => PeerSum::Bytes(theirs),
@@ -249,15 +262,56 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 }
             });
         }
-        Ok(Exchanged {
-            mine,
-            peers: sum.unwrap_or(PeerSum::Words(alloc::vec![0; len])),
-        })
+        Ok(sum.unwrap_or(PeerSum::Words(alloc::vec![0; len])))
+    }
+
+    /// Reveals this party's pieces of `buf.len()` elements to `target` (one
+    /// message from every other party), without combining them:
+    /// `fill(off, out)` turns `buf`'s elements `off..off + out.len()` (given
+    /// in `out`) into this party's pieces. At `target` the pieces are built
+    /// in `buf` and come back with the others' (checked for length), for the
+    /// caller to combine on its next pass; elsewhere they are streamed into
+    /// the message and `buf` comes back unchanged, for reuse.
+    pub(crate) async fn reveal_pieces_to<K: ShareKind>(
+        &mut self,
+        mut buf: Vec<Ring>,
+        fill: impl Fn(usize, &mut [Ring]) + Sync + Send,
+        target: PartyId,
+    ) -> Result<(Vec<Ring>, Option<PeerSum>)> {
+        let (me, n, len) = (self.id(), self.num_parties(), buf.len());
+        if target >= n {
+            return Err(Error::Usage(format!("party {target} does not exist")));
+        }
+        if me == target {
+            for_each_chunk(&mut buf, |off, chunk| fill(off, chunk));
+            let peers: Vec<PartyId> = (0..n).filter(|&p| p != me).collect();
+            let additive = if K::ADDITIVE { len } else { 0 };
+            let sum = self.recv_peer_sum(&peers, len, additive).await?;
+            return Ok((buf, Some(sum)));
+        }
+        let mut bytes = self.scratch.take(len * 8);
+        let src = &buf;
+        for_each_chunk_bytes(&mut bytes, |off, chunk| {
+            let mut words = [0u64; LANES];
+            for (k, sub) in chunk.chunks_mut(LANES * 8).enumerate() {
+                let (o, m) = (off / 8 + k * LANES, sub.len() / 8);
+                words[..m].copy_from_slice(&src[o..o + m]);
+                fill(o, &mut words[..m]);
+                encode_words(&words[..m], sub);
+            }
+        });
+        self.channel.send(target, bytes).await?;
+        Ok((buf, None))
     }
 
     /// Returns an exchange's buffers for reuse.
     pub(crate) fn recycle(&mut self, ex: Exchanged) {
-        if let PeerSum::Bytes(b) = ex.peers {
+        self.recycle_peers(ex.peers);
+    }
+
+    /// Returns a peer sum's buffer for reuse.
+    pub(crate) fn recycle_peers(&mut self, peers: PeerSum) {
+        if let PeerSum::Bytes(b) = peers {
             self.scratch.give(b);
         }
     }
@@ -296,7 +350,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
 
     /// One message of exactly `bytes` bytes from `peer`; any other length is
     /// a [`PeerError::WrongLength`].
-    async fn recv_exact(&mut self, peer: PartyId, bytes: usize) -> Result<Vec<u8>> {
+    pub(crate) async fn recv_exact(&mut self, peer: PartyId, bytes: usize) -> Result<Vec<u8>> {
         let msg = self.channel.recv(peer).await?;
         if msg.len() != bytes {
             return Err(PeerError::WrongLength {
