@@ -106,18 +106,55 @@ pub(crate) fn for_each_chunk_with_bits(
     f(0, words, bits)
 }
 
-/// Byte buffers kept for reuse: a received message becomes the next outgoing
-/// one, so large openings neither zero-fill nor page-fault fresh memory.
+/// Buffers kept for reuse: a received message becomes the next outgoing
+/// one, and a protocol's intermediate vectors the next one's, so large
+/// openings neither zero-fill nor page-fault fresh memory.
 #[derive(Default)]
 pub(crate) struct Scratch {
-    spare: alloc::vec::Vec<alloc::vec::Vec<u8>>,
+    bytes: Spare<u8>,
+    words: Spare<Ring>,
 }
 
 impl Scratch {
-    const KEEP: usize = 4;
-
     /// A buffer of exactly `len` bytes with unspecified contents.
     pub(crate) fn take(&mut self, len: usize) -> alloc::vec::Vec<u8> {
+        self.bytes.take(len)
+    }
+
+    /// Returns a byte buffer for reuse.
+    pub(crate) fn give(&mut self, buf: alloc::vec::Vec<u8>) {
+        self.bytes.give(buf)
+    }
+
+    /// A vector of exactly `len` ring elements with unspecified contents.
+    pub(crate) fn take_words(&mut self, len: usize) -> alloc::vec::Vec<Ring> {
+        self.words.take(len)
+    }
+
+    /// Returns a vector of ring elements for reuse.
+    pub(crate) fn give_words(&mut self, buf: alloc::vec::Vec<Ring>) {
+        self.words.give(buf)
+    }
+}
+
+/// Up to [`Spare::KEEP`] vectors, the largest offered.
+struct Spare<T> {
+    spare: alloc::vec::Vec<alloc::vec::Vec<T>>,
+}
+
+impl<T> Default for Spare<T> {
+    fn default() -> Self {
+        Spare {
+            spare: alloc::vec::Vec::new(),
+        }
+    }
+}
+
+impl<T: Copy + Default> Spare<T> {
+    const KEEP: usize = 4;
+
+    /// A vector of exactly `len` elements with unspecified contents.
+    fn take(&mut self, len: usize) -> alloc::vec::Vec<T> {
         let best = self
             .spare
             .iter()
@@ -131,16 +168,16 @@ impl Scratch {
                 if b.len() >= len {
                     b.truncate(len);
                 } else {
-                    b.resize(len, 0);
+                    b.resize(len, T::default());
                 }
                 b
             }
-            None => alloc::vec![0u8; len],
+            None => alloc::vec![T::default(); len],
         }
     }
 
-    /// Returns a buffer for reuse.
-    pub(crate) fn give(&mut self, buf: alloc::vec::Vec<u8>) {
+    /// Keeps `buf` for reuse (in place of a smaller one when full).
+    fn give(&mut self, buf: alloc::vec::Vec<T>) {
         if buf.capacity() == 0 {
             return;
         }

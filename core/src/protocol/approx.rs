@@ -435,10 +435,10 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let r = self
             .poly_of_opened(Masked::Wide(&v), last as u32, 0, &[0, 1])
             .await?;
-        Ok(Fx {
-            v: low_share(&r, z.v.shape()),
-            f: out_f,
-        })
+        self.give_words(v);
+        let v = low_share(&r, z.v.shape());
+        self.give_words(r);
+        Ok(Fx { v, f: out_f })
     }
 
     /// `g(x')·h(j)` for the mantissa `x'` and exponent `j` of positive `x`,

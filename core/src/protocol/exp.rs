@@ -212,11 +212,14 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             .poly_of_opened(Masked::Narrow(x), plan.b, 0, &plan.coeffs)
             .await?;
         for stage in &plan.stages {
-            v = self
+            let next = self
                 .poly_of_opened(Masked::Wide(&v), stage.shift, stage.center, &stage.coeffs)
                 .await?;
+            self.give_words(core::mem::replace(&mut v, next));
         }
-        Ok(low_share(&v, x.shape()))
+        let y = low_share(&v, x.shape());
+        self.give_words(v);
+        Ok(y)
     }
 }
 

@@ -309,6 +309,11 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         self.recycle_peers(ex.peers);
     }
 
+    /// Keeps a vector of ring elements for reuse by later protocol steps.
+    pub(crate) fn give_words(&mut self, v: Vec<Ring>) {
+        self.scratch.give_words(v);
+    }
+
     /// Returns a peer sum's buffer for reuse.
     pub(crate) fn recycle_peers(&mut self, peers: PeerSum) {
         if let PeerSum::Bytes(b) = peers {

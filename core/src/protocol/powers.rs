@@ -205,7 +205,8 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// (word pairs, low first), of `g(y)` for `y = ⌊v / 2^shift⌋` (rounded
     /// down or up; up to `n` units for wide values, see the module notes)
     /// and `g(y) = Σ coeffs[k]·(y − center)^k` mod 2^128. One round, one
-    /// word per element from each party to each other.
+    /// word per element from each party to each other. The result may be
+    /// handed back with [`Party::give_words`] once used.
     pub(crate) async fn poly_of_opened(
         &mut self,
         v: Masked<'_>,
@@ -235,6 +236,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let lead = self.id() == 0;
         // This party's pieces c_i = v_i + R_i (+ K at party 0): whole when
         // narrow, the high word when wide.
+        let keep = Some(self.scratch.take_words(len));
         let mut ex = match v {
             Masked::Wide(w) => {
                 let k = if lead { WIDE_K } else { 0 };
@@ -244,8 +246,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                         *o = (c >> 64) as u64;
                     }
                 };
-                self.exchange::<Arith>(len, fill, Some(vec![0; len]))
-                    .await?
+                self.exchange::<Arith>(len, fill, keep).await?
             }
             Masked::Narrow(x) => {
                 let x = as_slice(x.as_raw());
@@ -255,8 +256,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                         *o = x.wrapping_add(r).wrapping_add(k);
                     }
                 };
-                self.exchange::<Arith>(len, fill, Some(vec![0; len]))
-                    .await?
+                self.exchange::<Arith>(len, fill, keep).await?
             }
         };
         let mine = ex.mine.take().unwrap_or_default();
@@ -268,7 +268,8 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         };
         // (y − center) = (P − center) + S: the centre goes with the public part.
         let k_over = k_over.wrapping_add(center);
-        let mut out = vec![0u64; 2 * len];
+        // Every element of `out` is written below.
+        let mut out = self.scratch.take_words(2 * len);
         let power = coeffs[..degree].iter().all(|&c| c == 0) && coeffs[degree] == 1;
         // One monomorphized pass per degree, so the per-element work unrolls.
         macro_rules! pass {
@@ -290,6 +291,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         }
         by_degree!(1 2 3 4 5 6 7 8);
         self.recycle(ex);
+        self.scratch.give_words(mine);
         Ok(out)
     }
 }
