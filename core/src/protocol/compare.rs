@@ -19,7 +19,7 @@ use super::Party;
 use crate::backend::Backend;
 use crate::bits::{BitShare, from_planes, to_planes, words_for};
 use crate::channel::Channel;
-use crate::elementwise::{as_slice, from_vec};
+use crate::elementwise::{as_slice, for_each_chunk, from_vec};
 use crate::error::{Error, Result};
 use crate::preprocessing::{CorrelationRequest, Preprocessing};
 use crate::ring::RingTensor;
@@ -300,14 +300,15 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         ex.peers.read(0, &mut peer);
         self.recycle(ex);
         let me0 = self.id() == 0;
-        let out: Vec<u64> = (0..n)
-            .map(|j| {
+        let mut out = alloc::vec![0u64; n];
+        for_each_chunk(&mut out, |off, chunk| {
+            for ((o, &ra), j) in chunk.iter_mut().zip(&ra[off..]).zip(off..) {
                 let c = ((w[j / 64] ^ r[j / 64] ^ peer[j / 64]) >> (j % 64)) & 1;
                 // b = c ⊕ r = c + r − 2cr
-                let v = (1u64.wrapping_sub(2 * c)).wrapping_mul(ra[j]);
-                if me0 { v.wrapping_add(c) } else { v }
-            })
-            .collect();
+                let v = (1u64.wrapping_sub(2 * c)).wrapping_mul(ra);
+                *o = if me0 { v.wrapping_add(c) } else { v };
+            }
+        });
         Ok(ArithShare::from_raw(from_vec(&[n], out)))
     }
 
