@@ -479,15 +479,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         if let Some(peers) = peers {
             self.recycle_peers(peers);
         }
-        let others: Vec<PartyId> = (0..self.num_parties()).filter(|&p| p != lead).collect();
-        for (i, &peer) in others.iter().enumerate() {
-            let m = if i + 1 == others.len() {
-                core::mem::take(&mut msg)
-            } else {
-                msg.clone()
-            };
-            self.channel.send(peer, m).await?;
-        }
+        self.send_to_others(lead, msg).await?;
         for_each_chunk(&mut out, |off, vals| {
             let (rd, rm) = (&r_div[off..off + vals.len()], &r_msb[off..off + vals.len()]);
             for ((v, &d), &m) in vals.iter_mut().zip(rd).zip(rm) {

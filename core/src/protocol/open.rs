@@ -207,17 +207,24 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             });
             None
         };
+        self.send_to_others(me, bytes).await?;
         let peers: Vec<PartyId> = (0..n).filter(|&p| p != me).collect();
-        for (i, &peer) in peers.iter().enumerate() {
-            let msg = if i + 1 == peers.len() {
-                core::mem::take(&mut bytes)
-            } else {
-                bytes.clone()
-            };
-            self.channel.send(peer, msg).await?;
-        }
         let peers = self.recv_peer_sum(&peers, len, additive).await?;
         Ok(Exchanged { mine, peers })
+    }
+
+    /// Sends `msg` to every party but `from` (copies for all but the last).
+    pub(crate) async fn send_to_others(&mut self, from: PartyId, mut msg: Vec<u8>) -> Result<()> {
+        let others: Vec<PartyId> = (0..self.num_parties()).filter(|&p| p != from).collect();
+        for (i, &peer) in others.iter().enumerate() {
+            let m = if i + 1 == others.len() {
+                core::mem::take(&mut msg)
+            } else {
+                msg.clone()
+            };
+            self.channel.send(peer, m).await?;
+        }
+        Ok(())
     }
 
     /// Every party's pieces of `len` elements from `peers` (the first
