@@ -41,7 +41,7 @@ use crate::elementwise::{
 use crate::error::{Error, PartyId, Result};
 use crate::preprocessing::{CorrelationRequest, DivPair, Divisor, FixedSide, Preprocessing};
 use crate::protocol::TruncationMode;
-use crate::protocol::open::{LANES, PeerSum};
+use crate::protocol::open::PeerSum;
 use crate::ring::RingTensor;
 use crate::share::{Arith, ArithShare};
 use alloc::borrow::Cow;
@@ -466,20 +466,14 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         msg[nz.div_ceil(8)..].fill(0);
         for_each_chunk_with_bits(&mut out, &mut msg, |off, vals, bits| {
             if let Some(peers) = &peers {
-                let mut buf = [0u64; LANES];
-                for (k, sub) in vals.chunks_mut(LANES).enumerate() {
-                    peers.read(off + k * LANES, &mut buf[..sub.len()]);
-                    for (v, &p) in sub.iter_mut().zip(&buf) {
-                        *v = v.wrapping_add(p);
-                    }
-                }
+                peers.combine_into::<Arith>(off, vals);
             }
             pack_msbs_into(vals, bits);
         });
         if let Some(peers) = peers {
             self.recycle_peers(peers);
         }
-        self.send_to_others(lead, msg).await?;
+        self.send_to_others(msg).await?;
         for_each_chunk(&mut out, |off, vals| {
             let (rd, rm) = (&r_div[off..off + vals.len()], &r_msb[off..off + vals.len()]);
             for ((v, &d), &m) in vals.iter_mut().zip(rd).zip(rm) {

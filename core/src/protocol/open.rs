@@ -2,7 +2,7 @@
 
 use super::Party;
 use crate::backend::Backend;
-use crate::channel::{Channel, decode_ring, encode_ring};
+use crate::channel::{Channel, decode_ring};
 use crate::elementwise::{
     as_slice, for_each_chunk, for_each_chunk_bytes, for_each_chunk_with_bytes, from_vec,
 };
@@ -31,6 +31,19 @@ impl PeerSum {
             PeerSum::Words(w) => out.copy_from_slice(&w[off..off + out.len()]),
         }
     }
+
+    /// Combines the peers' pieces of elements `off..off + out.len()` into
+    /// this party's, in `out`.
+    #[inline]
+    pub(crate) fn combine_into<K: ShareKind>(&self, off: usize, out: &mut [Ring]) {
+        let mut buf = [0u64; LANES];
+        for (k, sub) in out.chunks_mut(LANES).enumerate() {
+            self.read(off + k * LANES, &mut buf[..sub.len()]);
+            for (m, &p) in sub.iter_mut().zip(&buf) {
+                *m = K::combine(*m, p);
+            }
+        }
+    }
 }
 
 /// Elements per stack buffer inside a chunk loop.
@@ -52,6 +65,20 @@ fn encode_words(values: &[Ring], bytes: &mut [u8]) {
     for (c, v) in bytes.chunks_exact_mut(8).zip(values) {
         c.copy_from_slice(&v.to_le_bytes());
     }
+}
+
+/// Writes pieces into a message without storing them: `fill(off, out)`
+/// writes the pieces of elements `off..off + out.len()` into a stack buffer,
+/// which is encoded into `bytes` (8 per element).
+fn encode_pieces(bytes: &mut [u8], fill: impl Fn(usize, &mut [Ring]) + Sync + Send) {
+    for_each_chunk_bytes(bytes, |off, chunk| {
+        let mut words = [0u64; LANES];
+        for (k, sub) in chunk.chunks_mut(LANES * 8).enumerate() {
+            let m = sub.len() / 8;
+            fill(off / 8 + k * LANES, &mut words[..m]);
+            encode_words(&words[..m], sub);
+        }
+    });
 }
 
 /// What [`Party::exchange`] returns.
@@ -185,7 +212,6 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         fill: impl Fn(usize, &mut [Ring]) + Sync + Send,
         keep: Option<Vec<Ring>>,
     ) -> Result<Exchanged> {
-        let (me, n) = (self.id(), self.num_parties());
         let mut bytes = self.scratch.take(len * 8);
         let mine = if let Some(mut mine) = keep {
             if mine.len() != len {
@@ -197,25 +223,23 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             });
             Some(mine)
         } else {
-            for_each_chunk_bytes(&mut bytes, |off, chunk| {
-                let mut buf = [0u64; LANES];
-                for (k, sub) in chunk.chunks_mut(LANES * 8).enumerate() {
-                    let m = sub.len() / 8;
-                    fill(off / 8 + k * LANES, &mut buf[..m]);
-                    encode_words(&buf[..m], sub);
-                }
-            });
+            encode_pieces(&mut bytes, &fill);
             None
         };
-        self.send_to_others(me, bytes).await?;
-        let peers: Vec<PartyId> = (0..n).filter(|&p| p != me).collect();
-        let peers = self.recv_peer_sum(&peers, len, additive).await?;
+        self.send_to_others(bytes).await?;
+        let peers = self.recv_peer_sum(len, additive).await?;
         Ok(Exchanged { mine, peers })
     }
 
-    /// Sends `msg` to every party but `from` (copies for all but the last).
-    pub(crate) async fn send_to_others(&mut self, from: PartyId, mut msg: Vec<u8>) -> Result<()> {
-        let others: Vec<PartyId> = (0..self.num_parties()).filter(|&p| p != from).collect();
+    /// Every party but this one.
+    fn others(&self) -> Vec<PartyId> {
+        let me = self.id();
+        (0..self.num_parties()).filter(|&p| p != me).collect()
+    }
+
+    /// Sends `msg` to every other party (copies for all but the last).
+    pub(crate) async fn send_to_others(&mut self, mut msg: Vec<u8>) -> Result<()> {
+        let others = self.others();
         for (i, &peer) in others.iter().enumerate() {
             let m = if i + 1 == others.len() {
                 core::mem::take(&mut msg)
@@ -227,17 +251,12 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         Ok(())
     }
 
-    /// Every party's pieces of `len` elements from `peers` (the first
-    /// `additive` additive, the rest XOR), combined: one message each, read in
-    /// place when there is one.
-    async fn recv_peer_sum(
-        &mut self,
-        peers: &[PartyId],
-        len: usize,
-        additive: usize,
-    ) -> Result<PeerSum> {
+    /// The other parties' pieces of `len` elements (the first `additive`
+    /// additive, the rest XOR), combined: one message each, read in place
+    /// when there is one.
+    async fn recv_peer_sum(&mut self, len: usize, additive: usize) -> Result<PeerSum> {
         let mut sum: Option<PeerSum> = None;
-        for &peer in peers {
+        for peer in self.others() {
             let theirs = self.recv_exact(peer, len * 8).await?;
             sum = Some(match sum {
                 None => PeerSum::Bytes(theirs),
@@ -290,22 +309,16 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             return Err(Error::Usage(format!("party {target} does not exist")));
         }
         if me == target {
-            for_each_chunk(&mut buf, |off, chunk| fill(off, chunk));
-            let peers: Vec<PartyId> = (0..n).filter(|&p| p != me).collect();
+            for_each_chunk(&mut buf, &fill);
             let additive = if K::ADDITIVE { len } else { 0 };
-            let sum = self.recv_peer_sum(&peers, len, additive).await?;
+            let sum = self.recv_peer_sum(len, additive).await?;
             return Ok((buf, Some(sum)));
         }
         let mut bytes = self.scratch.take(len * 8);
         let src = &buf;
-        for_each_chunk_bytes(&mut bytes, |off, chunk| {
-            let mut words = [0u64; LANES];
-            for (k, sub) in chunk.chunks_mut(LANES * 8).enumerate() {
-                let (o, m) = (off / 8 + k * LANES, sub.len() / 8);
-                words[..m].copy_from_slice(&src[o..o + m]);
-                fill(o, &mut words[..m]);
-                encode_words(&words[..m], sub);
-            }
+        encode_pieces(&mut bytes, |o, words| {
+            words.copy_from_slice(&src[o..o + words.len()]);
+            fill(o, words);
         });
         self.channel.send(target, bytes).await?;
         Ok((buf, None))
@@ -345,13 +358,9 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         {
             let peers = &ex.peers;
             for_each_chunk(&mut mine, |off, chunk| {
-                let mut buf = [0u64; LANES];
                 for (k, sub) in chunk.chunks_mut(LANES).enumerate() {
                     let o = off + k * LANES;
-                    peers.read(o, &mut buf[..sub.len()]);
-                    for (m, &p) in sub.iter_mut().zip(&buf) {
-                        *m = K::combine(*m, p);
-                    }
+                    peers.combine_into::<K>(o, sub);
                     finish(o, sub);
                 }
             });
@@ -399,28 +408,12 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         mine: Vec<Ring>,
         target: PartyId,
     ) -> Result<Option<Vec<Ring>>> {
-        let (me, n) = (self.id(), self.num_parties());
-        if target >= n {
-            return Err(Error::Usage(format!("party {target} does not exist")));
-        }
-        if me != target {
-            self.channel.send(target, encode_ring(&mine)).await?;
+        let (mut acc, peers) = self.reveal_pieces_to::<K>(mine, |_, _| {}, target).await?;
+        let Some(peers) = peers else {
             return Ok(None);
-        }
-        let mut acc = mine;
-        for peer in (0..n).filter(|&p| p != me) {
-            let theirs = self.recv_exact(peer, acc.len() * 8).await?;
-            for_each_chunk(&mut acc, |off, chunk| {
-                let mut buf = [0u64; LANES];
-                for (k, sub) in chunk.chunks_mut(LANES).enumerate() {
-                    let o = off + k * LANES;
-                    decode_words(&theirs[o * 8..(o + sub.len()) * 8], &mut buf[..sub.len()]);
-                    for (a, &t) in sub.iter_mut().zip(&buf) {
-                        *a = K::combine(*a, t);
-                    }
-                }
-            });
-        }
+        };
+        for_each_chunk(&mut acc, |off, chunk| peers.combine_into::<K>(off, chunk));
+        self.recycle_peers(peers);
         Ok(Some(acc))
     }
 }
