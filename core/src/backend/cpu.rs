@@ -38,11 +38,12 @@ impl Backend for CpuBackend {
 
     fn gemm(&self, m: usize, k: usize, n: usize, a: &[Ring], b: &[Ring], c: &mut [Ring]) {
         assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+        let g = Gemm::dense(m, k, n, a, b);
         #[cfg(feature = "std")]
         if m.saturating_mul(k).saturating_mul(n) >= PARALLEL_THRESHOLD {
-            return gemm_parallel(m, k, n, a, b, c);
+            return gemm_parallel(g, &mut c[..m * n]);
         }
-        gemm_serial(Gemm::dense(m, k, n, a, b), c, n);
+        gemm_serial(g, c, n);
     }
 
     fn hadamard(&self, a: &RingTensor, b: &RingTensor) -> RingTensor {
@@ -50,22 +51,24 @@ impl Backend for CpuBackend {
     }
 }
 
-/// Splits `C` between rayon's threads, a few blocks per thread. Each task
+/// Splits `C` between rayon's threads, one block per thread. Each task
 /// packs the whole operand it does not split (all of `B` for a block of rows,
-/// all of `A` for a block of columns), so the rows are split when `A` has at
-/// least as many rows as `B` has columns, the columns otherwise: a
-/// convolution's `out_channels × pixels` output (64 × 1024 and wider) would
-/// otherwise pack its large `im2col` matrix once per block of 8 rows.
+/// all of `A` for a block of columns), so the blocks are as few as there are
+/// threads, and the rows are split when `A` has at least as many rows as `B`
+/// has columns, the columns otherwise: a convolution's
+/// `out_channels × pixels` output (64 × 1024 and wider) would otherwise pack
+/// its large `im2col` matrix once per block of rows. (Four blocks a thread
+/// made a `512³` product pack `B` eight times: 12% of its time on two cores.)
 #[cfg(feature = "std")]
-fn gemm_parallel(m: usize, k: usize, n: usize, a: &[Ring], b: &[Ring], c: &mut [Ring]) {
-    use alloc::vec;
+fn gemm_parallel(g: Gemm<'_>, c: &mut [Ring]) {
+    use super::gemm::gemm_rows;
+    use alloc::vec::Vec;
     use rayon::prelude::*;
     let threads = rayon::current_num_threads().max(1);
-    let g = Gemm::dense(m, k, n, a, b);
-    if m >= n && m >= 4 * threads {
-        let rows = m
-            .div_ceil(threads * 4)
-            .next_multiple_of(super::gemm::SPLIT_ALIGN);
+    let Gemm { m, n, .. } = g;
+    let align = super::gemm::SPLIT_ALIGN;
+    if m >= n && m >= align * threads {
+        let rows = m.div_ceil(threads).next_multiple_of(align);
         c[..m * n]
             .par_chunks_mut(rows * n)
             .enumerate()
@@ -75,26 +78,22 @@ fn gemm_parallel(m: usize, k: usize, n: usize, a: &[Ring], b: &[Ring], c: &mut [
                 gemm_serial(g.rows(r0, h), cchunk, n);
             });
     } else {
-        let cols = n
-            .div_ceil(threads * 2)
-            .next_multiple_of(super::gemm::SPLIT_ALIGN);
-        let parts: alloc::vec::Vec<(usize, alloc::vec::Vec<Ring>)> = (0..n)
-            .step_by(cols)
-            .collect::<alloc::vec::Vec<_>>()
-            .into_par_iter()
-            .map(|j0| {
-                let w = cols.min(n - j0);
-                let mut part = vec![0u64; m * w];
-                gemm_serial(g.cols(j0, w), &mut part, w);
-                (j0, part)
-            })
-            .collect();
-        for (j0, part) in parts {
-            let w = part.len() / m.max(1);
-            for i in 0..m {
-                c[i * n + j0..i * n + j0 + w].copy_from_slice(&part[i * w..(i + 1) * w]);
+        // Each task gets its columns of every row as a list of row pieces.
+        let cols = n.div_ceil(threads).next_multiple_of(align);
+        let mut per_task: Vec<Vec<&mut [Ring]>> = Vec::new();
+        for row in c[..m * n].chunks_mut(n) {
+            for (t, piece) in row.chunks_mut(cols).enumerate() {
+                if per_task.len() <= t {
+                    per_task.push(Vec::with_capacity(m));
+                }
+                per_task[t].push(piece);
             }
         }
+        per_task.par_iter_mut().enumerate().for_each(|(t, pieces)| {
+            let j0 = t * cols;
+            let w = pieces.first().map_or(0, |p| p.len());
+            gemm_rows(g.cols(j0, w), pieces);
+        });
     }
 }
 

@@ -7,13 +7,16 @@
 //! from L1 while its `MR × NR` accumulators stay in registers. Edges are padded
 //! with zeros in the packed copies, so any shape (empty included) works.
 //!
+//! The output is a list of row slices ([`Rows`]), not necessarily one
+//! contiguous matrix: a thread's share of a product split by columns is a
+//! piece of every row, written in place.
+//!
 //! The driver is generic over the micro-kernel: a portable `4 × 4` one here,
 //! and on x86-64 with `std` an `8 × 8` AVX-512 one or the portable one built
 //! for AVX2 (`super::gemm_x86`), picked at run time by what the CPU has.
 
 use crate::ring::Ring;
 use alloc::vec;
-#[cfg(test)]
 use alloc::vec::Vec;
 
 /// Rows of the portable micro-kernel.
@@ -80,65 +83,75 @@ impl<'a> Gemm<'a> {
     }
 }
 
+/// Rows of an output: each a mutable slice of at least `n` values, not
+/// necessarily contiguous with the next.
+pub(crate) type Rows<'r, 'c> = &'r mut [&'c mut [Ring]];
+
 /// `c[m×n] (leading dimension ldc) = a · b`, single-threaded.
 pub(crate) fn gemm_serial(g: Gemm<'_>, c: &mut [Ring], ldc: usize) {
-    #[cfg(all(feature = "std", target_arch = "x86_64"))]
-    if super::gemm_x86::try_gemm(g, c, ldc) {
+    if g.m == 0 || g.n == 0 {
         return;
     }
-    gemm_with::<MR, NR>(g, c, ldc, micro_kernel)
+    let mut rows: Vec<&mut [Ring]> = c.chunks_mut(ldc).take(g.m).collect();
+    gemm_rows(g, &mut rows)
 }
 
-/// `c = a · b` with an `MR × NR` micro-kernel: a few rows stream `b`
+/// `rows[i][..n] = (a · b)[i]` for every row `i < m`, single-threaded.
+pub(crate) fn gemm_rows(g: Gemm<'_>, rows: Rows<'_, '_>) {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    if super::gemm_x86::try_gemm(g, rows) {
+        return;
+    }
+    gemm_with::<MR, NR>(g, rows, micro_kernel)
+}
+
+/// `rows = a · b` with an `MR × NR` micro-kernel: a few rows stream `b`
 /// ([`gemm_few_rows`]), more are tiled ([`gemm_tiled`]). Always inlined, so
 /// that an instantiation inside a `#[target_feature]` function is compiled
 /// for those features.
 #[inline(always)]
 pub(super) fn gemm_with<const MR: usize, const NR: usize>(
     g: Gemm<'_>,
-    c: &mut [Ring],
-    ldc: usize,
+    rows: Rows<'_, '_>,
     kernel: impl Fn(&[Ring], &[Ring]) -> [[Ring; NR]; MR],
 ) {
-    for i in 0..g.m {
-        c[i * ldc..i * ldc + g.n].fill(0);
+    for row in rows.iter_mut().take(g.m) {
+        row[..g.n].fill(0);
     }
     if g.m < FEW_ROWS {
-        gemm_few_rows(g, c, ldc)
+        gemm_few_rows(g, rows)
     } else {
-        gemm_tiled::<MR, NR>(g, c, ldc, kernel)
+        gemm_tiled::<MR, NR>(g, rows, kernel)
     }
 }
 
-/// Adds `a · b` into the zeroed `c` for products with fewer rows than a
+/// Adds `a · b` into the zeroed `rows` for products with fewer rows than a
 /// micro-kernel (a vector times a matrix):
 /// packing would cost as much as the product and pad the rows to `MR`, so
 /// stream `b` once, row by row, into the `m` output rows. Zero entries of
 /// `a` are multiplied like any other, so the time does not depend on them
 /// (`a` may be the owner's weights).
 #[inline(always)]
-fn gemm_few_rows(g: Gemm<'_>, c: &mut [Ring], ldc: usize) {
+fn gemm_few_rows(g: Gemm<'_>, rows: Rows<'_, '_>) {
     let Gemm { m, k, n, a, b } = g;
     for p in 0..k {
         let brow = &b.data[p * b.ld..p * b.ld + n];
-        for i in 0..m {
+        for (i, row) in rows.iter_mut().enumerate().take(m) {
             let av = a.data[i * a.ld + p];
-            let crow = &mut c[i * ldc..i * ldc + n];
-            for (cv, &bv) in crow.iter_mut().zip(brow) {
+            for (cv, &bv) in row[..n].iter_mut().zip(brow) {
                 *cv = cv.wrapping_add(av.wrapping_mul(bv));
             }
         }
     }
 }
 
-/// Adds `a · b` into the zeroed `c`: the packed, cache-tiled product with an
-/// `MR × NR` micro-kernel, which maps a packed `A` panel (`kc` columns of
+/// Adds `a · b` into the zeroed `rows`: the packed, cache-tiled product with
+/// an `MR × NR` micro-kernel, which maps a packed `A` panel (`kc` columns of
 /// `MR`) and `B` panel (`kc` rows of `NR`) to their product.
 #[inline(always)]
 fn gemm_tiled<const MR: usize, const NR: usize>(
     g: Gemm<'_>,
-    c: &mut [Ring],
-    ldc: usize,
+    rows: Rows<'_, '_>,
     kernel: impl Fn(&[Ring], &[Ring]) -> [[Ring; NR]; MR],
 ) {
     let Gemm { m, k, n, a, b } = g;
@@ -155,8 +168,8 @@ fn gemm_tiled<const MR: usize, const NR: usize>(
             for ic in (0..m).step_by(MC) {
                 let mc = MC.min(m - ic);
                 pack_a::<MR>(a, ic, mc, pc, kc, &mut apack);
-                let c = &mut c[ic * ldc + jc..];
-                macro_kernel(mc, nc, kc, &apack, &bpack, c, ldc, &kernel);
+                let tile = Tile { mc, nc, kc, ic, jc };
+                macro_kernel(tile, &apack, &bpack, rows, &kernel);
             }
         }
     }
@@ -164,6 +177,12 @@ fn gemm_tiled<const MR: usize, const NR: usize>(
 
 /// Packs `b[pc..pc+kc, jc..jc+nc]` into panels of `NR` columns, each panel
 /// stored as `kc` rows of `NR` contiguous values (zero-padded).
+///
+/// The source is read row by row, each row once and in order, and its `NR`
+/// wide pieces dealt to the panels: reading a panel at a time instead walks
+/// `b` down a column with a stride of a whole row (a page or more for wide
+/// operands), which the prefetchers do not follow — that packing cost as much
+/// as a sixth of a `512³` product.
 #[inline(always)]
 fn pack_b<const NR: usize>(
     b: MatRef<'_>,
@@ -173,23 +192,26 @@ fn pack_b<const NR: usize>(
     nc: usize,
     out: &mut [Ring],
 ) {
-    for (panel, j0) in (0..nc).step_by(NR).enumerate() {
-        let w = NR.min(nc - j0);
-        let dst = &mut out[panel * kc * NR..(panel + 1) * kc * NR];
-        for (p, d) in dst.chunks_exact_mut(NR).enumerate() {
-            let row = &b.data[(pc + p) * b.ld + jc + j0..];
-            if w == NR {
-                // A whole panel row: a fixed-size copy the compiler inlines
-                // (a `memcpy` call per 64 bytes cost more than the kernel).
-                let (d, row): (&mut [Ring; NR], &[Ring; NR]) = (
-                    d.try_into().expect("chunks of NR"),
-                    row[..NR].try_into().expect("NR values"),
-                );
-                *d = *row;
-            } else {
-                d[..w].copy_from_slice(&row[..w]);
-                d[w..].fill(0);
-            }
+    let whole = nc / NR;
+    let panel_len = kc * NR;
+    for p in 0..kc {
+        let row = &b.data[(pc + p) * b.ld + jc..][..nc];
+        let (body, tail) = row.split_at(whole * NR);
+        for (panel, piece) in body.chunks_exact(NR).enumerate() {
+            // A fixed-size copy the compiler inlines (a `memcpy` call per
+            // 64 bytes cost more than the kernel).
+            let (d, piece): (&mut [Ring; NR], &[Ring; NR]) = (
+                (&mut out[panel * panel_len + p * NR..][..NR])
+                    .try_into()
+                    .expect("NR values"),
+                piece.try_into().expect("chunks of NR"),
+            );
+            *d = *piece;
+        }
+        if !tail.is_empty() {
+            let d = &mut out[whole * panel_len + p * NR..][..NR];
+            d[..tail.len()].copy_from_slice(tail);
+            d[tail.len()..].fill(0);
         }
     }
 }
@@ -221,18 +243,26 @@ fn pack_a<const MR: usize>(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn macro_kernel<const MR: usize, const NR: usize>(
+/// Where a macro-kernel's block lies: `mc × nc` outputs from row `ic`,
+/// column `jc` of the product, `kc` deep.
+#[derive(Clone, Copy)]
+struct Tile {
     mc: usize,
     nc: usize,
     kc: usize,
+    ic: usize,
+    jc: usize,
+}
+
+#[inline(always)]
+fn macro_kernel<const MR: usize, const NR: usize>(
+    tile: Tile,
     apack: &[Ring],
     bpack: &[Ring],
-    c: &mut [Ring],
-    ldc: usize,
+    rows: Rows<'_, '_>,
     kernel: &impl Fn(&[Ring], &[Ring]) -> [[Ring; NR]; MR],
 ) {
+    let Tile { mc, nc, kc, ic, jc } = tile;
     for (jp, j0) in (0..nc).step_by(NR).enumerate() {
         let bp = &bpack[jp * kc * NR..(jp + 1) * kc * NR];
         let w = NR.min(nc - j0);
@@ -241,7 +271,7 @@ fn macro_kernel<const MR: usize, const NR: usize>(
             let acc = kernel(ap, bp);
             let h = MR.min(mc - i0);
             for (r, acc_row) in acc.iter().enumerate().take(h) {
-                let crow = &mut c[(i0 + r) * ldc + j0..][..w];
+                let crow = &mut rows[ic + i0 + r][jc + j0..][..w];
                 for (cv, &v) in crow.iter_mut().zip(acc_row) {
                     *cv = cv.wrapping_add(v);
                 }
@@ -323,7 +353,10 @@ mod tests {
             assert_eq!(c, want, "{m}x{k}x{n}");
             // ...and the portable kernel on every machine.
             let mut c = vec![7; m * n];
-            gemm_with::<MR, NR>(g, &mut c, n, micro_kernel);
+            if n > 0 {
+                let mut rows: Vec<&mut [Ring]> = c.chunks_mut(n).collect();
+                gemm_with::<MR, NR>(g, &mut rows, micro_kernel);
+            }
             assert_eq!(c, want, "portable {m}x{k}x{n}");
         });
     }

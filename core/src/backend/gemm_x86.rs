@@ -24,7 +24,7 @@
 
 #![allow(unsafe_code)]
 
-use super::gemm::{Gemm, gemm_with, micro_kernel as portable_kernel};
+use super::gemm::{Gemm, Rows, gemm_with, micro_kernel as portable_kernel};
 use crate::ring::Ring;
 use core::arch::x86_64::{
     __m512i, _mm512_add_epi64, _mm512_loadu_si512, _mm512_mullo_epi64, _mm512_set1_epi64,
@@ -65,28 +65,29 @@ pub(super) fn kernel_name() -> Option<&'static str> {
     })
 }
 
-/// `c = a · b` with the best kernel this CPU has: AVX-512, else the portable
-/// one built for AVX2; `false` (and `c` untouched) if it has neither.
-pub(super) fn try_gemm(g: Gemm<'_>, c: &mut [Ring], ldc: usize) -> bool {
+/// `rows = a · b` with the best kernel this CPU has: AVX-512, else the
+/// portable one built for AVX2; `false` (and `rows` untouched) if it has
+/// neither.
+pub(super) fn try_gemm(g: Gemm<'_>, rows: Rows<'_, '_>) -> bool {
     match detect() {
         // SAFETY: `gemm_avx512` needs AVX-512F and AVX-512DQ, which `detect`
         // just found on the CPU this runs on.
-        Some(Kernel::Avx512) => unsafe { gemm_avx512(g, c, ldc) },
+        Some(Kernel::Avx512) => unsafe { gemm_avx512(g, rows) },
         // SAFETY: `gemm_avx2` needs AVX2, which `detect` just found.
-        Some(Kernel::Avx2) => unsafe { gemm_avx2(g, c, ldc) },
+        Some(Kernel::Avx2) => unsafe { gemm_avx2(g, rows) },
         None => return false,
     }
     true
 }
 
 #[target_feature(enable = "avx2")]
-fn gemm_avx2(g: Gemm<'_>, c: &mut [Ring], ldc: usize) {
-    gemm_with(g, c, ldc, portable_kernel)
+fn gemm_avx2(g: Gemm<'_>, rows: Rows<'_, '_>) {
+    gemm_with(g, rows, portable_kernel)
 }
 
 #[target_feature(enable = "avx512f,avx512dq")]
-fn gemm_avx512(g: Gemm<'_>, c: &mut [Ring], ldc: usize) {
-    gemm_with::<MR, NR>(g, c, ldc, |ap, bp| kernel(ap, bp))
+fn gemm_avx512(g: Gemm<'_>, rows: Rows<'_, '_>) {
+    gemm_with::<MR, NR>(g, rows, |ap, bp| kernel(ap, bp))
 }
 
 /// `Σ_p ap[p]ᵀ · bp[p]` for packed panels: `ap` is `kc` columns of 8 rows,
@@ -119,6 +120,7 @@ mod tests {
     use super::*;
     use crate::backend::gemm::for_each_case;
     use alloc::vec;
+    use alloc::vec::Vec;
 
     #[test]
     fn x86_kernels_match_naive_where_the_cpu_has_them() {
@@ -138,11 +140,13 @@ mod tests {
         for_each_case(9, &shapes, |m, k, n, a, b, want| {
             let g = Gemm::dense(m, k, n, a, b);
             let mut c = vec![7; m * n];
-            assert!(try_gemm(g, &mut c, n));
+            let mut rows: Vec<&mut [Ring]> = c.chunks_mut(n).collect();
+            assert!(try_gemm(g, &mut rows));
             assert_eq!(c, want, "best kernel {m}x{k}x{n}");
             let mut c = vec![7; m * n];
+            let mut rows: Vec<&mut [Ring]> = c.chunks_mut(n).collect();
             // SAFETY: AVX2 was detected at the top of the test.
-            unsafe { gemm_avx2(g, &mut c, n) };
+            unsafe { gemm_avx2(g, &mut rows) };
             assert_eq!(c, want, "AVX2 {m}x{k}x{n}");
         });
     }
