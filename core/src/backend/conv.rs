@@ -104,14 +104,22 @@ pub fn im2col(
                         continue;
                     }
                     let src = &plane[iy as usize * w..][..w];
-                    for (ox, d) in drow.iter_mut().enumerate() {
-                        let ix = (ox * p.stride[1] + kx * p.dilation[1]) as isize
-                            - p.padding[1] as isize;
-                        *d = if ix < 0 || ix >= w as isize {
-                            0
-                        } else {
-                            src[ix as usize]
-                        };
+                    // Output columns whose input column `ox·s + kx·d − pad`
+                    // lies inside the row: `lo..hi`; the rest is padding.
+                    let (s, off) = (p.stride[1], kx * p.dilation[1]);
+                    let lo = p.padding[1].saturating_sub(off).div_ceil(s).min(ow);
+                    let hi = (w + p.padding[1])
+                        .saturating_sub(off)
+                        .div_ceil(s)
+                        .clamp(lo, ow);
+                    drow[..lo].fill(0);
+                    drow[hi..].fill(0);
+                    if lo < hi {
+                        let first = lo * s + off - p.padding[1];
+                        let src = src[first..].iter().step_by(s);
+                        for (d, &v) in drow[lo..hi].iter_mut().zip(src) {
+                            *d = v;
+                        }
                     }
                 }
             }
@@ -208,6 +216,18 @@ mod tests {
                     padding: [1, 0, 2, 1],
                     dilation: [1, 2],
                     groups: 2,
+                },
+            ),
+            (
+                // Padding wider than the kernel reaches: whole rows and
+                // runs of columns are padding; a stride of 3 skips columns.
+                [1, 2, 5, 4],
+                [2, 2, 2, 3],
+                Conv2dParams {
+                    stride: [1, 3],
+                    padding: [2, 3, 1, 4],
+                    dilation: [2, 1],
+                    groups: 1,
                 },
             ),
             (

@@ -14,8 +14,13 @@
 //! (the compiler vectorizes it with `vpmuludq` on 32-bit halves: about 1.4×
 //! the scalar build; a hand-written AVX2 kernel measured slower).
 //!
-//! This is the core's one island of `unsafe` (the crate denies it everywhere
-//! else), four uses, each with its argument next to it: the calls into the
+//! On CPUs with Intel AMX, products large enough go to `super::gemm_amx`
+//! instead (three times faster than `vpmullq` there); `HUSH_CPU_GEMM` caps
+//! the choice ([`CAP_VAR`]).
+//!
+//! This is one of the core's two islands of `unsafe` (with `gemm_amx`; the
+//! crate denies it everywhere else), five uses, each with its argument next
+//! to it: the calls into the
 //! `#[target_feature]` functions (sound because the features were detected),
 //! and the unaligned vector load and store (sound because each touches a
 //! whole `[u64; 8]` the borrow checker vouches for). No share data is read
@@ -34,48 +39,83 @@ use core::arch::x86_64::{
 const MR: usize = 8;
 const NR: usize = 8;
 
-/// The kernels of this module.
-#[derive(Clone, Copy)]
+/// The kernels of this module, fastest first.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kernel {
+    /// AMX (`super::gemm_amx`) for products large enough, the AVX-512
+    /// kernel for the rest.
+    Amx,
     /// AVX-512F and AVX-512DQ: the `8 × 8` `vpmullq` kernel.
     Avx512,
     /// AVX2: the portable kernel compiled for it.
     Avx2,
+    /// None of this module's: the portable kernel as built.
+    Portable,
 }
 
-/// The best kernel this CPU can run, if any (the standard library caches
-/// the detection).
-fn detect() -> Option<Kernel> {
-    if std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512dq")
-    {
-        Some(Kernel::Avx512)
-    } else if std::arch::is_x86_feature_detected!("avx2") {
-        Some(Kernel::Avx2)
-    } else {
-        None
+impl Kernel {
+    fn name(self) -> &'static str {
+        match self {
+            Kernel::Amx => "amx",
+            Kernel::Avx512 => "avx512",
+            Kernel::Avx2 => "avx2",
+            Kernel::Portable => "portable",
+        }
     }
 }
 
-/// The kernel [`try_gemm`] picks on this CPU, if any.
-pub(super) fn kernel_name() -> Option<&'static str> {
-    detect().map(|k| match k {
-        Kernel::Avx512 => "avx512",
-        Kernel::Avx2 => "avx2",
+/// The environment variable that caps the kernel (`amx`, `avx512`, `avx2`
+/// or `portable`): the CPU's best kernel no faster than it. For comparing
+/// kernels on one machine; unset, the best one runs.
+pub(super) const CAP_VAR: &str = "HUSH_CPU_GEMM";
+
+/// The kernel this process uses: the best this CPU can run, capped by
+/// [`CAP_VAR`]. Detected once.
+fn detect() -> Kernel {
+    static KERNEL: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+    *KERNEL.get_or_init(|| {
+        let cap = std::env::var(CAP_VAR)
+            .ok()
+            .and_then(|v| {
+                [Kernel::Amx, Kernel::Avx512, Kernel::Avx2, Kernel::Portable]
+                    .into_iter()
+                    .find(|k| k.name() == v.trim())
+            })
+            .unwrap_or(Kernel::Amx);
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq");
+        if avx512 && cap <= Kernel::Amx && super::gemm_amx::available() {
+            Kernel::Amx
+        } else if avx512 && cap <= Kernel::Avx512 {
+            Kernel::Avx512
+        } else if std::arch::is_x86_feature_detected!("avx2") && cap <= Kernel::Avx2 {
+            Kernel::Avx2
+        } else {
+            Kernel::Portable
+        }
     })
 }
 
-/// `rows = a · b` with the best kernel this CPU has: AVX-512, else the
-/// portable one built for AVX2; `false` (and `rows` untouched) if it has
-/// neither.
+/// The kernel [`try_gemm`] picks on this CPU, if any of this module's.
+pub(super) fn kernel_name() -> Option<&'static str> {
+    match detect() {
+        Kernel::Portable => None,
+        k => Some(k.name()),
+    }
+}
+
+/// `rows = a · b` with the best kernel this CPU has (and [`CAP_VAR`]
+/// allows): AMX for large products, AVX-512, else the portable one built for
+/// AVX2; `false` (and `rows` untouched) if it has none of them.
 pub(super) fn try_gemm(g: Gemm<'_>, rows: Rows<'_, '_>) -> bool {
     match detect() {
+        Kernel::Amx if super::gemm_amx::worth_it(&g) => super::gemm_amx::gemm(g, rows),
         // SAFETY: `gemm_avx512` needs AVX-512F and AVX-512DQ, which `detect`
-        // just found on the CPU this runs on.
-        Some(Kernel::Avx512) => unsafe { gemm_avx512(g, rows) },
-        // SAFETY: `gemm_avx2` needs AVX2, which `detect` just found.
-        Some(Kernel::Avx2) => unsafe { gemm_avx2(g, rows) },
-        None => return false,
+        // found on the CPU this runs on (AMX is only chosen with them).
+        Kernel::Amx | Kernel::Avx512 => unsafe { gemm_avx512(g, rows) },
+        // SAFETY: `gemm_avx2` needs AVX2, which `detect` found.
+        Kernel::Avx2 => unsafe { gemm_avx2(g, rows) },
+        Kernel::Portable => return false,
     }
     true
 }
@@ -148,6 +188,17 @@ mod tests {
             // SAFETY: AVX2 was detected at the top of the test.
             unsafe { gemm_avx2(g, &mut rows) };
             assert_eq!(c, want, "AVX2 {m}x{k}x{n}");
+            // The AVX-512 kernel too where the CPU has it (on an AMX CPU
+            // `try_gemm` takes AMX for the larger shapes).
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+            {
+                let mut c = vec![7; m * n];
+                let mut rows: Vec<&mut [Ring]> = c.chunks_mut(n).collect();
+                // SAFETY: AVX-512F and AVX-512DQ were just detected.
+                unsafe { gemm_avx512(g, &mut rows) };
+                assert_eq!(c, want, "AVX-512 {m}x{k}x{n}");
+            }
         });
     }
 }

@@ -10,6 +10,8 @@ pub(crate) mod conv;
 mod cpu;
 mod gemm;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod gemm_amx;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod gemm_x86;
 
 pub use conv::{Conv2dParams, conv2d_output_hw, im2col};
