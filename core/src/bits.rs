@@ -114,13 +114,17 @@ impl BitShare {
         let mut out = BitShare::zeros(len);
         let mut at = 0;
         for p in parts {
-            if at % 64 == 0 {
-                let w = at / 64;
+            let (w, sh) = (at / 64, at % 64);
+            if sh == 0 {
                 out.words[w..w + p.words.len()].copy_from_slice(&p.words);
             } else {
-                for i in 0..p.len {
-                    let bit = (p.words[i / 64] >> (i % 64)) & 1;
-                    out.words[(at + i) / 64] |= bit << ((at + i) % 64);
+                // Each word straddles two of the output's; bits past a
+                // share's length are zero, so they add nothing.
+                for (i, &v) in p.words.iter().enumerate() {
+                    out.words[w + i] |= v << sh;
+                    if let Some(next) = out.words.get_mut(w + i + 1) {
+                        *next |= v >> (64 - sh);
+                    }
                 }
             }
             at += p.len;
@@ -227,5 +231,31 @@ mod tests {
         assert_eq!(c.len(), 19);
         assert_eq!(c.words()[0], 0xff | (0xff << 11));
         assert_eq!(alloc::format!("{a:?}"), "BitShare { len: 70 }");
+    }
+
+    #[test]
+    fn concat_keeps_every_bit_at_any_offset() {
+        let mut prg = Prg::new(&Seed::from_bytes([8; 32]));
+        let lens = [100_000, 1, 63, 64, 65, 0, 129, 1000];
+        let parts: Vec<BitShare> = lens
+            .iter()
+            .map(|&len| {
+                let mut w = vec![0u64; words_for(len)];
+                prg.fill(&mut w);
+                BitShare::from_words(len, w)
+            })
+            .collect();
+        let refs: Vec<&BitShare> = parts.iter().collect();
+        let c = BitShare::concat(&refs);
+        assert_eq!(c.len(), lens.iter().sum::<usize>());
+        let mut at = 0;
+        for p in &parts {
+            for i in 0..p.len() {
+                assert_eq!(c.get(at + i), p.get(i), "bit {i} of a part at {at}");
+            }
+            at += p.len();
+        }
+        // Bits past the length stay zero.
+        assert_eq!(c.words().last().map(|w| w & !tail_mask(c.len())), Some(0));
     }
 }

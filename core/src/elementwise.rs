@@ -50,6 +50,30 @@ pub(crate) fn for_each_chunk(out: &mut [Ring], f: impl Fn(usize, &mut [Ring]) + 
     f(0, out)
 }
 
+/// [`for_each_chunk`] over `K` outputs of one length at once:
+/// `f(offset, [the chunk of each])`.
+pub(crate) fn for_each_chunk_of<const K: usize>(
+    outs: [&mut [Ring]; K],
+    f: impl Fn(usize, [&mut [Ring]; K]) + Sync + Send,
+) {
+    let len = outs.first().map_or(0, |o| o.len());
+    debug_assert!(outs.iter().all(|o| o.len() == len));
+    #[cfg(feature = "std")]
+    if len >= 2 * CHUNK {
+        use rayon::prelude::*;
+        let mut iters = outs.map(|o| o.chunks_mut(CHUNK));
+        let parts: alloc::vec::Vec<[&mut [Ring]; K]> = (0..len.div_ceil(CHUNK))
+            .map(|_| core::array::from_fn(|k| iters[k].next().unwrap_or_default()))
+            .collect();
+        parts
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(i, c)| f(i * CHUNK, c));
+        return;
+    }
+    f(0, outs)
+}
+
 /// [`for_each_chunk`] over bytes, in chunks of whole 8-byte words; the
 /// offset passed to `f` counts bytes.
 pub(crate) fn for_each_chunk_bytes(out: &mut [u8], f: impl Fn(usize, &mut [u8]) + Sync + Send) {

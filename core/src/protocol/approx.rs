@@ -103,14 +103,9 @@ struct Fx {
     f: u32,
 }
 
-/// The exponent of a normalized vector as thermometer code: element
-/// `k·n + i` of `at_least` is a share of 1 exactly when `x_i ≥ 2^(lo+k)`
-/// (so `x_i ∈ [2^j, 2^(j+1))` for the largest such `j`).
-struct Exponent {
-    at_least: Vec<u64>,
-    shape: Vec<usize>,
-    lo: i32,
-}
+/// A function of the exponent `j` and the fixed-point scale to encode it at,
+/// for [`Party::exponent_factors`].
+type ExponentFn<'a> = (&'a dyn Fn(i32) -> f64, u32);
 
 fn scalar(v: u64) -> RingTensor {
     RingTensor::from_elem(IxDyn(&[]), v)
@@ -322,16 +317,17 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         Ok(self.exp_fx(x, -1.0, 1.0, f).await?.v)
     }
 
-    /// The one-hot exponent of `x ∈ (0, 2^(hi+1))` over `[lo, hi]` (no
-    /// exponent below `2^lo`; outside that range, that of `x mod 2^(hi+1)`,
-    /// which is meaningless): 14 rounds.
+    /// The exponent of `x ∈ (0, 2^(hi+1))` over `[lo, hi]` as thermometer
+    /// code (no exponent below `2^lo`; outside that range, that of
+    /// `x mod 2^(hi+1)`, which is meaningless): binary-shared bits, plane
+    /// `j − lo` holding `[x ≥ 2^j]` for every element. 13 rounds.
     ///
     /// `[x ≥ 2^j]` is "one of bits `j+f … hi+f` of `x` is set": the low
     /// `hi+f+1` bits of `x` by one carry-prefix adder (7 rounds), a suffix OR
-    /// over the bits from `lo+f` up (6 rounds), one bit conversion. About a
-    /// sixth of the traffic of comparing `x` with every `2^j`, which needs a
-    /// whole 64-bit adder per threshold.
-    async fn exponent(&mut self, x: &ArithShare, lo: i32, hi: i32) -> Result<Exponent> {
+    /// over the bits from `lo+f` up (6 rounds). About a sixth of the traffic
+    /// of comparing `x` with every `2^j`, which needs a whole 64-bit adder
+    /// per threshold.
+    async fn exponent_bits(&mut self, x: &ArithShare, lo: i32, hi: i32) -> Result<BitShare> {
         let f = self.frac() as i32;
         if lo < -f || hi < lo || hi + f > 60 {
             return Err(Error::Usage(format!(
@@ -343,48 +339,50 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             .await?;
         // b_j = [x ≥ 2^j] = OR of bits j+f..=hi+f
         let at_least = self.suffix_or(bits).await?;
-        let ints = self
-            .b2a_bits(&BitShare::concat(&at_least.iter().collect::<Vec<_>>()))
-            .await?;
-        Ok(Exponent {
-            at_least: ints.into_raw().into_raw_vec_and_offset().0,
-            shape: x.shape().to_vec(),
-            lo,
-        })
+        Ok(BitShare::concat(&at_least.iter().collect::<Vec<_>>()))
     }
 
-    /// `round(g(j)·2^k)` for the exponent `j` of each element, at scale `k`
-    /// (local): `Σ_j [x ≥ 2^j]·(w_j − w_(j−1))` with `w_j = round(g(j)·2^k)`
-    /// and `w_(lo−1) = 0`, one pass over the thermometer code.
-    fn factor(&self, e: &Exponent, g: impl Fn(i32) -> f64, k: u32) -> Result<Fx> {
-        let n: usize = e.shape.iter().product();
-        let count = e.at_least.len().checked_div(n).unwrap_or(0);
-        let mut steps = Vec::with_capacity(count);
-        let mut prev = 0u64;
-        for j in 0..count {
-            let w = fixed(g(e.lo + j as i32), k)?;
-            steps.push(w.wrapping_sub(prev));
-            prev = w;
-        }
-        let mut out = vec![0u64; n];
-        for (b, &step) in e.at_least.chunks_exact(n.max(1)).zip(&steps) {
-            for (o, &bit) in out.iter_mut().zip(b) {
-                *o = o.wrapping_add(bit.wrapping_mul(step));
+    /// `round(g(j)·2^k)` for the exponent `j` of each element of `x` over
+    /// `[lo, hi]`, for each `(g, k)` of `fns`: `Σ_j [x ≥ 2^j]·(w_j − w_(j−1))`
+    /// with `w_j = round(g(j)·2^k)` and `w_(lo−1) = 0`, all summed in the
+    /// thermometer code's conversion to arithmetic shares. 14 rounds.
+    async fn exponent_factors<const K: usize>(
+        &mut self,
+        x: &ArithShare,
+        lo: i32,
+        hi: i32,
+        fns: [ExponentFn<'_>; K],
+    ) -> Result<[Fx; K]> {
+        let bits = self.exponent_bits(x, lo, hi).await?;
+        let mut steps: [Vec<u64>; K] = core::array::from_fn(|_| Vec::new());
+        for (steps, &(g, k)) in steps.iter_mut().zip(&fns) {
+            let mut prev = 0u64;
+            for j in lo..=hi {
+                let w = fixed(g(j), k)?;
+                steps.push(w.wrapping_sub(prev));
+                prev = w;
             }
         }
-        Ok(Fx {
-            v: ArithShare::from_raw(from_vec(&e.shape, out)),
-            f: k,
-        })
+        let n = x.len();
+        let weights: [&[u64]; K] = core::array::from_fn(|k| &steps[k][..]);
+        let sums = self.b2a_weighted(&bits, n, weights).await?;
+        let mut sums = sums.into_iter();
+        Ok(core::array::from_fn(|k| Fx {
+            v: ArithShare::from_raw(from_vec(x.shape(), sums.next().unwrap_or_default())),
+            f: fns[k].1,
+        }))
     }
 
     /// `x·2^(-j)` (the mantissa, in `[1, 2)`) as an unreduced product at
-    /// scale `f + norm_hi + 2`, and the exponent `j`.
-    async fn mantissa(&mut self, x: &ArithShare) -> Result<(Fx, Exponent)> {
+    /// scale `f + norm_hi + 2`, and `round(h(j)·2^k)` for the exponent `j`
+    /// (`(h, k)` = `extra`), computed with the mantissa's factor.
+    async fn mantissa(&mut self, x: &ArithShare, extra: ExponentFn<'_>) -> Result<(Fx, Fx)> {
         let cfg = self.config.approx;
-        let e = self.exponent(x, cfg.norm_lo, cfg.norm_hi).await?;
         let k1 = (cfg.norm_hi + 2) as u32;
-        let m1 = self.factor(&e, |j| libm::pow(2.0, -j as f64), k1)?;
+        let inv = |j: i32| libm::pow(2.0, -j as f64);
+        let [m1, m2] = self
+            .exponent_factors(x, cfg.norm_lo, cfg.norm_hi, [(&inv, k1), extra])
+            .await?;
         let op = BilinearOp::Hadamard {
             shape: x.shape().to_vec(),
         };
@@ -394,7 +392,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 v,
                 f: self.frac() + k1,
             },
-            e,
+            m2,
         ))
     }
 
@@ -450,8 +448,6 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         h: impl Fn(i32) -> f64,
         bound: f64,
     ) -> Result<ArithShare> {
-        let (xm, e) = self.mantissa(x).await?;
-        let r = self.poly_masked(&xm, 1.0, 2.0, g, WORK).await?;
         // Scale of the factor: as high as the product allows.
         let k2 = libm::floor(59.0 - WORK as f64 - log2(bound.max(1.0)));
         if k2 < 8.0 {
@@ -459,7 +455,8 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 "approximation range too wide for the ring".into(),
             ));
         }
-        let m2 = self.factor(&e, h, k2 as u32)?;
+        let (xm, m2) = self.mantissa(x, (&h, k2 as u32)).await?;
+        let r = self.poly_masked(&xm, 1.0, 2.0, g, WORK).await?;
         let f = self.frac();
         Ok(self.mul_fx(&[(&r, &m2)], f).await?.remove(0).v)
     }
@@ -502,9 +499,9 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
 
     /// `ln x` for `x` in the reciprocal's range: `ln x' + j·ln 2`. Rounds: 18.
     pub async fn log(&mut self, x: &ArithShare) -> Result<ArithShare> {
-        let (xm, e) = self.mantissa(x).await?;
+        let j_ln2 = |j: i32| j as f64 * core::f64::consts::LN_2;
+        let (xm, jl) = self.mantissa(x, (&j_ln2, WORK)).await?;
         let r = self.poly_masked(&xm, 1.0, 2.0, libm::log, WORK).await?;
-        let jl = self.factor(&e, |j| j as f64 * core::f64::consts::LN_2, WORK)?;
         let sum = self.add(&r.v, &jl.v)?;
         let f = self.frac();
         Ok(self.rescale(&Fx { v: sum, f: WORK }, f).await?.v)
@@ -682,8 +679,8 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     pub async fn softmax(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let (e, rows, k) = self.softmax_exp(x).await?;
         let sums = self.row_sums(&e.v, rows, k)?;
-        let ex = self.exponent(&sums, -8, 37).await?;
-        let m1 = self.factor(&ex, |j| libm::pow(2.0, -j as f64), 40)?;
+        let inv = |j: i32| libm::pow(2.0, -j as f64);
+        let [m1] = self.exponent_factors(&sums, -8, 37, [(&inv, 40)]).await?;
         // S' = S·2^-j ∈ [1,2) and every e'_i = e_i·2^-j ≤ 2, in one batch.
         let m1_rows = Fx {
             v: repeat_rows(&m1.v, k),
@@ -811,7 +808,7 @@ mod tests {
     use super::*;
     use crate::protocol::Config;
     use crate::protocol::testing::run;
-    use crate::share::Arith;
+    use crate::share::{Arith, BinaryShare};
 
     /// The thermometer code of the exponent is exact (tolerance 0) at every
     /// power of two of the default range and one unit either side of it, at
@@ -835,18 +832,38 @@ mod tests {
                 async move {
                     let me = p.id();
                     let xa = p.input::<Arith>(0, (me == 0).then_some(x), &[len]).await?;
-                    let e = p.exponent(&xa, lo, hi).await?;
-                    let codes = ArithShare::from_raw(from_vec(&[e.at_least.len()], e.at_least));
-                    p.open(&codes).await
+                    let bits = p.exponent_bits(&xa, lo, hi).await?;
+                    let words = bits.words().to_vec();
+                    let codes = BinaryShare::from_raw(from_vec(&[words.len()], words));
+                    let codes = p.open(&codes).await?;
+                    // The exponent itself as a factor: w_j = j.
+                    let j = |j: i32| f64::from(j);
+                    let [e] = p.exponent_factors(&xa, lo, hi, [(&j, 0)]).await?;
+                    Ok((codes, p.open(&e.v).await?))
                 }
             });
-            for got in outs {
-                let got = as_slice(&got);
+            for (codes, exps) in outs {
+                let codes = BitShare::from_words(
+                    xs.len() * (hi - lo + 1) as usize,
+                    as_slice(&codes).to_vec(),
+                );
                 for (k, j) in (lo..=hi).enumerate() {
                     for (i, &v) in xs.iter().enumerate() {
-                        let want = u64::from(v >= 1u64 << (j + f));
-                        assert_eq!(got[k * len + i], want, "[{v} ≥ 2^{j}] with {n} parties");
+                        let want = v >= 1u64 << (j + f);
+                        assert_eq!(
+                            codes.get(k * len + i),
+                            want,
+                            "[{v} ≥ 2^{j}] with {n} parties"
+                        );
                     }
+                }
+                for (i, &v) in xs.iter().enumerate() {
+                    let want = (lo..=hi)
+                        .filter(|&j| v >= 1u64 << (j + f))
+                        .max()
+                        .unwrap_or(0);
+                    let got = as_slice(&exps)[i] as i64;
+                    assert_eq!(got, i64::from(want), "exponent of {v} with {n} parties");
                 }
             }
         }

@@ -19,15 +19,37 @@ use super::Party;
 use crate::backend::Backend;
 use crate::bits::{BitShare, from_planes, to_planes, words_for};
 use crate::channel::Channel;
-use crate::elementwise::{as_slice, for_each_chunk, from_vec};
+use crate::elementwise::{as_slice, for_each_chunk, for_each_chunk_of, from_vec};
 use crate::error::{Error, Result};
-use crate::preprocessing::{CorrelationRequest, Preprocessing};
-use crate::ring::RingTensor;
+use crate::preprocessing::{BitPair, CorrelationRequest, Preprocessing};
+use crate::ring::{Ring, RingTensor};
 use crate::share::{ArithShare, BinaryShare};
 use alloc::vec::Vec;
 
 /// 64 bit planes of a binary-shared vector.
 type Planes = Vec<BitShare>;
+
+/// A party's additive share of the bit `b = c ⊕ r` from the opened `c` and
+/// its share `ra` of the dealer's `r`: `c + r − 2cr`, the public `c` added by
+/// party 0 only.
+#[inline(always)]
+fn bit_from_mask(c: u64, ra: Ring, me0: bool) -> Ring {
+    // (1 − 2c)·r as a conditional negation: `neg` is all ones when c = 1.
+    let neg = 0u64.wrapping_sub(c);
+    let v = (ra ^ neg).wrapping_sub(neg);
+    if me0 { v.wrapping_add(c) } else { v }
+}
+
+/// The 64 bits of `words` from bit `at` on (zeros past the end).
+#[inline(always)]
+fn bits_at(words: &[u64], at: usize) -> u64 {
+    let (q, r) = (at / 64, at % 64);
+    let lo = words.get(q).copied().unwrap_or(0) >> r;
+    match (r, words.get(q + 1)) {
+        (0, _) | (_, None) => lo,
+        (_, Some(&hi)) => lo | hi << (64 - r),
+    }
+}
 
 fn zero_planes(n: usize) -> Planes {
     (0..64).map(|_| BitShare::zeros(n)).collect()
@@ -281,12 +303,77 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// one round with a dealer bit pair.
     pub async fn b2a_bits(&mut self, bits: &BitShare) -> Result<ArithShare> {
         let n = bits.len();
+        let (pair, c) = self.open_masked_bits(bits).await?;
+        let ra = as_slice(&pair.r_arith);
+        let me0 = self.id() == 0;
+        let mut out = alloc::vec![0u64; n];
+        for_each_chunk(&mut out, |off, chunk| {
+            for ((o, &ra), j) in chunk.iter_mut().zip(&ra[off..]).zip(off..) {
+                *o = bit_from_mask((c[j / 64] >> (j % 64)) & 1, ra, me0);
+            }
+        });
+        Ok(ArithShare::from_raw(from_vec(&[n], out)))
+    }
+
+    /// `Σ_j b_(j,e)·w_k[j]` for every element `e < n` and weight vector
+    /// `w_k`, as additive shares, where `bits` holds `w_k.len()` planes of
+    /// `n` shared bits one after another (plane `j`, element `e` at bit
+    /// `j·n + e`). The same round, correlation and message as
+    /// [`Party::b2a_bits`] on `bits`, but the arithmetic bits are summed as
+    /// they are made instead of stored: one pass over the dealer's shares,
+    /// `K·n` words out instead of `planes·n`.
+    pub(crate) async fn b2a_weighted<const K: usize>(
+        &mut self,
+        bits: &BitShare,
+        n: usize,
+        weights: [&[Ring]; K],
+    ) -> Result<[Vec<Ring>; K]> {
+        let planes = weights.first().map_or(0, |w| w.len());
+        if weights.iter().any(|w| w.len() != planes) || planes * n != bits.len() {
+            return Err(Error::Shape(alloc::format!(
+                "{} bits as {planes} planes of {n}",
+                bits.len()
+            )));
+        }
+        let (pair, c) = self.open_masked_bits(bits).await?;
+        let ra = as_slice(&pair.r_arith);
+        let me0 = self.id() == 0;
+        let mut out: [Vec<Ring>; K] = core::array::from_fn(|_| alloc::vec![0; n]);
+        for_each_chunk_of(out.each_mut().map(|v| &mut v[..]), |e0, mut outs| {
+            let len = outs.first().map_or(0, |o| o.len());
+            let mut b = [0u64; 64];
+            for j in 0..planes {
+                // 64 elements at a time: their opened bits as one word, so
+                // the loops below index no bits.
+                for blk in (0..len).step_by(64) {
+                    let at = j * n + e0 + blk;
+                    let m = 64.min(len - blk);
+                    let cw = bits_at(&c, at);
+                    for (i, (b, &ra)) in b.iter_mut().zip(&ra[at..at + m]).enumerate() {
+                        *b = bit_from_mask((cw >> i) & 1, ra, me0);
+                    }
+                    for (out, w) in outs.iter_mut().zip(weights) {
+                        let wj = w[j];
+                        for (o, &b) in out[blk..blk + m].iter_mut().zip(&b) {
+                            *o = o.wrapping_add(b.wrapping_mul(wj));
+                        }
+                    }
+                }
+            }
+        });
+        Ok(out)
+    }
+
+    /// Opens `c = b ⊕ r` for a dealer bit pair `(r, [r])` (one round) and
+    /// returns the pair and `c`'s words.
+    async fn open_masked_bits(&mut self, bits: &BitShare) -> Result<(BitPair, Vec<u64>)> {
+        let n = bits.len();
         let pair = self
             .prep
             .next(&CorrelationRequest::BitPair { len: n })
             .await?
             .into_bit()?;
-        let (r, ra) = (as_slice(&pair.r), as_slice(&pair.r_arith));
+        let r = as_slice(&pair.r);
         let w = bits.words();
         let fill = |off: usize, out: &mut [u64]| {
             for (o, j) in out.iter_mut().zip(off..) {
@@ -296,20 +383,13 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let ex = self
             .exchange::<crate::share::Binary>(words_for(n), fill, None)
             .await?;
-        let mut peer = alloc::vec![0u64; words_for(n)];
-        ex.peers.read(0, &mut peer);
+        let mut c = alloc::vec![0u64; words_for(n)];
+        ex.peers.read(0, &mut c);
         self.recycle(ex);
-        let me0 = self.id() == 0;
-        let mut out = alloc::vec![0u64; n];
-        for_each_chunk(&mut out, |off, chunk| {
-            for ((o, &ra), j) in chunk.iter_mut().zip(&ra[off..]).zip(off..) {
-                let c = ((w[j / 64] ^ r[j / 64] ^ peer[j / 64]) >> (j % 64)) & 1;
-                // b = c ⊕ r = c + r − 2cr
-                let v = (1u64.wrapping_sub(2 * c)).wrapping_mul(ra);
-                *o = if me0 { v.wrapping_add(c) } else { v };
-            }
-        });
-        Ok(ArithShare::from_raw(from_vec(&[n], out)))
+        for ((c, &w), &r) in c.iter_mut().zip(w).zip(r.iter()) {
+            *c ^= w ^ r;
+        }
+        Ok((pair, c))
     }
 
     /// `b · x` for shared bits `b` and an additive share `x` of the same
