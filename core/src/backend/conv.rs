@@ -219,6 +219,41 @@ mod tests {
                 },
             ),
             (
+                // Big enough for AMX where the CPU has it (16 output
+                // channels a group, 36 deep): the im2col matrix read from
+                // the image, runs of 16 pixels borrowed, edges gathered.
+                [2, 8, 20, 37],
+                [32, 4, 3, 3],
+                Conv2dParams {
+                    stride: [1, 1],
+                    padding: [1, 1, 1, 2],
+                    dilation: [1, 1],
+                    groups: 2,
+                },
+            ),
+            (
+                // The same with a stride and dilation: every pixel gathered.
+                [1, 6, 19, 23],
+                [24, 6, 3, 2],
+                Conv2dParams {
+                    stride: [2, 3],
+                    padding: [2, 1, 0, 3],
+                    dilation: [1, 2],
+                    groups: 1,
+                },
+            ),
+            (
+                // Two images, a larger matrix, asymmetric padding.
+                [2, 16, 41, 40],
+                [8, 16, 3, 3],
+                Conv2dParams {
+                    stride: [1, 1],
+                    padding: [1, 0, 0, 2],
+                    dilation: [1, 1],
+                    groups: 1,
+                },
+            ),
+            (
                 // Padding wider than the kernel reaches: whole rows and
                 // runs of columns are padding; a stride of 3 skips columns.
                 [1, 2, 5, 4],

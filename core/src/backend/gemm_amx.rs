@@ -42,7 +42,7 @@
 
 #![allow(unsafe_code)]
 
-use super::gemm::{Gemm, Rows};
+use super::gemm::{Gemm, MatRef, Rows};
 use crate::ring::Ring;
 use alloc::vec::Vec;
 use core::arch::asm;
@@ -65,8 +65,8 @@ const _: () = assert!(4 * KB * 255 * 255 < 1 << 32);
 /// depth the padding to tiles and the eight passes of folding cost more
 /// than the AVX-512 kernel (measured with `hush bench --suite gpu
 /// --gemm-cpu` and the ops suite on a Sapphire Rapids core).
-pub(super) fn worth_it(g: &Gemm<'_>) -> bool {
-    g.m >= 16 && g.n >= 16 && g.k >= 32
+pub(super) fn worth_it(m: usize, k: usize, n: usize) -> bool {
+    m >= 16 && n >= 16 && k >= 32
 }
 
 /// Whether this CPU and OS can run the AMX kernel: AMX-TILE and AMX-INT8,
@@ -206,14 +206,23 @@ const CONFIG: TileConfig = TileConfig {
 /// `rows = a · b` on AMX. Only call where [`available`] said yes.
 pub(super) fn gemm(g: Gemm<'_>, rows: Rows<'_, '_>) {
     assert!(available(), "gemm_amx::gemm without AMX");
+    let Gemm { m, k, n, a, b } = g;
     // SAFETY: `available` found AVX-512F/BW/VBMI and AMX-TILE/INT8 on this
     // CPU, the tile state enabled by the OS and granted to this process.
-    unsafe { gemm_detected(g, rows) }
+    unsafe { multiply(m, k, n, a, &Dense { b, n }, rows) }
+}
+
+/// `rows = a · B` on AMX for the im2col matrix `B` that `view` describes
+/// (its columns `view.col0 .. view.col0 + n`), read from the image while it
+/// is packed instead of made first. Only call where [`available`] said yes.
+pub(crate) fn conv(a: MatRef<'_>, m: usize, view: &Im2col<'_>, n: usize, rows: Rows<'_, '_>) {
+    assert!(available(), "gemm_amx::conv without AMX");
+    // SAFETY: as in `gemm`.
+    unsafe { multiply(m, view.rows(), n, a, &(*view, n), rows) }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
-fn gemm_detected(g: Gemm<'_>, rows: Rows<'_, '_>) {
-    let Gemm { m, k, n, .. } = g;
+fn multiply<P: Panel>(m: usize, k: usize, n: usize, a: MatRef<'_>, b: &P, rows: Rows<'_, '_>) {
     if m == 0 || n == 0 {
         return;
     }
@@ -224,17 +233,16 @@ fn gemm_detected(g: Gemm<'_>, rows: Rows<'_, '_>) {
         let mut fresh = Packed::default();
         let mut guard = packed.try_borrow_mut();
         let packed = guard.as_deref_mut().unwrap_or(&mut fresh);
-        pack_a(g, kch, &mut packed.a);
-        pack_b(g, kch, &mut packed.b);
-        product(g, kch, &packed.a, &packed.b, rows);
+        pack_a(m, k, a, kch, &mut packed.a);
+        pack_b(b, k, n, kch, &mut packed.b);
+        product(m, n, kch, &packed.a, &packed.b, rows);
         packed.trim();
     });
 }
 
-/// The tile loops of [`gemm_detected`] on packed operands.
+/// The tile loops of [`multiply`] on packed operands.
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
-fn product(g: Gemm<'_>, kch: usize, a: &[Tile], b: &[Tile], rows: Rows<'_, '_>) {
-    let Gemm { m, n, .. } = g;
+fn product(m: usize, n: usize, kch: usize, a: &[Tile], b: &[Tile], rows: Rows<'_, '_>) {
     let chunks_per_block = KB / KT;
     // SAFETY: `CONFIG` is a valid palette-1 configuration, 64 readable
     // bytes; loading it only sets the tile registers' shapes.
@@ -506,12 +514,11 @@ fn store_row(t: &mut Tile, row: usize, x: __m512i) {
 /// `chunk·64 ..+64`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
 #[inline(never)]
-fn pack_a(g: Gemm<'_>, kch: usize, out: &mut Vec<Tile>) {
-    let Gemm { m, k, a, .. } = g;
+fn pack_a(m: usize, k: usize, a: MatRef<'_>, kch: usize, out: &mut Vec<Tile>) {
     let strips = m.div_ceil(STRIP);
     let out = take_tiles(out, strips * kch * 16);
     // Rows past `m` in the last strip are padding: zero.
-    if m % STRIP != 0 {
+    if !m.is_multiple_of(STRIP) {
         out[(strips - 1) * kch * 16..].fill(Tile::ZERO);
     }
     let mut edge = [0u64; 64];
@@ -546,6 +553,122 @@ fn pack_a(g: Gemm<'_>, kch: usize, out: &mut Vec<Tile>) {
     }
 }
 
+/// Where [`pack_b`] reads `B`: sixteen values of a row at a time.
+trait Panel {
+    /// `B[r][c0 .. c0+16]`, zero past the last column: borrowed where the
+    /// values lie together, else gathered into `buf`.
+    fn row16<'s>(&'s self, r: usize, c0: usize, buf: &'s mut [Ring; 16]) -> &'s [Ring];
+}
+
+/// A row-major `B` with `n` columns.
+struct Dense<'a> {
+    b: MatRef<'a>,
+    n: usize,
+}
+
+impl Panel for Dense<'_> {
+    #[inline(always)]
+    fn row16<'s>(&'s self, r: usize, c0: usize, buf: &'s mut [Ring; 16]) -> &'s [Ring] {
+        let row = &self.b.data[r * self.b.ld + c0..];
+        if c0 + 16 <= self.n {
+            return &row[..16];
+        }
+        let w = self.n - c0;
+        buf[..w].copy_from_slice(&row[..w]);
+        buf[w..].fill(0);
+        buf
+    }
+}
+
+/// An im2col matrix described, not made: row `r = (ci·kh + ky)·kw + kx`,
+/// column `col0 + c` for the output pixel `(oy, ox) = divmod(col0 + c, ow)`
+/// holds input pixel `(ci, oy·s + ky·d − pad, ox·s + kx·d − pad)` of `x`
+/// (the image's channels of one group, `h × w` each), zero outside.
+#[derive(Clone, Copy)]
+pub(crate) struct Im2col<'a> {
+    /// The group's input channels, each `h × w`, one after another.
+    pub x: &'a [Ring],
+    /// Input channels of the group.
+    pub channels: usize,
+    /// Input height and width.
+    pub hw: [usize; 2],
+    /// Kernel height and width.
+    pub khw: [usize; 2],
+    /// Output width (pixels per output row).
+    pub ow: usize,
+    /// Stride, dilation and the top and left padding, along H and W.
+    pub stride: [usize; 2],
+    /// Dilation along H and W.
+    pub dilation: [usize; 2],
+    /// Top and left padding.
+    pub pad: [usize; 2],
+    /// The first column (output pixel) of the view.
+    pub col0: usize,
+}
+
+impl Im2col<'_> {
+    /// Rows of the matrix: input channels times kernel entries.
+    pub fn rows(&self) -> usize {
+        self.channels * self.khw[0] * self.khw[1]
+    }
+}
+
+/// Sixteen zeros, for rows and runs that lie wholly in the padding.
+const ZEROS: [Ring; 16] = [0; 16];
+
+impl Panel for (Im2col<'_>, usize) {
+    /// `self.1` is the view's width: columns past it are zero.
+    #[inline(always)]
+    fn row16<'s>(&'s self, r: usize, c0: usize, buf: &'s mut [Ring; 16]) -> &'s [Ring] {
+        let (v, n) = (&self.0, self.1);
+        let ([h, w], [kh, kw]) = (v.hw, v.khw);
+        let (ci, ky, kx) = (r / (kh * kw), (r / kw) % kh, r % kw);
+        let plane = &v.x[ci * h * w..][..h * w];
+        let c = v.col0 + c0;
+        let (mut oy, mut ox) = (c / v.ow, c % v.ow);
+        let (dy, dx) = (ky * v.dilation[0], kx * v.dilation[1]);
+        let iy_of = |oy: usize| (oy * v.stride[0] + dy).wrapping_sub(v.pad[0]);
+        if c0 + 16 <= n && v.stride[1] == 1 && ox + 16 <= v.ow {
+            // Sixteen neighbours in one output row: one input row, a run
+            // of it, padding either side.
+            let iy = iy_of(oy);
+            if iy >= h {
+                return &ZEROS;
+            }
+            let row = &plane[iy * w..][..w];
+            let ix0 = (ox + dx) as isize - v.pad[1] as isize;
+            if ix0 >= 0 && ix0 as usize + 16 <= w {
+                return &row[ix0 as usize..][..16];
+            }
+            let lo = (-ix0).clamp(0, 16) as usize;
+            let hi = (w as isize - ix0).clamp(lo as isize, 16) as usize;
+            buf[..lo].fill(0);
+            buf[hi..].fill(0);
+            if lo < hi {
+                let first = (ix0 + lo as isize) as usize;
+                buf[lo..hi].copy_from_slice(&row[first..first + hi - lo]);
+            }
+            return buf;
+        }
+        // Across output rows, strided or past the view's width: pixel by
+        // pixel, stepping the output position.
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = 0;
+            if c0 + i < n {
+                let (iy, ix) = (iy_of(oy), (ox * v.stride[1] + dx).wrapping_sub(v.pad[1]));
+                if iy < h && ix < w {
+                    *b = plane[iy * w + ix];
+                }
+            }
+            ox += 1;
+            if ox == v.ow {
+                (oy, ox) = (oy + 1, 0);
+            }
+        }
+        buf
+    }
+}
+
 /// Sixteen values of four rows, each vector's bytes grouped by position.
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
 #[inline]
@@ -568,16 +691,15 @@ fn load_block(r0: &[Ring], r1: &[Ring], r2: &[Ring], r3: &[Ring]) -> [__m512i; 8
 /// `4c + q` is from row `q`).
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
 #[inline(never)]
-fn pack_b(g: Gemm<'_>, kch: usize, out: &mut Vec<Tile>) {
-    let Gemm { k, n, b, .. } = g;
+fn pack_b<P: Panel>(b: &P, k: usize, n: usize, kch: usize, out: &mut Vec<Tile>) {
     let strips = n.div_ceil(STRIP);
     let out = take_tiles(out, strips * kch * 16);
     // Columns past `n` in the last strip and depth past `k` in the last
     // chunk are padding: zero.
-    if n % STRIP != 0 {
+    if !n.is_multiple_of(STRIP) {
         out[(strips - 1) * kch * 16..].fill(Tile::ZERO);
     }
-    if k % KT != 0 {
+    if !k.is_multiple_of(KT) {
         for strip in 0..strips {
             out[(strip * kch + kch - 1) * 16..][..16].fill(Tile::ZERO);
         }
@@ -588,26 +710,31 @@ fn pack_b(g: Gemm<'_>, kch: usize, out: &mut Vec<Tile>) {
         10, 57, 41, 25, 9, 56, 40, 24, 8, 55, 39, 23, 7, 54, 38, 22, 6, 53, 37, 21, 5, 52, 36, 20,
         4, 51, 35, 19, 3, 50, 34, 18, 2, 49, 33, 17, 1, 48, 32, 16, 0,
     );
-    let mut edge = [[0u64; 16]; 4];
+    let [mut e0, mut e1, mut e2, mut e3] = [[0u64; 16]; 4];
     // Four rows of `B` at a time, each read once and in order.
     for group in 0..k.div_ceil(4) {
-        let h = 4.min(k - 4 * group);
+        let r = 4 * group;
         let (kc, tr) = (group / 16, group % 16);
         for c0 in (0..n).step_by(16) {
             let (strip, half) = (c0 / STRIP, (c0 % STRIP) / 16);
-            let w = 16.min(n - c0);
-            let row = |q: usize| &b.data[(4 * group + q) * b.ld + c0..];
-            let x = if w == 16 && h == 4 {
-                load_block(row(0), row(1), row(2), row(3))
-            } else {
-                for (q, e) in edge.iter_mut().enumerate() {
-                    e.fill(0);
-                    if q < h {
-                        e[..w].copy_from_slice(&row(q)[..w]);
-                    }
-                }
-                load_block(&edge[0], &edge[1], &edge[2], &edge[3])
-            };
+            let x = load_block(
+                b.row16(r, c0, &mut e0),
+                if r + 1 < k {
+                    b.row16(r + 1, c0, &mut e1)
+                } else {
+                    &[0; 16]
+                },
+                if r + 2 < k {
+                    b.row16(r + 2, c0, &mut e2)
+                } else {
+                    &[0; 16]
+                },
+                if r + 3 < k {
+                    b.row16(r + 3, c0, &mut e3)
+                } else {
+                    &[0; 16]
+                },
+            );
             let planes = transpose8(x);
             for (byte, plane) in planes.into_iter().enumerate() {
                 let plane = _mm512_permutexvar_epi8(interleave, plane);

@@ -96,6 +96,11 @@ fn detect() -> Kernel {
     })
 }
 
+/// Whether an `m × k · k × n` product goes to AMX here.
+pub(super) fn amx_for(m: usize, k: usize, n: usize) -> bool {
+    detect() == Kernel::Amx && super::gemm_amx::worth_it(m, k, n)
+}
+
 /// The kernel [`try_gemm`] picks on this CPU, if any of this module's.
 pub(super) fn kernel_name() -> Option<&'static str> {
     match detect() {
@@ -109,7 +114,7 @@ pub(super) fn kernel_name() -> Option<&'static str> {
 /// AVX2; `false` (and `rows` untouched) if it has none of them.
 pub(super) fn try_gemm(g: Gemm<'_>, rows: Rows<'_, '_>) -> bool {
     match detect() {
-        Kernel::Amx if super::gemm_amx::worth_it(&g) => super::gemm_amx::gemm(g, rows),
+        Kernel::Amx if super::gemm_amx::worth_it(g.m, g.k, g.n) => super::gemm_amx::gemm(g, rows),
         // SAFETY: `gemm_avx512` needs AVX-512F and AVX-512DQ, which `detect`
         // found on the CPU this runs on (AMX is only chosen with them).
         Kernel::Amx | Kernel::Avx512 => unsafe { gemm_avx512(g, rows) },
