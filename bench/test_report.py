@@ -86,6 +86,18 @@ class ReportTest(unittest.TestCase):
         # The masking setup is listed under the table, not hidden.
         self.assertIn("- mul 1e6 (masked inputs): 30 ms, 16.0 MB sent in all (party 0: 8.0 MB, party 1: 8.0 MB)", md)
 
+    def test_workloads_count_once_with_their_best_row(self):
+        _, md = self.run_report({
+            "hush-ops.jsonl": [hush("mul 1e6", 20.0, 100.0, 2, 48_000_000),
+                               hush("mul 1e6 (masked inputs)", 8.0, 50.0, 2, 8_125_000),
+                               hush("sqrt 1e5", 40.0, 100.0, 19, 25_000_000)],
+            "crypten-ops.jsonl": [crypten("mul 1e6", 100.0, 4, 40_000_000), crypten("sqrt 1e5", 300.0, 72, 54_000_000)],
+        })
+        # Rows: only the masked mul meets all three; workloads: mul does, sqrt (40 vs 300 ms) does not.
+        self.assertIn("1 of 3 compared rows meet all three targets", md)
+        self.assertIn("**By workload**: 1 of 2 of CrypTen's single-operation workloads have a Hush row that meets "
+                      "all three targets (not: sqrt 1e5)", md)
+
     def test_crypten_failures_and_missing_rows_are_said(self):
         _, md = self.run_report({
             "hush-models.jsonl": [hush("transformer encoder 1x8x16", 4.0, 4.0, 262, 1_000_000),
