@@ -16,12 +16,20 @@ pub struct BackendArgs {
 
 impl BackendArgs {
     /// Opens the chosen backend, logging what was chosen; `auto` also says
-    /// why on stderr (whatever the log level), since it may fall back.
+    /// why on stderr (whatever the log level), since it may fall back, and
+    /// so does an `HUSH_CPU_GEMM` that names no kernel.
     pub fn open(&self) -> Result<Compute, hush_core::Error> {
         let (compute, why) =
             Compute::open_explained_blocking(self.backend, &GpuOptions::default())?;
         if self.backend == BackendChoice::Auto {
             eprintln!("backend auto: {why}");
+        }
+        // A misspelt kernel cap is said on stderr whatever the log level
+        // (`run` and `bench` install no logger).
+        if let Some(v) = hush_core::backend::CpuBackend::unknown_kernel_cap() {
+            eprintln!(
+                "warning: HUSH_CPU_GEMM={v:?} names no kernel (amx, avx512, avx2 or portable); ignored"
+            );
         }
         tracing::info!(
             backend = %compute.describe(),

@@ -22,13 +22,24 @@ impl CpuBackend {
     }
 
     /// The matrix-product kernel this CPU gets, for logs and reports:
-    /// `"avx512"`, `"avx2"` (x86-64, detected at run time) or `"portable"`.
+    /// `"amx"` (large products on AMX, the rest on AVX-512), `"avx512"`,
+    /// `"avx2"` (x86-64, detected at run time) or `"portable"`.
     pub fn gemm_kernel() -> &'static str {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
         if let Some(name) = super::gemm_x86::kernel_name() {
             return name;
         }
         "portable"
+    }
+
+    /// The value of `HUSH_CPU_GEMM` (which caps the kernel: `amx`, `avx512`,
+    /// `avx2` or `portable`) when it is set to none of them and so ignored;
+    /// `None` when it is unset or valid, or on a build without x86 kernels.
+    pub fn unknown_kernel_cap() -> Option<alloc::string::String> {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        return super::gemm_x86::unknown_cap();
+        #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+        None
     }
 }
 

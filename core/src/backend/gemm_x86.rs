@@ -69,6 +69,21 @@ impl Kernel {
 /// kernels on one machine; unset, the best one runs.
 pub(super) const CAP_VAR: &str = "HUSH_CPU_GEMM";
 
+/// A kernel named as [`CAP_VAR`] takes it (`amx`, `avx512`, `avx2`,
+/// `portable`), if it is one.
+fn parse_cap(v: &str) -> Option<Kernel> {
+    [Kernel::Amx, Kernel::Avx512, Kernel::Avx2, Kernel::Portable]
+        .into_iter()
+        .find(|k| k.name() == v.trim())
+}
+
+/// [`CAP_VAR`]'s value when it is set but names no kernel (it is then
+/// ignored: the best kernel runs).
+pub(super) fn unknown_cap() -> Option<alloc::string::String> {
+    let v = std::env::var(CAP_VAR).ok()?;
+    parse_cap(&v).is_none().then_some(v)
+}
+
 /// The kernel this process uses: the best this CPU can run, capped by
 /// [`CAP_VAR`]. Detected once.
 fn detect() -> Kernel {
@@ -76,11 +91,7 @@ fn detect() -> Kernel {
     *KERNEL.get_or_init(|| {
         let cap = std::env::var(CAP_VAR)
             .ok()
-            .and_then(|v| {
-                [Kernel::Amx, Kernel::Avx512, Kernel::Avx2, Kernel::Portable]
-                    .into_iter()
-                    .find(|k| k.name() == v.trim())
-            })
+            .and_then(|v| parse_cap(&v))
             .unwrap_or(Kernel::Amx);
         let avx512 = std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512dq");
@@ -166,6 +177,14 @@ mod tests {
     use crate::backend::gemm::for_each_case;
     use alloc::vec;
     use alloc::vec::Vec;
+
+    #[test]
+    fn kernel_caps_are_parsed_by_name() {
+        assert!(parse_cap("avx512") == Some(Kernel::Avx512));
+        assert!(parse_cap(" amx\n") == Some(Kernel::Amx));
+        assert!(parse_cap("portable") == Some(Kernel::Portable));
+        assert!(parse_cap("AVX-512").is_none() && parse_cap("").is_none());
+    }
 
     #[test]
     fn x86_kernels_match_naive_where_the_cpu_has_them() {
