@@ -19,12 +19,16 @@ use super::Party;
 use crate::backend::Backend;
 use crate::bits::{BitShare, from_planes, to_planes, words_for};
 use crate::channel::Channel;
-use crate::elementwise::{as_slice, for_each_chunk, for_each_chunk_of, from_vec};
+use crate::elementwise::{as_slice, for_each_chunk, for_each_chunk_of, from_vec, prefetch};
 use crate::error::{Error, Result};
 use crate::preprocessing::{BitPair, CorrelationRequest, Preprocessing};
 use crate::ring::{Ring, RingTensor};
 use crate::share::{ArithShare, BinaryShare};
 use alloc::vec::Vec;
+
+/// Elements whose weighted sums [`Party::b2a_weighted`] keeps in L1 while
+/// the planes stream past (a 4 KiB page of each plane's dealer shares).
+const RUN: usize = 512;
 
 /// 64 bit planes of a binary-shared vector.
 type Planes = Vec<BitShare>;
@@ -342,20 +346,33 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         for_each_chunk_of(out.each_mut().map(|v| &mut v[..]), |e0, mut outs| {
             let len = outs.first().map_or(0, |o| o.len());
             let mut b = [0u64; 64];
-            for j in 0..planes {
-                // 64 elements at a time: their opened bits as one word, so
-                // the loops below index no bits.
-                for blk in (0..len).step_by(64) {
-                    let at = j * n + e0 + blk;
-                    let m = 64.min(len - blk);
-                    let cw = bits_at(&c, at);
-                    for (i, (b, &ra)) in b.iter_mut().zip(&ra[at..at + m]).enumerate() {
-                        *b = bit_from_mask((cw >> i) & 1, ra, me0);
-                    }
-                    for (out, w) in outs.iter_mut().zip(weights) {
-                        let wj = w[j];
-                        for (o, &b) in out[blk..blk + m].iter_mut().zip(&b) {
-                            *o = o.wrapping_add(b.wrapping_mul(wj));
+            // Runs of elements short enough for their sums to stay in L1
+            // while every plane's dealer shares stream past.
+            for run in (0..len).step_by(RUN) {
+                let end = len.min(run + RUN);
+                for j in 0..planes {
+                    // 64 elements at a time: their opened bits as one word, so
+                    // the loops below index no bits.
+                    for blk in (run..end).step_by(64) {
+                        let at = j * n + e0 + blk;
+                        let m = 64.min(end - blk);
+                        // The same elements of the next plane (of the next
+                        // run's first plane after the last).
+                        let next = if j + 1 < planes {
+                            at + n
+                        } else {
+                            e0 + blk + RUN
+                        };
+                        prefetch(&ra, next, m);
+                        let cw = bits_at(&c, at);
+                        for (i, (b, &ra)) in b.iter_mut().zip(&ra[at..at + m]).enumerate() {
+                            *b = bit_from_mask((cw >> i) & 1, ra, me0);
+                        }
+                        for (out, w) in outs.iter_mut().zip(weights) {
+                            let wj = w[j];
+                            for (o, &b) in out[blk..blk + m].iter_mut().zip(&b) {
+                                *o = o.wrapping_add(b.wrapping_mul(wj));
+                            }
                         }
                     }
                 }

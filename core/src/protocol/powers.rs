@@ -29,7 +29,7 @@ use super::Party;
 use crate::backend::Backend;
 use crate::channel::Channel;
 use crate::chebyshev;
-use crate::elementwise::{as_slice, for_each_chunk, from_vec};
+use crate::elementwise::{as_slice, for_each_chunk, from_vec, prefetch};
 use crate::error::{Error, Result};
 use crate::preprocessing::seeded::{put_wide, wide};
 use crate::preprocessing::{CorrelationRequest, MAX_POWER_DEGREE, Preprocessing};
@@ -163,6 +163,13 @@ fn power_share<const K: usize>(p: u128, pw: &[u64], lead: bool) -> u128 {
     share
 }
 
+/// How many elements ahead [`finish_pass`] asks for the dealer's powers:
+/// both candidates of every element are prefetched (which one is used is
+/// known only after the opening), so that the misses of a couple of dozen
+/// elements overlap. Measured on the exp chain at 1e5 (Sapphire Rapids):
+/// 6 → 15 ms, 24 → 13 ms, 48 → 13.5 ms; none: 18.5 ms.
+const AHEAD: usize = 24;
+
 /// The pass after the exchange: from this party's pieces `mine` and the
 /// peers' sum, `P` and the candidate of every element, and `share(P, S
 /// powers)` into `out` (word pairs).
@@ -190,6 +197,7 @@ fn finish_pass(
                 .zip(&mine[o..o + m])
                 .zip(o..)
             {
+                prefetch(powers, (i + AHEAD) * 4 * degree, 4 * degree);
                 let c = mine.wrapping_add(peer);
                 let p = ((c >> down) as u128).wrapping_sub(k_over);
                 let keep = (1 - (c >> 63)) as usize;
