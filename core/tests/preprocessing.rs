@@ -55,12 +55,28 @@ fn requests() -> Vec<CorrelationRequest> {
             wide: false,
             shift: 4,
             degree: 5,
+            wide_powers: true,
         },
         CorrelationRequest::PowerMask {
             shape: vec![30],
             wide: true,
             shift: 91,
             degree: 4,
+            wide_powers: true,
+        },
+        CorrelationRequest::PowerMask {
+            shape: vec![30],
+            wide: true,
+            shift: 95,
+            degree: 2,
+            wide_powers: false,
+        },
+        CorrelationRequest::PowerMask {
+            shape: vec![9],
+            wide: false,
+            shift: 30,
+            degree: 2,
+            wide_powers: false,
         },
         CorrelationRequest::AndTriple { words: 5 },
         CorrelationRequest::BitPair { len: 70 },
@@ -156,6 +172,7 @@ fn every_correlation_reconstructs_correctly_for_two_and_three_parties() {
                         wide,
                         shift,
                         degree,
+                        wide_powers,
                     } => {
                         let m: Vec<_> = got
                             .into_iter()
@@ -185,11 +202,19 @@ fn every_correlation_reconstructs_correctly_for_two_and_three_parties() {
                                 for j in 1..=deg {
                                     let at = e * 2 * deg + c * deg + j - 1;
                                     let want = (0..j).fold(1u128, |p, _| p.wrapping_mul(s));
-                                    assert_eq!(total(|s| &s.powers, at), want, "S_{c}^{j}");
+                                    if *wide_powers {
+                                        assert_eq!(total(|s| &s.powers, at), want, "S_{c}^{j}");
+                                    } else {
+                                        let got = m.iter().fold(0u64, |a, s| {
+                                            a.wrapping_add(s.powers.as_slice().unwrap()[at])
+                                        });
+                                        assert_eq!(got, want as u64, "S_{c}^{j} mod 2^64");
+                                    }
                                 }
                             }
                         }
-                        assert!(m.iter().all(|s| s.powers.shape() == [len, 4 * deg]));
+                        let words = if *wide_powers { 4 } else { 2 };
+                        assert!(m.iter().all(|s| s.powers.shape() == [len, words * deg]));
                     }
                     CorrelationRequest::AndTriple { .. } => {
                         let t: Vec<_> = got.into_iter().map(|c| c.into_and().unwrap()).collect();

@@ -114,6 +114,9 @@ pub enum CorrelationRequest {
         shift: u32,
         /// Highest power of the mask (`1..=MAX_POWER_DEGREE`).
         degree: u32,
+        /// Whether the powers are mod 2^128 (two words each) or mod 2^64
+        /// (one word: half the material, for results that fit 64 bits).
+        wide_powers: bool,
     },
     /// XOR shares of random words `A`, `B` and of `C = A & B`.
     AndTriple {
@@ -243,9 +246,10 @@ pub struct PowerMaskShare {
     /// Share of `R`: one word per element, or two when wide.
     pub r: RingTensor,
     /// Per element, shares of `S_0^1..=S_0^degree` then of
-    /// `S_1^1..=S_1^degree`, each mod 2^128 (two words): `S_0 = −⌊R/2^shift⌋`
-    /// is the mask when the opened value's top bit is set, `S_1 = S_0 +
-    /// msb(R)·2^(bits − shift)` when it is clear. Shape `[len, 4·degree]`.
+    /// `S_1^1..=S_1^degree`, each mod 2^128 (two words) or, without
+    /// `wide_powers`, mod 2^64 (one word): `S_0 = −⌊R/2^shift⌋` is the mask
+    /// when the opened value's top bit is set, `S_1 = S_0 + msb(R)·2^(bits −
+    /// shift)` when it is clear. Shape `[len, 4·degree]` (`[len, 2·degree]`).
     pub powers: RingTensor,
 }
 

@@ -118,6 +118,7 @@ pub fn draws(req: &CorrelationRequest) -> Result<Draws> {
             shape,
             wide,
             degree,
+            wide_powers,
             ..
         } => {
             let len: usize = shape.iter().product();
@@ -126,7 +127,12 @@ pub fn draws(req: &CorrelationRequest) -> Result<Draws> {
             } else {
                 arith(&[len])
             };
-            (vec![r], vec![arith128(&[len, 4 * *degree as usize])])
+            let powers = if *wide_powers {
+                arith128(&[len, 4 * *degree as usize])
+            } else {
+                arith(&[len, 2 * *degree as usize])
+            };
+            (vec![r], vec![powers])
         }
         CorrelationRequest::FixedMask { shape, owner } => {
             return Ok(Draws {
@@ -481,12 +487,14 @@ impl<B: Backend> SeededDealer<B> {
                 wide,
                 shift,
                 degree,
+                wide_powers,
                 ..
             } => vec![power_mask_powers(
                 &totals[0],
                 *wide,
                 *shift,
                 *degree as usize,
+                *wide_powers,
             )],
             CorrelationRequest::FixedMask { .. } => {
                 self.masks.push(totals.swap_remove(0));
@@ -581,8 +589,15 @@ fn pairs_assign(t: &mut RingTensor, x: &RingTensor, f: impl Fn(u128, u128) -> u1
 
 /// The dealer's powers of a power mask: per element, `S_0^j` then `S_1^j`
 /// for `j = 1..=degree` (see [`PowerMaskShare`]), from the mask `R`
-/// (one word per element, or two when `wide`).
-fn power_mask_powers(r: &RingTensor, wide_r: bool, shift: u32, degree: usize) -> RingTensor {
+/// (one word per element, or two when `wide`); each power mod 2^128 (two
+/// words) when `wide_powers`, mod 2^64 (its low word) otherwise.
+fn power_mask_powers(
+    r: &RingTensor,
+    wide_r: bool,
+    shift: u32,
+    degree: usize,
+    wide_powers: bool,
+) -> RingTensor {
     let words = r.as_slice().unwrap_or_default();
     let (len, bits) = if wide_r {
         (words.len() / 2, 128)
@@ -590,8 +605,9 @@ fn power_mask_powers(r: &RingTensor, wide_r: bool, shift: u32, degree: usize) ->
         (words.len(), 64)
     };
     let q = 1u128 << (bits - shift);
-    let mut out = vec![0u64; len * 4 * degree];
-    for (i, o) in out.chunks_exact_mut(4 * degree).enumerate() {
+    let w = if wide_powers { 2 } else { 1 };
+    let mut out = vec![0u64; len * 2 * w * degree];
+    for (i, o) in out.chunks_exact_mut(2 * w * degree).enumerate() {
         let r = if wide_r {
             wide(words[2 * i], words[2 * i + 1])
         } else {
@@ -604,12 +620,16 @@ fn power_mask_powers(r: &RingTensor, wide_r: bool, shift: u32, degree: usize) ->
             let mut p = 1u128;
             for j in 0..degree {
                 p = p.wrapping_mul(s);
-                let at = 2 * (c * degree + j);
-                put_wide(&mut o[at..at + 2], p);
+                let at = w * (c * degree + j);
+                if wide_powers {
+                    put_wide(&mut o[at..at + 2], p);
+                } else {
+                    o[at] = p as u64;
+                }
             }
         }
     }
-    from_words(&[len, 4 * degree], out)
+    from_words(&[len, 2 * w * degree], out)
 }
 
 fn from_words(shape: &[usize], v: Vec<u64>) -> RingTensor {

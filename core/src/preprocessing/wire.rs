@@ -175,10 +175,12 @@ fn put_request(w: &mut Vec<u8>, req: &CorrelationRequest) {
             wide,
             shift,
             degree,
+            wide_powers,
         } => {
             w.push(12);
             put_shape(w, shape);
-            w.push(u8::from(*wide));
+            // bit 0: a 128-bit opened value; bit 1: powers mod 2^64
+            w.push(u8::from(*wide) | (u8::from(!*wide_powers) << 1));
             w.push(*shift as u8);
             w.push(*degree as u8);
         }
@@ -410,11 +412,11 @@ impl<'a> Reader<'a> {
             }
             12 => {
                 let shape = self.shape()?;
-                let wide = match self.u8()? {
-                    0 => false,
-                    1 => true,
-                    _ => return Err(PeerError::Malformed("power mask width").into()),
-                };
+                let flags = self.u8()?;
+                if flags > 3 {
+                    return Err(PeerError::Malformed("power mask width").into());
+                }
+                let (wide, wide_powers) = (flags & 1 == 1, flags & 2 == 0);
                 let shift = self.u8()? as u32;
                 let degree = self.u8()? as u32;
                 let req = CorrelationRequest::PowerMask {
@@ -422,12 +424,14 @@ impl<'a> Reader<'a> {
                     wide,
                     shift,
                     degree,
+                    wide_powers,
                 };
                 req.validate()
                     .map_err(|_| PeerError::Malformed("invalid power mask"))?;
                 if let CorrelationRequest::PowerMask { shape, .. } = &req {
                     let len: usize = shape.iter().product();
-                    if !within_limit(&[len, 4 * degree as usize]) {
+                    let words = if wide_powers { 4 } else { 2 };
+                    if !within_limit(&[len, words * degree as usize]) {
                         return Err(PeerError::Malformed("power mask over the size limit").into());
                     }
                 }
@@ -493,12 +497,21 @@ mod tests {
                 wide: true,
                 shift: 91,
                 degree: 4,
+                wide_powers: true,
             },
             CorrelationRequest::PowerMask {
                 shape: vec![5],
                 wide: false,
                 shift: 0,
                 degree: 5,
+                wide_powers: true,
+            },
+            CorrelationRequest::PowerMask {
+                shape: vec![3],
+                wide: true,
+                shift: 95,
+                degree: 2,
+                wide_powers: false,
             },
             CorrelationRequest::AndTriple { words: 9 },
             CorrelationRequest::OneSidedAnd { words: 4 },

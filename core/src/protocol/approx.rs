@@ -28,7 +28,7 @@
 use super::Party;
 use super::compare::concat;
 use super::exp::ExpPlan;
-use super::powers::{Masked, centred_poly, low_share};
+use super::powers::{Masked, centred_poly};
 use crate::backend::Backend;
 use crate::bilinear::BilinearOp;
 use crate::bits::BitShare;
@@ -428,14 +428,20 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             )));
         };
         let v = self
-            .poly_of_opened(Masked::Narrow(&z.v), shift, poly.center, &poly.coeffs)
+            .poly_of_opened(
+                Masked::Narrow(&as_slice(z.v.as_raw())),
+                shift,
+                poly.center,
+                &poly.coeffs,
+                true,
+            )
             .await?;
+        // The result fits 64 bits: its division needs its mask mod 2^64 only.
         let r = self
-            .poly_of_opened(Masked::Wide(&v), last as u32, 0, &[0, 1])
+            .poly_of_opened(Masked::Wide(&v), last as u32, 0, &[0, 1], false)
             .await?;
         self.give_words(v);
-        let v = low_share(&r, z.v.shape());
-        self.give_words(r);
+        let v = ArithShare::from_raw(from_vec(z.v.shape(), r));
         Ok(Fx { v, f: out_f })
     }
 

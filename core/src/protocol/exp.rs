@@ -24,6 +24,7 @@ use super::powers::{Masked, centred_poly, low_share, ring_coeffs};
 use crate::backend::Backend;
 use crate::channel::Channel;
 use crate::chebyshev;
+use crate::elementwise::{as_slice, from_vec};
 use crate::error::Result;
 use crate::preprocessing::Preprocessing;
 use crate::share::ArithShare;
@@ -52,25 +53,72 @@ const THEN_DEGREE: usize = 6;
 const THEN_SCALE: i32 = 18;
 
 /// One stage after the first opening: open at `shift`, then apply the
-/// polynomial `coeffs` (lowest first) in `y − center`.
+/// polynomial `coeffs` (lowest first) in `y − center`, mod 2^128 when
+/// `wide_out`, mod 2^64 otherwise (the next stage opens a 128-bit or a
+/// 64-bit value accordingly; the first stage opens the first polynomial's
+/// 128-bit value).
 #[derive(Debug, Clone, PartialEq)]
 struct Stage {
     shift: u32,
     coeffs: Vec<u128>,
     center: u128,
+    wide_out: bool,
 }
 
 impl Stage {
     /// `y^k` (`y` itself for `k = 1`: the last stage).
-    fn power(shift: u32, k: u32) -> Stage {
+    fn power(shift: u32, k: u32, wide_out: bool) -> Stage {
         let mut coeffs = vec![0u128; k as usize + 1];
         coeffs[k as usize] = 1;
         Stage {
             shift,
             coeffs,
             center: 0,
+            wide_out,
         }
     }
+}
+
+/// Whether a stage opening a 128-bit (`wide`) or 64-bit value may divide
+/// it by `2^shift` (see `CorrelationRequest::PowerMask`).
+fn shift_fits(wide: bool, shift: i32) -> bool {
+    if wide {
+        (64..=125).contains(&shift)
+    } else {
+        (0..=60).contains(&shift)
+    }
+}
+
+/// The squarings as 128-bit fourth powers (and one square for an odd
+/// `a`), each value at the largest scale whose power fits 125 bits, then
+/// the division to `out_f`.
+fn fourth_powers(hi: f64, a: u32, scale: f64, out_f: u32) -> Option<Vec<Stage>> {
+    let mut powers = vec![4u32; (a / 2) as usize];
+    if a % 2 == 1 {
+        powers.push(2);
+    }
+    let mut stages = Vec::new();
+    let mut prev_scale = POLY_SCALE; // of the 128-bit value being opened
+    let mut done = 0u32;
+    for &k in &powers {
+        let max_log2 =
+            libm::fmax(hi * libm::pow(2.0, done as f64) / scale, 0.0) * core::f64::consts::LOG2_E;
+        let fit = libm::floor(WIDE_BITS / k as f64 - max_log2 - 0.01) as i32;
+        let g = fit.min(60).min(prev_scale - 64);
+        if g < MIN_SCALE {
+            return None;
+        }
+        stages.push(Stage::power((prev_scale - g) as u32, k, true));
+        prev_scale = k as i32 * g;
+        done += k.trailing_zeros();
+    }
+    let last = prev_scale - out_f as i32;
+    if !shift_fits(true, last) {
+        return None;
+    }
+    // The result fits 64 bits: its division needs its mask mod 2^64 only.
+    stages.push(Stage::power(last as u32, 1, false));
+    Some(stages)
 }
 
 /// The public schedule of one `e^x` evaluation.
@@ -109,33 +157,7 @@ impl ExpPlan {
         let m = chebyshev::fit_monomial(libm::exp, lo / scale, hi / scale, DEGREE);
         // C_k = m_k · 2^(125 − k·(ft + a)): the polynomial in t = u·2^(ft+a).
         let coeffs = ring_coeffs(&m, POLY_SCALE, (ft + a) as i32)?;
-        // The a squarings, as powers of 4 and one 2 for an odd a.
-        let mut powers = vec![4u32; (a / 2) as usize];
-        if a % 2 == 1 {
-            powers.push(2);
-        }
-        // Scale of each stage's value y_i = e^(u·2^done), the largest whose
-        // power fits 125 bits and whose opening divides by at least 2^64.
-        let mut stages = Vec::new();
-        let mut prev_scale = POLY_SCALE; // of the 128-bit value being opened
-        let mut done = 0u32;
-        for &k in &powers {
-            let max_log2 = libm::fmax(hi * libm::pow(2.0, done as f64) / scale, 0.0)
-                * core::f64::consts::LOG2_E;
-            let fit = libm::floor(WIDE_BITS / k as f64 - max_log2 - 0.01) as i32;
-            let g = fit.min(60).min(prev_scale - 64);
-            if g < MIN_SCALE {
-                return None;
-            }
-            stages.push(Stage::power((prev_scale - g) as u32, k));
-            prev_scale = k as i32 * g;
-            done += k.trailing_zeros();
-        }
-        let last = prev_scale - out_f as i32;
-        if !(64..=125).contains(&last) {
-            return None;
-        }
-        stages.push(Stage::power(last as u32, 1));
+        let stages = fourth_powers(hi, a, scale, out_f)?;
         Some(ExpPlan {
             b,
             coeffs,
@@ -159,8 +181,9 @@ impl ExpPlan {
         // The last stage divides the last power down to the output scale.
         let last = self.stages.pop()?;
         let power_scale = last.shift as i32 + self.out_f as i32;
-        let g = THEN_SCALE.min(power_scale - 64);
-        if g < MIN_SCALE {
+        let wide_in = self.stages.last().is_none_or(|s| s.wide_out);
+        let g = THEN_SCALE.min(power_scale - if wide_in { 64 } else { 0 });
+        if g < MIN_SCALE || !shift_fits(wide_in, power_scale - g) {
             return None;
         }
         let poly = centred_poly(h, 0.0, 1.0, THEN_DEGREE, g, |_| POLY_SCALE)?;
@@ -168,9 +191,10 @@ impl ExpPlan {
             shift: (power_scale - g) as u32,
             coeffs: poly.coeffs,
             center: poly.center,
+            wide_out: true,
         });
         self.stages
-            .push(Stage::power((POLY_SCALE - out_f as i32) as u32, 1));
+            .push(Stage::power((POLY_SCALE - out_f as i32) as u32, 1, false));
         self.out_f = out_f;
         self.then = true;
         Some(self)
@@ -196,6 +220,9 @@ impl ExpPlan {
         let mut v = poly(&self.coeffs, x >> self.b);
         for s in &self.stages {
             v = poly(&s.coeffs, (v >> s.shift).wrapping_sub(s.center as i128));
+            if !s.wide_out {
+                v = v as u64 as i64 as i128;
+            }
         }
         v
     }
@@ -209,17 +236,40 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         plan: &ExpPlan,
     ) -> Result<ArithShare> {
         let mut v = self
-            .poly_of_opened(Masked::Narrow(x), plan.b, 0, &plan.coeffs)
+            .poly_of_opened(
+                Masked::Narrow(&as_slice(x.as_raw())),
+                plan.b,
+                0,
+                &plan.coeffs,
+                true,
+            )
             .await?;
+        let mut wide = true;
         for stage in &plan.stages {
+            let masked = if wide {
+                Masked::Wide(&v)
+            } else {
+                Masked::Narrow(&v)
+            };
             let next = self
-                .poly_of_opened(Masked::Wide(&v), stage.shift, stage.center, &stage.coeffs)
+                .poly_of_opened(
+                    masked,
+                    stage.shift,
+                    stage.center,
+                    &stage.coeffs,
+                    stage.wide_out,
+                )
                 .await?;
             self.give_words(core::mem::replace(&mut v, next));
+            wide = stage.wide_out;
         }
-        let y = low_share(&v, x.shape());
-        self.give_words(v);
-        Ok(y)
+        if wide {
+            let y = low_share(&v, x.shape());
+            self.give_words(v);
+            Ok(y)
+        } else {
+            Ok(ArithShare::from_raw(from_vec(x.shape(), v)))
+        }
     }
 }
 
@@ -242,6 +292,10 @@ mod tests {
         for s in &p.stages {
             assert!((64..=125).contains(&s.shift), "{s:?}");
         }
+        // the powers are kept mod 2^128, the result (it fits 64 bits) mod
+        // 2^64: its division takes half the material
+        let wide: Vec<bool> = p.stages.iter().map(|s| s.wide_out).collect();
+        assert_eq!(wide, [true, true, true, false]);
         // one-sided ranges (sigmoid, softmax) and odd a
         assert_eq!(ExpPlan::new(-16.0, 0.0, 16, 24).unwrap().openings(), 5);
         assert_eq!(ExpPlan::new(-8.0, 8.0, 16, 16).unwrap().openings(), 5);

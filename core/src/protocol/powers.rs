@@ -42,7 +42,7 @@ use alloc::vec::Vec;
 #[derive(Clone, Copy)]
 pub(crate) enum Masked<'a> {
     /// 64-bit shares, `|v| < 2^62`.
-    Narrow(&'a ArithShare),
+    Narrow(&'a [u64]),
     /// 128-bit shares as word pairs (low first), `|v| < 2^126`.
     Wide(&'a [u64]),
 }
@@ -132,16 +132,29 @@ fn pair(w: &[u64], j: usize) -> u128 {
     wide(w[2 * j], w[2 * j + 1])
 }
 
+/// Element `j` of a slice of `W`-word values (`W` = 2: word pairs, mod
+/// 2^128; `W` = 1: single words, mod 2^64, whose high word is left zero —
+/// the sums below are then right mod 2^64, all that is kept of them).
+#[inline(always)]
+fn value<const W: usize>(w: &[u64], j: usize) -> u128 {
+    if W == 2 { pair(w, j) } else { w[j] as u128 }
+}
+
 /// This party's share of `g(P + S)` for a polynomial `g` of degree `N`
 /// (`coeffs`, lowest first), given its shares `pw` of `S^1..=S^N`.
 #[inline(always)]
-fn poly_share<const N: usize>(coeffs: &[u128], p: u128, pw: &[u64], lead: bool) -> u128 {
+fn poly_share<const N: usize, const W: usize>(
+    coeffs: &[u128],
+    p: u128,
+    pw: &[u64],
+    lead: bool,
+) -> u128 {
     let mut a = [0u128; MAX_POWER_DEGREE as usize + 1];
     a[..=N].copy_from_slice(&coeffs[..=N]);
     taylor_shift(&mut a[..=N], p);
     let mut share = if lead { a[0] } else { 0 };
     for j in 0..N {
-        share = share.wrapping_add(a[j + 1].wrapping_mul(pair(pw, j)));
+        share = share.wrapping_add(a[j + 1].wrapping_mul(value::<W>(pw, j)));
     }
     share
 }
@@ -149,7 +162,7 @@ fn poly_share<const N: usize>(coeffs: &[u128], p: u128, pw: &[u64], lead: bool) 
 /// [`poly_share`] for `g(y) = y^K`: `Σ_j C(K, j)·P^(K−j)·S^j`, with the
 /// binomials folded to constants.
 #[inline(always)]
-fn power_share<const K: usize>(p: u128, pw: &[u64], lead: bool) -> u128 {
+fn power_share<const K: usize, const W: usize>(p: u128, pw: &[u64], lead: bool) -> u128 {
     let mut pp = [1u128; MAX_POWER_DEGREE as usize + 1];
     for j in 1..=K {
         pp[j] = pp[j - 1].wrapping_mul(p);
@@ -158,7 +171,11 @@ fn power_share<const K: usize>(p: u128, pw: &[u64], lead: bool) -> u128 {
     let mut binom = 1u128;
     for j in 1..=K {
         binom = binom * (K - j + 1) as u128 / j as u128;
-        share = share.wrapping_add(binom.wrapping_mul(pp[K - j]).wrapping_mul(pair(pw, j - 1)));
+        share = share.wrapping_add(
+            binom
+                .wrapping_mul(pp[K - j])
+                .wrapping_mul(value::<W>(pw, j - 1)),
+        );
     }
     share
 }
@@ -172,9 +189,10 @@ const AHEAD: usize = 24;
 
 /// The pass after the exchange: from this party's pieces `mine` and the
 /// peers' sum, `P` and the candidate of every element, and `share(P, S
-/// powers)` into `out` (word pairs).
+/// powers)` into `out` — `W` words per element and per power (2: mod
+/// 2^128, word pairs; 1: mod 2^64).
 #[allow(clippy::too_many_arguments)]
-fn finish_pass(
+fn finish_pass<const W: usize>(
     out: &mut [u64],
     mine: &[u64],
     peers: &PeerSum,
@@ -184,25 +202,32 @@ fn finish_pass(
     k_over: u128,
     share: impl Fn(u128, &[u64]) -> u128 + Sync + Send,
 ) {
+    // Per element: both candidates' powers, `W·degree` words each.
+    let per = W * degree;
     for_each_chunk(out, |off, chunk| {
-        let first = off / 2;
+        let first = off / W;
         let mut buf = [0u64; LANES];
-        for (lane, sub) in chunk.chunks_mut(2 * LANES).enumerate() {
+        for (lane, sub) in chunk.chunks_mut(W * LANES).enumerate() {
             let o = first + lane * LANES;
-            let m = sub.len() / 2;
+            let m = sub.len() / W;
             peers.read(o, &mut buf[..m]);
             for (((slot, &peer), &mine), i) in sub
-                .chunks_exact_mut(2)
+                .chunks_exact_mut(W)
                 .zip(&buf[..m])
                 .zip(&mine[o..o + m])
                 .zip(o..)
             {
-                prefetch(powers, (i + AHEAD) * 4 * degree, 4 * degree);
+                prefetch(powers, (i + AHEAD) * 2 * per, 2 * per);
                 let c = mine.wrapping_add(peer);
                 let p = ((c >> down) as u128).wrapping_sub(k_over);
                 let keep = (1 - (c >> 63)) as usize;
-                let at = i * 4 * degree + keep * 2 * degree;
-                put_wide(slot, share(p, &powers[at..at + 2 * degree]));
+                let at = i * 2 * per + keep * per;
+                let v = share(p, &powers[at..at + per]);
+                if W == 2 {
+                    put_wide(slot, v);
+                } else {
+                    slot[0] = v as u64;
+                }
             }
         }
     });
@@ -210,17 +235,20 @@ fn finish_pass(
 
 impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// Opens `v` in masked form and returns this party's shares, mod 2^128
-    /// (word pairs, low first), of `g(y)` for `y = ⌊v / 2^shift⌋` (rounded
-    /// down or up; up to `n` units for wide values, see the module notes)
-    /// and `g(y) = Σ coeffs[k]·(y − center)^k` mod 2^128. One round, one
-    /// word per element from each party to each other. The result may be
-    /// handed back with [`Party::give_words`] once used.
+    /// (word pairs, low first) when `wide_out`, mod 2^64 (one word per
+    /// element) otherwise, of `g(y)` for `y = ⌊v / 2^shift⌋` (rounded down
+    /// or up; up to `n` units for wide values, see the module notes) and
+    /// `g(y) = Σ coeffs[k]·(y − center)^k`. One round, one word per element
+    /// from each party to each other. A result mod 2^64 takes half the
+    /// dealer's material: use it whenever the value fits 64 bits. The
+    /// result may be handed back with [`Party::give_words`] once used.
     pub(crate) async fn poly_of_opened(
         &mut self,
         v: Masked<'_>,
         shift: u32,
         center: u128,
         coeffs: &[u128],
+        wide_out: bool,
     ) -> Result<Vec<u64>> {
         let degree = coeffs.len().saturating_sub(1);
         if degree == 0 || degree > MAX_POWER_DEGREE as usize {
@@ -233,11 +261,13 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             wide: wide_v,
             shift,
             degree: degree as u32,
+            wide_powers: wide_out,
         };
         req.validate()?;
         let mask = self.prep.next(&req).await?.into_power_mask()?;
         let r_words = if wide_v { 2 * len } else { len };
-        if mask.r.len() != r_words || mask.powers.len() != len * 4 * degree {
+        let out_words = if wide_out { 2 } else { 1 };
+        if mask.r.len() != r_words || mask.powers.len() != len * 2 * out_words * degree {
             return Err(Error::Shape("power mask shape mismatch".into()));
         }
         let (r, powers) = (as_slice(&mask.r), as_slice(&mask.powers));
@@ -257,7 +287,6 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 self.exchange::<Arith>(len, fill, keep).await?
             }
             Masked::Narrow(x) => {
-                let x = as_slice(x.as_raw());
                 let k = if lead { NARROW_K } else { 0 };
                 let fill = |off: usize, out: &mut [u64]| {
                     for ((o, &x), &r) in out.iter_mut().zip(&x[off..]).zip(&r[off..]) {
@@ -277,27 +306,32 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         // (y − center) = (P − center) + S: the centre goes with the public part.
         let k_over = k_over.wrapping_add(center);
         // Every element of `out` is written below.
-        let mut out = self.scratch.take_words(2 * len);
+        let mut out = self.scratch.take_words(out_words * len);
         let power = coeffs[..degree].iter().all(|&c| c == 0) && coeffs[degree] == 1;
-        // One monomorphized pass per degree, so the per-element work unrolls.
+        // One monomorphized pass per degree and width, so the per-element
+        // work unrolls.
         macro_rules! pass {
-            ($share:expr) => {
-                finish_pass(
+            ($w:literal, $share:expr) => {
+                finish_pass::<$w>(
                     &mut out, &mine, &ex.peers, &powers, degree, down, k_over, $share,
                 )
             };
         }
         macro_rules! by_degree {
-            ($($n:literal)*) => {
+            ($w:literal: $($n:literal)*) => {
                 match (power, degree) {
-                    (true, 2) => pass!(|p, pw| power_share::<2>(p, pw, lead)),
-                    (true, 4) => pass!(|p, pw| power_share::<4>(p, pw, lead)),
-                    $((_, $n) => pass!(|p, pw| poly_share::<$n>(coeffs, p, pw, lead)),)*
+                    (true, 2) => pass!($w, |p, pw| power_share::<2, $w>(p, pw, lead)),
+                    (true, 4) => pass!($w, |p, pw| power_share::<4, $w>(p, pw, lead)),
+                    $((_, $n) => pass!($w, |p, pw| poly_share::<$n, $w>(coeffs, p, pw, lead)),)*
                     _ => unreachable!("degree checked above"),
                 }
             };
         }
-        by_degree!(1 2 3 4 5 6 7 8);
+        if wide_out {
+            by_degree!(2: 1 2 3 4 5 6 7 8);
+        } else {
+            by_degree!(1: 1 2 3 4 5 6 7 8);
+        }
         self.recycle(ex);
         self.scratch.give_words(mine);
         Ok(out)
@@ -355,7 +389,10 @@ mod tests {
                         let me = p.id();
                         let xa = p.input::<Arith>(0, (me == 0).then_some(x), &[len]).await?;
                         let before = p.stats();
-                        let v = p.poly_of_opened(Masked::Narrow(&xa), shift, 0, &g).await?;
+                        let xa = as_slice(xa.as_raw());
+                        let v = p
+                            .poly_of_opened(Masked::Narrow(&xa), shift, 0, &g, true)
+                            .await?;
                         Ok((v, p.stats().since(&before)))
                     }
                 });
@@ -390,7 +427,7 @@ mod tests {
                             w.push(piece as u64);
                             w.push((piece >> 64) as u64);
                         }
-                        p.poly_of_opened(Masked::Wide(&w), shift, 0, g).await
+                        p.poly_of_opened(Masked::Wide(&w), shift, 0, g, true).await
                     }
                 });
                 for (i, &v) in wide_v.iter().enumerate() {

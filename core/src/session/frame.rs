@@ -30,7 +30,11 @@ use alloc::vec::Vec;
 /// server sends `E = W − A` one way; the client sends nothing at setup.
 /// 6: exp is a chain of masked openings with local 128-bit polynomials
 /// (`protocol/exp.rs`): 5 openings instead of 12.
-pub const PROTOCOL_VERSION: u8 = 6;
+/// 7: the last opening of exp's chain and of the masked polynomials (√x,
+/// 1/x, ln x, sigmoid) takes its mask's powers mod 2^64 — half that
+/// stage's dealer material — and the dealer request says which width
+/// (`CorrelationRequest::PowerMask::wide_powers`).
+pub const PROTOCOL_VERSION: u8 = 7;
 
 const KIND_CONTROL: u8 = 0x01;
 const KIND_DATA_LAST: u8 = 0x02;
