@@ -70,6 +70,23 @@ pub const MAX_DIVISOR: u64 = 1 << 60;
 /// Highest power a [`CorrelationRequest::PowerMask`] may ask for.
 pub const MAX_POWER_DEGREE: u32 = 8;
 
+/// Whether a [`CorrelationRequest::PowerMask`] may divide the opened value
+/// by `2^shift`: `0..=60` for a 64-bit value, `64..=125` for a 128-bit
+/// (`wide`) one.
+pub(crate) fn power_mask_shift_fits(wide: bool, shift: i64) -> bool {
+    if wide {
+        (64..=125).contains(&shift)
+    } else {
+        (0..=60).contains(&shift)
+    }
+}
+
+/// Words per element of a [`PowerMaskShare`]'s powers: both candidates'
+/// `degree` powers, two words each when `wide_powers`, one otherwise.
+pub(crate) fn power_mask_words(degree: usize, wide_powers: bool) -> usize {
+    2 * degree * if wide_powers { 2 } else { 1 }
+}
+
 /// What a protocol step needs, in public terms only.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -195,8 +212,9 @@ impl CorrelationRequest {
                 degree,
                 ..
             } => {
-                let shifts = if *wide { 64..=125 } else { 0..=60 };
-                if shifts.contains(shift) && (1..=MAX_POWER_DEGREE).contains(degree) {
+                if power_mask_shift_fits(*wide, *shift as i64)
+                    && (1..=MAX_POWER_DEGREE).contains(degree)
+                {
                     Ok(())
                 } else {
                     Err(Error::Usage(format!(

@@ -16,7 +16,7 @@ use super::wire::{decode_correction, decode_request, encode_correction, encode_r
 use super::{
     AndTriple, BeaverTriple, BitPair, Correlation, CorrelationRequest, DivPair, FixedMaskShare,
     FixedProductShare, FixedSide, FixedTripleShare, OneSidedAnd, PowerMaskShare, Preprocessing,
-    SelectTriple, SquarePair,
+    SelectTriple, SquarePair, power_mask_words,
 };
 use crate::backend::Backend;
 use crate::bilinear::BilinearOp;
@@ -127,10 +127,11 @@ pub fn draws(req: &CorrelationRequest) -> Result<Draws> {
             } else {
                 arith(&[len])
             };
+            let shape = [len, power_mask_words(*degree as usize, *wide_powers)];
             let powers = if *wide_powers {
-                arith128(&[len, 4 * *degree as usize])
+                arith128(&shape)
             } else {
-                arith(&[len, 2 * *degree as usize])
+                arith(&shape)
             };
             (vec![r], vec![powers])
         }
@@ -606,8 +607,9 @@ fn power_mask_powers(
     };
     let q = 1u128 << (bits - shift);
     let w = if wide_powers { 2 } else { 1 };
-    let mut out = vec![0u64; len * 2 * w * degree];
-    for (i, o) in out.chunks_exact_mut(2 * w * degree).enumerate() {
+    let per = power_mask_words(degree, wide_powers);
+    let mut out = vec![0u64; len * per];
+    for (i, o) in out.chunks_exact_mut(per).enumerate() {
         let r = if wide_r {
             wide(words[2 * i], words[2 * i + 1])
         } else {
@@ -629,7 +631,7 @@ fn power_mask_powers(
             }
         }
     }
-    from_words(&[len, 2 * w * degree], out)
+    from_words(&[len, per], out)
 }
 
 fn from_words(shape: &[usize], v: Vec<u64>) -> RingTensor {

@@ -430,8 +430,8 @@ impl<'a> Reader<'a> {
                     .map_err(|_| PeerError::Malformed("invalid power mask"))?;
                 if let CorrelationRequest::PowerMask { shape, .. } = &req {
                     let len: usize = shape.iter().product();
-                    let words = if wide_powers { 4 } else { 2 };
-                    if !within_limit(&[len, words * degree as usize]) {
+                    let words = super::power_mask_words(degree as usize, wide_powers);
+                    if !within_limit(&[len, words]) {
                         return Err(PeerError::Malformed("power mask over the size limit").into());
                     }
                 }

@@ -36,7 +36,7 @@ use crate::channel::Channel;
 use crate::chebyshev;
 use crate::elementwise::{as_slice, from_vec};
 use crate::error::{Error, Result};
-use crate::preprocessing::{Divisor, Preprocessing};
+use crate::preprocessing::{Divisor, Preprocessing, power_mask_shift_fits};
 use crate::ring::RingTensor;
 use crate::share::ArithShare;
 use alloc::format;
@@ -421,7 +421,9 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             124 - libm::ceil(log2(bound.max(1.0))) as i32
         });
         let last = poly.as_ref().map_or(0, |p| p.top - out_f as i32);
-        let (Some(poly), true, true) = (poly, shift <= 60, (64..=125).contains(&last)) else {
+        let fits =
+            power_mask_shift_fits(false, shift as i64) && power_mask_shift_fits(true, last as i64);
+        let (Some(poly), true) = (poly, fits) else {
             return Err(Error::Usage(format!(
                 "no masked polynomial fits [{lo}, {hi}] at {} bits",
                 z.f

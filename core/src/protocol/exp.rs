@@ -26,7 +26,7 @@ use crate::channel::Channel;
 use crate::chebyshev;
 use crate::elementwise::{as_slice, from_vec};
 use crate::error::Result;
-use crate::preprocessing::Preprocessing;
+use crate::preprocessing::{Preprocessing, power_mask_shift_fits};
 use crate::share::ArithShare;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -79,16 +79,6 @@ impl Stage {
     }
 }
 
-/// Whether a stage opening a 128-bit (`wide`) or 64-bit value may divide
-/// it by `2^shift` (see `CorrelationRequest::PowerMask`).
-fn shift_fits(wide: bool, shift: i32) -> bool {
-    if wide {
-        (64..=125).contains(&shift)
-    } else {
-        (0..=60).contains(&shift)
-    }
-}
-
 /// The squarings as 128-bit fourth powers (and one square for an odd
 /// `a`), each value at the largest scale whose power fits 125 bits, then
 /// the division to `out_f`.
@@ -113,7 +103,7 @@ fn fourth_powers(hi: f64, a: u32, scale: f64, out_f: u32) -> Option<Vec<Stage>> 
         done += k.trailing_zeros();
     }
     let last = prev_scale - out_f as i32;
-    if !shift_fits(true, last) {
+    if !power_mask_shift_fits(true, last as i64) {
         return None;
     }
     // The result fits 64 bits: its division needs its mask mod 2^64 only.
@@ -181,9 +171,8 @@ impl ExpPlan {
         // The last stage divides the last power down to the output scale.
         let last = self.stages.pop()?;
         let power_scale = last.shift as i32 + self.out_f as i32;
-        let wide_in = self.stages.last().is_none_or(|s| s.wide_out);
-        let g = THEN_SCALE.min(power_scale - if wide_in { 64 } else { 0 });
-        if g < MIN_SCALE || !shift_fits(wide_in, power_scale - g) {
+        let g = THEN_SCALE.min(power_scale - 64);
+        if g < MIN_SCALE || !power_mask_shift_fits(true, (power_scale - g) as i64) {
             return None;
         }
         let poly = centred_poly(h, 0.0, 1.0, THEN_DEGREE, g, |_| POLY_SCALE)?;

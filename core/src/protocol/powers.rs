@@ -32,7 +32,7 @@ use crate::chebyshev;
 use crate::elementwise::{as_slice, for_each_chunk, from_vec, prefetch};
 use crate::error::{Error, Result};
 use crate::preprocessing::seeded::{put_wide, wide};
-use crate::preprocessing::{CorrelationRequest, MAX_POWER_DEGREE, Preprocessing};
+use crate::preprocessing::{CorrelationRequest, MAX_POWER_DEGREE, Preprocessing, power_mask_words};
 use crate::protocol::open::{LANES, PeerSum};
 use crate::share::{Arith, ArithShare};
 use alloc::vec;
@@ -267,7 +267,8 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let mask = self.prep.next(&req).await?.into_power_mask()?;
         let r_words = if wide_v { 2 * len } else { len };
         let out_words = if wide_out { 2 } else { 1 };
-        if mask.r.len() != r_words || mask.powers.len() != len * 2 * out_words * degree {
+        if mask.r.len() != r_words || mask.powers.len() != len * power_mask_words(degree, wide_out)
+        {
             return Err(Error::Shape("power mask shape mismatch".into()));
         }
         let (r, powers) = (as_slice(&mask.r), as_slice(&mask.powers));
