@@ -74,33 +74,40 @@ pub(crate) fn for_each_chunk_of<const K: usize>(
     f(0, outs)
 }
 
-/// [`for_each_chunk`] over bytes, in chunks of whole 8-byte words; the
-/// offset passed to `f` counts bytes.
-pub(crate) fn for_each_chunk_bytes(out: &mut [u8], f: impl Fn(usize, &mut [u8]) + Sync + Send) {
+/// [`for_each_chunk`] over a message of `width` bytes per element, in
+/// chunks of whole elements; the offset passed to `f` counts elements.
+pub(crate) fn for_each_chunk_bytes(
+    out: &mut [u8],
+    width: usize,
+    f: impl Fn(usize, &mut [u8]) + Sync + Send,
+) {
+    debug_assert_eq!(out.len() % width, 0);
     #[cfg(feature = "std")]
-    if out.len() >= 16 * CHUNK {
+    if out.len() >= 2 * width * CHUNK {
         use rayon::prelude::*;
-        out.par_chunks_mut(8 * CHUNK)
+        out.par_chunks_mut(width * CHUNK)
             .enumerate()
-            .for_each(|(i, c)| f(i * 8 * CHUNK, c));
+            .for_each(|(i, c)| f(i * CHUNK, c));
         return;
     }
     f(0, out)
 }
 
-/// [`for_each_chunk`] over `words` and the matching 8-byte slots of `bytes`.
+/// [`for_each_chunk`] over `words` and the matching `width`-byte slots of
+/// `bytes`.
 pub(crate) fn for_each_chunk_with_bytes(
     words: &mut [Ring],
     bytes: &mut [u8],
+    width: usize,
     f: impl Fn(usize, &mut [Ring], &mut [u8]) + Sync + Send,
 ) {
-    debug_assert_eq!(words.len() * 8, bytes.len());
+    debug_assert_eq!(words.len() * width, bytes.len());
     #[cfg(feature = "std")]
     if words.len() >= 2 * CHUNK {
         use rayon::prelude::*;
         words
             .par_chunks_mut(CHUNK)
-            .zip(bytes.par_chunks_mut(8 * CHUNK))
+            .zip(bytes.par_chunks_mut(width * CHUNK))
             .enumerate()
             .for_each(|(i, (w, b))| f(i * CHUNK, w, b));
         return;

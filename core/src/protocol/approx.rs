@@ -10,8 +10,8 @@
 //! [`crate::chebyshev::schedule`]:
 //!
 //! - `exp(x)` = `p(x/2^a)^(2^a)` with `|x/2^a| ≤ 1/4`, evaluated not in the
-//!   Chebyshev basis but as a chain of masked openings with local 128-bit
-//!   polynomials and 4th powers in between ([`super::exp`]): 5 rounds.
+//!   Chebyshev basis but as a chain of masked openings with a local 128-bit
+//!   polynomial and 64-bit squares in between ([`super::exp`]): 8 rounds.
 //! - `1/x`, `1/√x`, `√x`, `ln x` for positive `x`: the exponent `j` with
 //!   `x ∈ [2^j, 2^(j+1))` is found by comparing `x` with every power of two
 //!   of the configured range in one batch; `x' = x·2^(-j) ∈ [1, 2)` goes

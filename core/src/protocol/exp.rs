@@ -7,17 +7,23 @@
 //!    enters with `22 − a` fractional bits: 16 for the default range) and
 //!    evaluate a degree-5 polynomial for `e^u` on the exact integer
 //!    `t = x·2^(f−b)`, mod 2^128, at scale 2^125;
-//! 2. open that (high words only) at a 64-bit scale `g₁` and raise it to the
-//!    4th power (or the 2nd, for an odd `a`), mod 2^128; repeat until the
-//!    `a` squarings are done — `e^(4u)`, `e^(16u)`, … each at the largest
-//!    scale whose 4th power still fits;
+//! 2. open that (the top bytes of each piece's high word) at the largest
+//!    scale `g₁` whose square fits 61 bits and square it mod 2^64; open
+//!    the square at `g₂` and square again, and so on: `e^(2u)`, `e^(4u)`,
+//!    … — `a` squarings, each opening dividing by `2^20` or more;
 //! 3. the last opening divides straight to the output scale.
 //!
-//! For the default range (`±16`, `a = 6`) that is 5 openings of one word per
-//! element each way, against 12 rounds and 18 words for the Chebyshev-basis
-//! evaluation with five division-and-square steps it replaced. Every scale
-//! is chosen from `lo`, `hi`, `f` and the output scale by [`ExpPlan::new`]
-//! (a test checks that every accepted setting has a schedule).
+//! For the default range (`±16`, `a = 6`) that is 8 openings and 44 bytes
+//! per element each way — every opening after the first sends only the 5
+//! or 6 bytes of each piece above the quotient ([`super::powers`]) — and
+//! about 430 bytes of the dealer's material per element. Ranges too wide
+//! for 64-bit squares (an upper end above about 20) square twice per
+//! opening instead, as 128-bit fourth powers: fewer openings (6 at ±40),
+//! twice the material per squaring, which bounds the online time (the
+//! schedule protocol 7 used for every range: 5 openings, 40 bytes, 630 bytes
+//! of material). Every scale is chosen from `lo`, `hi`, `f` and the output
+//! scale by [`ExpPlan::new`] (a test checks that every accepted setting has
+//! a schedule).
 
 use super::Party;
 use super::powers::{Masked, centred_poly, low_share, ring_coeffs};
@@ -79,9 +85,43 @@ impl Stage {
     }
 }
 
+/// Bits a 64-bit square may use (`|y²| < 2^61`, below the `2^62` a
+/// 64-bit opening requires, with room for `y`'s rounding).
+const NARROW_BITS: f64 = 61.0;
+
+/// The `a` squarings of `e^u` as 64-bit squares, one opening each, then
+/// the division to `out_f`: `y_k = e^(u·2^k)` is opened at the largest
+/// scale whose square fits 64 bits. Each squaring reads 40 bytes of the
+/// dealer's material per element where a 128-bit fourth power reads 72 per
+/// squaring, and its opening divides by 2^20 or more, so it sends 5 or 6
+/// bytes of each piece ([`super::powers::unsent_bytes`]). `None` where
+/// some `y_k` is too large for [`MIN_SCALE`] bits (the widest ranges, which
+/// [`fourth_powers`] serves).
+fn squarings(hi: f64, a: u32, scale: f64, out_f: u32) -> Option<Vec<Stage>> {
+    let mut stages = Vec::new();
+    let mut prev = POLY_SCALE; // of the value being opened
+    for k in 0..a {
+        let max_log2 =
+            libm::fmax(hi * libm::pow(2.0, k as f64) / scale, 0.0) * core::f64::consts::LOG2_E;
+        let g = libm::floor(NARROW_BITS / 2.0 - max_log2 - 0.01) as i32;
+        if g < MIN_SCALE || !power_mask_shift_fits(k == 0, (prev - g) as i64) {
+            return None;
+        }
+        stages.push(Stage::power((prev - g) as u32, 2, false));
+        prev = 2 * g;
+    }
+    let last = prev - out_f as i32;
+    if !power_mask_shift_fits(a == 0, last as i64) {
+        return None;
+    }
+    stages.push(Stage::power(last as u32, 1, false));
+    Some(stages)
+}
+
 /// The squarings as 128-bit fourth powers (and one square for an odd
 /// `a`), each value at the largest scale whose power fits 125 bits, then
-/// the division to `out_f`.
+/// the division to `out_f`: fewer openings than [`squarings`] and twice
+/// its material, for ranges too wide for 64-bit squares.
 fn fourth_powers(hi: f64, a: u32, scale: f64, out_f: u32) -> Option<Vec<Stage>> {
     let mut powers = vec![4u32; (a / 2) as usize];
     if a % 2 == 1 {
@@ -147,7 +187,8 @@ impl ExpPlan {
         let m = chebyshev::fit_monomial(libm::exp, lo / scale, hi / scale, DEGREE);
         // C_k = m_k · 2^(125 − k·(ft + a)): the polynomial in t = u·2^(ft+a).
         let coeffs = ring_coeffs(&m, POLY_SCALE, (ft + a) as i32)?;
-        let stages = fourth_powers(hi, a, scale, out_f)?;
+        let stages =
+            squarings(hi, a, scale, out_f).or_else(|| fourth_powers(hi, a, scale, out_f))?;
         Some(ExpPlan {
             b,
             coeffs,
@@ -171,8 +212,11 @@ impl ExpPlan {
         // The last stage divides the last power down to the output scale.
         let last = self.stages.pop()?;
         let power_scale = last.shift as i32 + self.out_f as i32;
-        let g = THEN_SCALE.min(power_scale - 64);
-        if g < MIN_SCALE || !power_mask_shift_fits(true, (power_scale - g) as i64) {
+        // The last power is a 128-bit value after the first polynomial or a
+        // fourth power, a 64-bit one after a 64-bit square.
+        let wide_in = self.stages.last().is_none_or(|s| s.wide_out);
+        let g = THEN_SCALE.min(power_scale - if wide_in { 64 } else { 0 });
+        if g < MIN_SCALE || !power_mask_shift_fits(wide_in, (power_scale - g) as i64) {
             return None;
         }
         let poly = centred_poly(h, 0.0, 1.0, THEN_DEGREE, g, |_| POLY_SCALE)?;
@@ -265,30 +309,42 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::powers::unsent_bytes;
 
     #[test]
-    fn default_range_takes_five_openings() {
+    fn default_range_squares_in_64_bits() {
         let p = ExpPlan::new(-16.0, 16.0, 16, 16).unwrap();
-        assert_eq!(p.openings(), 5);
+        assert_eq!(p.openings(), 8);
         assert_eq!(p.b, 0);
         assert_eq!(
             p.stages
                 .iter()
                 .map(|s| s.coeffs.len() - 1)
                 .collect::<Vec<_>>(),
-            [4, 4, 4, 1]
+            [2, 2, 2, 2, 2, 2, 1]
         );
-        for s in &p.stages {
-            assert!((64..=125).contains(&s.shift), "{s:?}");
-        }
-        // the powers are kept mod 2^128, the result (it fits 64 bits) mod
-        // 2^64: its division takes half the material
-        let wide: Vec<bool> = p.stages.iter().map(|s| s.wide_out).collect();
-        assert_eq!(wide, [true, true, true, false]);
+        // the first stage opens the polynomial's 128-bit value, the rest
+        // 64-bit squares; every result is kept mod 2^64
+        assert!((64..=125).contains(&p.stages[0].shift));
+        assert!(p.stages.iter().all(|s| !s.wide_out), "{p:?}");
+        // every opening after the first divides by 2^20 or more: 5 or 6
+        // bytes of each piece are sent (8 for the first)
+        let sent: Vec<usize> = p
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| 8 - unsent_bytes(s.shift - if i == 0 { 64 } else { 0 }, 2))
+            .collect();
+        assert_eq!(sent, [5, 5, 5, 5, 5, 5, 6]);
         // one-sided ranges (sigmoid, softmax) and odd a
-        assert_eq!(ExpPlan::new(-16.0, 0.0, 16, 24).unwrap().openings(), 5);
-        assert_eq!(ExpPlan::new(-8.0, 8.0, 16, 16).unwrap().openings(), 5);
-        assert_eq!(ExpPlan::new(-1.0, 1.0, 16, 16).unwrap().openings(), 3);
+        assert_eq!(ExpPlan::new(-16.0, 0.0, 16, 24).unwrap().openings(), 8);
+        assert_eq!(ExpPlan::new(-8.0, 8.0, 16, 16).unwrap().openings(), 7);
+        assert_eq!(ExpPlan::new(-1.0, 1.0, 16, 16).unwrap().openings(), 4);
+        // the widest ranges take 128-bit fourth powers
+        let widest = ExpPlan::new(-40.0, 28.0, 16, 16).unwrap();
+        assert_eq!(widest.openings(), 6);
+        assert!(widest.stages[0].wide_out);
+        assert_eq!(widest.stages[0].coeffs.len() - 1, 4);
         // a large f is divided down when opened
         assert!(ExpPlan::new(-16.0, 16.0, 24, 24).unwrap().b > 0);
         // every setting the configuration accepts has a plan
@@ -317,7 +373,7 @@ mod tests {
         use crate::protocol::Config;
         use crate::protocol::testing::run;
         use crate::share::Arith;
-        for (r, lo, hi, rounds, rel) in [(16.0, -16.0, 16.0, 5, 1e-5), (40.0, -40.0, 28.0, 6, 1e-4)]
+        for (r, lo, hi, rounds, rel) in [(16.0, -16.0, 16.0, 8, 1e-5), (40.0, -40.0, 28.0, 6, 1e-4)]
         {
             let mut config = Config::default();
             config.approx.exp_max_abs = r;
@@ -375,7 +431,7 @@ mod tests {
             .unwrap()
             .then(|e| 1.0 / (1.0 + e), 16)
             .unwrap();
-        assert_eq!(plan.openings(), 6);
+        assert_eq!(plan.openings(), 9);
         let mut worst = 0f64;
         for i in 0..=2000 {
             let xi = -((i as i128 * 16 * 65536) / 2000);

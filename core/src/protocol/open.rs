@@ -16,8 +16,9 @@ use ndarray::Zip;
 
 /// The other parties' pieces of an opening, combined.
 pub(crate) enum PeerSum {
-    /// One peer: its message, read in place.
-    Bytes(Vec<u8>),
+    /// One peer: its message of `width` bytes per element (the top bytes
+    /// of every piece, see [`Party::exchange_top`]), read in place.
+    Bytes { msg: Vec<u8>, width: usize },
     /// Several peers: their pieces combined.
     Words(Vec<Ring>),
 }
@@ -27,7 +28,10 @@ impl PeerSum {
     #[inline]
     pub(crate) fn read(&self, off: usize, out: &mut [Ring]) {
         match self {
-            PeerSum::Bytes(b) => decode_words(&b[off * 8..(off + out.len()) * 8], out),
+            PeerSum::Bytes { msg, width } => {
+                let w = *width;
+                decode_words(&msg[off * w..(off + out.len()) * w], out, w)
+            }
             PeerSum::Words(w) => out.copy_from_slice(&w[off..off + out.len()]),
         }
     }
@@ -49,34 +53,83 @@ impl PeerSum {
 /// Elements per stack buffer inside a chunk loop.
 pub(crate) const LANES: usize = 256;
 
-/// `out[i] = le_u64(bytes[8i..8i+8])`.
-#[inline]
-fn decode_words(bytes: &[u8], out: &mut [Ring]) {
-    for (o, c) in out.iter_mut().zip(bytes.chunks_exact(8)) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        *o = u64::from_le_bytes(w);
-    }
+/// Runs `$body` with the const `$w` bound to the runtime width `$width`
+/// (1..=8), so that the per-element copies of each width compile to fixed
+/// loads and stores.
+macro_rules! with_width {
+    ($width:expr, $w:ident => $body:expr) => {
+        match $width {
+            8 => {
+                const $w: usize = 8;
+                $body
+            }
+            7 => {
+                const $w: usize = 7;
+                $body
+            }
+            6 => {
+                const $w: usize = 6;
+                $body
+            }
+            5 => {
+                const $w: usize = 5;
+                $body
+            }
+            4 => {
+                const $w: usize = 4;
+                $body
+            }
+            3 => {
+                const $w: usize = 3;
+                $body
+            }
+            2 => {
+                const $w: usize = 2;
+                $body
+            }
+            1 => {
+                const $w: usize = 1;
+                $body
+            }
+            w => unreachable!("opening width {w} checked by its caller"),
+        }
+    };
 }
 
-/// `bytes[8i..8i+8] = le(values[i])`.
+/// `out[i]` = the `width` bytes `bytes[width·i..]` as the top bytes of a
+/// little-endian word, its low `8 − width` bytes zero.
 #[inline]
-fn encode_words(values: &[Ring], bytes: &mut [u8]) {
-    for (c, v) in bytes.chunks_exact_mut(8).zip(values) {
-        c.copy_from_slice(&v.to_le_bytes());
-    }
+fn decode_words(bytes: &[u8], out: &mut [Ring], width: usize) {
+    with_width!(width, W => {
+        for (o, c) in out.iter_mut().zip(bytes.chunks_exact(W)) {
+            let mut w = [0u8; 8];
+            w[8 - W..].copy_from_slice(c);
+            *o = u64::from_le_bytes(w);
+        }
+    })
+}
+
+/// `bytes[width·i..width·(i+1)]` = the top `width` bytes of `values[i]`,
+/// little-endian.
+#[inline]
+fn encode_words(values: &[Ring], bytes: &mut [u8], width: usize) {
+    with_width!(width, W => {
+        for (c, v) in bytes.chunks_exact_mut(W).zip(values) {
+            c.copy_from_slice(&v.to_le_bytes()[8 - W..]);
+        }
+    })
 }
 
 /// Writes pieces into a message without storing them: `fill(off, out)`
 /// writes the pieces of elements `off..off + out.len()` into a stack buffer,
 /// which is encoded into `bytes` (8 per element).
 fn encode_pieces(bytes: &mut [u8], fill: impl Fn(usize, &mut [Ring]) + Sync + Send) {
-    for_each_chunk_bytes(bytes, |off, chunk| {
+    for_each_chunk_bytes(bytes, 8, |off, chunk| {
         let mut words = [0u64; LANES];
         for (k, sub) in chunk.chunks_mut(LANES * 8).enumerate() {
             let m = sub.len() / 8;
-            fill(off / 8 + k * LANES, &mut words[..m]);
-            encode_words(&words[..m], sub);
+            fill(off + k * LANES, &mut words[..m]);
+            encode_words(&words[..m], sub, 8);
         }
     });
 }
@@ -212,23 +265,76 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         fill: impl Fn(usize, &mut [Ring]) + Sync + Send,
         keep: Option<Vec<Ring>>,
     ) -> Result<Exchanged> {
-        let mut bytes = self.scratch.take(len * 8);
-        let mine = if let Some(mut mine) = keep {
+        let mine = if let Some(mine) = keep {
             if mine.len() != len {
                 return Err(Error::Usage("opening buffer has the wrong length".into()));
             }
-            for_each_chunk_with_bytes(&mut mine, &mut bytes, |off, words, out| {
-                fill(off, words);
-                encode_words(words, out);
-            });
-            Some(mine)
+            Some(self.send_kept(0, &fill, mine).await?)
         } else {
+            let mut bytes = self.scratch.take(len * 8);
             encode_pieces(&mut bytes, &fill);
+            self.send_to_others(bytes).await?;
             None
         };
-        self.send_to_others(bytes).await?;
-        let peers = self.recv_peer_sum(len, additive).await?;
+        let peers = self.recv_peer_sum(len, additive, 8).await?;
         Ok(Exchanged { mine, peers })
+    }
+
+    /// [`Party::exchange`] of additive pieces whose low `dropped` bytes
+    /// (0..=7) are not sent: each party clears them in its piece (in `mine`
+    /// too) and sends the top `8 − dropped` bytes. What the pieces then
+    /// open to is `c − δ` for `0 ≤ δ < n·2^(8·dropped)` — the pieces' low
+    /// parts summed — which is all an opening that divides by `2^s` with
+    /// `n·2^(8·dropped) ≤ 2^s` needs (see [`super::powers`]). The pieces
+    /// are built in `mine` (of `len` elements) and kept, as
+    /// [`Party::exchange`] with `Some(buf)` does.
+    pub(crate) async fn exchange_top(
+        &mut self,
+        dropped: usize,
+        fill: impl Fn(usize, &mut [Ring]) + Sync + Send,
+        mine: Vec<Ring>,
+    ) -> Result<Exchanged> {
+        if dropped > 7 {
+            return Err(Error::Usage(format!(
+                "an opening may leave out at most 7 bytes of each piece, not {dropped}"
+            )));
+        }
+        let (len, width) = (mine.len(), 8 - dropped);
+        let mine = self.send_kept(dropped, &fill, mine).await?;
+        let peers = self.recv_peer_sum(len, len, width).await?;
+        Ok(Exchanged {
+            mine: Some(mine),
+            peers,
+        })
+    }
+
+    /// Builds this party's pieces in `mine` (`fill`, then the low `dropped`
+    /// bytes cleared) and sends their top `8 − dropped` bytes to every
+    /// other party; returns `mine`.
+    async fn send_kept(
+        &mut self,
+        dropped: usize,
+        fill: &(impl Fn(usize, &mut [Ring]) + Sync + Send),
+        mut mine: Vec<Ring>,
+    ) -> Result<Vec<Ring>> {
+        let width = 8 - dropped;
+        let low = if dropped == 0 {
+            0
+        } else {
+            u64::MAX >> (64 - 8 * dropped)
+        };
+        let mut bytes = self.scratch.take(mine.len() * width);
+        for_each_chunk_with_bytes(&mut mine, &mut bytes, width, |off, words, out| {
+            fill(off, words);
+            if low != 0 {
+                for w in words.iter_mut() {
+                    *w &= !low;
+                }
+            }
+            encode_words(words, out, width);
+        });
+        self.send_to_others(bytes).await?;
+        Ok(mine)
     }
 
     /// Every party but this one.
@@ -252,27 +358,33 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     }
 
     /// The other parties' pieces of `len` elements (the first `additive`
-    /// additive, the rest XOR), combined: one message each, read in place
-    /// when there is one.
-    async fn recv_peer_sum(&mut self, len: usize, additive: usize) -> Result<PeerSum> {
+    /// additive, the rest XOR) of `width` bytes each (the top bytes of a
+    /// word), combined: one message each, read in place when there is one.
+    async fn recv_peer_sum(
+        &mut self,
+        len: usize,
+        additive: usize,
+        width: usize,
+    ) -> Result<PeerSum> {
         let mut sum: Option<PeerSum> = None;
         for peer in self.others() {
-            let theirs = self.recv_exact(peer, len * 8).await?;
+            let theirs = self.recv_exact(peer, len * width).await?;
             sum = Some(match sum {
-                None => PeerSum::Bytes(theirs),
+                None => PeerSum::Bytes { msg: theirs, width },
                 Some(prev) => {
                     let mut acc = alloc::vec![0u64; len];
                     for_each_chunk(&mut acc, |off, chunk| prev.read(off, chunk));
-                    if let PeerSum::Bytes(b) = prev {
-                        self.scratch.give(b);
+                    if let PeerSum::Bytes { msg, .. } = prev {
+                        self.scratch.give(msg);
                     }
                     for_each_chunk(&mut acc, |off, chunk| {
                         let mut buf = [0u64; LANES];
                         for (k, sub) in chunk.chunks_mut(LANES).enumerate() {
                             let o = off + k * LANES;
                             decode_words(
-                                &theirs[o * 8..(o + sub.len()) * 8],
+                                &theirs[o * width..(o + sub.len()) * width],
                                 &mut buf[..sub.len()],
+                                width,
                             );
                             for ((a, &t), j) in sub.iter_mut().zip(&buf).zip(o..) {
                                 *a = if j < additive {
@@ -288,7 +400,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 }
             });
         }
-        Ok(sum.unwrap_or(PeerSum::Words(alloc::vec![0; len])))
+        Ok(sum.unwrap_or_else(|| PeerSum::Words(alloc::vec![0; len])))
     }
 
     /// Reveals this party's pieces of `buf.len()` elements to `target` (one
@@ -311,7 +423,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         if me == target {
             for_each_chunk(&mut buf, &fill);
             let additive = if K::ADDITIVE { len } else { 0 };
-            let sum = self.recv_peer_sum(len, additive).await?;
+            let sum = self.recv_peer_sum(len, additive, 8).await?;
             return Ok((buf, Some(sum)));
         }
         let mut bytes = self.scratch.take(len * 8);
@@ -336,8 +448,8 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
 
     /// Returns a peer sum's buffer for reuse.
     pub(crate) fn recycle_peers(&mut self, peers: PeerSum) {
-        if let PeerSum::Bytes(b) = peers {
-            self.scratch.give(b);
+        if let PeerSum::Bytes { msg, .. } = peers {
+            self.scratch.give(msg);
         }
     }
 

@@ -16,14 +16,24 @@
 //! degree-5 polynomial of a 20-bit one, is computed exactly, and the next
 //! opening divides the 128-bit result straight back to a 64-bit scale.
 //!
-//! **Opening a 128-bit value with 64 bits.** To divide a 128-bit `V`
-//! (`|V| < 2^126`) by `2^s` with `s ≥ 64`, each party sends only the high
-//! word of its piece of `c = V + 2^126 + R`. Their sum is the high word of
-//! `c` less the carry out of the low words (at most `n − 1`), so the
-//! quotient is off by at most `n` units more, and the top bit of `c` — which
-//! picks `S` — is wrong only if the high word of `c` lies within `n − 1` of
-//! `2^63`: probability below `n·2^-64` per element, the one way this
-//! protocol can fail badly (the 64-bit division cannot).
+//! **Sending only the bits above the quotient.** The division needs the
+//! opened `c = w + R` (`w = v + K`, below half the ring) only for `⌊c/2^s⌋`
+//! and `c`'s top bit, and it is exact for *any* `w` in `[0, 2^(bits−1))`:
+//! the dealer's candidates depend on `R` alone. So each party may clear
+//! the low `d` bits of its piece and send the rest: the pieces then sum to
+//! `c' = c − δ = (w − δ) + R` with `δ` the sum of the cleared parts,
+//! `0 ≤ δ < n·2^d`, and the division of `c'` is exact for `w − δ`.
+//! With `n·2^d ≤ 2^s` that loses at most one unit of the quotient, and
+//! with `v ≥ n·2^d − K` (which `|v| < K − 2^s` gives) `w − δ` is still in
+//! range: no failure probability, only that unit. [`unsent_bytes`] picks
+//! `d` in whole bytes, so an opening that divides by `2^31` sends 5 bytes
+//! of each piece and one that divides by `2^20`, 6 ([`Party::exchange_top`]).
+//!
+//! **Opening a 128-bit value with 64 bits** is the same argument: to divide
+//! a 128-bit `V` (`|V| < 2^126 − 2^s`) by `2^s` with `s ≥ 64`, each party
+//! sends (the top bytes of) the high word of its piece of
+//! `c = V + 2^126 + R`: `d ≥ 64`, and the quotient is off by at most
+//! `⌈n·2^d / 2^s⌉` units (one unit once `s ≥ 64 + log2 n`).
 
 use super::Party;
 use crate::backend::Backend;
@@ -34,16 +44,16 @@ use crate::error::{Error, Result};
 use crate::preprocessing::seeded::{put_wide, wide};
 use crate::preprocessing::{CorrelationRequest, MAX_POWER_DEGREE, Preprocessing, power_mask_words};
 use crate::protocol::open::{LANES, PeerSum};
-use crate::share::{Arith, ArithShare};
+use crate::share::ArithShare;
 use alloc::vec;
 use alloc::vec::Vec;
 
 /// A shared value about to be opened in masked form.
 #[derive(Clone, Copy)]
 pub(crate) enum Masked<'a> {
-    /// 64-bit shares, `|v| < 2^62`.
+    /// 64-bit shares, `|v| < 2^62 − 2^shift`.
     Narrow(&'a [u64]),
-    /// 128-bit shares as word pairs (low first), `|v| < 2^126`.
+    /// 128-bit shares as word pairs (low first), `|v| < 2^126 − 2^shift`.
     Wide(&'a [u64]),
 }
 
@@ -180,6 +190,15 @@ fn power_share<const K: usize, const W: usize>(p: u128, pw: &[u64], lead: bool) 
     share
 }
 
+/// Bytes of every piece an opening that divides by `2^below` (counting
+/// from the word sent) leaves unsent among `n` parties: the most whose
+/// pieces' low parts sum below `2^below` (`n·2^(8·k) ≤ 2^below`), so the
+/// opened value loses at most one unit of the quotient; at most 7.
+pub(crate) fn unsent_bytes(below: u32, n: usize) -> usize {
+    let log_n = usize::BITS - n.saturating_sub(1).leading_zeros();
+    ((below.saturating_sub(log_n) / 8) as usize).min(7)
+}
+
 /// How many elements ahead [`finish_pass`] asks for the dealer's powers:
 /// both candidates of every element are prefetched (which one is used is
 /// known only after the opening), so that the misses of a couple of dozen
@@ -236,12 +255,15 @@ fn finish_pass<const W: usize>(
 impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// Opens `v` in masked form and returns this party's shares, mod 2^128
     /// (word pairs, low first) when `wide_out`, mod 2^64 (one word per
-    /// element) otherwise, of `g(y)` for `y = ⌊v / 2^shift⌋` (rounded down
-    /// or up; up to `n` units for wide values, see the module notes) and
-    /// `g(y) = Σ coeffs[k]·(y − center)^k`. One round, one word per element
-    /// from each party to each other. A result mod 2^64 takes half the
-    /// dealer's material: use it whenever the value fits 64 bits. The
-    /// result may be handed back with [`Party::give_words`] once used.
+    /// element) otherwise, of `g(y)` for `y = ⌊v / 2^shift⌋` (within one
+    /// unit either way; up to `n` units below for a wide value with
+    /// `shift < 64 + log2 n`, see the module notes) and `g(y) = Σ
+    /// coeffs[k]·(y − center)^k`. `v` must lie in `(2^shift − K, K)`, `K`
+    /// being `2^62` for a narrow value and `2^126` for a wide one. One
+    /// round, at most one word per element from each party to each other
+    /// (the bytes below the quotient are not sent). A result mod 2^64 takes
+    /// half the dealer's material: use it whenever the value fits 64 bits.
+    /// The result may be handed back with [`Party::give_words`] once used.
     pub(crate) async fn poly_of_opened(
         &mut self,
         v: Masked<'_>,
@@ -275,7 +297,12 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let lead = self.id() == 0;
         // This party's pieces c_i = v_i + R_i (+ K at party 0): whole when
         // narrow, the high word when wide.
-        let keep = Some(self.scratch.take_words(len));
+        // The low bytes of every piece below the quotient (less a bit per
+        // doubling of the parties, whose low parts' sum is what is lost)
+        // are not sent: see the module notes.
+        let below = if wide_v { shift - 64 } else { shift };
+        let dropped = unsent_bytes(below, self.num_parties());
+        let keep = self.scratch.take_words(len);
         let mut ex = match v {
             Masked::Wide(w) => {
                 let k = if lead { WIDE_K } else { 0 };
@@ -285,7 +312,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                         *o = (c >> 64) as u64;
                     }
                 };
-                self.exchange::<Arith>(len, fill, keep).await?
+                self.exchange_top(dropped, fill, keep).await?
             }
             Masked::Narrow(x) => {
                 let k = if lead { NARROW_K } else { 0 };
@@ -294,7 +321,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                         *o = x.wrapping_add(r).wrapping_add(k);
                     }
                 };
-                self.exchange::<Arith>(len, fill, keep).await?
+                self.exchange_top(dropped, fill, keep).await?
             }
         };
         let mine = ex.mine.take().unwrap_or_default();
@@ -363,7 +390,8 @@ mod tests {
     /// 64-bit and 128-bit values opened in masked form give shares of the
     /// polynomial of their quotient — exact for a 64-bit value and no
     /// division, within the stated units otherwise — in one round of one
-    /// word per element to each peer, for two and three parties.
+    /// word per element to each peer, less the whole bytes below the
+    /// quotient, for two and three parties.
     #[cfg(feature = "std")]
     #[test]
     fn polynomials_of_opened_values_match_the_clear() {
@@ -381,7 +409,7 @@ mod tests {
             .collect();
         let g = [7u128, (-3i128) as u128, 0, 1];
         for n in [2, 3] {
-            for shift in [0u32, 5] {
+            for shift in [0u32, 5, 40, 60] {
                 let len = narrow.len();
                 let x = from_vec(&[len], narrow.iter().map(|&v| v as u64).collect());
                 let outs = run(n, 3, Config::default(), |mut p| {
@@ -398,21 +426,30 @@ mod tests {
                     }
                 });
                 let (vals, stats): (Vec<_>, Vec<_>) = outs.into_iter().unzip();
+                // n = 2: 8 bytes per piece below a shift of 9, then one
+                // fewer per 8 bits of shift; n = 3: one bit later
+                let width = 8 - ((shift as usize).saturating_sub(n - 1) / 8).min(7);
+                assert_eq!(width, 8 - unsent_bytes(shift, n));
                 for st in &stats {
                     assert_eq!(st.rounds, 1);
-                    assert_eq!(st.bytes_sent, (len * 8 * (n - 1)) as u64);
+                    assert_eq!(st.bytes_sent, (len * width * (n - 1)) as u64);
                 }
                 for (i, &v) in narrow.iter().enumerate() {
                     let y = (v >> shift) as i128;
                     let got = total(&vals, i);
-                    let ok = got == eval(&g, y) || (shift > 0 && got == eval(&g, y + 1));
+                    let ok = (-1..=1).any(|d| got == eval(&g, y + d))
+                        && (shift >= 8 || got != eval(&g, y - 1));
                     assert!(ok, "n={n} shift={shift} x={v}");
                 }
             }
             // 128-bit values: the parties' pieces are arbitrary splits.
             let len = wide_v.len();
-            let shift = 70;
-            for g in [&[0u128, 0, 0, 0, 1][..], &[0, 0, 1], &[9, 0, 1, 1]] {
+            for (shift, g) in [
+                (70, &[0u128, 0, 0, 0, 1][..]),
+                (70, &[0, 0, 1]),
+                (100, &[9, 0, 1, 1]),
+                (125, &[0, 1]),
+            ] {
                 let outs = run(n, 4, Config::default(), |mut p| {
                     let wide_v = &wide_v;
                     async move {
@@ -428,14 +465,33 @@ mod tests {
                             w.push(piece as u64);
                             w.push((piece >> 64) as u64);
                         }
-                        p.poly_of_opened(Masked::Wide(&w), shift, 0, g, true).await
+                        let before = p.stats();
+                        let v = p
+                            .poly_of_opened(Masked::Wide(&w), shift, 0, g, true)
+                            .await?;
+                        Ok((v, p.stats().since(&before)))
                     }
                 });
+                let (outs, stats): (Vec<_>, Vec<_>) = outs.into_iter().unzip();
+                // the high word of each piece, less its bytes below the quotient
+                let width = 8 - unsent_bytes(shift - 64, n);
+                assert_eq!(
+                    width,
+                    [(70, 8), (100, 4), (125, 1)]
+                        .iter()
+                        .find(|w| w.0 == shift)
+                        .unwrap()
+                        .1
+                );
+                for st in &stats {
+                    assert_eq!(st.bytes_sent, (len * width * (n - 1)) as u64);
+                }
                 for (i, &v) in wide_v.iter().enumerate() {
                     let y = v >> shift;
                     let got = total(&outs, i);
-                    let ok = (-1..=n as i128).any(|d| got == eval(g, y + d));
-                    assert!(ok, "n={n} V={v}");
+                    // the parts left out sum below 2^shift: one unit at most
+                    let ok = (-1..=1).any(|d| got == eval(g, y + d));
+                    assert!(ok, "n={n} shift={shift} V={v}");
                 }
             }
         }

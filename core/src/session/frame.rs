@@ -34,7 +34,11 @@ use alloc::vec::Vec;
 /// 1/x, ln x, sigmoid) takes its mask's powers mod 2^64 — half that
 /// stage's dealer material — and the dealer request says which width
 /// (`CorrelationRequest::PowerMask::wide_powers`).
-pub const PROTOCOL_VERSION: u8 = 7;
+/// 8: an opening that divides (`protocol/powers.rs`) sends only the top
+/// bytes of each piece, those above the quotient's last bit (5 or 6 of 8 in
+/// exp's chain), and exp squares in 64 bits: 8 openings, 44 bytes per
+/// element each way, where version 7 took 5 openings and 40 bytes.
+pub const PROTOCOL_VERSION: u8 = 8;
 
 const KIND_CONTROL: u8 = 0x01;
 const KIND_DATA_LAST: u8 = 0x02;
