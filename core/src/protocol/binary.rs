@@ -9,8 +9,35 @@ use crate::channel::Channel;
 use crate::elementwise::{as_slice, from_vec, map, zip_map};
 use crate::error::{Error, Result};
 use crate::preprocessing::{CorrelationRequest, Preprocessing};
+use crate::protocol::open::LANES;
 use crate::share::{Binary, BinaryShare};
 use alloc::vec::Vec;
+
+/// Where each slice starts in their concatenation.
+pub(crate) fn run_starts(slices: &[&[u64]]) -> Vec<usize> {
+    slices
+        .iter()
+        .scan(0, |acc, s| {
+            let start = *acc;
+            *acc += s.len();
+            Some(start)
+        })
+        .collect()
+}
+
+/// Copies elements `off..off + out.len()` of the concatenation of `slices`
+/// (starting at `starts`, from [`run_starts`]) into `out`.
+pub(crate) fn gather(slices: &[&[u64]], starts: &[usize], off: usize, out: &mut [u64]) {
+    let mut done = 0;
+    while done < out.len() {
+        let j = off + done;
+        let t = starts.partition_point(|&s| s <= j) - 1;
+        let src = &slices[t][j - starts[t]..];
+        let n = src.len().min(out.len() - done);
+        out[done..done + n].copy_from_slice(&src[..n]);
+        done += n;
+    }
+}
 
 impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// ANDs of pairs of XOR-shared word vectors, all in one round (none if
@@ -29,85 +56,105 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             .await?
             .into_and()?;
         let (a, b, c) = (as_slice(&t.a), as_slice(&t.b), as_slice(&t.c));
-        let mut x = Vec::with_capacity(total);
-        let mut y = Vec::with_capacity(total);
-        for (xp, yp) in pairs {
-            x.extend_from_slice(xp);
-            y.extend_from_slice(yp);
-        }
-        // Open d = x ⊕ a and e = y ⊕ b together.
+        let xs: Vec<&[u64]> = pairs.iter().map(|p| p.0).collect();
+        let ys: Vec<&[u64]> = pairs.iter().map(|p| p.1).collect();
+        let starts = run_starts(&xs);
+        // Open d = x ⊕ a and e = y ⊕ b together, the operands read where
+        // they lie.
         let fill = |off: usize, out: &mut [u64]| {
-            for (o, j) in out.iter_mut().zip(off..) {
-                *o = if j < total {
-                    x[j] ^ a[j]
-                } else {
-                    y[j - total] ^ b[j - total]
-                };
+            // elements off.. of d = x ⊕ a, then of e = y ⊕ b past `total`
+            let split = total.saturating_sub(off).min(out.len());
+            let (dx, ey) = out.split_at_mut(split);
+            if !dx.is_empty() {
+                gather(&xs, &starts, off, dx);
+                for (o, &m) in dx.iter_mut().zip(&a[off..]) {
+                    *o ^= m;
+                }
+            }
+            if !ey.is_empty() {
+                let oy = off + split - total;
+                gather(&ys, &starts, oy, ey);
+                for (o, &m) in ey.iter_mut().zip(&b[oy..]) {
+                    *o ^= m;
+                }
             }
         };
         let ex = self.exchange::<Binary>(2 * total, fill, None).await?;
         let me0 = self.id() == 0;
-        let mut peer = alloc::vec![0u64; 2 * total];
-        ex.peers.read(0, &mut peer);
-        self.recycle(ex);
         // z = c ⊕ (d ∧ b) ⊕ (e ∧ a), and party 0 adds d ∧ e.
         let mut out = Vec::with_capacity(pairs.len());
-        let mut at = 0;
-        for (xp, _) in pairs {
+        let (mut pd, mut pe) = ([0u64; LANES], [0u64; LANES]);
+        for ((xp, yp), &at) in pairs.iter().zip(&starts) {
             let mut z = Vec::with_capacity(xp.len());
-            for j in at..at + xp.len() {
-                let d = x[j] ^ a[j] ^ peer[j];
-                let e = y[j] ^ b[j] ^ peer[total + j];
-                let mut v = c[j] ^ (d & b[j]) ^ (e & a[j]);
-                if me0 {
-                    v ^= d & e;
+            for (k, (xc, yc)) in xp.chunks(LANES).zip(yp.chunks(LANES)).enumerate() {
+                let j0 = at + k * LANES;
+                let m = xc.len();
+                ex.peers.read(j0, &mut pd[..m]);
+                ex.peers.read(total + j0, &mut pe[..m]);
+                for i in 0..m {
+                    let j = j0 + i;
+                    let d = xc[i] ^ a[j] ^ pd[i];
+                    let e = yc[i] ^ b[j] ^ pe[i];
+                    let mut v = c[j] ^ (d & b[j]) ^ (e & a[j]);
+                    if me0 {
+                        v ^= d & e;
+                    }
+                    z.push(v);
                 }
-                z.push(v);
             }
-            at += xp.len();
             out.push(z);
         }
+        self.recycle(ex);
         Ok(out)
     }
 
     /// `x_0 ∧ x_1` for word vectors where party 0 holds all of `x_0` and
-    /// party 1 all of `x_1` (this party passes its own): XOR shares of the
-    /// result in one round, one opened bit per gate instead of two. Two
-    /// parties only.
-    pub(crate) async fn and_one_sided(&mut self, mine: &[u64]) -> Result<Vec<u64>> {
+    /// party 1 all of `x_1` (this party passes its own, as several vectors
+    /// `mine`, ANDed elementwise with the peer's of the same lengths): XOR
+    /// shares of the results in one round, one opened bit per gate instead
+    /// of two. Two parties only.
+    pub(crate) async fn and_one_sided(&mut self, mine: &[&[u64]]) -> Result<Vec<Vec<u64>>> {
         if self.num_parties() != 2 {
             return Err(Error::Unsupported("one-sided AND is a two-party protocol"));
         }
-        if mine.is_empty() {
-            return Ok(Vec::new());
+        let total: usize = mine.iter().map(|m| m.len()).sum();
+        if total == 0 {
+            return Ok(mine.iter().map(|_| Vec::new()).collect());
         }
         let c = self
             .prep
-            .next(&CorrelationRequest::OneSidedAnd { words: mine.len() })
+            .next(&CorrelationRequest::OneSidedAnd { words: total })
             .await?
             .into_one_sided()?;
         let (mask, z) = (as_slice(&c.mask), as_slice(&c.z));
+        let starts = run_starts(mine);
         // Party 0 sends d = x0 ⊕ A, party 1 sends e = x1 ⊕ B.
         let fill = |off: usize, out: &mut [u64]| {
-            for (o, j) in out.iter_mut().zip(off..) {
-                *o = mine[j] ^ mask[j];
+            gather(mine, &starts, off, out);
+            for (o, &m) in out.iter_mut().zip(&mask[off..]) {
+                *o ^= m;
             }
         };
-        let ex = self.exchange::<Binary>(mine.len(), fill, None).await?;
-        let mut theirs = alloc::vec![0u64; mine.len()];
-        ex.peers.read(0, &mut theirs);
-        self.recycle(ex);
+        let ex = self.exchange::<Binary>(total, fill, None).await?;
         // Party 0: (x0 ∧ e) ⊕ z0; party 1: (d ∧ B) ⊕ z1.
         let me0 = self.id() == 0;
-        Ok((0..mine.len())
-            .map(|j| {
-                if me0 {
-                    (mine[j] & theirs[j]) ^ z[j]
-                } else {
-                    (theirs[j] & mask[j]) ^ z[j]
+        let mut theirs = [0u64; LANES];
+        let mut out = Vec::with_capacity(mine.len());
+        for (m, &at) in mine.iter().zip(&starts) {
+            let mut v = Vec::with_capacity(m.len());
+            for (k, mc) in m.chunks(LANES).enumerate() {
+                let j0 = at + k * LANES;
+                let t = &mut theirs[..mc.len()];
+                ex.peers.read(j0, t);
+                for (i, (&x, &e)) in mc.iter().zip(t.iter()).enumerate() {
+                    let j = j0 + i;
+                    v.push(if me0 { x & e } else { e & mask[j] } ^ z[j]);
                 }
-            })
-            .collect())
+            }
+            out.push(v);
+        }
+        self.recycle(ex);
+        Ok(out)
     }
 
     /// ANDs of pairs of shared bit vectors, all in one round.

@@ -109,17 +109,9 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     ) -> Result<Vec<BitShare>> {
         let n = a.first().map_or(0, BitShare::len);
         if let Some(own) = own {
-            let w = words_for(n);
-            let words: Vec<u64> = own[..count]
-                .iter()
-                .flat_map(|p| p.words().iter().copied())
-                .collect();
-            let z = self.and_one_sided(&words).await?;
-            return Ok(z
-                .chunks(w.max(1))
-                .take(count)
-                .map(|c| BitShare::from_words(n, c.to_vec()))
-                .collect());
+            let planes: Vec<&[u64]> = own[..count].iter().map(|p| p.words()).collect();
+            let z = self.and_one_sided(&planes).await?;
+            return Ok(z.into_iter().map(|w| BitShare::from_words(n, w)).collect());
         }
         let pairs: Vec<(&BitShare, &BitShare)> = (0..count).map(|k| (&a[k], &b[k])).collect();
         self.and_bits(&pairs).await

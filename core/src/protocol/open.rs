@@ -8,6 +8,7 @@ use crate::elementwise::{
 };
 use crate::error::{Error, PartyId, PeerError, Result};
 use crate::preprocessing::Preprocessing;
+use crate::protocol::binary::{gather, run_starts};
 use crate::ring::{Ring, RingTensor};
 use crate::share::{Share, ShareKind};
 use alloc::format;
@@ -205,27 +206,10 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         pieces: &[&RingTensor],
     ) -> Result<Vec<RingTensor>> {
         let slices: Vec<_> = pieces.iter().map(|p| as_slice(p)).collect();
-        let starts: Vec<usize> = slices
-            .iter()
-            .scan(0, |acc, s| {
-                let start = *acc;
-                *acc += s.len();
-                Some(start)
-            })
-            .collect();
-        let total: usize = slices.iter().map(|s| s.len()).sum();
-        let fill = |off: usize, out: &mut [Ring]| {
-            // Copy the run of the concatenation that starts at `off`.
-            let mut done = 0;
-            while done < out.len() {
-                let j = off + done;
-                let t = starts.partition_point(|&s| s <= j) - 1;
-                let src = &slices[t][j - starts[t]..];
-                let n = src.len().min(out.len() - done);
-                out[done..done + n].copy_from_slice(&src[..n]);
-                done += n;
-            }
-        };
+        let refs: Vec<&[Ring]> = slices.iter().map(|s| &s[..]).collect();
+        let starts = run_starts(&refs);
+        let total: usize = refs.iter().map(|s| s.len()).sum();
+        let fill = |off: usize, out: &mut [Ring]| gather(&refs, &starts, off, out);
         let opened = self
             .open_with::<K>(alloc::vec![0; total], fill, |_, _| {})
             .await?;
