@@ -59,39 +59,14 @@ pub(crate) const LANES: usize = 256;
 /// loads and stores.
 macro_rules! with_width {
     ($width:expr, $w:ident => $body:expr) => {
+        with_width!(@arms $width, $w, $body, 8 7 6 5 4 3 2 1)
+    };
+    (@arms $width:expr, $w:ident, $body:expr, $($n:literal)*) => {
         match $width {
-            8 => {
-                const $w: usize = 8;
+            $($n => {
+                const $w: usize = $n;
                 $body
-            }
-            7 => {
-                const $w: usize = 7;
-                $body
-            }
-            6 => {
-                const $w: usize = 6;
-                $body
-            }
-            5 => {
-                const $w: usize = 5;
-                $body
-            }
-            4 => {
-                const $w: usize = 4;
-                $body
-            }
-            3 => {
-                const $w: usize = 3;
-                $body
-            }
-            2 => {
-                const $w: usize = 2;
-                $body
-            }
-            1 => {
-                const $w: usize = 1;
-                $body
-            }
+            })*
             w => unreachable!("opening width {w} checked by its caller"),
         }
     };
