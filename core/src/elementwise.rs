@@ -137,6 +137,32 @@ pub(crate) fn for_each_chunk_with_bits(
     f(0, words, bits)
 }
 
+/// Where each slice starts in their concatenation.
+pub(crate) fn run_starts(slices: &[&[u64]]) -> alloc::vec::Vec<usize> {
+    slices
+        .iter()
+        .scan(0, |acc, s| {
+            let start = *acc;
+            *acc += s.len();
+            Some(start)
+        })
+        .collect()
+}
+
+/// Copies elements `off..off + out.len()` of the concatenation of `slices`
+/// (starting at `starts`, from [`run_starts`]) into `out`.
+pub(crate) fn gather(slices: &[&[u64]], starts: &[usize], off: usize, out: &mut [u64]) {
+    let mut done = 0;
+    while done < out.len() {
+        let j = off + done;
+        let t = starts.partition_point(|&s| s <= j) - 1;
+        let src = &slices[t][j - starts[t]..];
+        let n = src.len().min(out.len() - done);
+        out[done..done + n].copy_from_slice(&src[..n]);
+        done += n;
+    }
+}
+
 /// Buffers kept for reuse: a received message becomes the next outgoing
 /// one, and a protocol's intermediate vectors the next one's, so large
 /// openings neither zero-fill nor page-fault fresh memory.

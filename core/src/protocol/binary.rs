@@ -6,38 +6,12 @@ use super::Party;
 use crate::backend::Backend;
 use crate::bits::{BitShare, words_for};
 use crate::channel::Channel;
-use crate::elementwise::{as_slice, from_vec, map, zip_map};
+use crate::elementwise::{as_slice, from_vec, gather, map, run_starts, zip_map};
 use crate::error::{Error, Result};
 use crate::preprocessing::{CorrelationRequest, Preprocessing};
 use crate::protocol::open::LANES;
 use crate::share::{Binary, BinaryShare};
 use alloc::vec::Vec;
-
-/// Where each slice starts in their concatenation.
-pub(crate) fn run_starts(slices: &[&[u64]]) -> Vec<usize> {
-    slices
-        .iter()
-        .scan(0, |acc, s| {
-            let start = *acc;
-            *acc += s.len();
-            Some(start)
-        })
-        .collect()
-}
-
-/// Copies elements `off..off + out.len()` of the concatenation of `slices`
-/// (starting at `starts`, from [`run_starts`]) into `out`.
-pub(crate) fn gather(slices: &[&[u64]], starts: &[usize], off: usize, out: &mut [u64]) {
-    let mut done = 0;
-    while done < out.len() {
-        let j = off + done;
-        let t = starts.partition_point(|&s| s <= j) - 1;
-        let src = &slices[t][j - starts[t]..];
-        let n = src.len().min(out.len() - done);
-        out[done..done + n].copy_from_slice(&src[..n]);
-        done += n;
-    }
-}
 
 impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// ANDs of pairs of XOR-shared word vectors, all in one round (none if

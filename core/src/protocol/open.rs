@@ -4,11 +4,11 @@ use super::Party;
 use crate::backend::Backend;
 use crate::channel::{Channel, decode_ring};
 use crate::elementwise::{
-    as_slice, for_each_chunk, for_each_chunk_bytes, for_each_chunk_with_bytes, from_vec,
+    as_slice, for_each_chunk, for_each_chunk_bytes, for_each_chunk_with_bytes, from_vec, gather,
+    run_starts,
 };
 use crate::error::{Error, PartyId, PeerError, Result};
 use crate::preprocessing::Preprocessing;
-use crate::protocol::binary::{gather, run_starts};
 use crate::ring::{Ring, RingTensor};
 use crate::share::{Share, ShareKind};
 use alloc::format;
