@@ -89,61 +89,48 @@ impl Stage {
 /// 64-bit opening requires, with room for `y`'s rounding).
 const NARROW_BITS: f64 = 61.0;
 
-/// The `a` squarings of `e^u` as 64-bit squares, one opening each, then
-/// the division to `out_f`: `y_k = e^(u·2^k)` is opened at the largest
-/// scale whose square fits 64 bits. Each squaring reads 40 bytes of the
-/// dealer's material per element where a 128-bit fourth power reads 72 per
-/// squaring, and its opening divides by 2^20 or more, so it sends 5 or 6
-/// bytes of each piece ([`super::powers::unsent_bytes`]). `None` where
-/// some `y_k` is too large for [`MIN_SCALE`] bits (the widest ranges, which
-/// [`fourth_powers`] serves).
-fn squarings(hi: f64, a: u32, scale: f64, out_f: u32) -> Option<Vec<Stage>> {
-    let mut stages = Vec::new();
-    let mut prev = POLY_SCALE; // of the value being opened
-    for k in 0..a {
-        let max_log2 =
-            libm::fmax(hi * libm::pow(2.0, k as f64) / scale, 0.0) * core::f64::consts::LOG2_E;
-        let g = libm::floor(NARROW_BITS / 2.0 - max_log2 - 0.01) as i32;
-        if g < MIN_SCALE || !power_mask_shift_fits(k == 0, (prev - g) as i64) {
-            return None;
+/// The `a` squarings of `e^u`, then the division to `out_f`. With `wide`
+/// false, 64-bit squares, one opening each: `y_k = e^(u·2^k)` is opened at
+/// the largest scale whose square fits [`NARROW_BITS`]; each squaring reads
+/// 40 bytes of the dealer's material per element, and its opening divides
+/// by 2^20 or more, so it sends 5 or 6 bytes of each piece
+/// ([`super::powers::unsent_bytes`]). With `wide`, 128-bit fourth powers
+/// (and one square for an odd `a`), each value at the largest scale whose
+/// power fits [`WIDE_BITS`]: fewer openings, 72 bytes of material per
+/// squaring, for ranges too wide for 64-bit squares. `None` where some
+/// value is too large for [`MIN_SCALE`] bits or a division does not fit.
+fn squarings(hi: f64, a: u32, scale: f64, out_f: u32, wide: bool) -> Option<Vec<Stage>> {
+    let (powers, bits) = if wide {
+        let mut p = vec![4u32; (a / 2) as usize];
+        if a % 2 == 1 {
+            p.push(2);
         }
-        stages.push(Stage::power((prev - g) as u32, 2, false));
-        prev = 2 * g;
-    }
-    let last = prev - out_f as i32;
-    if !power_mask_shift_fits(a == 0, last as i64) {
-        return None;
-    }
-    stages.push(Stage::power(last as u32, 1, false));
-    Some(stages)
-}
-
-/// The squarings as 128-bit fourth powers (and one square for an odd
-/// `a`), each value at the largest scale whose power fits 125 bits, then
-/// the division to `out_f`: fewer openings than [`squarings`] and twice
-/// its material, for ranges too wide for 64-bit squares.
-fn fourth_powers(hi: f64, a: u32, scale: f64, out_f: u32) -> Option<Vec<Stage>> {
-    let mut powers = vec![4u32; (a / 2) as usize];
-    if a % 2 == 1 {
-        powers.push(2);
-    }
+        (p, WIDE_BITS)
+    } else {
+        (vec![2u32; a as usize], NARROW_BITS)
+    };
     let mut stages = Vec::new();
-    let mut prev_scale = POLY_SCALE; // of the 128-bit value being opened
+    let mut prev = POLY_SCALE; // scale of the value being opened
+    let mut wide_in = true; // the first polynomial's value is 128-bit
     let mut done = 0u32;
     for &k in &powers {
         let max_log2 =
             libm::fmax(hi * libm::pow(2.0, done as f64) / scale, 0.0) * core::f64::consts::LOG2_E;
-        let fit = libm::floor(WIDE_BITS / k as f64 - max_log2 - 0.01) as i32;
-        let g = fit.min(60).min(prev_scale - 64);
-        if g < MIN_SCALE {
+        let mut g = (libm::floor(bits / k as f64 - max_log2 - 0.01) as i32).min(60);
+        if wide_in {
+            // a 128-bit value's opening divides by at least 2^64
+            g = g.min(prev - 64);
+        }
+        if g < MIN_SCALE || !power_mask_shift_fits(wide_in, (prev - g) as i64) {
             return None;
         }
-        stages.push(Stage::power((prev_scale - g) as u32, k, true));
-        prev_scale = k as i32 * g;
+        stages.push(Stage::power((prev - g) as u32, k, wide));
+        prev = k as i32 * g;
+        wide_in = wide;
         done += k.trailing_zeros();
     }
-    let last = prev_scale - out_f as i32;
-    if !power_mask_shift_fits(true, last as i64) {
+    let last = prev - out_f as i32;
+    if !power_mask_shift_fits(wide_in, last as i64) {
         return None;
     }
     // The result fits 64 bits: its division needs its mask mod 2^64 only.
@@ -187,8 +174,8 @@ impl ExpPlan {
         let m = chebyshev::fit_monomial(libm::exp, lo / scale, hi / scale, DEGREE);
         // C_k = m_k · 2^(125 − k·(ft + a)): the polynomial in t = u·2^(ft+a).
         let coeffs = ring_coeffs(&m, POLY_SCALE, (ft + a) as i32)?;
-        let stages =
-            squarings(hi, a, scale, out_f).or_else(|| fourth_powers(hi, a, scale, out_f))?;
+        let stages = squarings(hi, a, scale, out_f, false)
+            .or_else(|| squarings(hi, a, scale, out_f, true))?;
         Some(ExpPlan {
             b,
             coeffs,
