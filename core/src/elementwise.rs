@@ -37,17 +37,123 @@ pub(crate) fn into_vec(t: RingTensor) -> alloc::vec::Vec<Ring> {
     }
 }
 
+/// Runs `f` compiled for the widest vector unit this CPU has: the
+/// `x86_64` baseline the crate is built for has only SSE2, where a 64-bit
+/// multiply is three 32-bit ones on two lanes, while AVX-512DQ multiplies
+/// eight 64-bit lanes in one instruction. `f` is inlined into a copy of
+/// this function built with AVX-512, or with AVX2 where that is the best
+/// (`HUSH_CPU_VECTOR` caps it); other targets and CPUs run it as built.
+/// Every chunked pass below goes through here, so the protocols'
+/// elementwise loops need no vector code of their own — but only code
+/// inlined into the copy is built for it: the closures the passes run, and
+/// the `fill`/`finish` closures those call, are marked `#[inline(always)]`
+/// (without it a large closure with several callers stays a baseline
+/// function). The choice changes no value (the same wrapping integer
+/// arithmetic) and depends on the CPU only; the protocol tests run built
+/// with `std` (the CPU's level) and without (the baseline).
+#[inline(always)]
+pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(all(feature = "std", target_arch = "x86_64"))]
+    match vector::level() {
+        // SAFETY: `level` found the features each copy is built with on
+        // the CPU this runs on.
+        #[allow(unsafe_code)]
+        vector::Level::Avx512 => return unsafe { vector::avx512(f) },
+        #[allow(unsafe_code)]
+        vector::Level::Avx2 => return unsafe { vector::avx2(f) },
+        vector::Level::Baseline => {}
+    }
+    f()
+}
+
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+pub(crate) mod vector {
+    //! The copies of [`super::wide`] and the CPU check that picks one.
+
+    /// The widest vector unit [`super::wide`] uses here.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+    pub(crate) enum Level {
+        /// AVX-512 F, DQ, BW and VL (64-bit multiplies on eight lanes).
+        Avx512,
+        /// AVX2 (four lanes; 64-bit multiplies from 32-bit ones).
+        Avx2,
+        /// The `x86_64` baseline (SSE2).
+        Baseline,
+    }
+
+    impl Level {
+        pub(crate) fn name(self) -> &'static str {
+            match self {
+                Level::Avx512 => "avx512",
+                Level::Avx2 => "avx2",
+                Level::Baseline => "baseline",
+            }
+        }
+    }
+
+    /// The environment variable that caps the level (`avx512`, `avx2` or
+    /// `baseline`), for comparing them on one machine; unset (or naming
+    /// none of them), the CPU's best runs.
+    pub(crate) const CAP_VAR: &str = "HUSH_CPU_VECTOR";
+
+    /// The CPU's best level, capped by [`CAP_VAR`]. Detected once per
+    /// process.
+    pub(crate) fn level() -> Level {
+        static LEVEL: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
+        *LEVEL.get_or_init(|| {
+            use std::arch::is_x86_feature_detected as has;
+            let cap = std::env::var(CAP_VAR)
+                .ok()
+                .and_then(|v| {
+                    [Level::Avx512, Level::Avx2, Level::Baseline]
+                        .into_iter()
+                        .find(|l| l.name() == v.trim())
+                })
+                .unwrap_or(Level::Avx512);
+            let best =
+                if has!("avx512f") && has!("avx512dq") && has!("avx512bw") && has!("avx512vl") {
+                    Level::Avx512
+                } else if has!("avx2") {
+                    Level::Avx2
+                } else {
+                    Level::Baseline
+                };
+            best.max(cap)
+        })
+    }
+
+    /// `f()` built with AVX-512. Call only where [`level`] says `Avx512`.
+    #[allow(unsafe_code)]
+    #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2")]
+    pub(crate) unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    /// `f()` built with AVX2. Call only where [`level`] says `Avx2` or better.
+    #[allow(unsafe_code)]
+    #[target_feature(enable = "avx2")]
+    pub(crate) unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+}
+
 /// Runs `f(offset, chunk)` over consecutive chunks of `out`, in parallel with `std`.
 pub(crate) fn for_each_chunk(out: &mut [Ring], f: impl Fn(usize, &mut [Ring]) + Sync + Send) {
     #[cfg(feature = "std")]
     if out.len() >= 2 * CHUNK {
         use rayon::prelude::*;
-        out.par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(i, c)| f(i * CHUNK, c));
+        out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| {
+            wide(
+                #[inline(always)]
+                || f(i * CHUNK, c),
+            )
+        });
         return;
     }
-    f(0, out)
+    wide(
+        #[inline(always)]
+        || f(0, out),
+    )
 }
 
 /// [`for_each_chunk`] over `K` outputs of one length at once:
@@ -65,13 +171,18 @@ pub(crate) fn for_each_chunk_of<const K: usize>(
         let parts: alloc::vec::Vec<[&mut [Ring]; K]> = (0..len.div_ceil(CHUNK))
             .map(|_| core::array::from_fn(|k| iters[k].next().unwrap_or_default()))
             .collect();
-        parts
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(i, c)| f(i * CHUNK, c));
+        parts.into_par_iter().enumerate().for_each(|(i, c)| {
+            wide(
+                #[inline(always)]
+                || f(i * CHUNK, c),
+            )
+        });
         return;
     }
-    f(0, outs)
+    wide(
+        #[inline(always)]
+        || f(0, outs),
+    )
 }
 
 /// [`for_each_chunk`] over a message of `width` bytes per element, in
@@ -87,10 +198,18 @@ pub(crate) fn for_each_chunk_bytes(
         use rayon::prelude::*;
         out.par_chunks_mut(width * CHUNK)
             .enumerate()
-            .for_each(|(i, c)| f(i * CHUNK, c));
+            .for_each(|(i, c)| {
+                wide(
+                    #[inline(always)]
+                    || f(i * CHUNK, c),
+                )
+            });
         return;
     }
-    f(0, out)
+    wide(
+        #[inline(always)]
+        || f(0, out),
+    )
 }
 
 /// [`for_each_chunk`] over `words` and the matching `width`-byte slots of
@@ -109,10 +228,18 @@ pub(crate) fn for_each_chunk_with_bytes(
             .par_chunks_mut(CHUNK)
             .zip(bytes.par_chunks_mut(width * CHUNK))
             .enumerate()
-            .for_each(|(i, (w, b))| f(i * CHUNK, w, b));
+            .for_each(|(i, (w, b))| {
+                wide(
+                    #[inline(always)]
+                    || f(i * CHUNK, w, b),
+                )
+            });
         return;
     }
-    f(0, words, bytes)
+    wide(
+        #[inline(always)]
+        || f(0, words, bytes),
+    )
 }
 
 /// [`for_each_chunk`] over `words` and the matching bytes of a bit vector
@@ -131,10 +258,18 @@ pub(crate) fn for_each_chunk_with_bits(
             .par_chunks_mut(CHUNK)
             .zip(bits.par_chunks_mut(CHUNK / 8))
             .enumerate()
-            .for_each(|(i, (w, b))| f(i * CHUNK, w, b));
+            .for_each(|(i, (w, b))| {
+                wide(
+                    #[inline(always)]
+                    || f(i * CHUNK, w, b),
+                )
+            });
         return;
     }
-    f(0, words, bits)
+    wide(
+        #[inline(always)]
+        || f(0, words, bits),
+    )
 }
 
 /// Where each slice starts in their concatenation.
@@ -263,13 +398,17 @@ pub(crate) fn zip_map(
     debug_assert_eq!(a.shape(), b.shape());
     let (sa, sb) = (as_slice(a), as_slice(b));
     let mut out = alloc::vec![0u64; sa.len()];
-    for_each_chunk(&mut out, |off, o| {
-        let len = o.len();
-        let (x, y) = (&sa[off..off + len], &sb[off..off + len]);
-        for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
-            *o = f(x, y);
-        }
-    });
+    for_each_chunk(
+        &mut out,
+        #[inline(always)]
+        |off, o| {
+            let len = o.len();
+            let (x, y) = (&sa[off..off + len], &sb[off..off + len]);
+            for ((o, &x), &y) in o.iter_mut().zip(x).zip(y) {
+                *o = f(x, y);
+            }
+        },
+    );
     from_vec(a.shape(), out)
 }
 
@@ -282,12 +421,16 @@ pub(crate) fn zip_assign(
     debug_assert_eq!(a.shape(), b.shape());
     let sb = as_slice(b);
     match a.as_slice_mut() {
-        Some(sa) => for_each_chunk(sa, |off, o| {
-            let len = o.len();
-            for (o, &y) in o.iter_mut().zip(&sb[off..off + len]) {
-                *o = f(*o, y);
-            }
-        }),
+        Some(sa) => for_each_chunk(
+            sa,
+            #[inline(always)]
+            |off, o| {
+                let len = o.len();
+                for (o, &y) in o.iter_mut().zip(&sb[off..off + len]) {
+                    *o = f(*o, y);
+                }
+            },
+        ),
         None => ndarray::Zip::from(a).and(b).for_each(|x, &y| *x = f(*x, y)),
     }
 }
@@ -296,12 +439,16 @@ pub(crate) fn zip_assign(
 pub(crate) fn map(a: &RingTensor, f: impl Fn(Ring) -> Ring + Sync + Send) -> RingTensor {
     let sa = as_slice(a);
     let mut out = alloc::vec![0u64; sa.len()];
-    for_each_chunk(&mut out, |off, o| {
-        let len = o.len();
-        for (o, &x) in o.iter_mut().zip(&sa[off..off + len]) {
-            *o = f(x);
-        }
-    });
+    for_each_chunk(
+        &mut out,
+        #[inline(always)]
+        |off, o| {
+            let len = o.len();
+            for (o, &x) in o.iter_mut().zip(&sa[off..off + len]) {
+                *o = f(x);
+            }
+        },
+    );
     from_vec(a.shape(), out)
 }
 
@@ -343,4 +490,53 @@ pub(crate) fn prefetch(words: &[Ring], at: usize, n: usize) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (words, at, n);
+}
+
+#[cfg(all(test, feature = "std", target_arch = "x86_64"))]
+mod tests {
+    use super::vector;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    /// A pass like the protocols' loops: 64-bit multiplies, shifts, a
+    /// conditional negation.
+    fn pass(data: &[u64], out: &mut [u64]) {
+        for (o, &x) in out.iter_mut().zip(data) {
+            let neg = 0u64.wrapping_sub(x >> 63);
+            *o = (x ^ neg)
+                .wrapping_sub(neg)
+                .wrapping_mul(x | 1)
+                .wrapping_add(x >> 13);
+        }
+    }
+
+    #[test]
+    fn every_vector_level_computes_the_same() {
+        let data: Vec<u64> = (0..10_007u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17))
+            .collect();
+        let mut want = vec![0; data.len()];
+        pass(&data, &mut want);
+        let mut got = vec![0; data.len()];
+        super::wide(|| pass(&data, &mut got));
+        assert_eq!(got, want, "the detected level ({:?})", vector::level());
+        if std::arch::is_x86_feature_detected!("avx2") {
+            got.fill(0);
+            // SAFETY: the CPU has AVX2 (checked above).
+            #[allow(unsafe_code)]
+            unsafe {
+                vector::avx2(|| pass(&data, &mut got))
+            };
+            assert_eq!(got, want, "avx2");
+        }
+        if vector::level() == vector::Level::Avx512 {
+            got.fill(0);
+            // SAFETY: `level` found AVX-512 on this CPU.
+            #[allow(unsafe_code)]
+            unsafe {
+                vector::avx512(|| pass(&data, &mut got))
+            };
+            assert_eq!(got, want, "avx512");
+        }
+    }
 }

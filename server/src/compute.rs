@@ -34,6 +34,7 @@ impl BackendArgs {
         tracing::info!(
             backend = %compute.describe(),
             cpu_gemm_kernel = hush_core::backend::CpuBackend::gemm_kernel(),
+            cpu_vector = hush_core::backend::CpuBackend::vector_level(),
             "compute backend: {why}"
         );
         Ok(compute)

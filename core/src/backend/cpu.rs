@@ -32,6 +32,17 @@ impl CpuBackend {
         "portable"
     }
 
+    /// The vector unit the protocols' elementwise passes are built for
+    /// here, for logs and reports: `"avx512"`, `"avx2"` (x86-64, detected at
+    /// run time, capped by `HUSH_CPU_VECTOR`) or `"baseline"` (what the
+    /// target is compiled for).
+    pub fn vector_level() -> &'static str {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        return crate::elementwise::vector::level().name();
+        #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+        "baseline"
+    }
+
     /// The value of `HUSH_CPU_GEMM` (which caps the kernel: `amx`, `avx512`,
     /// `avx2` or `portable`) when it is set to none of them and so ignored;
     /// `None` when it is unset or valid, or on a build without x86 kernels.

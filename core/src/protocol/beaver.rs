@@ -44,6 +44,7 @@ fn hadamard_share<'a>(
         t.c.as_slice().unwrap_or_default(),
     );
     let lx = xs.len();
+    #[inline(always)]
     move |off, out| {
         let (mut pe, mut pf) = ([0u64; LANES], [0u64; LANES]);
         for (k, sub) in out.chunks_mut(LANES).enumerate() {
@@ -98,17 +99,20 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             as_slice(&t.b),
         );
         let lx = xs.len();
-        let fill = |off: usize, out: &mut [u64]| {
-            // E‖F: the run starting at `off` may cross from E into F.
-            let split = lx.saturating_sub(off).min(out.len());
-            let (oe, of) = out.split_at_mut(split);
-            let eo = off.min(lx);
-            for ((o, &x), &a) in oe.iter_mut().zip(&xs[eo..]).zip(&a[eo..]) {
-                *o = x.wrapping_sub(a);
-            }
-            let fo = (off + split).saturating_sub(lx);
-            for ((o, &y), &b) in of.iter_mut().zip(&ys[fo..]).zip(&b[fo..]) {
-                *o = y.wrapping_sub(b);
+        let fill = {
+            #[inline(always)]
+            |off: usize, out: &mut [u64]| {
+                // E‖F: the run starting at `off` may cross from E into F.
+                let split = lx.saturating_sub(off).min(out.len());
+                let (oe, of) = out.split_at_mut(split);
+                let eo = off.min(lx);
+                for ((o, &x), &a) in oe.iter_mut().zip(&xs[eo..]).zip(&a[eo..]) {
+                    *o = x.wrapping_sub(a);
+                }
+                let fo = (off + split).saturating_sub(lx);
+                for ((o, &y), &b) in of.iter_mut().zip(&ys[fo..]).zip(&b[fo..]) {
+                    *o = y.wrapping_sub(b);
+                }
             }
         };
         let ex = self.exchange::<Arith>(lx + ys.len(), fill, None).await?;
@@ -135,12 +139,16 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let (a, b, lx) = (as_slice(&t.a), as_slice(&t.b), xs.len());
         let opened = |xs: &[u64], a: &[u64], base: usize| {
             let mut v = alloc::vec![0u64; xs.len()];
-            for_each_chunk(&mut v, |off, out| {
-                ex.peers.read(base + off, out);
-                for ((o, &x), &a) in out.iter_mut().zip(&xs[off..]).zip(&a[off..]) {
-                    *o = o.wrapping_add(x.wrapping_sub(a));
-                }
-            });
+            for_each_chunk(
+                &mut v,
+                #[inline(always)]
+                |off, out| {
+                    ex.peers.read(base + off, out);
+                    for ((o, &x), &a) in out.iter_mut().zip(&xs[off..]).zip(&a[off..]) {
+                        *o = o.wrapping_add(x.wrapping_sub(a));
+                    }
+                },
+            );
             v
         };
         let e = opened(&xs, &a, 0);
@@ -284,11 +292,15 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let masked = |v: &ArithShare, mask: &RingTensor| -> RingTensor {
             let (vs, ms) = (as_slice(v.as_raw()), as_slice(mask));
             let mut out = vec![0u64; vs.len()];
-            for_each_chunk(&mut out, |off, o| {
-                for ((o, &v), &m) in o.iter_mut().zip(&vs[off..]).zip(&ms[off..]) {
-                    *o = v.wrapping_sub(m);
-                }
-            });
+            for_each_chunk(
+                &mut out,
+                #[inline(always)]
+                |off, o| {
+                    for ((o, &v), &m) in o.iter_mut().zip(&vs[off..]).zip(&ms[off..]) {
+                        *o = v.wrapping_sub(m);
+                    }
+                },
+            );
             from_vec(&[vs.len()], out)
         };
         let mut pieces: Vec<RingTensor> = Vec::new();
@@ -314,14 +326,18 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 let (a, b, c) = (as_slice(&t.a), as_slice(&t.b), as_slice(&t.c));
                 // z = c + e·b + a·f, and party 0 adds e·f: c + e·(b + f) + a·f.
                 let mut z = vec![0u64; n];
-                for_each_chunk(&mut z, |off, out| {
-                    for (i, z) in (off..).zip(out.iter_mut()) {
-                        let bj = if me0 { b[i].wrapping_add(f[i]) } else { b[i] };
-                        *z = c[i]
-                            .wrapping_add(e[i].wrapping_mul(bj))
-                            .wrapping_add(a[i].wrapping_mul(f[i]));
-                    }
-                });
+                for_each_chunk(
+                    &mut z,
+                    #[inline(always)]
+                    |off, out| {
+                        for (i, z) in (off..).zip(out.iter_mut()) {
+                            let bj = if me0 { b[i].wrapping_add(f[i]) } else { b[i] };
+                            *z = c[i]
+                                .wrapping_add(e[i].wrapping_mul(bj))
+                                .wrapping_add(a[i].wrapping_mul(f[i]));
+                        }
+                    },
+                );
                 from_vec(&[n], z)
             }
             None => RingTensor::zeros(IxDyn(&[0])),
@@ -334,15 +350,19 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 let (es, a) = (as_slice(e), as_slice(&pair.a));
                 // s² = e² + 2·e·a + a²: party 0 adds e².
                 let mut z = as_slice(&pair.aa).into_owned();
-                for_each_chunk(&mut z, |off, out| {
-                    for (i, z) in (off..).zip(out.iter_mut()) {
-                        let (e, a) = (es[i], a[i]);
-                        *z = z.wrapping_add(e.wrapping_mul(a).wrapping_mul(2));
-                        if me0 {
-                            *z = z.wrapping_add(e.wrapping_mul(e));
+                for_each_chunk(
+                    &mut z,
+                    #[inline(always)]
+                    |off, out| {
+                        for (i, z) in (off..).zip(out.iter_mut()) {
+                            let (e, a) = (es[i], a[i]);
+                            *z = z.wrapping_add(e.wrapping_mul(a).wrapping_mul(2));
+                            if me0 {
+                                *z = z.wrapping_add(e.wrapping_mul(e));
+                            }
                         }
-                    }
-                });
+                    },
+                );
                 from_vec(s.shape(), z)
             }
             None => RingTensor::zeros(IxDyn(s.shape())),

@@ -35,21 +35,24 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let starts = run_starts(&xs);
         // Open d = x ⊕ a and e = y ⊕ b together, the operands read where
         // they lie.
-        let fill = |off: usize, out: &mut [u64]| {
-            // elements off.. of d = x ⊕ a, then of e = y ⊕ b past `total`
-            let split = total.saturating_sub(off).min(out.len());
-            let (dx, ey) = out.split_at_mut(split);
-            if !dx.is_empty() {
-                gather(&xs, &starts, off, dx);
-                for (o, &m) in dx.iter_mut().zip(&a[off..]) {
-                    *o ^= m;
+        let fill = {
+            #[inline(always)]
+            |off: usize, out: &mut [u64]| {
+                // elements off.. of d = x ⊕ a, then of e = y ⊕ b past `total`
+                let split = total.saturating_sub(off).min(out.len());
+                let (dx, ey) = out.split_at_mut(split);
+                if !dx.is_empty() {
+                    gather(&xs, &starts, off, dx);
+                    for (o, &m) in dx.iter_mut().zip(&a[off..]) {
+                        *o ^= m;
+                    }
                 }
-            }
-            if !ey.is_empty() {
-                let oy = off + split - total;
-                gather(&ys, &starts, oy, ey);
-                for (o, &m) in ey.iter_mut().zip(&b[oy..]) {
-                    *o ^= m;
+                if !ey.is_empty() {
+                    let oy = off + split - total;
+                    gather(&ys, &starts, oy, ey);
+                    for (o, &m) in ey.iter_mut().zip(&b[oy..]) {
+                        *o ^= m;
+                    }
                 }
             }
         };
@@ -103,10 +106,13 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let (mask, z) = (as_slice(&c.mask), as_slice(&c.z));
         let starts = run_starts(mine);
         // Party 0 sends d = x0 ⊕ A, party 1 sends e = x1 ⊕ B.
-        let fill = |off: usize, out: &mut [u64]| {
-            gather(mine, &starts, off, out);
-            for (o, &m) in out.iter_mut().zip(&mask[off..]) {
-                *o ^= m;
+        let fill = {
+            #[inline(always)]
+            |off: usize, out: &mut [u64]| {
+                gather(mine, &starts, off, out);
+                for (o, &m) in out.iter_mut().zip(&mask[off..]) {
+                    *o ^= m;
+                }
             }
         };
         let ex = self.exchange::<Binary>(total, fill, None).await?;

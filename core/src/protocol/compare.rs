@@ -303,11 +303,15 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let ra = as_slice(&pair.r_arith);
         let me0 = self.id() == 0;
         let mut out = alloc::vec![0u64; n];
-        for_each_chunk(&mut out, |off, chunk| {
-            for ((o, &ra), j) in chunk.iter_mut().zip(&ra[off..]).zip(off..) {
-                *o = bit_from_mask((c[j / 64] >> (j % 64)) & 1, ra, me0);
-            }
-        });
+        for_each_chunk(
+            &mut out,
+            #[inline(always)]
+            |off, chunk| {
+                for ((o, &ra), j) in chunk.iter_mut().zip(&ra[off..]).zip(off..) {
+                    *o = bit_from_mask((c[j / 64] >> (j % 64)) & 1, ra, me0);
+                }
+            },
+        );
         Ok(ArithShare::from_raw(from_vec(&[n], out)))
     }
 
@@ -335,41 +339,45 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let ra = as_slice(&pair.r_arith);
         let me0 = self.id() == 0;
         let mut out: [Vec<Ring>; K] = core::array::from_fn(|_| alloc::vec![0; n]);
-        for_each_chunk_of(out.each_mut().map(|v| &mut v[..]), |e0, mut outs| {
-            let len = outs.first().map_or(0, |o| o.len());
-            let mut b = [0u64; 64];
-            // Runs of elements short enough for their sums to stay in L1
-            // while every plane's dealer shares stream past.
-            for run in (0..len).step_by(RUN) {
-                let end = len.min(run + RUN);
-                for j in 0..planes {
-                    // 64 elements at a time: their opened bits as one word, so
-                    // the loops below index no bits.
-                    for blk in (run..end).step_by(64) {
-                        let at = j * n + e0 + blk;
-                        let m = 64.min(end - blk);
-                        // The same elements of the next plane (of the next
-                        // run's first plane after the last).
-                        let next = if j + 1 < planes {
-                            at + n
-                        } else {
-                            e0 + blk + RUN
-                        };
-                        prefetch(&ra, next, m);
-                        let cw = bits_at(&c, at);
-                        for (i, (b, &ra)) in b.iter_mut().zip(&ra[at..at + m]).enumerate() {
-                            *b = bit_from_mask((cw >> i) & 1, ra, me0);
-                        }
-                        for (out, w) in outs.iter_mut().zip(weights) {
-                            let wj = w[j];
-                            for (o, &b) in out[blk..blk + m].iter_mut().zip(&b) {
-                                *o = o.wrapping_add(b.wrapping_mul(wj));
+        for_each_chunk_of(
+            out.each_mut().map(|v| &mut v[..]),
+            #[inline(always)]
+            |e0, mut outs| {
+                let len = outs.first().map_or(0, |o| o.len());
+                let mut b = [0u64; 64];
+                // Runs of elements short enough for their sums to stay in L1
+                // while every plane's dealer shares stream past.
+                for run in (0..len).step_by(RUN) {
+                    let end = len.min(run + RUN);
+                    for j in 0..planes {
+                        // 64 elements at a time: their opened bits as one word, so
+                        // the loops below index no bits.
+                        for blk in (run..end).step_by(64) {
+                            let at = j * n + e0 + blk;
+                            let m = 64.min(end - blk);
+                            // The same elements of the next plane (of the next
+                            // run's first plane after the last).
+                            let next = if j + 1 < planes {
+                                at + n
+                            } else {
+                                e0 + blk + RUN
+                            };
+                            prefetch(&ra, next, m);
+                            let cw = bits_at(&c, at);
+                            for (i, (b, &ra)) in b.iter_mut().zip(&ra[at..at + m]).enumerate() {
+                                *b = bit_from_mask((cw >> i) & 1, ra, me0);
+                            }
+                            for (out, w) in outs.iter_mut().zip(weights) {
+                                let wj = w[j];
+                                for (o, &b) in out[blk..blk + m].iter_mut().zip(&b) {
+                                    *o = o.wrapping_add(b.wrapping_mul(wj));
+                                }
                             }
                         }
                     }
                 }
-            }
-        });
+            },
+        );
         Ok(out)
     }
 
@@ -384,9 +392,12 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             .into_bit()?;
         let r = as_slice(&pair.r);
         let w = bits.words();
-        let fill = |off: usize, out: &mut [u64]| {
-            for (o, j) in out.iter_mut().zip(off..) {
-                *o = w[j] ^ r[j];
+        let fill = {
+            #[inline(always)]
+            |off: usize, out: &mut [u64]| {
+                for (o, j) in out.iter_mut().zip(off..) {
+                    *o = w[j] ^ r[j];
+                }
             }
         };
         let ex = self
@@ -426,13 +437,16 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         );
         let w = bits.words();
         // One message: e = x − a (additive), then c = b ⊕ r (XOR words).
-        let fill = |off: usize, out: &mut [u64]| {
-            for (o, j) in out.iter_mut().zip(off..) {
-                *o = if j < n {
-                    xs[j].wrapping_sub(a[j])
-                } else {
-                    w[j - n] ^ r[j - n]
-                };
+        let fill = {
+            #[inline(always)]
+            |off: usize, out: &mut [u64]| {
+                for (o, j) in out.iter_mut().zip(off..) {
+                    *o = if j < n {
+                        xs[j].wrapping_sub(a[j])
+                    } else {
+                        w[j - n] ^ r[j - n]
+                    };
+                }
             }
         };
         let words = words_for(n);

@@ -404,16 +404,20 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 let mut c = f.split_off(nx);
                 let t = self.owner_product(&prepared, w, f).await?;
                 let (zc, tz, rs) = (as_slice(&prepared.c), as_slice(&t), as_slice(&pair.r));
-                for_each_chunk(&mut c, |off, out| {
-                    for (i, v) in out.iter_mut().enumerate() {
-                        let j = off + i;
-                        *v = v
-                            .wrapping_add(zc[j])
-                            .wrapping_add(tz[j])
-                            .wrapping_add(rs[j])
-                            .wrapping_add(k.k);
-                    }
-                });
+                for_each_chunk(
+                    &mut c,
+                    #[inline(always)]
+                    |off, out| {
+                        for (i, v) in out.iter_mut().enumerate() {
+                            let j = off + i;
+                            *v = v
+                                .wrapping_add(zc[j])
+                                .wrapping_add(tz[j])
+                                .wrapping_add(rs[j])
+                                .wrapping_add(k.k);
+                        }
+                    },
+                );
                 LedInput::Opened(c)
             }
             None => LedInput::Elsewhere(into_vec(prepared.c)),
@@ -444,13 +448,18 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                     return Err(Error::Shape("division pair shape mismatch".into()));
                 }
                 let bits = self.recv_exact(lead, msg_len).await?;
-                for_each_chunk(&mut out, |off, vals| {
-                    let (rd, rm) = (&r_div[off..off + vals.len()], &r_msb[off..off + vals.len()]);
-                    for (((v, &d), &m), j) in vals.iter_mut().zip(rd).zip(rm).zip(off..) {
-                        let c = u64::from((bits[j / 8] >> (j % 8)) & 1) << 63;
-                        *v = quotient_share_pow2(c, d, m, s, k, false);
-                    }
-                });
+                for_each_chunk(
+                    &mut out,
+                    #[inline(always)]
+                    |off, vals| {
+                        let (rd, rm) =
+                            (&r_div[off..off + vals.len()], &r_msb[off..off + vals.len()]);
+                        for (((v, &d), &m), j) in vals.iter_mut().zip(rd).zip(rm).zip(off..) {
+                            let c = u64::from((bits[j / 8] >> (j % 8)) & 1) << 63;
+                            *v = quotient_share_pow2(c, d, m, s, k, false);
+                        }
+                    },
+                );
                 self.scratch.give(bits);
                 return Ok(ArithShare::from_raw(from_vec(out_shape, out)));
             }
@@ -464,22 +473,31 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         // goes out before the lead's own quotient pass.
         let mut msg = self.scratch.take(msg_len);
         msg[nz.div_ceil(8)..].fill(0);
-        for_each_chunk_with_bits(&mut out, &mut msg, |off, vals, bits| {
-            if let Some(peers) = &peers {
-                peers.combine_into::<Arith>(off, vals);
-            }
-            pack_msbs_into(vals, bits);
-        });
+        for_each_chunk_with_bits(
+            &mut out,
+            &mut msg,
+            #[inline(always)]
+            |off, vals, bits| {
+                if let Some(peers) = &peers {
+                    peers.combine_into::<Arith>(off, vals);
+                }
+                pack_msbs_into(vals, bits);
+            },
+        );
         if let Some(peers) = peers {
             self.recycle_peers(peers);
         }
         self.send_to_others(msg).await?;
-        for_each_chunk(&mut out, |off, vals| {
-            let (rd, rm) = (&r_div[off..off + vals.len()], &r_msb[off..off + vals.len()]);
-            for ((v, &d), &m) in vals.iter_mut().zip(rd).zip(rm) {
-                *v = quotient_share_pow2(*v, d, m, s, k, true);
-            }
-        });
+        for_each_chunk(
+            &mut out,
+            #[inline(always)]
+            |off, vals| {
+                let (rd, rm) = (&r_div[off..off + vals.len()], &r_msb[off..off + vals.len()]);
+                for ((v, &d), &m) in vals.iter_mut().zip(rd).zip(rm) {
+                    *v = quotient_share_pow2(*v, d, m, s, k, true);
+                }
+            },
+        );
         Ok(ArithShare::from_raw(from_vec(out_shape, out)))
     }
 
@@ -499,7 +517,11 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let c = self.fixed_product_share(op, x, y).await?;
         let terms = self.fixed_pair_terms(op, x, y).await?;
         let mut z = into_vec(c);
-        for_each_chunk(&mut z, |off, out| terms.add_to(off, out, None));
+        for_each_chunk(
+            &mut z,
+            #[inline(always)]
+            |off, out| terms.add_to(off, out, None),
+        );
         Ok(ArithShare::from_raw(from_vec(&op.out_shape()?, z)))
     }
 
@@ -598,7 +620,10 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         // The pieces of `c` are built on the dealer's share of the product
         // and streamed into the message (at the lead, kept for one pass that
         // combines them and packs the sign bits).
-        let fill = |off: usize, out: &mut [u64]| terms.add_to(off, out, Some((&r, kk)));
+        let fill = {
+            #[inline(always)]
+            |off: usize, out: &mut [u64]| terms.add_to(off, out, Some((&r, kk)))
+        };
         let (z, peers) = self
             .reveal_pieces_to::<Arith>(into_vec(c), fill, lead)
             .await?;

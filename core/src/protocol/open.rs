@@ -100,14 +100,19 @@ fn encode_words(values: &[Ring], bytes: &mut [u8], width: usize) {
 /// writes the pieces of elements `off..off + out.len()` into a stack buffer,
 /// which is encoded into `bytes` (8 per element).
 fn encode_pieces(bytes: &mut [u8], fill: impl Fn(usize, &mut [Ring]) + Sync + Send) {
-    for_each_chunk_bytes(bytes, 8, |off, chunk| {
-        let mut words = [0u64; LANES];
-        for (k, sub) in chunk.chunks_mut(LANES * 8).enumerate() {
-            let m = sub.len() / 8;
-            fill(off + k * LANES, &mut words[..m]);
-            encode_words(&words[..m], sub, 8);
-        }
-    });
+    for_each_chunk_bytes(
+        bytes,
+        8,
+        #[inline(always)]
+        |off, chunk| {
+            let mut words = [0u64; LANES];
+            for (k, sub) in chunk.chunks_mut(LANES * 8).enumerate() {
+                let m = sub.len() / 8;
+                fill(off + k * LANES, &mut words[..m]);
+                encode_words(&words[..m], sub, 8);
+            }
+        },
+    );
 }
 
 /// What [`Party::exchange`] returns.
@@ -184,7 +189,10 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let refs: Vec<&[Ring]> = slices.iter().map(|s| &s[..]).collect();
         let starts = run_starts(&refs);
         let total: usize = refs.iter().map(|s| s.len()).sum();
-        let fill = |off: usize, out: &mut [Ring]| gather(&refs, &starts, off, out);
+        let fill = {
+            #[inline(always)]
+            |off: usize, out: &mut [Ring]| gather(&refs, &starts, off, out)
+        };
         let opened = self
             .open_with::<K>(alloc::vec![0; total], fill, |_, _| {})
             .await?;
@@ -283,15 +291,21 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             u64::MAX >> (64 - 8 * dropped)
         };
         let mut bytes = self.scratch.take(mine.len() * width);
-        for_each_chunk_with_bytes(&mut mine, &mut bytes, width, |off, words, out| {
-            fill(off, words);
-            if low != 0 {
-                for w in words.iter_mut() {
-                    *w &= !low;
+        for_each_chunk_with_bytes(
+            &mut mine,
+            &mut bytes,
+            width,
+            #[inline(always)]
+            |off, words, out| {
+                fill(off, words);
+                if low != 0 {
+                    for w in words.iter_mut() {
+                        *w &= !low;
+                    }
                 }
-            }
-            encode_words(words, out, width);
-        });
+                encode_words(words, out, width);
+            },
+        );
         self.send_to_others(bytes).await?;
         Ok(mine)
     }
@@ -332,28 +346,36 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 None => PeerSum::Bytes { msg: theirs, width },
                 Some(prev) => {
                     let mut acc = alloc::vec![0u64; len];
-                    for_each_chunk(&mut acc, |off, chunk| prev.read(off, chunk));
+                    for_each_chunk(
+                        &mut acc,
+                        #[inline(always)]
+                        |off, chunk| prev.read(off, chunk),
+                    );
                     if let PeerSum::Bytes { msg, .. } = prev {
                         self.scratch.give(msg);
                     }
-                    for_each_chunk(&mut acc, |off, chunk| {
-                        let mut buf = [0u64; LANES];
-                        for (k, sub) in chunk.chunks_mut(LANES).enumerate() {
-                            let o = off + k * LANES;
-                            decode_words(
-                                &theirs[o * width..(o + sub.len()) * width],
-                                &mut buf[..sub.len()],
-                                width,
-                            );
-                            for ((a, &t), j) in sub.iter_mut().zip(&buf).zip(o..) {
-                                *a = if j < additive {
-                                    a.wrapping_add(t)
-                                } else {
-                                    *a ^ t
-                                };
+                    for_each_chunk(
+                        &mut acc,
+                        #[inline(always)]
+                        |off, chunk| {
+                            let mut buf = [0u64; LANES];
+                            for (k, sub) in chunk.chunks_mut(LANES).enumerate() {
+                                let o = off + k * LANES;
+                                decode_words(
+                                    &theirs[o * width..(o + sub.len()) * width],
+                                    &mut buf[..sub.len()],
+                                    width,
+                                );
+                                for ((a, &t), j) in sub.iter_mut().zip(&buf).zip(o..) {
+                                    *a = if j < additive {
+                                        a.wrapping_add(t)
+                                    } else {
+                                        *a ^ t
+                                    };
+                                }
                             }
-                        }
-                    });
+                        },
+                    );
                     self.scratch.give(theirs);
                     PeerSum::Words(acc)
                 }
@@ -428,13 +450,17 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let mut mine = ex.mine.take().unwrap_or_default();
         {
             let peers = &ex.peers;
-            for_each_chunk(&mut mine, |off, chunk| {
-                for (k, sub) in chunk.chunks_mut(LANES).enumerate() {
-                    let o = off + k * LANES;
-                    peers.combine_into::<K>(o, sub);
-                    finish(o, sub);
-                }
-            });
+            for_each_chunk(
+                &mut mine,
+                #[inline(always)]
+                |off, chunk| {
+                    for (k, sub) in chunk.chunks_mut(LANES).enumerate() {
+                        let o = off + k * LANES;
+                        peers.combine_into::<K>(o, sub);
+                        finish(o, sub);
+                    }
+                },
+            );
         }
         self.recycle(ex);
         Ok(mine)
@@ -483,7 +509,11 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let Some(peers) = peers else {
             return Ok(None);
         };
-        for_each_chunk(&mut acc, |off, chunk| peers.combine_into::<K>(off, chunk));
+        for_each_chunk(
+            &mut acc,
+            #[inline(always)]
+            |off, chunk| peers.combine_into::<K>(off, chunk),
+        );
         self.recycle_peers(peers);
         Ok(Some(acc))
     }

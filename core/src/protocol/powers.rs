@@ -223,33 +223,37 @@ fn finish_pass<const W: usize>(
 ) {
     // Per element: both candidates' powers, `W·degree` words each.
     let per = W * degree;
-    for_each_chunk(out, |off, chunk| {
-        let first = off / W;
-        let mut buf = [0u64; LANES];
-        for (lane, sub) in chunk.chunks_mut(W * LANES).enumerate() {
-            let o = first + lane * LANES;
-            let m = sub.len() / W;
-            peers.read(o, &mut buf[..m]);
-            for (((slot, &peer), &mine), i) in sub
-                .chunks_exact_mut(W)
-                .zip(&buf[..m])
-                .zip(&mine[o..o + m])
-                .zip(o..)
-            {
-                prefetch(powers, (i + AHEAD) * 2 * per, 2 * per);
-                let c = mine.wrapping_add(peer);
-                let p = ((c >> down) as u128).wrapping_sub(k_over);
-                let keep = (1 - (c >> 63)) as usize;
-                let at = i * 2 * per + keep * per;
-                let v = share(p, &powers[at..at + per]);
-                if W == 2 {
-                    put_wide(slot, v);
-                } else {
-                    slot[0] = v as u64;
+    for_each_chunk(
+        out,
+        #[inline(always)]
+        |off, chunk| {
+            let first = off / W;
+            let mut buf = [0u64; LANES];
+            for (lane, sub) in chunk.chunks_mut(W * LANES).enumerate() {
+                let o = first + lane * LANES;
+                let m = sub.len() / W;
+                peers.read(o, &mut buf[..m]);
+                for (((slot, &peer), &mine), i) in sub
+                    .chunks_exact_mut(W)
+                    .zip(&buf[..m])
+                    .zip(&mine[o..o + m])
+                    .zip(o..)
+                {
+                    prefetch(powers, (i + AHEAD) * 2 * per, 2 * per);
+                    let c = mine.wrapping_add(peer);
+                    let p = ((c >> down) as u128).wrapping_sub(k_over);
+                    let keep = (1 - (c >> 63)) as usize;
+                    let at = i * 2 * per + keep * per;
+                    let v = share(p, &powers[at..at + per]);
+                    if W == 2 {
+                        put_wide(slot, v);
+                    } else {
+                        slot[0] = v as u64;
+                    }
                 }
             }
-        }
-    });
+        },
+    );
 }
 
 impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
@@ -306,19 +310,25 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let mut ex = match v {
             Masked::Wide(w) => {
                 let k = if lead { WIDE_K } else { 0 };
-                let fill = |off: usize, out: &mut [u64]| {
-                    for (o, i) in out.iter_mut().zip(off..) {
-                        let c = pair(w, i).wrapping_add(pair(&r, i)).wrapping_add(k);
-                        *o = (c >> 64) as u64;
+                let fill = {
+                    #[inline(always)]
+                    |off: usize, out: &mut [u64]| {
+                        for (o, i) in out.iter_mut().zip(off..) {
+                            let c = pair(w, i).wrapping_add(pair(&r, i)).wrapping_add(k);
+                            *o = (c >> 64) as u64;
+                        }
                     }
                 };
                 self.exchange_top(dropped, fill, keep).await?
             }
             Masked::Narrow(x) => {
                 let k = if lead { NARROW_K } else { 0 };
-                let fill = |off: usize, out: &mut [u64]| {
-                    for ((o, &x), &r) in out.iter_mut().zip(&x[off..]).zip(&r[off..]) {
-                        *o = x.wrapping_add(r).wrapping_add(k);
+                let fill = {
+                    #[inline(always)]
+                    |off: usize, out: &mut [u64]| {
+                        for ((o, &x), &r) in out.iter_mut().zip(&x[off..]).zip(&r[off..]) {
+                            *o = x.wrapping_add(r).wrapping_add(k);
+                        }
                     }
                 };
                 self.exchange_top(dropped, fill, keep).await?

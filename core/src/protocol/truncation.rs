@@ -120,7 +120,10 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// otherwise. Exact in that sense for every `|x| < 2^61`; one round.
     pub async fn div_public(&mut self, x: &ArithShare, divisor: &Divisor) -> Result<ArithShare> {
         let xs = as_slice(x.as_raw());
-        let fill = |off: usize, out: &mut [u64]| out.copy_from_slice(&xs[off..off + out.len()]);
+        let fill = {
+            #[inline(always)]
+            |off: usize, out: &mut [u64]| out.copy_from_slice(&xs[off..off + out.len()])
+        };
         self.div_public_with(x.shape(), divisor, fill).await
     }
 
@@ -161,50 +164,56 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let r = into_vec(pair.r);
         // Open c = x + K + R (party 0 adds the public K), and in the same pass
         // y = [party 0](⌊c/d⌋ − K/d) − ⌊R/d⌋ + (1 − msb(c))·⌊2^64/d⌋·msb(R).
-        let fill = |off: usize, out: &mut [u64]| {
-            let mut xb = [0u64; LANES];
-            for (i, sub) in out.chunks_mut(LANES).enumerate() {
-                let o = off + i * LANES;
-                let xb = &mut xb[..sub.len()];
-                x_fill(o, xb);
-                match divisor {
-                    Divisor::Uniform(d) => {
-                        let k = if me0 { DivConsts::new(*d).k } else { 0 };
-                        for (c, &x) in sub.iter_mut().zip(xb.iter()) {
-                            *c = c.wrapping_add(k).wrapping_add(x);
+        let fill = {
+            #[inline(always)]
+            |off: usize, out: &mut [u64]| {
+                let mut xb = [0u64; LANES];
+                for (i, sub) in out.chunks_mut(LANES).enumerate() {
+                    let o = off + i * LANES;
+                    let xb = &mut xb[..sub.len()];
+                    x_fill(o, xb);
+                    match divisor {
+                        Divisor::Uniform(d) => {
+                            let k = if me0 { DivConsts::new(*d).k } else { 0 };
+                            for (c, &x) in sub.iter_mut().zip(xb.iter()) {
+                                *c = c.wrapping_add(k).wrapping_add(x);
+                            }
                         }
-                    }
-                    Divisor::PerElement(ds) => {
-                        for ((c, &x), &d) in sub.iter_mut().zip(xb.iter()).zip(&ds[o..]) {
-                            let k = if me0 { DivConsts::new(d).k } else { 0 };
-                            *c = c.wrapping_add(k).wrapping_add(x);
+                        Divisor::PerElement(ds) => {
+                            for ((c, &x), &d) in sub.iter_mut().zip(xb.iter()).zip(&ds[o..]) {
+                                let k = if me0 { DivConsts::new(d).k } else { 0 };
+                                *c = c.wrapping_add(k).wrapping_add(x);
+                            }
                         }
                     }
                 }
             }
         };
-        let finish = |off: usize, vals: &mut [u64]| {
-            let n = vals.len();
-            let (r_div, r_msb) = (&r_div[off..off + n], &r_msb[off..off + n]);
-            match divisor {
-                Divisor::Uniform(d) => {
-                    let k = DivConsts::new(*d);
-                    if d.is_power_of_two() {
-                        let s = d.trailing_zeros();
-                        for ((v, &rd), &msb) in vals.iter_mut().zip(r_div).zip(r_msb) {
-                            *v = quotient_share_pow2(*v, rd, msb, s, &k, me0);
-                        }
-                    } else {
-                        for ((v, &rd), &msb) in vals.iter_mut().zip(r_div).zip(r_msb) {
-                            *v = quotient_share(*v, rd, msb, &k, me0);
+        let finish = {
+            #[inline(always)]
+            |off: usize, vals: &mut [u64]| {
+                let n = vals.len();
+                let (r_div, r_msb) = (&r_div[off..off + n], &r_msb[off..off + n]);
+                match divisor {
+                    Divisor::Uniform(d) => {
+                        let k = DivConsts::new(*d);
+                        if d.is_power_of_two() {
+                            let s = d.trailing_zeros();
+                            for ((v, &rd), &msb) in vals.iter_mut().zip(r_div).zip(r_msb) {
+                                *v = quotient_share_pow2(*v, rd, msb, s, &k, me0);
+                            }
+                        } else {
+                            for ((v, &rd), &msb) in vals.iter_mut().zip(r_div).zip(r_msb) {
+                                *v = quotient_share(*v, rd, msb, &k, me0);
+                            }
                         }
                     }
-                }
-                Divisor::PerElement(ds) => {
-                    for (((v, &rd), &msb), &d) in
-                        vals.iter_mut().zip(r_div).zip(r_msb).zip(&ds[off..])
-                    {
-                        *v = quotient_share(*v, rd, msb, &DivConsts::new(d), me0);
+                    Divisor::PerElement(ds) => {
+                        for (((v, &rd), &msb), &d) in
+                            vals.iter_mut().zip(r_div).zip(r_msb).zip(&ds[off..])
+                        {
+                            *v = quotient_share(*v, rd, msb, &DivConsts::new(d), me0);
+                        }
                     }
                 }
             }

@@ -360,9 +360,10 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let opened = args.compute.open()?;
     let backend = format!(
-        "{} (CPU GEMM kernel: {})",
+        "{} (CPU GEMM kernel: {}, elementwise: {})",
         opened.describe(),
-        hush_core::backend::CpuBackend::gemm_kernel()
+        hush_core::backend::CpuBackend::gemm_kernel(),
+        hush_core::backend::CpuBackend::vector_level()
     );
     let _ = COMPUTE.set(opened);
     if args.list {
