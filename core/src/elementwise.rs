@@ -96,6 +96,20 @@ pub(crate) mod vector {
     /// none of them), the CPU's best runs.
     pub(crate) const CAP_VAR: &str = "HUSH_CPU_VECTOR";
 
+    /// The level [`CAP_VAR`]'s value names, if it names one.
+    fn parse_cap(v: &str) -> Option<Level> {
+        [Level::Avx512, Level::Avx2, Level::Baseline]
+            .into_iter()
+            .find(|l| l.name() == v.trim())
+    }
+
+    /// [`CAP_VAR`]'s value when it is set but names no level (it is then
+    /// ignored).
+    pub(crate) fn unknown_cap() -> Option<alloc::string::String> {
+        let v = std::env::var(CAP_VAR).ok()?;
+        parse_cap(&v).is_none().then_some(v)
+    }
+
     /// The CPU's best level, capped by [`CAP_VAR`]. Detected once per
     /// process.
     pub(crate) fn level() -> Level {
@@ -104,11 +118,7 @@ pub(crate) mod vector {
             use std::arch::is_x86_feature_detected as has;
             let cap = std::env::var(CAP_VAR)
                 .ok()
-                .and_then(|v| {
-                    [Level::Avx512, Level::Avx2, Level::Baseline]
-                        .into_iter()
-                        .find(|l| l.name() == v.trim())
-                })
+                .and_then(|v| parse_cap(&v))
                 .unwrap_or(Level::Avx512);
             let best =
                 if has!("avx512f") && has!("avx512dq") && has!("avx512bw") && has!("avx512vl") {

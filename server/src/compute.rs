@@ -17,7 +17,8 @@ pub struct BackendArgs {
 impl BackendArgs {
     /// Opens the chosen backend, logging what was chosen; `auto` also says
     /// why on stderr (whatever the log level), since it may fall back, and
-    /// so does an `HUSH_CPU_GEMM` that names no kernel.
+    /// so does an `HUSH_CPU_GEMM` or `HUSH_CPU_VECTOR` that names nothing
+    /// it knows.
     pub fn open(&self) -> Result<Compute, hush_core::Error> {
         let (compute, why) =
             Compute::open_explained_blocking(self.backend, &GpuOptions::default())?;
@@ -29,6 +30,11 @@ impl BackendArgs {
         if let Some(v) = hush_core::backend::CpuBackend::unknown_kernel_cap() {
             eprintln!(
                 "warning: HUSH_CPU_GEMM={v:?} names no kernel (amx, avx512, avx2 or portable); ignored"
+            );
+        }
+        if let Some(v) = hush_core::backend::CpuBackend::unknown_vector_cap() {
+            eprintln!(
+                "warning: HUSH_CPU_VECTOR={v:?} names no level (avx512, avx2 or baseline); ignored"
             );
         }
         tracing::info!(

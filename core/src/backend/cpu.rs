@@ -43,6 +43,17 @@ impl CpuBackend {
         "baseline"
     }
 
+    /// The value of `HUSH_CPU_VECTOR` (which caps the elementwise passes'
+    /// vector unit: `avx512`, `avx2` or `baseline`) when it is set to none of
+    /// them and so ignored; `None` when it is unset or valid, or on a build
+    /// without the x86 copies.
+    pub fn unknown_vector_cap() -> Option<alloc::string::String> {
+        #[cfg(all(feature = "std", target_arch = "x86_64"))]
+        return crate::elementwise::vector::unknown_cap();
+        #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
+        None
+    }
+
     /// The value of `HUSH_CPU_GEMM` (which caps the kernel: `amx`, `avx512`,
     /// `avx2` or `portable`) when it is set to none of them and so ignored;
     /// `None` when it is unset or valid, or on a build without x86 kernels.
