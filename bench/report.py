@@ -271,6 +271,12 @@ def net_tables(net_ops, net_models, e2e):
     return lines
 
 
+def reps_of(rows):
+    """The repetition counts of `rows`, largest first ("5 or 3")."""
+    counts = sorted({r["reps"] for r in rows if r.get("reps")}, reverse=True)
+    return " or ".join(str(c) for c in counts) or "?"
+
+
 def replace_between(text, marker, body):
     start, end = f"<!-- {marker} -->", f"<!-- /{marker} -->"
     i, j = text.find(start), text.find(end)
@@ -339,7 +345,10 @@ def main():
         "- **Bytes** per party are sent + received. Hush counts payload bytes on its channels; CrypTen counts its own "
         "(elements × 8 for every send and receive of a party, its TTP's messages not included). **Rounds**: Hush counts "
         "sequential message latencies on the critical path; CrypTen counts its communication calls.",
-        "- Median of the measured repetitions after one warm-up (range in brackets). Errors are the largest absolute "
+        "- Median of the measured repetitions after one warm-up (range in brackets): "
+        f"{reps_of(hush_ops)} for Hush's single operations (they take milliseconds, where this shared machine's noise "
+        f"weighs most), {reps_of(cr_ops)} for CrypTen's; {reps_of(hush_models)} for Hush's models, "
+        f"{reps_of(cr_models)} for CrypTen's (the fewer for the 224×224 ones). Errors are the largest absolute "
         "difference from float64 (ops) or onnxruntime (models).",
         f"- Targets of issue 8, per row: Hush at least {SPEEDUP_TARGET:.0f}× faster online (ratio ≤ {1 / SPEEDUP_TARGET}), "
         f"no more rounds, at most {BYTES_TARGET:.0%} of the bytes.",

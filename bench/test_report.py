@@ -69,6 +69,19 @@ class ReportTest(unittest.TestCase):
         svg = read_text(os.path.join(d, "docs", "benchmarks.svg"))
         self.assertTrue(svg.startswith("<svg") and "relu 1e6" in svg)
 
+    def test_repetition_counts_are_stated_from_the_results(self):
+        ops = [dict(hush("relu 1e6", 100.0, 200.0, 8, 91_000_000), reps=15)]
+        models = [dict(hush("LeNet-5 1x1x28x28", 3.0, 3.0, 74, 700_000), reps=5),
+                  dict(hush("ResNet-18 1x3x224x224", 500.0, 1200.0, 210, 339_000_000), reps=3)]
+        _, md = self.run_report({
+            "hush-ops.jsonl": ops,
+            "hush-models.jsonl": models,
+            "crypten-ops.jsonl": [dict(crypten("relu 1e6", 2000.0, 36, 584_000_000), reps=5)],
+        })
+        self.assertIn("15 for Hush's single operations", md)
+        self.assertIn("5 for CrypTen's;", md)
+        self.assertIn("5 or 3 for Hush's models", md)
+
     def test_masked_input_rows_are_compared_with_crypten_s_same_workload(self):
         _, md = self.run_report({
             # The first masked line came from the run filtered by "mul 1e6"; the
