@@ -169,7 +169,10 @@ struct PairTerms<'a> {
 
 impl PairTerms<'_> {
     /// Adds this party's terms of elements `off..off + out.len()` to `out`,
-    /// and `R_i + k` when `mask = Some((R_i, k))`.
+    /// and `R_i + k` when `mask = Some((R_i, k))`. Inlined into the passes
+    /// that call it, so that it is built for their vector unit
+    /// ([`crate::elementwise::wide`]).
+    #[inline(always)]
     fn add_to(&self, off: usize, out: &mut [u64], mask: Option<(&[u64], u64)>) {
         let k = mask.map_or(0, |(_, k)| k);
         for (i, v) in (off..).zip(out.iter_mut()) {
