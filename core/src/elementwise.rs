@@ -52,7 +52,7 @@ pub(crate) fn into_vec(t: RingTensor) -> alloc::vec::Vec<Ring> {
 /// arithmetic) and depends on the CPU only; the protocol tests run built
 /// with `std` (the CPU's level) and without (the baseline).
 #[inline(always)]
-pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(all(feature = "std", target_arch = "x86_64"))]
     match vector::level() {
         // SAFETY: `level` found the features each copy is built with on
@@ -68,9 +68,9 @@ pub(crate) fn wide<R>(f: impl FnOnce() -> R) -> R {
 
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 pub(crate) mod vector {
-    //! The copies of [`super::wide`] and the CPU check that picks one.
+    //! The copies of [`super::vectorized`] and the CPU check that picks one.
 
-    /// The widest vector unit [`super::wide`] uses here.
+    /// The widest vector unit [`super::vectorized`] uses here.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
     pub(crate) enum Level {
         /// AVX-512 F, DQ, BW and VL (64-bit multiplies on eight lanes).
@@ -153,14 +153,14 @@ pub(crate) fn for_each_chunk(out: &mut [Ring], f: impl Fn(usize, &mut [Ring]) + 
     if out.len() >= 2 * CHUNK {
         use rayon::prelude::*;
         out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| {
-            wide(
+            vectorized(
                 #[inline(always)]
                 || f(i * CHUNK, c),
             )
         });
         return;
     }
-    wide(
+    vectorized(
         #[inline(always)]
         || f(0, out),
     )
@@ -182,14 +182,14 @@ pub(crate) fn for_each_chunk_of<const K: usize>(
             .map(|_| core::array::from_fn(|k| iters[k].next().unwrap_or_default()))
             .collect();
         parts.into_par_iter().enumerate().for_each(|(i, c)| {
-            wide(
+            vectorized(
                 #[inline(always)]
                 || f(i * CHUNK, c),
             )
         });
         return;
     }
-    wide(
+    vectorized(
         #[inline(always)]
         || f(0, outs),
     )
@@ -209,14 +209,14 @@ pub(crate) fn for_each_chunk_bytes(
         out.par_chunks_mut(width * CHUNK)
             .enumerate()
             .for_each(|(i, c)| {
-                wide(
+                vectorized(
                     #[inline(always)]
                     || f(i * CHUNK, c),
                 )
             });
         return;
     }
-    wide(
+    vectorized(
         #[inline(always)]
         || f(0, out),
     )
@@ -239,14 +239,14 @@ pub(crate) fn for_each_chunk_with_bytes(
             .zip(bytes.par_chunks_mut(width * CHUNK))
             .enumerate()
             .for_each(|(i, (w, b))| {
-                wide(
+                vectorized(
                     #[inline(always)]
                     || f(i * CHUNK, w, b),
                 )
             });
         return;
     }
-    wide(
+    vectorized(
         #[inline(always)]
         || f(0, words, bytes),
     )
@@ -269,14 +269,14 @@ pub(crate) fn for_each_chunk_with_bits(
             .zip(bits.par_chunks_mut(CHUNK / 8))
             .enumerate()
             .for_each(|(i, (w, b))| {
-                wide(
+                vectorized(
                     #[inline(always)]
                     || f(i * CHUNK, w, b),
                 )
             });
         return;
     }
-    wide(
+    vectorized(
         #[inline(always)]
         || f(0, words, bits),
     )
@@ -528,7 +528,7 @@ mod tests {
         let mut want = vec![0; data.len()];
         pass(&data, &mut want);
         let mut got = vec![0; data.len()];
-        super::wide(|| pass(&data, &mut got));
+        super::vectorized(|| pass(&data, &mut got));
         assert_eq!(got, want, "the detected level ({:?})", vector::level());
         if std::arch::is_x86_feature_detected!("avx2") {
             got.fill(0);

@@ -171,7 +171,7 @@ impl PairTerms<'_> {
     /// Adds this party's terms of elements `off..off + out.len()` to `out`,
     /// and `R_i + k` when `mask = Some((R_i, k))`. Inlined into the passes
     /// that call it, so that it is built for their vector unit
-    /// ([`crate::elementwise::wide`]).
+    /// ([`crate::elementwise::vectorized`]).
     #[inline(always)]
     fn add_to(&self, off: usize, out: &mut [u64], mask: Option<(&[u64], u64)>) {
         let k = mask.map_or(0, |(_, k)| k);
