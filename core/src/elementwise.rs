@@ -81,8 +81,11 @@ pub(crate) mod vector {
         Baseline,
     }
 
-    impl Level {
-        pub(crate) fn name(self) -> &'static str {
+    impl crate::cpu_cap::Capped for Level {
+        /// Caps the level (`avx512`, `avx2` or `baseline`).
+        const VAR: &'static str = "HUSH_CPU_VECTOR";
+        const ALL: &'static [Level] = &[Level::Avx512, Level::Avx2, Level::Baseline];
+        fn name(self) -> &'static str {
             match self {
                 Level::Avx512 => "avx512",
                 Level::Avx2 => "avx2",
@@ -91,35 +94,13 @@ pub(crate) mod vector {
         }
     }
 
-    /// The environment variable that caps the level (`avx512`, `avx2` or
-    /// `baseline`), for comparing them on one machine; unset (or naming
-    /// none of them), the CPU's best runs.
-    pub(crate) const CAP_VAR: &str = "HUSH_CPU_VECTOR";
-
-    /// The level [`CAP_VAR`]'s value names, if it names one.
-    fn parse_cap(v: &str) -> Option<Level> {
-        [Level::Avx512, Level::Avx2, Level::Baseline]
-            .into_iter()
-            .find(|l| l.name() == v.trim())
-    }
-
-    /// [`CAP_VAR`]'s value when it is set but names no level (it is then
-    /// ignored).
-    pub(crate) fn unknown_cap() -> Option<alloc::string::String> {
-        let v = std::env::var(CAP_VAR).ok()?;
-        parse_cap(&v).is_none().then_some(v)
-    }
-
-    /// The CPU's best level, capped by [`CAP_VAR`]. Detected once per
-    /// process.
+    /// The CPU's best level, capped by `HUSH_CPU_VECTOR`. Detected once
+    /// per process.
     pub(crate) fn level() -> Level {
         static LEVEL: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
         *LEVEL.get_or_init(|| {
             use std::arch::is_x86_feature_detected as has;
-            let cap = std::env::var(CAP_VAR)
-                .ok()
-                .and_then(|v| parse_cap(&v))
-                .unwrap_or(Level::Avx512);
+            let cap = crate::cpu_cap::from_env::<Level>();
             let best =
                 if has!("avx512f") && has!("avx512dq") && has!("avx512bw") && has!("avx512vl") {
                     Level::Avx512
@@ -530,6 +511,8 @@ mod tests {
         let mut got = vec![0; data.len()];
         super::vectorized(|| pass(&data, &mut got));
         assert_eq!(got, want, "the detected level ({:?})", vector::level());
+        assert_eq!(crate::cpu_cap::parse(" avx2\n"), Some(vector::Level::Avx2));
+        assert_eq!(crate::cpu_cap::parse::<vector::Level>("sse2"), None);
         if std::arch::is_x86_feature_detected!("avx2") {
             got.fill(0);
             // SAFETY: the CPU has AVX2 (checked above).

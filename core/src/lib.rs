@@ -39,6 +39,8 @@ pub mod bilinear;
 pub mod bits;
 pub mod channel;
 pub mod chebyshev;
+#[cfg(all(feature = "std", target_arch = "x86_64"))]
+mod cpu_cap;
 mod elementwise;
 pub mod error;
 pub mod plan;

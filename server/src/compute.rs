@@ -27,15 +27,8 @@ impl BackendArgs {
         }
         // A misspelt kernel cap is said on stderr whatever the log level
         // (`run` and `bench` install no logger).
-        if let Some(v) = hush_core::backend::CpuBackend::unknown_kernel_cap() {
-            eprintln!(
-                "warning: HUSH_CPU_GEMM={v:?} names no kernel (amx, avx512, avx2 or portable); ignored"
-            );
-        }
-        if let Some(v) = hush_core::backend::CpuBackend::unknown_vector_cap() {
-            eprintln!(
-                "warning: HUSH_CPU_VECTOR={v:?} names no level (avx512, avx2 or baseline); ignored"
-            );
+        for warning in hush_core::backend::CpuBackend::ignored_caps() {
+            eprintln!("warning: {warning}");
         }
         tracing::info!(
             backend = %compute.describe(),

@@ -38,30 +38,26 @@ impl CpuBackend {
     /// target is compiled for).
     pub fn vector_level() -> &'static str {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        return crate::elementwise::vector::level().name();
+        return crate::cpu_cap::Capped::name(crate::elementwise::vector::level());
         #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
         "baseline"
     }
 
-    /// The value of `HUSH_CPU_VECTOR` (which caps the elementwise passes'
-    /// vector unit: `avx512`, `avx2` or `baseline`) when it is set to none of
-    /// them and so ignored; `None` when it is unset or valid, or on a build
-    /// without the x86 copies.
-    pub fn unknown_vector_cap() -> Option<alloc::string::String> {
+    /// A warning for each of `HUSH_CPU_GEMM` and `HUSH_CPU_VECTOR` (which
+    /// cap the matrix-product kernel and the elementwise passes' vector
+    /// unit) that is set to a name none of its choices has, and so ignored;
+    /// none on a build without the x86 code paths.
+    pub fn ignored_caps() -> alloc::vec::Vec<alloc::string::String> {
         #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        return crate::elementwise::vector::unknown_cap();
+        return [
+            crate::cpu_cap::ignored::<super::gemm_x86::Kernel>(),
+            crate::cpu_cap::ignored::<crate::elementwise::vector::Level>(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
-        None
-    }
-
-    /// The value of `HUSH_CPU_GEMM` (which caps the kernel: `amx`, `avx512`,
-    /// `avx2` or `portable`) when it is set to none of them and so ignored;
-    /// `None` when it is unset or valid, or on a build without x86 kernels.
-    pub fn unknown_kernel_cap() -> Option<alloc::string::String> {
-        #[cfg(all(feature = "std", target_arch = "x86_64"))]
-        return super::gemm_x86::unknown_cap();
-        #[cfg(not(all(feature = "std", target_arch = "x86_64")))]
-        None
+        alloc::vec::Vec::new()
     }
 }
 

@@ -16,7 +16,7 @@
 //!
 //! On CPUs with Intel AMX, products large enough go to `super::gemm_amx`
 //! instead (three times faster than `vpmullq` there); `HUSH_CPU_GEMM` caps
-//! the choice ([`CAP_VAR`]).
+//! the choice ([`crate::cpu_cap`]).
 //!
 //! This is one of the core's two islands of `unsafe` (with `gemm_amx`; the
 //! crate denies it everywhere else), five uses, each with its argument next
@@ -30,6 +30,7 @@
 #![allow(unsafe_code)]
 
 use super::gemm::{Gemm, Rows, gemm_with, micro_kernel as portable_kernel};
+use crate::cpu_cap::Capped;
 use crate::ring::Ring;
 use core::arch::x86_64::{
     __m512i, _mm512_add_epi64, _mm512_loadu_si512, _mm512_mullo_epi64, _mm512_set1_epi64,
@@ -41,7 +42,7 @@ const NR: usize = 8;
 
 /// The kernels of this module, fastest first.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Kernel {
+pub(super) enum Kernel {
     /// AMX (`super::gemm_amx`) for products large enough, the AVX-512
     /// kernel for the rest.
     Amx,
@@ -53,7 +54,11 @@ enum Kernel {
     Portable,
 }
 
-impl Kernel {
+impl crate::cpu_cap::Capped for Kernel {
+    /// Caps the kernel (`amx`, `avx512`, `avx2` or `portable`): the CPU's
+    /// best kernel no faster than it.
+    const VAR: &'static str = "HUSH_CPU_GEMM";
+    const ALL: &'static [Kernel] = &[Kernel::Amx, Kernel::Avx512, Kernel::Avx2, Kernel::Portable];
     fn name(self) -> &'static str {
         match self {
             Kernel::Amx => "amx",
@@ -64,35 +69,12 @@ impl Kernel {
     }
 }
 
-/// The environment variable that caps the kernel (`amx`, `avx512`, `avx2`
-/// or `portable`): the CPU's best kernel no faster than it. For comparing
-/// kernels on one machine; unset, the best one runs.
-pub(super) const CAP_VAR: &str = "HUSH_CPU_GEMM";
-
-/// A kernel named as [`CAP_VAR`] takes it (`amx`, `avx512`, `avx2`,
-/// `portable`), if it is one.
-fn parse_cap(v: &str) -> Option<Kernel> {
-    [Kernel::Amx, Kernel::Avx512, Kernel::Avx2, Kernel::Portable]
-        .into_iter()
-        .find(|k| k.name() == v.trim())
-}
-
-/// [`CAP_VAR`]'s value when it is set but names no kernel (it is then
-/// ignored: the best kernel runs).
-pub(super) fn unknown_cap() -> Option<alloc::string::String> {
-    let v = std::env::var(CAP_VAR).ok()?;
-    parse_cap(&v).is_none().then_some(v)
-}
-
 /// The kernel this process uses: the best this CPU can run, capped by
-/// [`CAP_VAR`]. Detected once.
+/// `HUSH_CPU_GEMM`. Detected once.
 fn detect() -> Kernel {
     static KERNEL: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
     *KERNEL.get_or_init(|| {
-        let cap = std::env::var(CAP_VAR)
-            .ok()
-            .and_then(|v| parse_cap(&v))
-            .unwrap_or(Kernel::Amx);
+        let cap = crate::cpu_cap::from_env::<Kernel>();
         let avx512 = std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512dq");
         if avx512 && cap <= Kernel::Amx && super::gemm_amx::available() {
@@ -120,7 +102,7 @@ pub(super) fn kernel_name() -> Option<&'static str> {
     }
 }
 
-/// `rows = a · b` with the best kernel this CPU has (and [`CAP_VAR`]
+/// `rows = a · b` with the best kernel this CPU has (and `HUSH_CPU_GEMM`
 /// allows): AMX for large products, AVX-512, else the portable one built for
 /// AVX2; `false` (and `rows` untouched) if it has none of them.
 pub(super) fn try_gemm(g: Gemm<'_>, rows: Rows<'_, '_>) -> bool {
@@ -180,10 +162,11 @@ mod tests {
 
     #[test]
     fn kernel_caps_are_parsed_by_name() {
-        assert!(parse_cap("avx512") == Some(Kernel::Avx512));
-        assert!(parse_cap(" amx\n") == Some(Kernel::Amx));
-        assert!(parse_cap("portable") == Some(Kernel::Portable));
-        assert!(parse_cap("AVX-512").is_none() && parse_cap("").is_none());
+        use crate::cpu_cap::parse;
+        assert!(parse("avx512") == Some(Kernel::Avx512));
+        assert!(parse(" amx\n") == Some(Kernel::Amx));
+        assert!(parse("portable") == Some(Kernel::Portable));
+        assert!(parse::<Kernel>("AVX-512").is_none() && parse::<Kernel>("").is_none());
     }
 
     #[test]
