@@ -96,8 +96,25 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(md.count("| mul 1e6 (masked inputs)"), 1)
         self.assertIn("(0.20)", mul)  # 8.1 MB / 40 MB
         self.assertIn("✓10× time ✓rounds ✓½ bytes", mul)
-        # The masking setup is listed under the table, not hidden.
-        self.assertIn("- mul 1e6 (masked inputs): 30 ms, 16.0 MB sent in all (party 0: 8.0 MB, party 1: 8.0 MB)", md)
+        # The masking setup is listed under the table, not hidden, and the
+        # product is given again with its entry counted: 8 + 30 ms, 2 + 1
+        # rounds, 8.125 + 16 MB per party against CrypTen's 40.
+        self.assertIn("- mul 1e6 (masked inputs): 30 ms, 16.0 MB sent in all (party 0: 8.0 MB, party 1: 8.0 MB); "
+                      "with the entry: 38 ms (0.38 of CrypTen's), 3 / 4 rounds, 24.1 MB per party (0.60): "
+                      "✗10× time ✓rounds ✗½ bytes", md)
+        self.assertIn("**Counting the entry** of the masked rows' inputs as part of the query (as below the table; "
+                      "CrypTen's sharing of a fresh input sends nothing), 0 of 1 (not: mul 1e6)", md)
+
+    def test_weight_setups_are_not_counted_as_entries(self):
+        _, md = self.run_report({
+            "hush-ops.jsonl": [dict(hush("matmul 1x1024 . 1024x1024 (weights)", 0.5, 10.0, 1, 17_000),
+                                    setup={"ms": 12.0, "bytes_sent_per_party": [0, 8_400_000], "rounds": 1})],
+            "crypten-ops.jsonl": [crypten("matmul 1x1024 . 1024x1024 (weights)", 50.0, 4, 16_800_000)],
+        })
+        self.assertIn("- matmul 1x1024 . 1024x1024 (weights): 12 ms, 8.4 MB sent in all (party 0: 0 B, party 1: 8.4 MB)\n",
+                      md)
+        self.assertIn("**Counting the entry** of the masked rows' inputs as part of the query (as below the table; "
+                      "CrypTen's sharing of a fresh input sends nothing), 1 of 1:", md)
 
     def test_workloads_count_once_with_their_best_row(self):
         _, md = self.run_report({
