@@ -43,8 +43,8 @@ pub(crate) enum Output {
     Bits(BitShare),
 }
 
-/// One benchmarked computation: an untimed `prepare` (inputs, one-time
-/// setup), then the timed `online` part.
+/// One benchmarked computation: `prepare` (inputs, and a one-time setup
+/// timed from where it calls `setup.begin`), then the timed `online` part.
 #[allow(async_fn_in_trait)]
 pub(crate) trait Workload {
     const NAME: &'static str;
@@ -58,6 +58,7 @@ pub(crate) trait Workload {
     type State;
     async fn prepare<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, Compute>,
+        setup: &SetupMark<'_>,
     ) -> CoreResult<Self::State>;
     /// Untimed and unreported: shares the inputs a setup masked, only so that
     /// the result can be checked.
@@ -175,6 +176,27 @@ impl Span {
     }
 }
 
+/// Where a workload's reported one-time setup begins: after the owners have
+/// sampled their plaintext inputs (the benchmark's stand-in for data they
+/// already hold), at a barrier, so that one party's sampling is not counted
+/// as another's waiting.
+pub(crate) struct SetupMark<'a> {
+    span: &'a Span,
+    before: Mutex<Option<CommStats>>,
+}
+
+impl SetupMark<'_> {
+    async fn begin<C: Channel, P: Preprocessing>(
+        &self,
+        p: &mut Party<C, P, Compute>,
+    ) -> CoreResult<()> {
+        barrier(p).await?;
+        *self.before.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.stats());
+        self.span.start(Instant::now());
+        Ok(())
+    }
+}
+
 /// The timings of one run, shared by the parties run here.
 #[derive(Default)]
 struct Spans {
@@ -201,12 +223,26 @@ impl<W: Workload, P: Preprocessing> Job<P> for OpsJob<'_, W> {
     async fn run<C: Channel>(&self, ch: C, prep: P) -> CoreResult<(PartyRun, C, P)> {
         let spans = self.spans;
         let mut p = Party::new(ch, prep, super::compute(), W::CONFIG).await?;
-        barrier(&mut p).await?;
-        spans.setup.start(Instant::now());
-        let before_setup = p.stats();
-        let mut state = W::prepare(&mut p).await?;
+        // A workload with a setup meets the other parties at `setup.begin`
+        // (one barrier only: a second one in a row would leave the parties'
+        // round clocks one message apart and the setup's rounds miscounted).
+        let mark = SetupMark {
+            span: &spans.setup,
+            before: Mutex::new(None),
+        };
+        let mut state = W::prepare(&mut p, &mark).await?;
         spans.setup.end(Instant::now());
-        let setup = p.stats().since(&before_setup);
+        let begun = *mark.before.lock().unwrap_or_else(|e| e.into_inner());
+        let setup = match begun {
+            Some(before) => p.stats().since(&before),
+            None if W::SETUP => {
+                return Err(hush_core::Error::Usage(format!(
+                    "{}: a workload with a setup must mark where it begins",
+                    W::NAME
+                )));
+            }
+            None => CommStats::default(),
+        };
         W::enter_checks(&mut p, &mut state).await?;
         let t = Instant::now();
         W::precompute(&mut p, &mut state).await?;
@@ -343,6 +379,7 @@ impl Workload for Mul {
     type State = (ArithShare, ArithShare);
     async fn prepare<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, Compute>,
+        _setup: &SetupMark<'_>,
     ) -> CoreResult<Self::State> {
         Ok((
             input(p, 0, &[1_000_000]).await?,
@@ -369,6 +406,7 @@ impl Workload for MatMulSecret {
     type State = (ArithShare, ArithShare);
     async fn prepare<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, Compute>,
+        _setup: &SetupMark<'_>,
     ) -> CoreResult<Self::State> {
         Ok((
             input(p, 0, &[512, 512]).await?,
@@ -457,6 +495,7 @@ struct Reuse {
 
 async fn reuse_prepare<C: Channel, P: Preprocessing>(
     p: &mut Party<C, P, Compute>,
+    setup: &SetupMark<'_>,
     x_shape: &[usize],
     w_shape: &[usize],
 ) -> CoreResult<Reuse> {
@@ -466,6 +505,7 @@ async fn reuse_prepare<C: Channel, P: Preprocessing>(
     } else {
         None
     };
+    setup.begin(p).await?;
     let w = p.fix_operand(owner, values.as_ref(), w_shape).await?;
     let x = input(p, 0, x_shape).await?;
     Ok(Reuse {
@@ -511,6 +551,7 @@ impl Workload for Conv2dSecret {
     type State = (ArithShare, ArithShare);
     async fn prepare<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, Compute>,
+        _setup: &SetupMark<'_>,
     ) -> CoreResult<Self::State> {
         Ok((input(p, 0, &CONV_IN).await?, input(p, 1, &CONV_K).await?))
     }
@@ -546,9 +587,10 @@ macro_rules! reuse_workload {
             type State = Reuse;
             async fn prepare<C: Channel, P: Preprocessing>(
                 p: &mut Party<C, P, Compute>,
+                setup: &SetupMark<'_>,
             ) -> CoreResult<Self::State> {
                 let op = $op;
-                reuse_prepare(p, op.lhs_shape(), op.rhs_shape()).await
+                reuse_prepare(p, setup, op.lhs_shape(), op.rhs_shape()).await
             }
             async fn precompute<C: Channel, P: Preprocessing>(
                 p: &mut Party<C, P, Compute>,
@@ -613,6 +655,7 @@ struct Masked {
 
 async fn masked_prepare<C: Channel, P: Preprocessing>(
     p: &mut Party<C, P, Compute>,
+    setup: &SetupMark<'_>,
     op: &BilinearOp,
 ) -> CoreResult<Masked> {
     let me = p.id();
@@ -622,6 +665,7 @@ async fn masked_prepare<C: Channel, P: Preprocessing>(
             plain[owner] = Some(values(shape)?);
         }
     }
+    setup.begin(p).await?;
     let x = p.fix_operand(0, plain[0].as_ref(), op.lhs_shape()).await?;
     let y = p.fix_operand(1, plain[1].as_ref(), op.rhs_shape()).await?;
     Ok(Masked {
@@ -663,8 +707,9 @@ macro_rules! masked_workload {
             type State = Masked;
             async fn prepare<C: Channel, P: Preprocessing>(
                 p: &mut Party<C, P, Compute>,
+                setup: &SetupMark<'_>,
             ) -> CoreResult<Self::State> {
-                masked_prepare(p, &$op).await
+                masked_prepare(p, setup, &$op).await
             }
             async fn online<C: Channel, P: Preprocessing>(
                 p: &mut Party<C, P, Compute>,
@@ -720,6 +765,7 @@ impl Workload for TruncDealer {
     type State = ArithShare;
     async fn prepare<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, Compute>,
+        _setup: &SetupMark<'_>,
     ) -> CoreResult<Self::State> {
         input(p, 0, &[1_000_000]).await
     }
@@ -749,6 +795,7 @@ impl Workload for TruncLocal {
     type State = ArithShare;
     async fn prepare<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, Compute>,
+        _setup: &SetupMark<'_>,
     ) -> CoreResult<Self::State> {
         input(p, 0, &[1_000_000]).await
     }
@@ -773,6 +820,7 @@ impl Workload for Relu {
     type State = ArithShare;
     async fn prepare<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, Compute>,
+        _setup: &SetupMark<'_>,
     ) -> CoreResult<Self::State> {
         input(p, 0, &[1_000_000]).await
     }
@@ -796,6 +844,7 @@ impl Workload for Lt {
     type State = (ArithShare, ArithShare);
     async fn prepare<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, Compute>,
+        _setup: &SetupMark<'_>,
     ) -> CoreResult<Self::State> {
         Ok((
             input(p, 0, &[1_000_000]).await?,
@@ -850,6 +899,7 @@ macro_rules! unary_workload {
             type State = ArithShare;
             async fn prepare<C: Channel, P: Preprocessing>(
                 p: &mut Party<C, P, Compute>,
+                _setup: &SetupMark<'_>,
             ) -> CoreResult<Self::State> {
                 input_in(p, &$shape, $lo, $hi).await
             }
