@@ -59,8 +59,10 @@ pub struct RoundClock {
 
 impl RoundClock {
     /// The stamp for a message sent now: one latency after what we have seen.
+    /// Stamps come from peers, so a hostile one can claim any depth: the
+    /// count saturates instead of overflowing (it is a statistic only).
     pub fn stamp_for_send(&mut self) -> u64 {
-        let stamp = self.depth + 1;
+        let stamp = self.depth.saturating_add(1);
         self.sent_depth = self.sent_depth.max(stamp);
         stamp
     }
@@ -217,5 +219,13 @@ mod tests {
         let s1 = a.stamp_for_send();
         let s2 = a.stamp_for_send();
         assert_eq!(s1, s2);
+    }
+
+    #[test]
+    fn a_peer_s_stamp_cannot_overflow_the_clock() {
+        let mut a = RoundClock::default();
+        a.on_receive(u64::MAX);
+        assert_eq!(a.stamp_for_send(), u64::MAX);
+        assert_eq!(a.rounds(), u64::MAX);
     }
 }
