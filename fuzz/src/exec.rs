@@ -64,28 +64,38 @@ pub fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
 
 type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
 
-/// One end of an in-memory frame pipe ([`pipe`]); it can keep a copy of
-/// every frame it receives (the seed corpus of the session target).
+/// One end of an in-memory frame pipe ([`pipe`]); it keeps a copy of every
+/// frame it receives (the seed corpus of the session targets).
 pub struct PipeEnd {
     inbox: Queue,
     outbox: Queue,
-    received: Option<Rc<RefCell<Vec<Vec<u8>>>>>,
+    received: Received,
 }
 
-/// Two connected ends; the first records what it receives into `record`.
-pub fn pipe(record: Rc<RefCell<Vec<Vec<u8>>>>) -> (PipeEnd, PipeEnd) {
+/// What an end of a [`pipe`] received, frame by frame.
+pub type Received = Rc<RefCell<Vec<Vec<u8>>>>;
+
+/// Two connected ends, each recording what it receives.
+pub fn pipe() -> ((PipeEnd, Received), (PipeEnd, Received)) {
     let (ab, ba): (Queue, Queue) = Default::default();
+    let (ra, rb): (Received, Received) = Default::default();
     (
-        PipeEnd {
-            inbox: ba.clone(),
-            outbox: ab.clone(),
-            received: Some(record),
-        },
-        PipeEnd {
-            inbox: ab,
-            outbox: ba,
-            received: None,
-        },
+        (
+            PipeEnd {
+                inbox: ba.clone(),
+                outbox: ab.clone(),
+                received: ra.clone(),
+            },
+            ra,
+        ),
+        (
+            PipeEnd {
+                inbox: ab,
+                outbox: ba,
+                received: rb.clone(),
+            },
+            rb,
+        ),
     )
 }
 
@@ -101,9 +111,7 @@ impl FrameTransport for PipeEnd {
             None => Poll::Pending,
         })
         .await;
-        if let Some(r) = &self.received {
-            r.borrow_mut().push(f.clone());
-        }
+        self.received.borrow_mut().push(f.clone());
         Ok(f)
     }
 }

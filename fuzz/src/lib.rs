@@ -16,7 +16,8 @@
 //!   running the whole protocol on zeros) and evaluated in plaintext;
 //! - [`targets::session`]: everything the client's party receives during a
 //!   whole secure inference of the embedded digits model — the bytes are a
-//!   sequence of frames from a malicious server.
+//!   sequence of frames from a malicious server; [`targets::server_session`]:
+//!   the same from the server's side, against a malicious client.
 //!
 //! And from the model owner: [`targets::onnx`], the ONNX importer.
 //!

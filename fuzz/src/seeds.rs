@@ -2,22 +2,15 @@
 //! starting corpus of a fuzzing run and of the mutation test.
 
 use crate::exec::{encode_frames, join, pipe};
-use crate::targets::{self, ROLES, digits, session_seeds};
-use hush_core::backend::CpuBackend;
+use crate::targets::{self, digits};
 use hush_core::bilinear::BilinearOp;
 use hush_core::error::ErrorCode;
-use hush_core::plan::secure;
-use hush_core::preprocessing::seeded::{draws, in_process};
+use hush_core::preprocessing::seeded::draws;
 use hush_core::preprocessing::{CorrelationRequest, Divisor, FixedSide, wire};
 use hush_core::prg::Seed;
-use hush_core::protocol::Party;
-use hush_core::session::{
-    Control, DealerTicket, FramedChannel, Limits, config_for, frame, key_hash,
-};
+use hush_core::session::{Control, DealerTicket, Limits, frame, key_hash};
 use hush_core::{Ring, RingTensor};
 use ndarray::IxDyn;
-use std::cell::RefCell;
-use std::rc::Rc;
 
 /// A fuzz target: its name, its function and its seeds.
 pub type Target = (&'static str, fn(&[u8]), Vec<Vec<u8>>);
@@ -30,6 +23,11 @@ pub fn all() -> Vec<Target> {
         ("wire_correction", targets::wire_correction, corrections()),
         ("plan", targets::plan, plans()),
         ("session", targets::session, vec![session()]),
+        (
+            "server_session",
+            targets::server_session,
+            vec![server_session()],
+        ),
         ("onnx", targets::onnx, onnx_models()),
     ]
 }
@@ -193,24 +191,23 @@ fn onnx_models() -> Vec<Vec<u8>> {
 /// The frames an honest server sends the client in the session target's
 /// session: a real run of both parties over an in-memory pipe.
 pub fn session() -> Vec<u8> {
-    let received = Rc::new(RefCell::new(Vec::new()));
-    let (c, s) = pipe(received.clone());
-    let server = async {
-        let imported = digits();
-        let plan = &imported.plan;
-        let prep = in_process(&session_seeds(), CpuBackend)
-            .into_iter()
-            .nth(1)
-            .ok_or_else(|| hush_core::Error::Usage("no preprocessing".into()))?;
-        let ch = FramedChannel::new(s, ROLES.owner, Limits::default())?;
-        let mut party = Party::new(ch, prep, CpuBackend, config_for(plan)?).await?;
-        let session = secure::setup(&mut party, plan, ROLES, Some(&imported.weights)).await?;
-        secure::evaluate(&mut party, plan, ROLES, &session, None).await
-    };
-    let (c, s) = join(targets::client(c), server);
+    transcripts().0
+}
+
+/// The frames an honest client sends the server in the same session (the
+/// seed of the server's session target).
+pub fn server_session() -> Vec<u8> {
+    transcripts().1
+}
+
+/// What the client and the server receive in an honest session, each as a
+/// [`crate::exec::Replay`] input.
+fn transcripts() -> (Vec<u8>, Vec<u8>) {
+    let ((c, to_client), (s, to_server)) = pipe();
+    let (c, s) = join(targets::client(c), targets::server(s));
     let out = c.unwrap_or_else(|e| panic!("the honest session's client: {e}"));
     s.unwrap_or_else(|e| panic!("the honest session's server: {e}"));
     assert!(out.is_some(), "the client gets the output");
-    let frames = received.borrow().clone();
-    encode_frames(&frames)
+    let (a, b) = (to_client.borrow(), to_server.borrow());
+    (encode_frames(&a), encode_frames(&b))
 }

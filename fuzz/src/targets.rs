@@ -230,13 +230,36 @@ pub async fn client<T: hush_core::session::FrameTransport>(
     let config = config_for(plan)?;
     let prep = in_process(&session_seeds(), CpuBackend)
         .into_iter()
-        .next()
+        .nth(ROLES.client)
         .ok_or_else(|| hush_core::Error::Usage("no preprocessing".into()))?;
     let ch = FramedChannel::new(transport, ROLES.client, Limits::default())?;
     let mut party = Party::new(ch, prep, CpuBackend, config).await?;
     let session = secure::setup(&mut party, plan, ROLES, None).await?;
     let (_, inputs) = zeros(plan);
     secure::evaluate(&mut party, plan, ROLES, &session, Some(&inputs)).await
+}
+
+/// The server's side of a whole session (weight setup, then one secure
+/// inference of the digits CNN with its weights) against a malicious
+/// client whose frames are `data`.
+pub fn server_session(data: &[u8]) {
+    let _ = block_on(server(Replay::new(data)));
+}
+
+/// The server party of the session targets, over `transport`.
+pub async fn server<T: hush_core::session::FrameTransport>(
+    transport: T,
+) -> hush_core::Result<Option<Vec<ArrayD<f64>>>> {
+    let imported = digits();
+    let plan = &imported.plan;
+    let prep = in_process(&session_seeds(), CpuBackend)
+        .into_iter()
+        .nth(ROLES.owner)
+        .ok_or_else(|| hush_core::Error::Usage("no preprocessing".into()))?;
+    let ch = FramedChannel::new(transport, ROLES.owner, Limits::default())?;
+    let mut party = Party::new(ch, prep, CpuBackend, config_for(plan)?).await?;
+    let session = secure::setup(&mut party, plan, ROLES, Some(&imported.weights)).await?;
+    secure::evaluate(&mut party, plan, ROLES, &session, None).await
 }
 
 /// An ONNX model, imported as `hush serve` imports its owner's model.

@@ -12,7 +12,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 /// protocol per case, the others only a decoder.
 fn cases(target: &str) -> usize {
     match target {
-        "session" => 3_000,
+        "session" | "server_session" => 3_000,
         "plan" => 1_000,
         "onnx" => 2_000,
         _ => 5_000,
@@ -63,6 +63,12 @@ fn the_session_seed_drives_a_whole_inference() {
     // And a transcript cut short ends in an error, not a hang or a panic.
     let err = block_on(targets::client(Replay::new(&seed[..seed.len() / 2])));
     assert!(err.is_err());
+    // The same from the server's side.
+    let seed = seeds::server_session();
+    let out = block_on(targets::server(Replay::new(&seed)))
+        .unwrap_or_else(|e| panic!("the replayed client fails: {e}"));
+    assert!(out.is_none(), "the server gets no output");
+    assert!(block_on(targets::server(Replay::new(&seed[..seed.len() / 2]))).is_err());
 }
 
 #[test]
