@@ -121,6 +121,10 @@ impl Channel for MemoryChannel {
     fn stats(&self) -> CommStats {
         self.meter.stats()
     }
+
+    fn fence_rounds(&mut self) {
+        self.meter.fence();
+    }
 }
 
 /// What [`run_parties`] returns: each party's result, in party order.

@@ -76,6 +76,16 @@ impl RoundClock {
     pub fn rounds(&self) -> u64 {
         self.depth.max(self.sent_depth)
     }
+
+    /// Declares that this party has waited for everything it has sent or
+    /// seen (as at the end of a barrier): its next message goes one round
+    /// after [`RoundClock::rounds`]. Without it, after an exchange of
+    /// messages stamped at different depths, the party behind would stamp
+    /// its next message at the depth of the one it already sent, and a count
+    /// taken from a snapshot there would come out a round short.
+    pub fn fence(&mut self) {
+        self.depth = self.rounds();
+    }
 }
 
 /// The counters a transport keeps: [`CommStats`] and the [`RoundClock`]
@@ -109,6 +119,12 @@ impl Meter {
     pub fn stats(&self) -> CommStats {
         self.stats
     }
+
+    /// See [`RoundClock::fence`].
+    pub fn fence(&mut self) {
+        self.clock.fence();
+        self.stats.rounds = self.clock.rounds();
+    }
 }
 
 /// A message transport between numbered parties.
@@ -132,6 +148,10 @@ pub trait Channel {
 
     /// Counters so far.
     fn stats(&self) -> CommStats;
+
+    /// Aligns the round count with what this party has waited for
+    /// ([`RoundClock::fence`]); for measuring steps that start at a barrier.
+    fn fence_rounds(&mut self);
 
     /// Sends ring elements, little-endian.
     async fn send_ring(&mut self, to: PartyId, values: &[Ring]) -> Result<()> {
@@ -219,6 +239,36 @@ mod tests {
         let s1 = a.stamp_for_send();
         let s2 = a.stamp_for_send();
         assert_eq!(s1, s2);
+    }
+
+    #[test]
+    fn a_fence_keeps_a_count_from_a_barrier_exact() {
+        // `a` is a round ahead of `b` when they meet at a barrier.
+        let barrier = |a: &mut RoundClock, b: &mut RoundClock| {
+            let (sa, sb) = (a.stamp_for_send(), b.stamp_for_send());
+            a.on_receive(sb);
+            b.on_receive(sa);
+        };
+        let one_way = |a: &mut RoundClock, b: &mut RoundClock| {
+            let s = a.stamp_for_send();
+            b.on_receive(s);
+        };
+        for fenced in [false, true] {
+            let (mut a, mut b) = (RoundClock::default(), RoundClock::default());
+            one_way(&mut b, &mut a);
+            a.stamp_for_send();
+            barrier(&mut a, &mut b);
+            if fenced {
+                a.fence();
+                b.fence();
+            }
+            assert_eq!(a.rounds(), b.rounds());
+            let before = a.rounds();
+            // One message from `a`, after the barrier: one round.
+            one_way(&mut a, &mut b);
+            let counted = a.rounds().max(b.rounds()) - before;
+            assert_eq!(counted, if fenced { 1 } else { 0 }, "fenced: {fenced}");
+        }
     }
 
     #[test]

@@ -107,6 +107,10 @@ impl Channel for ThreadChannel {
     fn stats(&self) -> CommStats {
         self.meter.stats()
     }
+
+    fn fence_rounds(&mut self) {
+        self.meter.fence();
+    }
 }
 
 /// Drives a future whose waits all block the thread (as [`ThreadChannel`]'s do).

@@ -159,4 +159,8 @@ impl<T: FrameTransport> Channel for FramedChannel<T> {
     fn stats(&self) -> CommStats {
         self.meter.stats()
     }
+
+    fn fence_rounds(&mut self) {
+        self.meter.fence();
+    }
 }

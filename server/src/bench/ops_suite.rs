@@ -136,10 +136,16 @@ async fn input<C: Channel, P: Preprocessing>(
     p.input::<Arith>(owner, v.as_ref(), shape).await
 }
 
-async fn barrier<C: Channel, P: Preprocessing>(p: &mut Party<C, P, Compute>) -> CoreResult<()> {
+/// Meets the other parties (an exchange of empty messages) and aligns the
+/// round clocks ([`Channel::fence_rounds`]), so that counts taken from here
+/// start from the same round on every party.
+pub(super) async fn barrier<C: Channel, P: Preprocessing>(
+    p: &mut Party<C, P, Compute>,
+) -> CoreResult<()> {
     let mut x = ArithShare::from_raw(RingTensor::zeros(ndarray::IxDyn(&[0])));
     x = ArithShare::from_raw(p.open(&x).await?);
     drop(x);
+    p.channel_mut().fence_rounds();
     Ok(())
 }
 
@@ -223,9 +229,8 @@ impl<W: Workload, P: Preprocessing> Job<P> for OpsJob<'_, W> {
     async fn run<C: Channel>(&self, ch: C, prep: P) -> CoreResult<(PartyRun, C, P)> {
         let spans = self.spans;
         let mut p = Party::new(ch, prep, super::compute(), W::CONFIG).await?;
-        // A workload with a setup meets the other parties at `setup.begin`
-        // (one barrier only: a second one in a row would leave the parties'
-        // round clocks one message apart and the setup's rounds miscounted).
+        // A workload with a setup meets the other parties at `setup.begin`,
+        // after its owners have drawn their inputs.
         let mark = SetupMark {
             span: &spans.setup,
             before: Mutex::new(None),
