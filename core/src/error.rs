@@ -231,3 +231,30 @@ impl From<ChannelError> for Error {
 
 /// Result with the core's [`Error`].
 pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+/// The element count of a buffer of `dims`, or a [`Error::Shape`] when the
+/// product overflows or exceeds [`crate::plan::MAX_ELEMENTS`] (zero axes
+/// counted as one: `ndarray` cannot make an empty array whose other axes
+/// multiply past `isize::MAX`): operations whose sizes come from a peer's
+/// plan (pooling windows, convolution columns, padding) check here before
+/// they allocate.
+pub(crate) fn checked_elements(what: &str, dims: &[usize]) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d.max(1)))
+        .filter(|&n| n <= crate::plan::MAX_ELEMENTS)
+        .map(|_| dims.iter().product())
+        .ok_or_else(|| {
+            Error::Shape(alloc::format!(
+                "{what} of {dims:?} is over the limit of {} elements",
+                crate::plan::MAX_ELEMENTS
+            ))
+        })
+}
+
+/// `a + b + c` for sizes from a plan, or a [`Error::Shape`] on overflow.
+pub(crate) fn checked_sum(what: &str, terms: &[usize]) -> Result<usize> {
+    terms
+        .iter()
+        .try_fold(0usize, |a, &t| a.checked_add(t))
+        .ok_or_else(|| Error::Shape(alloc::format!("{what} overflows: {terms:?}")))
+}

@@ -10,7 +10,7 @@ use common::*;
 use hush_core::bits::BitShare;
 use hush_core::protocol::Config;
 use hush_core::share::{Arith, Binary};
-use hush_core::{ArithShare, FixedPoint, RingTensor};
+use hush_core::{ArithShare, Error, FixedPoint, RingTensor};
 use ndarray::{ArrayD, IxDyn};
 
 const PARTIES: [usize; 2] = [2, 3];
@@ -246,6 +246,49 @@ fn select_multiplies_by_a_shared_bit_in_one_round() {
                 assert_eq!(o[0][[j]], x[[j]].wrapping_mul(bit(j)));
                 assert_eq!(o[1][[j]], x[[j]].wrapping_mul(bit(j)));
             }
+        }
+    }
+}
+
+#[test]
+fn pooling_windows_past_the_limits_are_shape_errors_before_any_allocation() {
+    // Found by libFuzzer on the plan target: a small input, a window of
+    // 2^17 × 2^17 and as much padding made max pooling reserve 2^34 ring
+    // elements (128 GiB). Sizes from a plan are now checked first.
+    use hush_core::protocol::{AvgPool2dParams, MaxPool2dParams};
+    let big = 1usize << 17;
+    let outs = run_mpc(2, Config::default(), 6, |mut p| async move {
+        let me = p.id();
+        let zero = fp().encode_tensor(&ArrayD::zeros(IxDyn(&[1, 1, 2, 2])))?;
+        let xs = p
+            .input::<Arith>(0, held(me, 0, &zero), &[1, 1, 2, 2])
+            .await?;
+        let max = MaxPool2dParams {
+            kernel: [big, big],
+            stride: [1, 1],
+            padding: [big; 4],
+            dilation: [1, 1],
+            ceil_mode: false,
+        };
+        let overflow = MaxPool2dParams {
+            padding: [usize::MAX, 0, 1, 0],
+            ..max
+        };
+        let avg = AvgPool2dParams {
+            kernel: [1, 1],
+            stride: [1, 1],
+            padding: [big; 4],
+            count_include_pad: true,
+        };
+        Ok([
+            p.max_pool2d(&xs, &max).await.err(),
+            p.max_pool2d(&xs, &overflow).await.err(),
+            p.avg_pool2d(&xs, &avg).await.err(),
+        ])
+    });
+    for errs in outs {
+        for e in errs {
+            assert!(matches!(e, Some(Error::Shape(_))), "{e:?}");
         }
     }
 }

@@ -109,3 +109,27 @@ fn a_server_claiming_the_last_round_does_not_overflow_the_client_s_clock() {
         assert!(out.is_some());
     }
 }
+
+/// The inputs libFuzzer found crashes with (`fuzz/regressions/<target>/`),
+/// each run again by its target: every one of them must now end in an error
+/// or a result, not a panic or an allocation past the limits.
+#[test]
+fn the_crashes_libfuzzer_found_stay_fixed() {
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/regressions"));
+    let mut ran = 0;
+    for (name, target, _) in seeds::all() {
+        let Ok(entries) = std::fs::read_dir(dir.join(name)) else {
+            continue;
+        };
+        for (i, e) in entries.enumerate() {
+            let path = e.expect("a readable regressions folder").path();
+            let input = std::fs::read(&path).expect("a readable regression");
+            run_case(name, target, i, &input);
+            ran += 1;
+        }
+    }
+    // wire_request: a shape with a zero axis hiding a product past
+    // isize::MAX; plan: a pooling window of 2^34 elements; onnx: an input
+    // dimension of 2^46.
+    assert!(ran >= 3, "the regression inputs are found ({ran})");
+}

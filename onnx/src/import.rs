@@ -148,6 +148,9 @@ struct Builder {
     producer: HashMap<usize, usize>,
     /// How many ONNX nodes read each name.
     uses: HashMap<String, usize>,
+    /// The first value given a shape over the plan's limits, if any: the
+    /// import stops with an error after the node that made it.
+    oversize: Option<String>,
 }
 
 fn invalid(node: &str, reason: impl Into<String>) -> ImportError {
@@ -172,10 +175,10 @@ fn tensor_to_array(t: &TensorProto) -> Result<ArrayD<f64>, ImportError> {
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| invalid(name, "negative dimension")))
         .collect::<Result<_, _>>()?;
-    let count: usize = dims.iter().product();
-    if count > hush_core::plan::MAX_ELEMENTS {
+    if !hush_core::plan::shape_within_limits(&dims) {
         return Err(invalid(name, "tensor over the size limit"));
     }
+    let count: usize = dims.iter().product();
     use proto::tensor_proto::DataType;
     let dt = DataType::try_from(t.data_type()).map_err(|_| invalid(name, "unknown data type"))?;
     let raw = t.raw_data();
@@ -298,11 +301,22 @@ fn broadcast_shape(n: &NodeProto, a: &[usize], b: &[usize]) -> Result<Vec<usize>
 
 impl Builder {
     fn value(&mut self, name: &str, shape: Vec<usize>) -> usize {
+        if self.oversize.is_none() && !hush_core::plan::shape_within_limits(&shape) {
+            self.oversize = Some(name.to_string());
+        }
         self.plan.values.push(ValueInfo {
             name: name.to_string(),
             shape,
         });
         self.plan.values.len() - 1
+    }
+
+    /// Fails if a value was given a shape over the plan's limits.
+    fn check_sizes(&mut self) -> Result<(), ImportError> {
+        match self.oversize.take() {
+            Some(name) => Err(invalid(&name, "shape over the size limit")),
+            None => Ok(()),
+        }
     }
 
     fn shape(&self, v: usize) -> Vec<usize> {
@@ -657,7 +671,12 @@ impl Builder {
                 for (k, &a) in axes.iter().enumerate() {
                     pads[a] = (p[k] as usize, p[k + axes.len()] as usize);
                 }
-                let out = s.iter().zip(&pads).map(|(d, (b, a))| d + b + a).collect();
+                let out = s
+                    .iter()
+                    .zip(&pads)
+                    .map(|(&d, &(b, a))| d.checked_add(b)?.checked_add(a))
+                    .collect::<Option<Vec<usize>>>()
+                    .ok_or_else(|| invalid(n.name(), "padded size overflows"))?;
                 self.finish_move(n, &x, Op::Pad { pads }, out)?;
             }
             "Gather" => {
@@ -1625,6 +1644,7 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportErro
         names: HashMap::new(),
         producer: HashMap::new(),
         uses: HashMap::new(),
+        oversize: None,
     };
     for n in &graph.node {
         for i in &n.input {
@@ -1676,9 +1696,11 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportErro
         let v = b.value(input.name(), shape);
         b.plan.inputs.push(v);
         b.names.insert(input.name().to_string(), Entry::Secret(v));
+        b.check_sizes()?;
     }
     for n in &graph.node {
         b.node(n)?;
+        b.check_sizes()?;
     }
     for out in &graph.output {
         match b.names.get(out.name()) {

@@ -1,7 +1,7 @@
 //! 2-D convolution lowered to GEMM by im2col.
 
 use super::Backend;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, checked_elements, checked_sum};
 use crate::ring::RingTensor;
 use alloc::format;
 use alloc::vec;
@@ -38,8 +38,11 @@ pub fn conv2d_output_hw(hw: [usize; 2], khw: [usize; 2], p: &Conv2dParams) -> Re
         if p.stride[d] == 0 || p.dilation[d] == 0 {
             return Err(Error::Shape("stride and dilation must be positive".into()));
         }
-        let padded = hw[d] + p.padding[d] + p.padding[d + 2];
-        let span = p.dilation[d] * (khw[d].max(1) - 1) + 1;
+        let padded = checked_sum("padded input", &[hw[d], p.padding[d], p.padding[d + 2]])?;
+        let span = p.dilation[d]
+            .checked_mul(khw[d].max(1) - 1)
+            .and_then(|s| s.checked_add(1))
+            .ok_or_else(|| Error::Shape("dilated kernel size overflows".into()))?;
         if khw[d] == 0 || padded < span {
             return Err(Error::Shape(format!(
                 "kernel {khw:?} with dilation {:?} does not fit input {hw:?} padded by {:?}",
@@ -69,6 +72,8 @@ pub(crate) fn conv2d_output_shape(
         )));
     }
     let [oh, ow] = conv2d_output_hw([h, w], [kh, kw], p)?;
+    checked_elements("conv2d output", &[n, o, oh, ow])?;
+    checked_elements("conv2d column buffer", &[cg, kh, kw, oh, ow])?;
     Ok([n, o, oh, ow])
 }
 
@@ -165,6 +170,39 @@ mod tests {
     use super::*;
     use crate::backend::CpuBackend;
     use crate::prg::{Prg, Seed};
+
+    #[test]
+    fn sizes_from_a_plan_cannot_overflow_or_allocate_past_the_limits() {
+        let huge_pad = Conv2dParams {
+            padding: [usize::MAX, 0, 1, 0],
+            ..Conv2dParams::default()
+        };
+        assert!(matches!(
+            conv2d_output_hw([4, 4], [1, 1], &huge_pad),
+            Err(Error::Shape(_))
+        ));
+        let huge_dilation = Conv2dParams {
+            dilation: [usize::MAX, 1],
+            ..Conv2dParams::default()
+        };
+        assert!(matches!(
+            conv2d_output_hw([4, 4], [3, 1], &huge_dilation),
+            Err(Error::Shape(_))
+        ));
+        // A 1×1 input padded to 2^15 on each side: the output alone would
+        // be 2^30 elements.
+        let wide = Conv2dParams {
+            padding: [1 << 15; 4],
+            ..Conv2dParams::default()
+        };
+        assert!(matches!(
+            conv2d_output_shape(&[1, 1, 1, 1], &[1, 1, 1, 1], &wide),
+            Err(Error::Shape(_))
+        ));
+        assert!(
+            conv2d_output_shape(&[1, 1, 8, 8], &[2, 1, 3, 3], &Conv2dParams::default()).is_ok()
+        );
+    }
 
     /// Direct 7-loop convolution, the reference.
     fn conv_naive(x: &RingTensor, k: &RingTensor, p: &Conv2dParams) -> RingTensor {

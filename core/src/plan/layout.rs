@@ -1,7 +1,7 @@
 //! Data movement shared by both evaluators: the same code moves `f64`
 //! values and ring shares (all of it is local under MPC).
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, checked_elements, checked_sum};
 use alloc::format;
 use alloc::vec::Vec;
 use ndarray::{ArrayD, Axis, IxDyn};
@@ -25,6 +25,8 @@ pub fn select<T: Clone>(x: &ArrayD<T>, picks: &[Vec<usize>]) -> Result<ArrayD<T>
     if picks.len() != x.ndim() {
         return Err(Error::Shape("one index list per axis".into()));
     }
+    let out: Vec<usize> = picks.iter().map(Vec::len).collect();
+    checked_elements("selection", &out)?;
     let mut y = x.clone();
     for (a, idx) in picks.iter().enumerate() {
         if idx.iter().any(|&i| i >= y.shape()[a]) {
@@ -48,12 +50,13 @@ pub fn pad<T: Clone>(x: &ArrayD<T>, pads: &[(usize, usize)], fill: T) -> Result<
     if pads.len() != x.ndim() {
         return Err(Error::Shape("one padding pair per axis".into()));
     }
-    let shape: Vec<usize> = x
+    let shape = x
         .shape()
         .iter()
         .zip(pads)
-        .map(|(d, (b, a))| d + b + a)
-        .collect();
+        .map(|(&d, &(b, a))| checked_sum("padded size", &[d, b, a]))
+        .collect::<Result<Vec<usize>>>()?;
+    checked_elements("padded tensor", &shape)?;
     let mut y = ArrayD::from_elem(IxDyn(&shape), fill);
     let mut view = y.view_mut();
     for (a, &(b, _)) in pads.iter().enumerate() {
@@ -65,6 +68,7 @@ pub fn pad<T: Clone>(x: &ArrayD<T>, pads: &[(usize, usize)], fill: T) -> Result<
 
 /// Broadcasts to `shape`.
 pub fn expand<T: Clone>(x: &ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>> {
+    checked_elements("expanded tensor", shape)?;
     Ok(x.broadcast(IxDyn(shape))
         .ok_or_else(|| Error::Shape(format!("{:?} does not expand to {shape:?}", x.shape())))?
         .to_owned())

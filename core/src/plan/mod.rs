@@ -431,6 +431,17 @@ fn elements(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
 }
 
+/// Whether a tensor of `shape` is within the limits: rank at most 8, at
+/// most [`MAX_ELEMENTS`] elements, zero axes counted as one (`ndarray`
+/// cannot make an empty tensor whose other axes multiply past `isize::MAX`).
+pub fn shape_within_limits(shape: &[usize]) -> bool {
+    shape.len() <= 8
+        && shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d.max(1)))
+            .is_some_and(|n| n <= MAX_ELEMENTS)
+}
+
 impl Plan {
     /// Checks indices, shape limits and evaluation order. Plans from a peer
     /// must pass this before use.
@@ -440,12 +451,12 @@ impl Plan {
             return bad("fixed-point bits out of range");
         }
         for v in &self.values {
-            if v.shape.len() > 8 || elements(&v.shape).is_none_or(|n| n > MAX_ELEMENTS) {
+            if !shape_within_limits(&v.shape) {
                 return bad("value shape over the limits");
             }
         }
         for w in &self.weights {
-            if w.shape.len() > 8 || elements(&w.shape).is_none_or(|n| n > MAX_ELEMENTS) {
+            if !shape_within_limits(&w.shape) {
                 return bad("weight shape over the limits");
             }
         }

@@ -2,7 +2,7 @@
 //! model test.
 
 use super::{Op, Plan, Weights, layout};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, checked_elements, checked_sum};
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -164,8 +164,11 @@ fn pool(x: &ArrayD<f64>, a: &super::PoolAttrs, max: bool) -> Result<ArrayD<f64>>
     for d in 0..2 {
         let size = [h, w][d];
         let dil = if max { a.dilation[d] } else { 1 };
-        let padded = size + a.padding[d] + a.padding[d + 2];
-        let span = dil * (a.kernel[d].max(1) - 1) + 1;
+        let padded = checked_sum("padded input", &[size, a.padding[d], a.padding[d + 2]])?;
+        let span = dil
+            .checked_mul(a.kernel[d].max(1) - 1)
+            .and_then(|s| s.checked_add(1))
+            .ok_or_else(|| Error::Shape("dilated window size overflows".into()))?;
         if padded < span || a.stride[d] == 0 {
             return Err(Error::Shape("pooling window does not fit".into()));
         }
@@ -174,11 +177,13 @@ fn pool(x: &ArrayD<f64>, a: &super::PoolAttrs, max: bool) -> Result<ArrayD<f64>>
         } else {
             (padded - span) / a.stride[d] + 1
         };
-        if a.ceil_mode && (o - 1) * a.stride[d] >= size + a.padding[d] {
+        if a.ceil_mode && (o - 1).saturating_mul(a.stride[d]) >= size + a.padding[d] {
             o -= 1;
         }
         out_hw[d] = o;
     }
+    let window = checked_elements("pooling window", &a.kernel)?;
+    checked_elements("pooling windows", &[n, c, out_hw[0], out_hw[1], window])?;
     Ok(ArrayD::from_shape_fn(
         IxDyn(&[n, c, out_hw[0], out_hw[1]]),
         |ix| {

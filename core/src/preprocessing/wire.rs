@@ -223,11 +223,13 @@ fn put_request(w: &mut Vec<u8>, req: &CorrelationRequest) {
     }
 }
 
-/// Whether a shape's element count is at most [`MAX_TENSOR_ELEMENTS`].
+/// Whether a shape's element count is at most [`MAX_TENSOR_ELEMENTS`],
+/// zero axes counted as one: an empty tensor whose other axes multiply past
+/// `isize::MAX` is not one that `ndarray` can make.
 fn within_limit(shape: &[usize]) -> bool {
     shape
         .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .try_fold(1usize, |a, &d| a.checked_mul(d.max(1)))
         .is_some_and(|n| n <= MAX_TENSOR_ELEMENTS)
 }
 
@@ -461,6 +463,16 @@ mod tests {
     use crate::error::Error;
     use alloc::vec;
     use ndarray::IxDyn;
+
+    #[test]
+    fn an_empty_shape_whose_other_axes_overflow_is_over_the_limit() {
+        // Found by libFuzzer: `[a, b, 0, c]` has no elements, but ndarray
+        // panics making it when `a·b·c` passes isize::MAX.
+        assert!(!within_limit(&[16776963, 65536, 0, 15466497]));
+        assert!(within_limit(&[0, 4, 4]));
+        assert!(within_limit(&[1 << 14, 1 << 14]));
+        assert!(!within_limit(&[1 << 14, 1 << 15]));
+    }
 
     fn requests() -> Vec<CorrelationRequest> {
         vec![

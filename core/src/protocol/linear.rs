@@ -4,7 +4,7 @@
 use super::Party;
 use crate::backend::{Backend, Conv2dParams, conv2d_output_hw};
 use crate::channel::Channel;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, checked_elements};
 use crate::preprocessing::{Divisor, Preprocessing};
 use crate::ring::RingTensor;
 use crate::share::ArithShare;
@@ -159,6 +159,8 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             ..Conv2dParams::default()
         };
         let [oh, ow] = conv2d_output_hw([h, w], p.kernel, &conv)?;
+        let window = checked_elements("avg_pool2d window", &p.kernel)?;
+        checked_elements("avg_pool2d output", &[n, c, oh, ow])?;
         let xs = x.as_raw().as_standard_layout();
         let mut out = vec![0u64; n * c * oh * ow];
         let mut counts = vec![0u64; oh * ow];
@@ -188,7 +190,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         );
         let divisor = if p.count_include_pad || counts.iter().all(|&k| k == counts[0]) {
             Divisor::Uniform(if p.count_include_pad {
-                (p.kernel[0] * p.kernel[1]) as u64
+                window as u64
             } else {
                 counts.first().copied().unwrap_or(1).max(1)
             })

@@ -6,7 +6,7 @@ use super::compare::concat;
 use crate::backend::Backend;
 use crate::channel::Channel;
 use crate::elementwise::{as_slice, from_vec};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, checked_elements, checked_sum};
 use crate::preprocessing::Preprocessing;
 use crate::ring::RingTensor;
 use crate::share::ArithShare;
@@ -160,8 +160,11 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                     "kernel, stride and dilation must be positive".into(),
                 ));
             }
-            let padded = size + p.padding[d] + p.padding[d + 2];
-            let span = dil * (k - 1) + 1;
+            let padded = checked_sum("padded input", &[size, p.padding[d], p.padding[d + 2]])?;
+            let span = dil
+                .checked_mul(k - 1)
+                .and_then(|s| s.checked_add(1))
+                .ok_or_else(|| Error::Shape("dilated window size overflows".into()))?;
             if padded < span {
                 return Err(Error::Shape(
                     "pooling window larger than the padded input".into(),
@@ -173,13 +176,15 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 (padded - span) / s + 1
             };
             // A window must start inside the input or its leading padding.
-            if p.ceil_mode && (o - 1) * s >= size + p.padding[d] {
+            // (`size + padding ≤ padded` cannot overflow.)
+            if p.ceil_mode && (o - 1).saturating_mul(s) >= size + p.padding[d] {
                 o -= 1;
             }
             out_hw[d] = o;
         }
         let [oh, ow] = out_hw;
-        let kk = p.kernel[0] * p.kernel[1];
+        let kk = checked_elements("max_pool2d window", &p.kernel)?;
+        checked_elements("max_pool2d windows", &[n, c, oh, ow, kk])?;
         let xs = x.as_raw().as_standard_layout();
         let xs = xs
             .as_slice()
