@@ -105,6 +105,22 @@ class ReportTest(unittest.TestCase):
         self.assertIn("**Counting the entry** of the masked rows' inputs as part of the query (as below the table; "
                       "CrypTen's sharing of a fresh input sends nothing), 0 of 1 (not: mul 1e6)", md)
 
+    def test_a_local_truncation_row_with_its_entry_can_meet_a_workload_the_exact_one_misses(self):
+        entry = {"ms": 4.0, "bytes_sent_per_party": [8_000_000, 8_000_000], "rounds": 2}
+        _, md = self.run_report({
+            "hush-ops.jsonl": [dict(hush("mul 1e6 (masked inputs)", 5.0, 50.0, 2, 8_125_000), setup=entry),
+                               dict(hush("mul 1e6 (masked inputs, local truncation)", 4.0, 30.0, 0, 0), setup=entry)],
+            "crypten-ops.jsonl": [crypten("mul 1e6", 100.0, 4, 40_000_000)],
+        })
+        # With the entry: 8 ms, 2 rounds, 16 MB per party (0.40): all three.
+        self.assertIn("- mul 1e6 (masked inputs, local truncation): 4.00 ms, 16.0 MB sent in all (party 0: 8.0 MB, "
+                      "party 1: 8.0 MB); with the entry: 8.00 ms (0.080 of CrypTen's), 2 / 4 rounds, 16.0 MB per "
+                      "party (0.40): ✓10× time ✓rounds ✓½ bytes", md)
+        self.assertIn("with the entry: 9.00 ms (0.090 of CrypTen's), 4 / 4 rounds, 24.1 MB per party (0.60): "
+                      "✓10× time ✓rounds ✗½ bytes", md)
+        self.assertIn("**Counting the entry** of the masked rows' inputs as part of the query (as below the table; "
+                      "CrypTen's sharing of a fresh input sends nothing), 1 of 1:", md)
+
     def test_weight_setups_are_not_counted_as_entries(self):
         _, md = self.run_report({
             "hush-ops.jsonl": [dict(hush("matmul 1x1024 . 1024x1024 (weights)", 0.5, 10.0, 1, 17_000),

@@ -43,6 +43,13 @@ pub(crate) enum Output {
     Bits(BitShare),
 }
 
+/// The default configuration: exact, dealer-assisted truncation.
+const DEALER_TRUNCATION: Config = Config {
+    fixed_point: FixedPoint::DEFAULT,
+    truncation: TruncationMode::Dealer,
+    approx: ApproxConfig::DEFAULT,
+};
+
 /// One benchmarked computation: `prepare` (inputs, and a one-time setup
 /// timed from where it calls `setup.begin`), then the timed `online` part.
 #[allow(async_fn_in_trait)]
@@ -50,11 +57,7 @@ pub(crate) trait Workload {
     const NAME: &'static str;
     /// Whether `prepare` is a one-time setup whose cost is reported apart.
     const SETUP: bool = false;
-    const CONFIG: Config = Config {
-        fixed_point: FixedPoint::DEFAULT,
-        truncation: TruncationMode::Dealer,
-        approx: ApproxConfig::DEFAULT,
-    };
+    const CONFIG: Config = DEALER_TRUNCATION;
     type State;
     async fn prepare<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, Compute>,
@@ -96,11 +99,14 @@ pub(crate) fn workloads() -> Vec<Entry> {
     vec![
         entry::<Mul>(),
         entry::<MulMasked>(),
+        entry::<MulMaskedLocal>(),
         entry::<MatMulSecret>(),
         entry::<MatMulMasked>(),
+        entry::<MatMulMaskedLocal>(),
         entry::<MatMulWeightReuse>(),
         entry::<Conv2dSecret>(),
         entry::<Conv2dMasked>(),
+        entry::<Conv2dMaskedLocal>(),
         entry::<Conv2dWeightReuse>(),
         entry::<TruncDealer>(),
         entry::<TruncLocal>(),
@@ -702,13 +708,28 @@ fn conv_op() -> BilinearOp {
     }
 }
 
-/// Defines a product of two masked inputs under `op`.
+/// The configuration of the workloads that truncate as CrypTen does with
+/// two parties: each party divides its own share (SecureML), no message, an
+/// error of one unit in the last place, and a large one with probability
+/// about `|z|/2^63` per element.
+const LOCAL_TRUNCATION: Config = Config {
+    fixed_point: FixedPoint::DEFAULT,
+    truncation: TruncationMode::Local,
+    approx: ApproxConfig::DEFAULT,
+};
+
+/// Defines a product of two masked inputs under `op` (with dealer-assisted
+/// truncation unless a configuration is given).
 macro_rules! masked_workload {
     ($ty:ident, $name:expr, $op:expr, $reference:expr) => {
+        masked_workload!($ty, $name, $op, $reference, DEALER_TRUNCATION);
+    };
+    ($ty:ident, $name:expr, $op:expr, $reference:expr, $config:expr) => {
         struct $ty;
         impl Workload for $ty {
             const NAME: &'static str = $name;
             const SETUP: bool = true;
+            const CONFIG: Config = $config;
             type State = Masked;
             async fn prepare<C: Channel, P: Preprocessing>(
                 p: &mut Party<C, P, Compute>,
@@ -764,6 +785,28 @@ masked_workload!(
     conv_ref
 );
 
+masked_workload!(
+    MulMaskedLocal,
+    "mul 1e6 (masked inputs, local truncation)",
+    hadamard_1e6(),
+    |a: &ArrayD<f64>, b: &ArrayD<f64>| -> CoreResult<ArrayD<f64>> { Ok(a * b) },
+    LOCAL_TRUNCATION
+);
+masked_workload!(
+    MatMulMaskedLocal,
+    "matmul 512x512x512 (masked inputs, local truncation)",
+    matmul_512(),
+    matmul_ref,
+    LOCAL_TRUNCATION
+);
+masked_workload!(
+    Conv2dMaskedLocal,
+    "conv2d 1x64x32x32 * 64x3x3 (masked inputs, local truncation)",
+    conv_op(),
+    conv_ref,
+    LOCAL_TRUNCATION
+);
+
 struct TruncDealer;
 impl Workload for TruncDealer {
     const NAME: &'static str = "truncation 1e6 (dealer)";
@@ -792,11 +835,7 @@ impl Workload for TruncDealer {
 struct TruncLocal;
 impl Workload for TruncLocal {
     const NAME: &'static str = "truncation 1e6 (local, SecureML)";
-    const CONFIG: Config = Config {
-        fixed_point: FixedPoint::DEFAULT,
-        truncation: TruncationMode::Local,
-        approx: ApproxConfig::DEFAULT,
-    };
+    const CONFIG: Config = LOCAL_TRUNCATION;
     type State = ArithShare;
     async fn prepare<C: Channel, P: Preprocessing>(
         p: &mut Party<C, P, Compute>,
