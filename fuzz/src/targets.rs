@@ -225,18 +225,28 @@ pub fn session(data: &[u8]) {
 pub async fn client<T: hush_core::session::FrameTransport>(
     transport: T,
 ) -> hush_core::Result<Option<Vec<ArrayD<f64>>>> {
+    party(ROLES.client, transport).await
+}
+
+/// Party `me` of the session targets (weight setup, then one inference of
+/// the digits CNN on a zero image), over `transport`.
+async fn party<T: hush_core::session::FrameTransport>(
+    me: usize,
+    transport: T,
+) -> hush_core::Result<Option<Vec<ArrayD<f64>>>> {
     let imported = digits();
     let plan = &imported.plan;
-    let config = config_for(plan)?;
     let prep = in_process(&session_seeds(), CpuBackend)
         .into_iter()
-        .nth(ROLES.client)
+        .nth(me)
         .ok_or_else(|| hush_core::Error::Usage("no preprocessing".into()))?;
-    let ch = FramedChannel::new(transport, ROLES.client, Limits::default())?;
-    let mut party = Party::new(ch, prep, CpuBackend, config).await?;
-    let session = secure::setup(&mut party, plan, ROLES, None).await?;
+    let ch = FramedChannel::new(transport, me, Limits::default())?;
+    let mut party = Party::new(ch, prep, CpuBackend, config_for(plan)?).await?;
+    let weights = (me == ROLES.owner).then_some(&imported.weights);
+    let session = secure::setup(&mut party, plan, ROLES, weights).await?;
     let (_, inputs) = zeros(plan);
-    secure::evaluate(&mut party, plan, ROLES, &session, Some(&inputs)).await
+    let inputs = (me == ROLES.client).then_some(&inputs[..]);
+    secure::evaluate(&mut party, plan, ROLES, &session, inputs).await
 }
 
 /// The server's side of a whole session (weight setup, then one secure
@@ -250,16 +260,7 @@ pub fn server_session(data: &[u8]) {
 pub async fn server<T: hush_core::session::FrameTransport>(
     transport: T,
 ) -> hush_core::Result<Option<Vec<ArrayD<f64>>>> {
-    let imported = digits();
-    let plan = &imported.plan;
-    let prep = in_process(&session_seeds(), CpuBackend)
-        .into_iter()
-        .nth(ROLES.owner)
-        .ok_or_else(|| hush_core::Error::Usage("no preprocessing".into()))?;
-    let ch = FramedChannel::new(transport, ROLES.owner, Limits::default())?;
-    let mut party = Party::new(ch, prep, CpuBackend, config_for(plan)?).await?;
-    let session = secure::setup(&mut party, plan, ROLES, Some(&imported.weights)).await?;
-    secure::evaluate(&mut party, plan, ROLES, &session, None).await
+    party(ROLES.owner, transport).await
 }
 
 /// An ONNX model, imported as `hush serve` imports its owner's model.
