@@ -575,9 +575,25 @@ impl Builder {
                 .map(|i| self.secret(n, i))
                 .collect::<Result<_, _>>()?;
             let shapes: Vec<Vec<usize>> = ids.iter().map(|&i| self.shape(i)).collect();
-            let axis = norm_axis(n, attr_i(n, "axis", 0), shapes[0].len())?;
-            let mut out = shapes[0].clone();
-            out[axis] = shapes.iter().map(|s| s[axis]).sum();
+            let Some(first) = shapes.first() else {
+                return Err(invalid(n.name(), "Concat without inputs"));
+            };
+            let axis = norm_axis(n, attr_i(n, "axis", 0), first.len())?;
+            let agree = |s: &Vec<usize>| {
+                s.len() == first.len()
+                    && s.iter()
+                        .zip(first)
+                        .enumerate()
+                        .all(|(a, (d, f))| a == axis || d == f)
+            };
+            if !shapes.iter().all(agree) {
+                return Err(invalid(n.name(), "Concat inputs of different shapes"));
+            }
+            let mut out = first.clone();
+            out[axis] = shapes
+                .iter()
+                .try_fold(0usize, |t, s| t.checked_add(s[axis]))
+                .ok_or_else(|| invalid(n.name(), "Concat size overflows"))?;
             self.emit(n, Op::Concat { axis }, ids, out);
             return Ok(());
         }
@@ -599,8 +615,9 @@ impl Builder {
                     Some(p) => usize_list(n, &p, "perm")?,
                     None => (0..rank).rev().collect(),
                 };
-                if perm.len() != rank {
-                    return Err(invalid(n.name(), "perm length"));
+                // A permutation of the axes: each once, each in range.
+                if perm.len() != rank || (0..rank).any(|a| !perm.contains(&a)) {
+                    return Err(invalid(n.name(), "perm is not a permutation of the axes"));
                 }
                 let out = perm.iter().map(|&a| s[a]).collect();
                 self.finish_move(n, &x, Op::Transpose { perm }, out)?;
@@ -772,7 +789,8 @@ impl Builder {
                             .collect()
                     }
                 };
-                if sizes.len() != parts || sizes.iter().sum::<usize>() != s[axis] {
+                let total = sizes.iter().try_fold(0usize, |t, &k| t.checked_add(k));
+                if sizes.len() != parts || total != Some(s[axis]) {
                     return Err(invalid(n.name(), "split sizes do not add up"));
                 }
                 let mut start = 0;
