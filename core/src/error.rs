@@ -232,15 +232,20 @@ impl From<ChannelError> for Error {
 /// Result with the core's [`Error`].
 pub type Result<T, E = Error> = core::result::Result<T, E>;
 
-/// The element count of a buffer of `dims`, or a [`Error::Shape`] when the
-/// product overflows or exceeds [`crate::plan::MAX_ELEMENTS`] (zero axes
-/// counted as one: `ndarray` cannot make an empty array whose other axes
-/// multiply past `isize::MAX`): operations whose sizes come from a peer's
-/// plan (pooling windows, convolution columns, padding) check here before
-/// they allocate.
-pub(crate) fn checked_elements(what: &str, dims: &[usize]) -> Result<usize> {
+/// The element count of `dims` with zero axes counted as one, or `None` on
+/// overflow: the bound every size limit checks, since `ndarray` cannot make
+/// even an empty array whose other axes multiply past `isize::MAX`.
+pub(crate) fn element_bound(dims: &[usize]) -> Option<usize> {
     dims.iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d.max(1)))
+}
+
+/// The element count of a buffer of `dims`, or a [`Error::Shape`] when its
+/// [`element_bound`] overflows or exceeds [`crate::plan::MAX_ELEMENTS`]:
+/// operations whose sizes come from a peer's plan (pooling windows,
+/// convolution columns, padding) check here before they allocate.
+pub(crate) fn checked_elements(what: &str, dims: &[usize]) -> Result<usize> {
+    element_bound(dims)
         .filter(|&n| n <= crate::plan::MAX_ELEMENTS)
         .map(|_| dims.iter().product())
         .ok_or_else(|| {

@@ -1,7 +1,7 @@
 //! 2-D convolution lowered to GEMM by im2col.
 
 use super::Backend;
-use crate::error::{Error, Result, checked_elements, checked_sum};
+use crate::error::{Error, Result, checked_elements};
 use crate::ring::RingTensor;
 use alloc::format;
 use alloc::vec;
@@ -31,6 +31,37 @@ impl Default for Conv2dParams {
     }
 }
 
+/// How many positions a window of `k` taps, `dil` apart, takes along an axis
+/// of `size` padded by `pad = [before, after]` at `stride`; with `ceil`,
+/// counting a last partial step, as long as it starts inside the input or
+/// its leading padding. `None` when the window does not fit, the stride is
+/// zero, or a size overflows (sizes come from peers' plans). Shared by
+/// convolution and both evaluators' pooling.
+pub(crate) fn window_positions(
+    size: usize,
+    [before, after]: [usize; 2],
+    k: usize,
+    stride: usize,
+    dil: usize,
+    ceil: bool,
+) -> Option<usize> {
+    let padded = size.checked_add(before)?.checked_add(after)?;
+    let span = dil.checked_mul(k.max(1) - 1)?.checked_add(1)?;
+    if stride == 0 || padded < span {
+        return None;
+    }
+    let mut o = if ceil {
+        (padded - span).div_ceil(stride) + 1
+    } else {
+        (padded - span) / stride + 1
+    };
+    // (`size + before ≤ padded` cannot overflow.)
+    if ceil && (o - 1).saturating_mul(stride) >= size + before {
+        o -= 1;
+    }
+    Some(o)
+}
+
 /// Output height and width for an input of `hw` and a kernel of `khw`.
 pub fn conv2d_output_hw(hw: [usize; 2], khw: [usize; 2], p: &Conv2dParams) -> Result<[usize; 2]> {
     let mut out = [0; 2];
@@ -38,18 +69,15 @@ pub fn conv2d_output_hw(hw: [usize; 2], khw: [usize; 2], p: &Conv2dParams) -> Re
         if p.stride[d] == 0 || p.dilation[d] == 0 {
             return Err(Error::Shape("stride and dilation must be positive".into()));
         }
-        let padded = checked_sum("padded input", &[hw[d], p.padding[d], p.padding[d + 2]])?;
-        let span = p.dilation[d]
-            .checked_mul(khw[d].max(1) - 1)
-            .and_then(|s| s.checked_add(1))
-            .ok_or_else(|| Error::Shape("dilated kernel size overflows".into()))?;
-        if khw[d] == 0 || padded < span {
-            return Err(Error::Shape(format!(
-                "kernel {khw:?} with dilation {:?} does not fit input {hw:?} padded by {:?}",
-                p.dilation, p.padding
-            )));
-        }
-        out[d] = (padded - span) / p.stride[d] + 1;
+        let pad = [p.padding[d], p.padding[d + 2]];
+        out[d] = window_positions(hw[d], pad, khw[d], p.stride[d], p.dilation[d], false)
+            .filter(|_| khw[d] != 0)
+            .ok_or_else(|| {
+                Error::Shape(format!(
+                    "kernel {khw:?} with dilation {:?} does not fit input {hw:?} padded by {:?}",
+                    p.dilation, p.padding
+                ))
+            })?;
     }
     Ok(out)
 }

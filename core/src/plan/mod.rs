@@ -432,14 +432,10 @@ fn elements(shape: &[usize]) -> Option<usize> {
 }
 
 /// Whether a tensor of `shape` is within the limits: rank at most 8, at
-/// most [`MAX_ELEMENTS`] elements, zero axes counted as one (`ndarray`
-/// cannot make an empty tensor whose other axes multiply past `isize::MAX`).
+/// most [`MAX_ELEMENTS`] elements, zero axes counted as one
+/// ([`crate::error::element_bound`]).
 pub fn shape_within_limits(shape: &[usize]) -> bool {
-    shape.len() <= 8
-        && shape
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d.max(1)))
-            .is_some_and(|n| n <= MAX_ELEMENTS)
+    shape.len() <= 8 && crate::error::element_bound(shape).is_some_and(|n| n <= MAX_ELEMENTS)
 }
 
 impl Plan {

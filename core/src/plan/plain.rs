@@ -2,7 +2,8 @@
 //! model test.
 
 use super::{Op, Plan, Weights, layout};
-use crate::error::{Error, Result, checked_elements, checked_sum};
+use crate::backend::conv::window_positions;
+use crate::error::{Error, Result, checked_elements};
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -164,23 +165,9 @@ fn pool(x: &ArrayD<f64>, a: &super::PoolAttrs, max: bool) -> Result<ArrayD<f64>>
     for d in 0..2 {
         let size = [h, w][d];
         let dil = if max { a.dilation[d] } else { 1 };
-        let padded = checked_sum("padded input", &[size, a.padding[d], a.padding[d + 2]])?;
-        let span = dil
-            .checked_mul(a.kernel[d].max(1) - 1)
-            .and_then(|s| s.checked_add(1))
-            .ok_or_else(|| Error::Shape("dilated window size overflows".into()))?;
-        if padded < span || a.stride[d] == 0 {
-            return Err(Error::Shape("pooling window does not fit".into()));
-        }
-        let mut o = if a.ceil_mode {
-            (padded - span).div_ceil(a.stride[d]) + 1
-        } else {
-            (padded - span) / a.stride[d] + 1
-        };
-        if a.ceil_mode && (o - 1).saturating_mul(a.stride[d]) >= size + a.padding[d] {
-            o -= 1;
-        }
-        out_hw[d] = o;
+        let pad = [a.padding[d], a.padding[d + 2]];
+        out_hw[d] = window_positions(size, pad, a.kernel[d], a.stride[d], dil, a.ceil_mode)
+            .ok_or_else(|| Error::Shape("pooling window does not fit".into()))?;
     }
     let window = checked_elements("pooling window", &a.kernel)?;
     checked_elements("pooling windows", &[n, c, out_hw[0], out_hw[1], window])?;

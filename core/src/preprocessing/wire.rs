@@ -224,13 +224,9 @@ fn put_request(w: &mut Vec<u8>, req: &CorrelationRequest) {
 }
 
 /// Whether a shape's element count is at most [`MAX_TENSOR_ELEMENTS`],
-/// zero axes counted as one: an empty tensor whose other axes multiply past
-/// `isize::MAX` is not one that `ndarray` can make.
+/// zero axes counted as one ([`crate::error::element_bound`]).
 fn within_limit(shape: &[usize]) -> bool {
-    shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d.max(1)))
-        .is_some_and(|n| n <= MAX_TENSOR_ELEMENTS)
+    crate::error::element_bound(shape).is_some_and(|n| n <= MAX_TENSOR_ELEMENTS)
 }
 
 struct Reader<'a> {

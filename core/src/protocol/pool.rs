@@ -4,9 +4,10 @@
 use super::Party;
 use super::compare::concat;
 use crate::backend::Backend;
+use crate::backend::conv::window_positions;
 use crate::channel::Channel;
 use crate::elementwise::{as_slice, from_vec};
-use crate::error::{Error, Result, checked_elements, checked_sum};
+use crate::error::{Error, Result, checked_elements};
 use crate::preprocessing::Preprocessing;
 use crate::ring::RingTensor;
 use crate::share::ArithShare;
@@ -160,27 +161,10 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                     "kernel, stride and dilation must be positive".into(),
                 ));
             }
-            let padded = checked_sum("padded input", &[size, p.padding[d], p.padding[d + 2]])?;
-            let span = dil
-                .checked_mul(k - 1)
-                .and_then(|s| s.checked_add(1))
-                .ok_or_else(|| Error::Shape("dilated window size overflows".into()))?;
-            if padded < span {
-                return Err(Error::Shape(
-                    "pooling window larger than the padded input".into(),
-                ));
-            }
-            let mut o = if p.ceil_mode {
-                (padded - span).div_ceil(s) + 1
-            } else {
-                (padded - span) / s + 1
-            };
-            // A window must start inside the input or its leading padding.
-            // (`size + padding ≤ padded` cannot overflow.)
-            if p.ceil_mode && (o - 1).saturating_mul(s) >= size + p.padding[d] {
-                o -= 1;
-            }
-            out_hw[d] = o;
+            let pad = [p.padding[d], p.padding[d + 2]];
+            out_hw[d] = window_positions(size, pad, k, s, dil, p.ceil_mode).ok_or_else(|| {
+                Error::Shape("pooling window larger than the padded input".into())
+            })?;
         }
         let [oh, ow] = out_hw;
         let kk = checked_elements("max_pool2d window", &p.kernel)?;

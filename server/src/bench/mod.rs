@@ -21,7 +21,10 @@ mod ops_suite;
 mod parties;
 
 use clap::Args;
-use hush_core::channel::CommStats;
+use hush_core::channel::{Channel, CommStats};
+use hush_core::preprocessing::Preprocessing;
+use hush_core::protocol::Party;
+use hush_core::{ArithShare, RingTensor};
 use hush_gpu::Compute;
 use hush_server::compute::BackendArgs;
 use hush_server::model::BoxError;
@@ -90,6 +93,19 @@ pub struct BenchArgs {
 
 /// The backend of this process's parties, opened once by [`run`].
 static COMPUTE: OnceLock<Compute> = OnceLock::new();
+
+/// Meets the other parties (an exchange of empty messages) and aligns the
+/// round clocks ([`Channel::fence_rounds`]), so that counts taken from here
+/// start from the same round on every party.
+pub(crate) async fn barrier<C: Channel, P: Preprocessing>(
+    p: &mut Party<C, P, Compute>,
+) -> hush_core::Result<()> {
+    let mut x = ArithShare::from_raw(RingTensor::zeros(ndarray::IxDyn(&[0])));
+    x = ArithShare::from_raw(p.open(&x).await?);
+    drop(x);
+    p.channel_mut().fence_rounds();
+    Ok(())
+}
 
 /// The parties' backend (the CPU if [`run`] has not chosen one).
 pub(crate) fn compute() -> Compute {

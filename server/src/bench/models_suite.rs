@@ -156,12 +156,12 @@ impl<P: Preprocessing> Job<P> for ModelJob<'_> {
         };
         let mut p = Party::new(ch, prep, super::compute(), config).await?;
         let me = p.id();
-        super::ops_suite::barrier(&mut p).await?;
+        super::barrier(&mut p).await?;
         let (t0, s0) = (Instant::now(), p.stats());
         let session =
             secure::setup(&mut p, self.plan, roles, (me == 1).then_some(self.weights)).await?;
         let (setup_t, setup_c) = (t0.elapsed(), p.stats().since(&s0));
-        super::ops_suite::barrier(&mut p).await?;
+        super::barrier(&mut p).await?;
         let (t1, s1) = (Instant::now(), p.stats());
         let inputs = [self.x.clone()];
         let out = secure::evaluate(

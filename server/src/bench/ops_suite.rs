@@ -3,7 +3,7 @@
 //! opened after the timed part and compared with a float64 reference.
 
 use super::parties::{Job, Parties};
-use super::{Report, reset_peak_memory};
+use super::{Report, barrier, reset_peak_memory};
 use hush_core::Result as CoreResult;
 use hush_core::backend::Conv2dParams;
 use hush_core::bilinear::BilinearOp;
@@ -140,19 +140,6 @@ async fn input<C: Channel, P: Preprocessing>(
         None
     };
     p.input::<Arith>(owner, v.as_ref(), shape).await
-}
-
-/// Meets the other parties (an exchange of empty messages) and aligns the
-/// round clocks ([`Channel::fence_rounds`]), so that counts taken from here
-/// start from the same round on every party.
-pub(super) async fn barrier<C: Channel, P: Preprocessing>(
-    p: &mut Party<C, P, Compute>,
-) -> CoreResult<()> {
-    let mut x = ArithShare::from_raw(RingTensor::zeros(ndarray::IxDyn(&[0])));
-    x = ArithShare::from_raw(p.open(&x).await?);
-    drop(x);
-    p.channel_mut().fence_rounds();
-    Ok(())
 }
 
 /// Bytes of dealer corrections the last party receives for `requests`.
@@ -407,7 +394,7 @@ impl Workload for Mul {
         vec![&s.0, &s.1]
     }
     fn reference(x: &[ArrayD<f64>]) -> CoreResult<ArrayD<f64>> {
-        Ok(&x[0] * &x[1])
+        mul_ref(&x[0], &x[1])
     }
 }
 
@@ -436,6 +423,10 @@ impl Workload for MatMulSecret {
     fn reference(x: &[ArrayD<f64>]) -> CoreResult<ArrayD<f64>> {
         matmul_ref(&x[0], &x[1])
     }
+}
+
+fn mul_ref(a: &ArrayD<f64>, b: &ArrayD<f64>) -> CoreResult<ArrayD<f64>> {
+    Ok(a * b)
 }
 
 fn matmul_ref(a: &ArrayD<f64>, b: &ArrayD<f64>) -> CoreResult<ArrayD<f64>> {
@@ -770,7 +761,7 @@ masked_workload!(
     MulMasked,
     "mul 1e6 (masked inputs)",
     hadamard_1e6(),
-    |a: &ArrayD<f64>, b: &ArrayD<f64>| -> CoreResult<ArrayD<f64>> { Ok(a * b) }
+    mul_ref
 );
 masked_workload!(
     MatMulMasked,
@@ -789,7 +780,7 @@ masked_workload!(
     MulMaskedLocal,
     "mul 1e6 (masked inputs, local truncation)",
     hadamard_1e6(),
-    |a: &ArrayD<f64>, b: &ArrayD<f64>| -> CoreResult<ArrayD<f64>> { Ok(a * b) },
+    mul_ref,
     LOCAL_TRUNCATION
 );
 masked_workload!(
