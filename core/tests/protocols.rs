@@ -601,13 +601,22 @@ fn products_of_two_masked_operands_open_only_their_truncation() {
                     let (xe, ye, op) = (&xe, &ye, op);
                     async move {
                         let me = p.id();
-                        let x = p.fix_operand(lo, held(me, lo, xe), op.lhs_shape()).await?;
-                        let y = p.fix_operand(ro, held(me, ro, ye), op.rhs_shape()).await?;
+                        // Both entered at once: one round, each owner
+                        // sending its E to every other party.
+                        let start = p.stats();
+                        let mut fixed = p
+                            .fix_operands_of(&[
+                                (lo, held(me, lo, xe), op.lhs_shape()),
+                                (ro, held(me, ro, ye), op.rhs_shape()),
+                            ])
+                            .await?;
+                        let entry = p.stats().since(&start);
+                        let (y, x) = (fixed.pop().unwrap(), fixed.pop().unwrap());
                         let before = p.stats();
                         let z = p.bilinear_fixed_pair(op, &x, &y).await?;
                         let cost = p.stats().since(&before);
                         let again = p.bilinear_fixed_pair(op, &x, &y).await?;
-                        Ok((me, p.open(&z).await?, p.open(&again).await?, cost))
+                        Ok((me, p.open(&z).await?, p.open(&again).await?, entry, cost))
                     }
                 });
                 let expect = match op {
@@ -618,7 +627,14 @@ fn products_of_two_masked_operands_open_only_their_truncation() {
                 let nz = expect.len() as u64;
                 let (to_lead, back) = (nz * 8, nz.div_ceil(64) * 8);
                 let others = n as u64 - 1;
-                for (me, z, again, cost) in outs {
+                let (nx, ny) = (xv.len() as u64 * 8, yv.len() as u64 * 8);
+                for (me, z, again, entry, cost) in outs {
+                    let owned = [(lo, nx), (ro, ny)];
+                    let sent: u64 = owned.iter().filter(|o| o.0 == me).map(|o| o.1).sum();
+                    let received: u64 = owned.iter().filter(|o| o.0 != me).map(|o| o.1).sum();
+                    assert_eq!(entry.bytes_sent, sent * others);
+                    assert_eq!(entry.bytes_received, received);
+                    assert_eq!(entry.rounds, 1, "{entry:?}");
                     // One truncation: one unit (stochastic rounding).
                     for got in [&z, &again] {
                         let err = max_abs_err(&dec(got), &expect);
@@ -633,6 +649,46 @@ fn products_of_two_masked_operands_open_only_their_truncation() {
                     }
                     assert!((1..=2).contains(&cost.rounds), "{cost:?}");
                 }
+            }
+        }
+    }
+}
+
+#[test]
+fn operands_of_several_owners_are_fixed_in_one_round() {
+    // Three operands, two owned by the same party and not adjacent: each
+    // owner's E's travel in one message and are split back in order.
+    let shape = [5, 7];
+    let op = BilinearOp::Hadamard {
+        shape: shape.to_vec(),
+    };
+    let mut prg = data_prg(34);
+    let vals: Vec<ArrayD<f64>> = (0..3)
+        .map(|_| quantize(fp(), &uniform(&mut prg, &shape, 4.0)))
+        .collect();
+    let encs: Vec<RingTensor> = vals.iter().map(enc).collect();
+    for n in PARTIES {
+        let owners = [0, n - 1, 0];
+        let outs = run_mpc(n, Config::default(), 34, |mut p| {
+            let (encs, op) = (&encs, &op);
+            async move {
+                let me = p.id();
+                let entries: Vec<_> = (0..3)
+                    .map(|i| (owners[i], held(me, owners[i], &encs[i]), &shape[..]))
+                    .collect();
+                let start = p.stats();
+                let fixed = p.fix_operands_of(&entries).await?;
+                let entry = p.stats().since(&start);
+                assert_eq!(entry.rounds, 1, "{entry:?}");
+                let ab = p.bilinear_fixed_pair(op, &fixed[0], &fixed[1]).await?;
+                let cb = p.bilinear_fixed_pair(op, &fixed[2], &fixed[1]).await?;
+                Ok((p.open(&ab).await?, p.open(&cb).await?))
+            }
+        });
+        for (ab, cb) in outs {
+            for (got, expect) in [(&ab, &vals[0] * &vals[1]), (&cb, &vals[2] * &vals[1])] {
+                let err = max_abs_err(&dec(got), &expect);
+                assert!(err <= ulp(fp()) * 1.01, "{n} parties: {err}");
             }
         }
     }

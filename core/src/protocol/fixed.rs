@@ -124,6 +124,31 @@ impl FixedOperand {
     }
 }
 
+/// Hands the pieces of `flat` (the `E`s of `owner`'s operands, in order) to
+/// their entries of `es`; without a copy when `owner` has one operand.
+/// `sizes` holds each entry's owner and element count.
+fn split_into(
+    es: &mut [Option<Vec<u64>>],
+    mut flat: Vec<u64>,
+    sizes: &[(PartyId, usize)],
+    owner: PartyId,
+) {
+    let mut mine: Vec<(usize, usize)> = (0..)
+        .zip(sizes)
+        .filter(|&(_, &(o, _))| o == owner)
+        .map(|(i, &(_, len))| (i, len))
+        .collect();
+    // From the back, so that each split moves only the tail.
+    while let Some((i, len)) = mine.pop() {
+        let piece = if mine.is_empty() {
+            core::mem::take(&mut flat)
+        } else {
+            flat.split_off(flat.len() - len)
+        };
+        es[i] = Some(piece);
+    }
+}
+
 /// This party's piece `x_i − B_i` of `F`, as a flat vector.
 fn f_piece(x: &ArithShare, b: &RingTensor) -> Vec<u64> {
     sub(x.as_raw(), b).into_raw_vec_and_offset().0
@@ -221,10 +246,30 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         owner: PartyId,
         operands: &[(Option<&RingTensor>, &[usize])],
     ) -> Result<Vec<FixedOperand>> {
+        let entries: Vec<_> = operands
+            .iter()
+            .map(|&(value, shape)| (owner, value, shape))
+            .collect();
+        self.fix_operands_of(&entries).await
+    }
+
+    /// Fixes operands of several owners in one round: every party sends the
+    /// `E`s of the operands it owns to the others in one message, at the
+    /// same time as they send theirs (two private inputs, one per party, are
+    /// entered in one round instead of two). Each entry is `(owner, Some(w)`
+    /// at the owner, `None` elsewhere`, shape)`; every party passes the same
+    /// owners and shapes in the same order.
+    pub async fn fix_operands_of(
+        &mut self,
+        operands: &[(PartyId, Option<&RingTensor>, &[usize])],
+    ) -> Result<Vec<FixedOperand>> {
         let (me, n) = (self.id(), self.num_parties());
         let mut masks = Vec::with_capacity(operands.len());
-        let mut total = 0usize;
-        for &(value, shape) in operands {
+        // Elements each owner sends, and whether it sends (a message even
+        // for empty operands, so that every owner's round is the same).
+        let mut totals = alloc::vec![0usize; n];
+        let mut sends = alloc::vec![false; n];
+        for &(owner, value, shape) in operands {
             if owner >= n || (me == owner) != value.is_some() {
                 return Err(Error::Usage(format!(
                     "exactly party {owner} must provide the fixed operand"
@@ -239,49 +284,61 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             };
             let mask = self.prep.next(&req).await?.into_fixed_mask()?;
             check_shape("fixed mask", mask.a.shape(), shape)?;
-            total += mask.a.len();
+            totals[owner] = totals[owner]
+                .checked_add(mask.a.len())
+                .ok_or_else(|| Error::Shape("fixed operands too large".into()))?;
+            sends[owner] = true;
             masks.push(mask);
         }
-        if operands.is_empty() {
-            return Ok(Vec::new());
+        // At the owner, `mask.a` is the whole of `A`: this party's `E`s, all
+        // computed into one buffer (the message), then split.
+        let sizes: Vec<(PartyId, usize)> = operands
+            .iter()
+            .zip(&masks)
+            .map(|(&(owner, _, _), mask)| (owner, mask.a.len()))
+            .collect();
+        let mut es: Vec<Option<Vec<u64>>> = alloc::vec![None; operands.len()];
+        if sends[me] {
+            let mut flat = Vec::with_capacity(totals[me]);
+            for (mask, &(owner, value, _)) in masks.iter().zip(operands) {
+                if owner == me {
+                    let w = value
+                        .ok_or_else(|| Error::Usage("the owner's operand is missing".into()))?;
+                    let (w, a) = (as_slice(w), as_slice(&mask.a));
+                    flat.extend(w.iter().zip(a.iter()).map(|(w, a)| w.wrapping_sub(*a)));
+                }
+            }
+            let mut msg = Some(encode_ring(&flat));
+            let peers: Vec<PartyId> = (0..n).filter(|&p| p != me).collect();
+            for (i, &peer) in peers.iter().enumerate() {
+                let bytes = if i + 1 == peers.len() {
+                    msg.take().unwrap_or_default()
+                } else {
+                    msg.clone().unwrap_or_default()
+                };
+                self.channel.send(peer, bytes).await?;
+            }
+            split_into(&mut es, flat, &sizes, me);
         }
-        // At the owner, `mask.a` is the whole of `A`.
-        let es: Vec<Vec<u64>> = if me == owner {
-            let mut flat = Vec::with_capacity(total);
-            let mut es = Vec::with_capacity(masks.len());
-            for (mask, &(value, _)) in masks.iter().zip(operands) {
-                let w =
-                    value.ok_or_else(|| Error::Usage("the owner's operand is missing".into()))?;
-                let e = into_vec(sub(w, &mask.a));
-                flat.extend_from_slice(&e);
-                es.push(e);
-            }
-            let msg = encode_ring(&flat);
-            for peer in (0..n).filter(|&p| p != owner) {
-                self.channel.send(peer, msg.clone()).await?;
-            }
-            es
-        } else {
-            let mut flat = self.recv_ring(owner, total).await?;
-            let mut es = Vec::with_capacity(masks.len());
-            for mask in masks.iter().rev() {
-                es.push(flat.split_off(flat.len() - mask.a.len()));
-            }
-            es.reverse();
-            es
-        };
-        Ok(masks
+        for peer in (0..n).filter(|&p| p != me && sends[p]) {
+            let flat = self.recv_ring(peer, totals[peer]).await?;
+            split_into(&mut es, flat, &sizes, peer);
+        }
+        masks
             .into_iter()
             .zip(es)
             .zip(operands)
-            .map(|((mask, e), &(value, shape))| FixedOperand {
-                id: mask.id,
-                owner,
-                shape: shape.to_vec(),
-                w: value.cloned(),
-                e: from_vec(shape, e),
+            .map(|((mask, e), &(owner, value, shape))| {
+                let e = e.ok_or_else(|| Error::Usage("a fixed operand was not sent".into()))?;
+                Ok(FixedOperand {
+                    id: mask.id,
+                    owner,
+                    shape: shape.to_vec(),
+                    w: value.cloned(),
+                    e: from_vec(shape, e),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// The input-independent half of one product with a fixed operand: takes

@@ -15,7 +15,7 @@
 //! | [`Party::truncate`]: local (SecureML) / dealer-assisted | 0 / 1 |
 //! | [`Party::div_public`], [`Party::mean`], [`Party::avg_pool2d`] | 1 |
 //! | [`Party::mul`], [`Party::matmul`], [`Party::conv2d`], [`Party::square`] | 1 + truncation |
-//! | [`Party::fix_operand`] (once per session) | 1 |
+//! | [`Party::fix_operand`], [`Party::fix_operands_of`] (several owners at once; once per session) | 1 |
 //! | [`Party::prepare_fixed`] (per query, before the input: offline) | 0 |
 //! | [`Party::bilinear_fixed_ring`] (per query; only the activation is sent, to the owner) | 1 |
 //! | [`Party::bilinear_fixed`], [`Party::bilinear_fixed_prepared`] (the same with the truncation fused in) | 2 |

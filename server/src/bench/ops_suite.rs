@@ -668,8 +668,16 @@ async fn masked_prepare<C: Channel, P: Preprocessing>(
         }
     }
     setup.begin(p).await?;
-    let x = p.fix_operand(0, plain[0].as_ref(), op.lhs_shape()).await?;
-    let y = p.fix_operand(1, plain[1].as_ref(), op.rhs_shape()).await?;
+    // Both inputs in one round: each party sends its own at once.
+    let mut fixed = p
+        .fix_operands_of(&[
+            (0, plain[0].as_ref(), op.lhs_shape()),
+            (1, plain[1].as_ref(), op.rhs_shape()),
+        ])
+        .await?;
+    let (Some(y), Some(x)) = (fixed.pop(), fixed.pop()) else {
+        return Err(hush_core::Error::Usage("two operands entered".into()));
+    };
     Ok(Masked {
         x,
         y,
