@@ -180,10 +180,12 @@ fn batch_offset(idx: &[usize], dims: &[usize]) -> usize {
     off
 }
 
-/// A matrix product as plain GEMMs: every entry of [`GemmPlan::tasks`] is
+/// A matrix product as plain GEMMs: every item of [`GemmPlan::tasks`] is
 /// `out[c..c+m·n] = x[a..a+m·k] · y[b..b+k·n]` on row-major matrices.
 /// Backends that batch work (a GPU) use it to run a whole [`BilinearOp::MatMul`]
 /// in one submission; [`BilinearOp::apply`] runs the same plan on the CPU.
+/// The tasks are computed as they are read, so a plan takes the same small
+/// memory whatever its batch (a peer may ask for 2^28 tiny products).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GemmPlan {
     /// Rows of each left matrix (and of each output).
@@ -192,10 +194,46 @@ pub struct GemmPlan {
     pub k: usize,
     /// Columns of each right matrix (and of each output).
     pub n: usize,
-    /// Offsets in elements `[x, y, out]` of each product.
-    pub tasks: Vec<[usize; 3]>,
     /// Shape of the result.
     pub out_shape: Vec<usize>,
+    /// Number of products: 0 when each is empty or zero (`m`, `k` or `n`
+    /// is 0: the result, zero-filled, is already right).
+    count: usize,
+    /// The broadcast batch shape and the operands' own batch shapes; empty
+    /// when the batch is folded into the rows of one product.
+    batch: Vec<usize>,
+    lhs_batch: Vec<usize>,
+    rhs_batch: Vec<usize>,
+}
+
+impl GemmPlan {
+    /// Number of products ([`GemmPlan::tasks`]).
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether there is no product to compute (the result is all zeros).
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Offsets in elements `[x, y, out]` of each product.
+    pub fn tasks(&self) -> impl Iterator<Item = [usize; 3]> + '_ {
+        let (m, k, n) = (self.m, self.k, self.n);
+        let mut idx = vec![0; self.batch.len()];
+        (0..self.count).map(move |b| {
+            let mut rem = b;
+            for d in (0..idx.len()).rev() {
+                idx[d] = rem % self.batch[d];
+                rem /= self.batch[d];
+            }
+            [
+                batch_offset(&idx, &self.lhs_batch) * m * k,
+                batch_offset(&idx, &self.rhs_batch) * k * n,
+                b * m * n,
+            ]
+        })
+    }
 }
 
 impl BilinearOp {
@@ -208,37 +246,40 @@ impl BilinearOp {
         let (m, k, n) = (plan.m, plan.k, plan.n);
         let count: usize = plan.batch.iter().product();
         let (lb, rb) = (&lhs[..lhs.len() - 2], &rhs[..rhs.len() - 2]);
+        if m == 0 || k == 0 || n == 0 || count == 0 {
+            return Ok(GemmPlan {
+                m,
+                k,
+                n,
+                out_shape: plan.out_shape,
+                count: 0,
+                batch: Vec::new(),
+                lhs_batch: Vec::new(),
+                rhs_batch: Vec::new(),
+            });
+        }
         if rb.iter().all(|&d| d == 1) && lb.iter().product::<usize>() == count {
             // Shared right operand: fold the batch into the rows of one product.
             return Ok(GemmPlan {
                 m: count * m,
                 k,
                 n,
-                tasks: vec![[0, 0, 0]],
                 out_shape: plan.out_shape,
+                count: 1,
+                batch: Vec::new(),
+                lhs_batch: Vec::new(),
+                rhs_batch: Vec::new(),
             });
         }
-        let mut idx = vec![0; plan.batch.len()];
-        let tasks = (0..count)
-            .map(|b| {
-                let mut rem = b;
-                for d in (0..idx.len()).rev() {
-                    idx[d] = rem % plan.batch[d];
-                    rem /= plan.batch[d];
-                }
-                [
-                    batch_offset(&idx, lb) * m * k,
-                    batch_offset(&idx, rb) * k * n,
-                    b * m * n,
-                ]
-            })
-            .collect();
         Ok(GemmPlan {
             m,
             k,
             n,
-            tasks,
             out_shape: plan.out_shape,
+            count,
+            batch: plan.batch,
+            lhs_batch: lb.to_vec(),
+            rhs_batch: rb.to_vec(),
         })
     }
 }
@@ -257,7 +298,7 @@ fn batched_matmul<B: Backend + ?Sized>(
         return Err(Error::Usage("matmul operands must be contiguous".into()));
     };
     let mut out = vec![0u64; plan.out_shape.iter().product()];
-    for &[xo, yo, co] in &plan.tasks {
+    for [xo, yo, co] in plan.tasks() {
         backend.gemm(
             m,
             k,
@@ -361,6 +402,46 @@ mod tests {
                 assert_eq!(zf.index_axis(Axis(0), b).to_owned().into_dyn(), expect);
             }
         }
+    }
+
+    #[test]
+    fn empty_and_zero_products_plan_no_gemm() {
+        // A peer may ask for 2^27 batched products of empty matrices (what
+        // libFuzzer sent the dealer): no task is made, the result is zeros.
+        let op = BilinearOp::MatMul {
+            lhs: vec![0, 0],
+            rhs: vec![15908, 13875, 0, 0],
+        };
+        let plan = op.gemm_plan().unwrap();
+        assert!(plan.is_empty());
+        assert_eq!(plan.tasks().count(), 0);
+        let z = op
+            .apply(
+                &CpuBackend,
+                &RingTensor::zeros(IxDyn(&[0, 0])),
+                &RingTensor::zeros(IxDyn(&[15908, 13875, 0, 0])),
+            )
+            .unwrap();
+        assert_eq!(z.shape(), &[15908, 13875, 0, 0]);
+        // An inner dimension of 0: every output element is an empty sum.
+        let op = BilinearOp::MatMul {
+            lhs: vec![3, 1, 2, 0],
+            rhs: vec![4, 0, 5],
+        };
+        assert!(op.gemm_plan().unwrap().is_empty());
+        let x = RingTensor::zeros(IxDyn(&[3, 1, 2, 0]));
+        let y = RingTensor::zeros(IxDyn(&[4, 0, 5]));
+        let z = op.apply(&CpuBackend, &x, &y).unwrap();
+        assert_eq!(z.shape(), &[3, 4, 2, 5]);
+        assert!(z.iter().all(|&v| v == 0));
+        // A large batch of tiny products is planned in constant memory.
+        let op = BilinearOp::MatMul {
+            lhs: vec![1 << 20, 1, 1],
+            rhs: vec![1 << 20, 1, 1],
+        };
+        let plan = op.gemm_plan().unwrap();
+        assert_eq!(plan.len(), 1 << 20);
+        assert_eq!(plan.tasks().nth(5), Some([5, 5, 5]));
     }
 
     #[test]

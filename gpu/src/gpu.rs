@@ -146,7 +146,7 @@ impl GpuBackend {
                 }
                 BilinearOp::MatMul { .. } => {
                     let plan = op.gemm_plan()?;
-                    for &[xo, yo, co] in &plan.tasks {
+                    for [xo, yo, co] in plan.tasks() {
                         self.plan_gemm(
                             &mut dispatches,
                             [plan.m, plan.k, plan.n],

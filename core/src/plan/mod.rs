@@ -33,8 +33,10 @@ pub type WeightId = usize;
 pub const PLAN_VERSION: u16 = 1;
 /// Largest serialized plan accepted from a peer.
 pub const MAX_PLAN_BYTES: usize = 16 << 20;
-/// Most elements one tensor of a plan may have.
-pub const MAX_ELEMENTS: usize = 1 << 28;
+/// Most elements one tensor of a plan may have: the dealer's limit
+/// ([`crate::preprocessing::wire::MAX_TENSOR_ELEMENTS`]), so that every
+/// tensor a plan accepts can be asked of the dealer.
+pub const MAX_ELEMENTS: usize = crate::preprocessing::wire::MAX_TENSOR_ELEMENTS;
 const MAGIC: &[u8; 4] = b"HUSH";
 
 /// A tensor flowing through the graph.
