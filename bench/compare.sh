@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Hush and CrypTen side by side on this machine, then docs/BENCHMARKS.md.
 #
-#   bench/compare.sh            the full run (about 40 min on 2 cores)
+#   bench/compare.sh            the full run (15 to 40 min on 2 cores)
 #   bench/compare.sh --quick    one repetition of a few small workloads, to
 #                               check the pipeline (results are not written
 #                               to docs/ unless --write is given as well)
@@ -64,7 +64,7 @@ export HUSH XTASK=target/release/xtask  # built once; bench/net.sh uses them as 
 
 if [ "$QUICK" = 1 ]; then
   OPS_FILTER=("mul 1e6" "relu 1e6")
-  MODEL_FILTER=("digits" "LeNet")
+  MODEL_FILTER=("digits CNN 1x1x8x8" "LeNet-5 1x1x28x28")
   REPS=1; BIG_REPS=1; NET_REPS=1; HUSH_OPS_REPS=1
 else
   mapfile -t OPS_FILTER < <("$HUSH" bench --suite ops --list)
@@ -108,10 +108,10 @@ EOF
 
 echo "== hush, ops and models, two parties in one process" >&2
 for name in "${OPS_FILTER[@]}"; do
-  "$HUSH" bench --suite ops --filter "$name" --reps "$HUSH_OPS_REPS" --json >> "$OUT/hush-ops.jsonl"
+  "$HUSH" bench --suite ops --filter "$name" --exact --reps "$HUSH_OPS_REPS" --json >> "$OUT/hush-ops.jsonl"
 done
 for name in "${MODEL_FILTER[@]}"; do
-  "$HUSH" bench --suite models --models-dir "$MODELS" --filter "$name" \
+  "$HUSH" bench --suite models --models-dir "$MODELS" --filter "$name" --exact \
     --reps "$(reps_for "$name")" --json >> "$OUT/hush-models.jsonl"
 done
 

@@ -157,3 +157,19 @@ fn a_missing_models_dir_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn an_exact_filter_selects_one_workload() {
+    let list = |extra: &[&str]| {
+        let out = hush()
+            .args(["bench", "--suite", "ops", "--filter", "mul 1e6", "--list"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // A substring also names the longer names that contain it.
+    assert!(list(&[]).lines().count() > 1);
+    assert_eq!(list(&["--exact"]).lines().collect::<Vec<_>>(), ["mul 1e6"]);
+}

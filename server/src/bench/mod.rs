@@ -56,6 +56,10 @@ pub struct BenchArgs {
     /// Only workloads whose name contains this.
     #[arg(long)]
     filter: Option<String>,
+    /// With --filter: only the workload named exactly that (so that
+    /// "mul 1e6" does not also run "mul 1e6 (masked inputs)").
+    #[arg(long, requires = "filter")]
+    exact: bool,
     /// Print JSON lines instead of a table.
     #[arg(long, conflicts_with = "markdown")]
     json: bool,
@@ -337,9 +341,13 @@ pub fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let keep = |name: &str| {
-        args.filter
-            .as_ref()
-            .is_none_or(|f| name.contains(f.as_str()))
+        args.filter.as_ref().is_none_or(|f| {
+            if args.exact {
+                name == f
+            } else {
+                name.contains(f.as_str())
+            }
+        })
     };
     type Runner = Box<dyn Fn(&mut Parties, usize) -> Result<Report, BoxError>>;
     let selected: Vec<(String, Runner)> = match suite {
