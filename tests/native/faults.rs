@@ -167,6 +167,51 @@ fn dealer_dying_mid_session_fails_both_parties_clearly() {
     assert_eq!(health(&s)["status"], "ok");
 }
 
+#[test]
+fn the_dealers_memory_budget_refuses_sessions_that_do_not_fit() {
+    // Learn the digits session's estimate from a dealer with room to spare.
+    let dir = tempdir("dealer-memory");
+    let d = dealer(&dir, &[], &[]);
+    let s = server(&dir, &d.url, &[], &[]);
+    json_output(&infer(&["--server", &s.url, "--json"]));
+    let log = d.log_text();
+    let estimate: u64 = log
+        .split("memory_estimate=")
+        .nth(1)
+        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the dealer logs its estimate: {log}"));
+    assert!(estimate > 0);
+    let mib = |factor: f64| format!("{}", estimate as f64 * factor / (1u64 << 20) as f64);
+    drop((s, d));
+
+    // A budget below one session: refused as a bad request, named.
+    let dir = tempdir("dealer-memory-small");
+    let d = dealer(&dir, &["--max-memory-mib", &mib(0.5)], &[]);
+    let s = server(&dir, &d.url, &[], &[]);
+    let out = infer(&["--server", &s.url]);
+    assert!(!out.status.success());
+    assert!(d.wait_for_log("refused: over --max-memory-mib", Duration::from_secs(5)));
+    assert_eq!(health(&s)["status"], "ok");
+    drop((s, d));
+
+    // Room for one session: a second waits for the first to end (refused
+    // as busy while it runs), and is served after.
+    let dir = tempdir("dealer-memory-one");
+    let d = dealer(&dir, &["--max-memory-mib", &mib(1.5)], &[]);
+    let s = server(&dir, &d.url, &[], &[]);
+    let mut first = endless_client(&s);
+    assert!(s.wait_for_log("inference done", Duration::from_secs(20)));
+    let out = infer(&["--server", &s.url]);
+    assert!(!out.status.success());
+    assert!(d.wait_for_log("refused: at the memory budget", Duration::from_secs(5)));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(eventually(Duration::from_secs(10), || {
+        infer(&["--server", &s.url, "--json"]).status.success()
+    }));
+}
+
 /// Sends raw WebSocket messages and returns what the server answered: the
 /// first control message, or the close reason.
 fn poke(url: &str, messages: Vec<Message>) -> String {

@@ -14,7 +14,7 @@
 //! The dealer never sees inputs, weights or outputs: only the public shapes
 //! of the session and random masks.
 
-use super::generator::Generator;
+use super::generator::{Generator, ahead_bytes};
 use super::listen::{self, TlsFiles};
 use super::ws::{WsTransport, accept};
 use super::{DEFAULT_IDLE, ct_eq, reply_error};
@@ -73,6 +73,31 @@ pub struct DealerArgs {
     /// Most correction elements (ring elements generated) per inference.
     #[arg(long, default_value_t = 1 << 32)]
     pub max_elements: u64,
+    /// Memory all sessions may hold together, in MiB. Each session is
+    /// charged, when it opens, an estimate of its peak: its largest
+    /// request's tensors while they are generated and its queue ahead of
+    /// the server. A session that does not fit beside the others is refused
+    /// as busy; one that would not fit alone, as a bad request.
+    #[arg(long, default_value_t = 8192.0)]
+    pub max_memory_mib: f64,
+}
+
+/// Bytes a request of `elements` ring elements (drawn and derived) holds
+/// while it is generated, estimated: the parties' draws and their sums,
+/// the derived tensors and the encoded message, each 8 bytes per element.
+const GENERATION_BYTES_PER_ELEMENT: u64 = 32;
+
+/// A session's charge against `--max-memory-mib`, given back when it ends.
+struct MemoryGuard<'a> {
+    state: &'a DealerState,
+    bytes: u64,
+}
+
+impl Drop for MemoryGuard<'_> {
+    fn drop(&mut self) {
+        let mut used = self.state.memory.lock().unwrap_or_else(|p| p.into_inner());
+        *used = used.saturating_sub(self.bytes);
+    }
 }
 
 struct Pending {
@@ -84,6 +109,8 @@ struct Pending {
 struct DealerState {
     pending: Mutex<HashMap<SessionId, Pending>>,
     active: AtomicUsize,
+    /// Bytes charged by the open sessions ([`MemoryGuard`]).
+    memory: Mutex<u64>,
     opened: AtomicU64,
     limits: Limits,
     args: DealerArgs,
@@ -92,6 +119,26 @@ struct DealerState {
 impl DealerState {
     fn idle(&self) -> Duration {
         Duration::from_secs_f64(self.args.idle_timeout.max(0.001))
+    }
+
+    /// Charges `bytes` to the memory budget: `Ok(None)` when they do not
+    /// fit beside the open sessions, an error when they exceed the budget.
+    fn charge(&self, bytes: u64) -> Result<Option<MemoryGuard<'_>>, String> {
+        // A float to integer cast saturates (and NaN gives 0).
+        let budget = (self.args.max_memory_mib.max(0.0) * (1u64 << 20) as f64) as u64;
+        if bytes > budget {
+            return Err(format!(
+                "the session needs about {:.1} MiB of dealer memory, over this dealer's --max-memory-mib ({})",
+                bytes as f64 / (1u64 << 20) as f64,
+                self.args.max_memory_mib
+            ));
+        }
+        let mut used = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        if used.saturating_add(bytes) > budget {
+            return Ok(None);
+        }
+        *used += bytes;
+        Ok(Some(MemoryGuard { state: self, bytes }))
     }
 }
 
@@ -120,6 +167,7 @@ impl Default for DealerArgs {
             idle_timeout: DEALER_IDLE.as_secs_f64(),
             max_sessions: 64,
             max_elements: 1 << 32,
+            max_memory_mib: 8192.0,
         }
     }
 }
@@ -129,6 +177,7 @@ pub fn app(args: DealerArgs) -> Router {
     let state = Arc::new(DealerState {
         pending: Mutex::new(HashMap::new()),
         active: AtomicUsize::new(0),
+        memory: Mutex::new(0),
         opened: AtomicU64::new(0),
         limits: Limits::default(),
         args,
@@ -178,21 +227,35 @@ async fn seed_upgrade(
     })
 }
 
-/// Decodes and checks a session's requests; returns them with the number
-/// of ring elements one pass over them generates.
-fn decode_all(encoded: &[Vec<u8>]) -> Result<(Vec<CorrelationRequest>, u64), Error> {
-    let mut out = Vec::with_capacity(encoded.len().min(MAX_REQUESTS));
-    let mut elements: u64 = 0;
+/// A session's checked requests and what generating them takes.
+struct Decoded {
+    requests: Vec<CorrelationRequest>,
+    /// Ring elements one pass over them generates.
+    elements: u64,
+    /// Ring elements of the largest request.
+    largest: u64,
+}
+
+/// Decodes and checks a session's requests.
+fn decode_all(encoded: &[Vec<u8>]) -> Result<Decoded, Error> {
+    let mut out = Decoded {
+        requests: Vec::with_capacity(encoded.len().min(MAX_REQUESTS)),
+        elements: 0,
+        largest: 0,
+    };
     for bytes in encoded {
         let req = decode_request(bytes)?;
         req.validate()?;
         let d = draws(&req)?;
+        let mut elements: u64 = 0;
         for t in d.random.iter().chain(&d.derived) {
             elements = elements.saturating_add(t.shape.iter().product::<usize>() as u64);
         }
-        out.push(req);
+        out.elements = out.elements.saturating_add(elements);
+        out.largest = out.largest.max(elements);
+        out.requests.push(req);
     }
-    Ok((out, elements))
+    Ok(out)
 }
 
 struct ActiveGuard<'a>(&'a AtomicUsize);
@@ -241,7 +304,7 @@ async fn serve_session(state: Arc<DealerState>, transport: WsTransport, peer: So
         return;
     }
     let parsed = decode_all(&setup).and_then(|s| decode_all(&inference).map(|i| (s, i)));
-    let ((setup, setup_elems), (inference, infer_elems)) = match parsed {
+    let (setup, inference) = match parsed {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "refused: invalid requests");
@@ -249,6 +312,7 @@ async fn serve_session(state: Arc<DealerState>, transport: WsTransport, peer: So
             return;
         }
     };
+    let (setup_elems, infer_elems) = (setup.elements, inference.elements);
     if setup_elems.max(infer_elems) > state.args.max_elements {
         tracing::warn!(%peer, setup_elems, infer_elems, "refused: over --max-elements");
         ch.send_error(
@@ -258,6 +322,29 @@ async fn serve_session(state: Arc<DealerState>, transport: WsTransport, peer: So
         .await;
         return;
     }
+    let ahead = ahead_bytes(infer_elems);
+    let memory = setup
+        .largest
+        .max(inference.largest)
+        .saturating_mul(GENERATION_BYTES_PER_ELEMENT)
+        .saturating_add(ahead as u64);
+    let _memory = match state.charge(memory) {
+        Ok(Some(guard)) => guard,
+        Ok(None) => {
+            tracing::warn!(%peer, memory, "refused: at the memory budget");
+            ch.send_error(
+                ErrorCode::Busy,
+                "the dealer's memory budget is taken by other sessions",
+            )
+            .await;
+            return;
+        }
+        Err(why) => {
+            tracing::warn!(%peer, memory, "refused: over --max-memory-mib");
+            ch.send_error(ErrorCode::BadRequest, &why).await;
+            return;
+        }
+    };
     let (client_seed, server_seed, session) = match fresh() {
         Ok(x) => x,
         Err(e) => {
@@ -283,12 +370,21 @@ async fn serve_session(state: Arc<DealerState>, transport: WsTransport, peer: So
         %peer,
         %software,
         session = %short(&session),
-        setup = setup.len(),
-        inference = inference.len(),
+        setup = setup.requests.len(),
+        inference = inference.requests.len(),
         inference_elements = infer_elems,
+        memory_estimate = memory,
         "session opened"
     );
-    let served = stream(&mut ch, client_seed, server_seed, session, setup, inference).await;
+    let served = stream(
+        &mut ch,
+        client_seed,
+        server_seed,
+        session,
+        (setup.requests, inference.requests),
+        ahead,
+    )
+    .await;
     state
         .pending
         .lock()
@@ -306,15 +402,15 @@ async fn stream(
     client_seed: Seed,
     server_seed: Seed,
     session: SessionId,
-    setup: Vec<CorrelationRequest>,
-    inference: Vec<CorrelationRequest>,
+    (setup, inference): (Vec<CorrelationRequest>, Vec<CorrelationRequest>),
+    ahead: usize,
 ) -> Result<u64, Error> {
     ch.send_control(&Control::DealerOpened {
         session,
         server_seed: server_seed.clone(),
     })
     .await?;
-    let mut generator = Generator::spawn(vec![client_seed, server_seed], setup, inference)
+    let mut generator = Generator::spawn(vec![client_seed, server_seed], setup, inference, ahead)
         .map_err(|e| Error::Usage(format!("cannot start the generator: {e}")))?;
     let mut sent = 0u64;
     loop {

@@ -3,8 +3,9 @@
 //! setup's first, then one inference's worth per credit. Output goes through
 //! a queue bounded in messages and in bytes, so generation runs ahead of the
 //! online phase (the next inference is prepared while the current one runs)
-//! without running away: at most [`AHEAD_BYTES`] wait for the server (or
-//! one message, however large, when the queue is empty).
+//! without running away: at most [`ahead_bytes`] wait for the server — two
+//! inferences' worth, at most [`AHEAD_BYTES`] — or one message, however
+//! large, when the queue is empty.
 
 use hush_core::backend::CpuBackend;
 use hush_core::error::{ChannelError, Result};
@@ -21,20 +22,38 @@ const AHEAD_MESSAGES: usize = 256;
 /// larger message is still queued when it is alone).
 pub const AHEAD_BYTES: usize = 256 << 20;
 
+/// The queue's bound for a session whose inference draws at most
+/// `inference_elements` ring elements: room for two inferences'
+/// corrections (each at most 8 bytes per element), at most [`AHEAD_BYTES`].
+pub fn ahead_bytes(inference_elements: u64) -> usize {
+    inference_elements
+        .saturating_mul(16)
+        .min(AHEAD_BYTES as u64) as usize
+}
+
 /// Bytes waiting in a session's queue, shared by its generator thread and
 /// its connection, and whether the connection is gone.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Queued {
+    limit: usize,
     state: Mutex<(usize, bool)>,
     drained: Condvar,
 }
 
 impl Queued {
+    fn new(limit: usize) -> Self {
+        Queued {
+            limit,
+            state: Mutex::new((0, false)),
+            drained: Condvar::new(),
+        }
+    }
+
     /// Waits until `len` more bytes fit (or the queue is empty), then
     /// counts them; false once the connection is gone.
     fn reserve(&self, len: usize) -> bool {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        while !s.1 && s.0 > 0 && s.0.saturating_add(len) > AHEAD_BYTES {
+        while !s.1 && s.0 > 0 && s.0.saturating_add(len) > self.limit {
             s = self.drained.wait(s).unwrap_or_else(|p| p.into_inner());
         }
         s.0 = s.0.saturating_add(len);
@@ -65,15 +84,17 @@ pub struct Generator {
 
 impl Generator {
     /// Starts generating for parties holding `seeds` (client first, server
-    /// last): the `setup` requests at once, `inference` per credit.
+    /// last): the `setup` requests at once, `inference` per credit, with at
+    /// most `ahead` bytes queued ([`ahead_bytes`]).
     pub fn spawn(
         seeds: Vec<Seed>,
         setup: Vec<CorrelationRequest>,
         inference: Vec<CorrelationRequest>,
+        ahead: usize,
     ) -> std::io::Result<Generator> {
         let (credit_tx, credit_rx) = std::sync::mpsc::channel::<u32>();
         let (out_tx, out_rx) = mpsc::channel(AHEAD_MESSAGES);
-        let queued = Arc::new(Queued::default());
+        let queued = Arc::new(Queued::new(ahead));
         let gen_queued = Arc::clone(&queued);
         std::thread::Builder::new()
             .name("hush-dealer-gen".into())
@@ -135,7 +156,7 @@ mod tests {
 
     #[test]
     fn the_queue_holds_at_most_its_byte_budget_or_one_message() {
-        let q = Arc::new(Queued::default());
+        let q = Arc::new(Queued::new(AHEAD_BYTES));
         // One message larger than the budget is queued when alone.
         assert!(q.reserve(AHEAD_BYTES + 1));
         // The next waits until the first is taken.
@@ -159,5 +180,7 @@ mod tests {
         q.close();
         assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(false));
         waiter.join().unwrap();
+        assert_eq!(ahead_bytes(1000), 16_000);
+        assert_eq!(ahead_bytes(u64::MAX), AHEAD_BYTES);
     }
 }

@@ -8,7 +8,7 @@
 
 use super::connect::Connect;
 use super::feed::{DealerFeed, OpenedSession};
-use super::generator::Generator;
+use super::generator::{AHEAD_BYTES, Generator};
 use super::listen::{self, TlsFiles};
 use super::ws::{WsTransport, accept};
 use super::{DEFAULT_IDLE, ct_eq, reply_error};
@@ -460,6 +460,7 @@ async fn open_dealer(state: &ServeState, key_hash: [u8; 32]) -> Result<OpenedSes
                 vec![client.clone(), server.clone()],
                 model.setup.clone(),
                 model.inference.clone(),
+                AHEAD_BYTES,
             )
             .map_err(|e| Error::Usage(format!("cannot start the local dealer: {e}")))?;
             Ok(OpenedSession {
