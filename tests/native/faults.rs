@@ -191,6 +191,11 @@ fn the_dealers_memory_budget_refuses_sessions_that_do_not_fit() {
     let s = server(&dir, &d.url, &[], &[]);
     let out = infer(&["--server", &s.url]);
     assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("dealer refused the session") && err.contains("--max-memory-mib"),
+        "{err}"
+    );
     assert!(d.wait_for_log("refused: over --max-memory-mib", Duration::from_secs(5)));
     assert_eq!(health(&s)["status"], "ok");
     drop((s, d));
@@ -204,6 +209,11 @@ fn the_dealers_memory_budget_refuses_sessions_that_do_not_fit() {
     assert!(s.wait_for_log("inference done", Duration::from_secs(20)));
     let out = infer(&["--server", &s.url]);
     assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[BUSY]") && err.contains("try again later"),
+        "{err}"
+    );
     assert!(d.wait_for_log("refused: at the memory budget", Duration::from_secs(5)));
     first.kill().unwrap();
     first.wait().unwrap();

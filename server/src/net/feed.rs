@@ -45,6 +45,11 @@ pub struct OpenedSession {
 fn dealer_error(url: &str, e: &Error) -> Error {
     match e {
         Error::Session(s) if s.code == ErrorCode::Dealer => e.clone(),
+        // The dealer's refusals keep their code: the server tells a busy
+        // dealer from an unreachable one.
+        Error::Session(s) if matches!(s.code, ErrorCode::Busy | ErrorCode::BadRequest) => {
+            SessionError::new(s.code, format!("dealer {url}: {}", s.message)).into()
+        }
         _ => SessionError::new(ErrorCode::Dealer, format!("dealer {url}: {e}")).into(),
     }
 }

@@ -314,7 +314,7 @@ fn explain(e: hush_core::Error) -> BoxError {
     let code = e.code();
     let hint = match code {
         ErrorCode::Closed => " (is the server running? did it stop?)",
-        ErrorCode::Dealer => " (the dealer is down or unreachable)",
+        ErrorCode::Dealer => " (the dealer is down, unreachable or refused the session)",
         ErrorCode::Timeout => " (the server was silent past --timeout)",
         ErrorCode::Version => " (update hush on one side)",
         _ => "",

@@ -393,11 +393,17 @@ async fn client_session(state: Arc<ServeState>, transport: WsTransport, peer: So
         Ok(o) => o,
         Err(e) => {
             tracing::error!(%peer, error = %e, "dealer unavailable");
-            ch.send_error(
-                ErrorCode::Dealer,
-                format!("the server cannot reach its dealer: {e}"),
-            )
-            .await;
+            let (code, what) = match e.code() {
+                ErrorCode::Busy => (
+                    ErrorCode::Busy,
+                    "the server's dealer is busy, try again later",
+                ),
+                ErrorCode::BadRequest => {
+                    (ErrorCode::Dealer, "the server's dealer refused the session")
+                }
+                _ => (ErrorCode::Dealer, "the server cannot reach its dealer"),
+            };
+            ch.send_error(code, format!("{what}: {e}")).await;
             return;
         }
     };
