@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Hush and CrypTen side by side on this machine, then docs/BENCHMARKS.md.
 #
-#   bench/compare.sh            the full run (15 to 40 min on 2 cores)
+#   bench/compare.sh            the full run (10 to 40 min on 2 cores)
 #   bench/compare.sh --quick    one repetition of a few small workloads, to
 #                               check the pipeline (results are not written
 #                               to docs/ unless --write is given as well)
