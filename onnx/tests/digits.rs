@@ -157,6 +157,94 @@ fn secure_predictions_equal_plaintext_on_all_digits() {
 }
 
 #[test]
+fn sessions_share_the_encoded_weights_and_compute_the_same() {
+    // A server encodes its weights once (EncodedWeights); each session's
+    // fixed operands hold the same tensors, and the results are those of a
+    // session that encodes its own copy, bit for bit.
+    let m = import(MODEL, &batch_options()).unwrap();
+    let x = images();
+    let fp = FixedPoint::new(m.plan.frac_bits).unwrap();
+    let config = Config {
+        fixed_point: fp,
+        ..Config::default()
+    };
+    let roles = secure::Roles {
+        owner: 1,
+        client: 0,
+    };
+    let encoded = secure::EncodedWeights::new(&m.weights, fp).unwrap();
+    let counts = |e: &secure::EncodedWeights| -> Vec<usize> {
+        e.tensors()
+            .iter()
+            .map(std::sync::Arc::strong_count)
+            .collect()
+    };
+    let before = counts(&encoded);
+    let seeds = SeededDealer::<CpuBackend>::random_seeds(2).unwrap();
+    let run = |shared: bool| {
+        let mut preps = in_process(&seeds, CpuBackend).into_iter();
+        let (plan, weights, encoded, x) = (&m.plan, &m.weights, &encoded, &x);
+        run_parties(2, |ch| {
+            let prep = preps.next().unwrap();
+            async move {
+                let mut p = Party::new(ch, prep, CpuBackend, config).await?;
+                let owner = p.id() == roles.owner;
+                let session = if shared {
+                    let e = owner.then_some(encoded);
+                    secure::setup_encoded(&mut p, plan, roles, e).await?
+                } else {
+                    secure::setup(&mut p, plan, roles, owner.then_some(weights)).await?
+                };
+                let during = owner.then(|| counts(encoded));
+                let inputs = [x.clone()];
+                let out = secure::evaluate(
+                    &mut p,
+                    plan,
+                    roles,
+                    &session,
+                    (!owner).then_some(&inputs[..]),
+                )
+                .await?;
+                Ok((out, during))
+            }
+        })
+    };
+    let (shared, own) = (run(true), run(false));
+    let client_logits = |r: &[hush_core::Result<_>]| -> Vec<ArrayD<f64>> {
+        let (out, _): &(Option<Vec<ArrayD<f64>>>, Option<Vec<usize>>) = r[0].as_ref().unwrap();
+        out.clone().unwrap()
+    };
+    assert_eq!(client_logits(&shared), client_logits(&own));
+    // While the shared session ran, its fixed weights were the encoded
+    // tensors themselves (one more reference each), not copies.
+    let during = shared[1].as_ref().unwrap().1.clone().unwrap();
+    assert!(during.iter().zip(&before).any(|(d, b)| d > b), "{during:?}");
+    assert!(during.iter().zip(&before).all(|(d, b)| d >= b));
+    assert_eq!(counts(&encoded), before, "sessions drop their references");
+    // Weights encoded with another fixed point are refused.
+    let other =
+        secure::EncodedWeights::new(&m.weights, FixedPoint::new(fp.frac_bits() - 1).unwrap())
+            .unwrap();
+    let mut preps = in_process(&seeds, CpuBackend).into_iter();
+    let out = run_parties(2, |ch| {
+        let prep = preps.next().unwrap();
+        let (plan, other) = (&m.plan, &other);
+        async move {
+            let mut p = Party::new(ch, prep, CpuBackend, config).await?;
+            let owner = p.id() == roles.owner;
+            secure::setup_encoded(&mut p, plan, roles, owner.then_some(other))
+                .await
+                .map(|_| ())
+        }
+    });
+    assert!(
+        matches!(out[1], Err(hush_core::Error::Usage(_))),
+        "{:?}",
+        out[1]
+    );
+}
+
+#[test]
 fn the_dealer_derives_the_correlations_from_the_plan_alone() {
     use hush_core::preprocessing::{Pregenerated, Recorder};
     let m = import(MODEL, &ImportOptions::default()).unwrap();

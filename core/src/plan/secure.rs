@@ -13,9 +13,10 @@ use crate::channel::Channel;
 use crate::error::{Error, PartyId, Result};
 use crate::preprocessing::{FixedSide, Preprocessing};
 use crate::protocol::{FixedOperand, Party};
-use crate::ring::RingTensor;
+use crate::ring::{FixedPoint, RingTensor};
 use crate::share::{Arith, ArithShare};
 use alloc::format;
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use ndarray::{ArrayD, IxDyn};
@@ -41,17 +42,68 @@ pub struct Roles {
     pub client: PartyId,
 }
 
+/// The owner's weights encoded in the ring once, for all the sessions of a
+/// served model: each session's products share these tensors instead of
+/// encoding and holding a copy of their own. `Debug` shows no values.
+#[derive(Clone)]
+pub struct EncodedWeights {
+    fp: FixedPoint,
+    tensors: Vec<Arc<RingTensor>>,
+}
+
+impl core::fmt::Debug for EncodedWeights {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "EncodedWeights {{ tensors: {} (values hidden), fixed point: {:?} }}",
+            self.tensors.len(),
+            self.fp
+        )
+    }
+}
+
+impl EncodedWeights {
+    /// Encodes every weight tensor with `fp` (the sessions' fixed point).
+    pub fn new(weights: &Weights, fp: FixedPoint) -> Result<EncodedWeights> {
+        let tensors = weights
+            .tensors
+            .iter()
+            .map(|t| fp.encode_tensor(t).map(Arc::new))
+            .collect::<Result<_>>()?;
+        Ok(EncodedWeights { fp, tensors })
+    }
+
+    /// The encoded tensors, in the plan's order.
+    pub fn tensors(&self) -> &[Arc<RingTensor>] {
+        &self.tensors
+    }
+}
+
 /// Sets up the owner's weights for a session: one round that opens the
 /// masks of every matrix and convolution weight; biases are shared locally.
-/// The owner passes `Some(weights)`, the others `None`.
+/// The owner passes `Some(weights)`, the others `None`. A server that runs
+/// many sessions of one model encodes its weights once and calls
+/// [`setup_encoded`].
 pub async fn setup<C: Channel, P: Preprocessing, B: Backend>(
     party: &mut Party<C, P, B>,
     plan: &Plan,
     roles: Roles,
     weights: Option<&Weights>,
 ) -> Result<SessionWeights> {
-    plan.validate()?;
     let fp = party.config().fixed_point;
+    let encoded = weights.map(|w| EncodedWeights::new(w, fp)).transpose()?;
+    setup_encoded(party, plan, roles, encoded.as_ref()).await
+}
+
+/// [`setup`] with the weights encoded ahead ([`EncodedWeights`]), shared
+/// with the session instead of copied into it.
+pub async fn setup_encoded<C: Channel, P: Preprocessing, B: Backend>(
+    party: &mut Party<C, P, B>,
+    plan: &Plan,
+    roles: Roles,
+    weights: Option<&EncodedWeights>,
+) -> Result<SessionWeights> {
+    plan.validate()?;
     let mine = party.id() == roles.owner;
     if mine != weights.is_some() {
         return Err(Error::Usage(
@@ -59,6 +111,19 @@ pub async fn setup<C: Channel, P: Preprocessing, B: Backend>(
         ));
     }
     let n = plan.weights.len();
+    if let Some(w) = weights {
+        if w.fp != party.config().fixed_point {
+            return Err(Error::Usage(
+                "the weights were encoded with another fixed point than the session's".into(),
+            ));
+        }
+        if w.tensors.len() != n {
+            return Err(Error::Shape(format!(
+                "{} weight tensors for a plan of {n}",
+                w.tensors.len()
+            )));
+        }
+    }
     let mut out = SessionWeights {
         fixed: vec![None; n],
         shared: vec![None; n],
@@ -77,32 +142,21 @@ pub async fn setup<C: Channel, P: Preprocessing, B: Backend>(
         if fixed {
             fixed_ids.push(id);
         } else {
-            let encoded = match weights {
-                Some(w) => Some(fp.encode_tensor(&w.tensors[id])?),
-                None => None,
-            };
             let shape = plan.weights[id].shape.clone();
-            out.shared[id] = Some(
-                party
-                    .input::<Arith>(roles.owner, encoded.as_ref(), &shape)
-                    .await?,
-            );
+            let value = weights.map(|w| &*w.tensors[id]);
+            out.shared[id] = Some(party.input::<Arith>(roles.owner, value, &shape).await?);
         }
     }
-    let encoded: Vec<Option<RingTensor>> = fixed_ids
+    let operands: Vec<(Option<&Arc<RingTensor>>, &[usize])> = fixed_ids
         .iter()
         .map(|&id| {
-            weights
-                .map(|w| fp.encode_tensor(&w.tensors[id]))
-                .transpose()
+            (
+                weights.map(|w| &w.tensors[id]),
+                plan.weights[id].shape.as_slice(),
+            )
         })
-        .collect::<Result<_>>()?;
-    let operands: Vec<(Option<&RingTensor>, &[usize])> = fixed_ids
-        .iter()
-        .zip(&encoded)
-        .map(|(&id, e)| (e.as_ref(), plan.weights[id].shape.as_slice()))
         .collect();
-    let fixed = party.fix_operands(roles.owner, &operands).await?;
+    let fixed = party.fix_shared_operands(roles.owner, &operands).await?;
     for (id, f) in fixed_ids.into_iter().zip(fixed) {
         out.fixed[id] = Some(f);
     }

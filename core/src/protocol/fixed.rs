@@ -46,6 +46,7 @@ use crate::ring::RingTensor;
 use crate::share::{Arith, ArithShare};
 use alloc::borrow::Cow;
 use alloc::format;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -89,8 +90,9 @@ pub struct FixedOperand {
     id: u64,
     owner: PartyId,
     shape: Vec<usize>,
-    /// The operand itself, at its owner only.
-    w: Option<RingTensor>,
+    /// The operand itself, at its owner only; shared with the owner's other
+    /// sessions where it was fixed from an `Arc` ([`Party::fix_shared_operands`]).
+    w: Option<Arc<RingTensor>>,
     /// The public `E = W − A`.
     e: RingTensor,
 }
@@ -119,10 +121,13 @@ impl FixedOperand {
     /// The operand in the clear, which only its owner has.
     fn clear(&self) -> Result<&RingTensor> {
         self.w
-            .as_ref()
+            .as_deref()
             .ok_or_else(|| Error::Usage("the owner's fixed operand has no value".into()))
     }
 }
+
+/// An operand to fix: its owner, the value (at the owner only) and its shape.
+type HeldOperand<'a> = (PartyId, Option<Arc<RingTensor>>, &'a [usize]);
 
 /// Hands the pieces of `flat` (the `E`s of `owner`'s operands, in order) to
 /// their entries of `es`; without a copy when `owner` has one operand.
@@ -263,13 +268,40 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         &mut self,
         operands: &[(PartyId, Option<&RingTensor>, &[usize])],
     ) -> Result<Vec<FixedOperand>> {
+        let owned: Vec<_> = operands
+            .iter()
+            .map(|&(owner, value, shape)| (owner, value.map(|w| Arc::new(w.clone())), shape))
+            .collect();
+        self.fix_arc_operands(&owned).await
+    }
+
+    /// [`Party::fix_operands`] for operands the owner keeps for all its
+    /// sessions (a served model's encoded weights): each session's
+    /// [`FixedOperand`] shares the owner's tensor instead of copying it.
+    pub async fn fix_shared_operands(
+        &mut self,
+        owner: PartyId,
+        operands: &[(Option<&Arc<RingTensor>>, &[usize])],
+    ) -> Result<Vec<FixedOperand>> {
+        let shared: Vec<_> = operands
+            .iter()
+            .map(|&(value, shape)| (owner, value.cloned(), shape))
+            .collect();
+        self.fix_arc_operands(&shared).await
+    }
+
+    async fn fix_arc_operands(
+        &mut self,
+        operands: &[HeldOperand<'_>],
+    ) -> Result<Vec<FixedOperand>> {
         let (me, n) = (self.id(), self.num_parties());
         let mut masks = Vec::with_capacity(operands.len());
         // Elements each owner sends, and whether it sends (a message even
         // for empty operands, so that every owner's round is the same).
         let mut totals = alloc::vec![0usize; n];
         let mut sends = alloc::vec![false; n];
-        for &(owner, value, shape) in operands {
+        for (owner, value, shape) in operands {
+            let (owner, shape) = (*owner, *shape);
             if owner >= n || (me == owner) != value.is_some() {
                 return Err(Error::Usage(format!(
                     "exactly party {owner} must provide the fixed operand"
@@ -295,14 +327,15 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let sizes: Vec<(PartyId, usize)> = operands
             .iter()
             .zip(&masks)
-            .map(|(&(owner, _, _), mask)| (owner, mask.a.len()))
+            .map(|((owner, _, _), mask)| (*owner, mask.a.len()))
             .collect();
         let mut es: Vec<Option<Vec<u64>>> = alloc::vec![None; operands.len()];
         if sends[me] {
             let mut flat = Vec::with_capacity(totals[me]);
-            for (mask, &(owner, value, _)) in masks.iter().zip(operands) {
-                if owner == me {
+            for (mask, (owner, value, _)) in masks.iter().zip(operands) {
+                if *owner == me {
                     let w = value
+                        .as_deref()
                         .ok_or_else(|| Error::Usage("the owner's operand is missing".into()))?;
                     let (w, a) = (as_slice(w), as_slice(&mask.a));
                     flat.extend(w.iter().zip(a.iter()).map(|(w, a)| w.wrapping_sub(*a)));
@@ -328,13 +361,13 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             .into_iter()
             .zip(es)
             .zip(operands)
-            .map(|((mask, e), &(owner, value, shape))| {
+            .map(|((mask, e), (owner, value, shape))| {
                 let e = e.ok_or_else(|| Error::Usage("a fixed operand was not sent".into()))?;
                 Ok(FixedOperand {
                     id: mask.id,
-                    owner,
+                    owner: *owner,
                     shape: shape.to_vec(),
-                    w: value.cloned(),
+                    w: value.clone(),
                     e: from_vec(shape, e),
                 })
             })

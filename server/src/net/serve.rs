@@ -21,7 +21,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use clap::Args;
 use hush_core::error::{Error, ErrorCode, PeerError};
-use hush_core::plan::secure::{self, requests};
+use hush_core::plan::secure::{self, EncodedWeights, requests};
 use hush_core::plan::{Plan, Weights};
 use hush_core::preprocessing::CorrelationRequest;
 use hush_core::preprocessing::seeded::SeededPreprocessing;
@@ -96,7 +96,8 @@ enum DealerMode {
 
 struct Model {
     plan: Plan,
-    weights: Weights,
+    /// Encoded once; every session shares them.
+    weights: EncodedWeights,
     plan_bytes: Vec<u8>,
     /// The session's correlation requests (for the in-process dealer)...
     setup: Vec<CorrelationRequest>,
@@ -226,8 +227,8 @@ pub fn app(args: ServeArgs, plan: Plan, weights: Weights) -> Result<Router, BoxE
         compute,
         model: Model {
             plan_bytes: plan.to_bytes()?,
+            weights: EncodedWeights::new(&weights, config.fixed_point)?,
             plan,
-            weights,
             setup_wire: setup.iter().map(encode_request).collect(),
             inference_wire: inference.iter().map(encode_request).collect(),
             setup,
@@ -509,7 +510,8 @@ async fn run_mpc(
     let result: Result<(), Error> = async {
         let t = Instant::now();
         let before = party.stats();
-        let weights = secure::setup(&mut party, &model.plan, ROLES, Some(&model.weights)).await?;
+        let weights =
+            secure::setup_encoded(&mut party, &model.plan, ROLES, Some(&model.weights)).await?;
         let s = party.stats().since(&before);
         tracing::info!(
             ms = t.elapsed().as_secs_f64() * 1e3,
