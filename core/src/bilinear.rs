@@ -246,30 +246,23 @@ impl BilinearOp {
         let (m, k, n) = (plan.m, plan.k, plan.n);
         let count: usize = plan.batch.iter().product();
         let (lb, rb) = (&lhs[..lhs.len() - 2], &rhs[..rhs.len() - 2]);
+        // `count` products at offset 0 and no batch to walk: none, or one.
+        let unbatched = |m, count| GemmPlan {
+            m,
+            k,
+            n,
+            out_shape: plan.out_shape.clone(),
+            count,
+            batch: Vec::new(),
+            lhs_batch: Vec::new(),
+            rhs_batch: Vec::new(),
+        };
         if m == 0 || k == 0 || n == 0 || count == 0 {
-            return Ok(GemmPlan {
-                m,
-                k,
-                n,
-                out_shape: plan.out_shape,
-                count: 0,
-                batch: Vec::new(),
-                lhs_batch: Vec::new(),
-                rhs_batch: Vec::new(),
-            });
+            return Ok(unbatched(m, 0));
         }
         if rb.iter().all(|&d| d == 1) && lb.iter().product::<usize>() == count {
             // Shared right operand: fold the batch into the rows of one product.
-            return Ok(GemmPlan {
-                m: count * m,
-                k,
-                n,
-                out_shape: plan.out_shape,
-                count: 1,
-                batch: Vec::new(),
-                lhs_batch: Vec::new(),
-                rhs_batch: Vec::new(),
-            });
+            return Ok(unbatched(count * m, 1));
         }
         Ok(GemmPlan {
             m,

@@ -296,10 +296,11 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     ) -> Result<Vec<FixedOperand>> {
         let (me, n) = (self.id(), self.num_parties());
         let mut masks = Vec::with_capacity(operands.len());
-        // Elements each owner sends, and whether it sends (a message even
-        // for empty operands, so that every owner's round is the same).
+        // Each entry's owner and element count, and the elements each owner
+        // sends (a message even for empty operands, so that every owner's
+        // round is the same).
+        let mut sizes: Vec<(PartyId, usize)> = Vec::with_capacity(operands.len());
         let mut totals = alloc::vec![0usize; n];
-        let mut sends = alloc::vec![false; n];
         for (owner, value, shape) in operands {
             let (owner, shape) = (*owner, *shape);
             if owner >= n || (me == owner) != value.is_some() {
@@ -319,18 +320,14 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             totals[owner] = totals[owner]
                 .checked_add(mask.a.len())
                 .ok_or_else(|| Error::Shape("fixed operands too large".into()))?;
-            sends[owner] = true;
+            sizes.push((owner, mask.a.len()));
             masks.push(mask);
         }
+        let sends = |p: PartyId| sizes.iter().any(|&(o, _)| o == p);
         // At the owner, `mask.a` is the whole of `A`: this party's `E`s, all
         // computed into one buffer (the message), then split.
-        let sizes: Vec<(PartyId, usize)> = operands
-            .iter()
-            .zip(&masks)
-            .map(|((owner, _, _), mask)| (*owner, mask.a.len()))
-            .collect();
         let mut es: Vec<Option<Vec<u64>>> = alloc::vec![None; operands.len()];
-        if sends[me] {
+        if sends(me) {
             let mut flat = Vec::with_capacity(totals[me]);
             for (mask, (owner, value, _)) in masks.iter().zip(operands) {
                 if *owner == me {
@@ -341,19 +338,10 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                     flat.extend(w.iter().zip(a.iter()).map(|(w, a)| w.wrapping_sub(*a)));
                 }
             }
-            let mut msg = Some(encode_ring(&flat));
-            let peers: Vec<PartyId> = (0..n).filter(|&p| p != me).collect();
-            for (i, &peer) in peers.iter().enumerate() {
-                let bytes = if i + 1 == peers.len() {
-                    msg.take().unwrap_or_default()
-                } else {
-                    msg.clone().unwrap_or_default()
-                };
-                self.channel.send(peer, bytes).await?;
-            }
+            self.send_to_others(encode_ring(&flat)).await?;
             split_into(&mut es, flat, &sizes, me);
         }
-        for peer in (0..n).filter(|&p| p != me && sends[p]) {
+        for peer in (0..n).filter(|&p| p != me && sends(p)) {
             let flat = self.recv_ring(peer, totals[peer]).await?;
             split_into(&mut es, flat, &sizes, peer);
         }
