@@ -367,10 +367,43 @@ impl Builder {
         }
     }
 
+    /// A public constant: a `Constant` node's value or a shape.
     fn set_public(&mut self, n: &NodeProto, v: ArrayD<f64>) {
         if let Some(o) = n.output.first() {
             self.names.insert(o.clone(), Entry::Public(v));
         }
+    }
+
+    /// A constant computed by `n` from its constant inputs: still the
+    /// owner's secret if any of them is (see [`Builder::from_weights`]),
+    /// public otherwise.
+    fn set_folded(&mut self, n: &NodeProto, v: ArrayD<f64>) {
+        let e = self.folded(n, v);
+        if let Some(o) = n.output.first() {
+            self.names.insert(o.clone(), e);
+        }
+    }
+
+    /// `v`, computed by `n` from constants, as the entry it must be: a
+    /// weight-derived value stays a weight, so that it reaches the plan as a
+    /// weight only the owner holds and never as a public constant the client
+    /// would read (a reshaped, transposed or scaled initializer is as secret
+    /// as the initializer).
+    fn folded(&self, n: &NodeProto, v: ArrayD<f64>) -> Entry {
+        if self.from_weights(n) {
+            Entry::Init(v)
+        } else {
+            Entry::Public(v)
+        }
+    }
+
+    /// Whether an input of `n` is a float initializer or was computed from
+    /// one (the model owner's secret).
+    fn from_weights(&self, n: &NodeProto) -> bool {
+        n.input
+            .iter()
+            .filter(|i| !i.is_empty())
+            .any(|i| matches!(self.names.get(i), Some(Entry::Init(_))))
     }
 
     fn alias(&mut self, n: &NodeProto, e: Entry) {
@@ -408,10 +441,10 @@ impl Builder {
                         .map_err(|e| invalid(n.name(), e.to_string()))?,
                 );
             }
-            "Cast" => match self.get(n, 0)? {
-                Entry::Public(a) | Entry::Init(a) => self.set_public(n, a),
-                e @ Entry::Secret(_) => self.alias(n, e),
-            },
+            "Cast" => {
+                let e = self.get(n, 0)?;
+                self.alias(n, e);
+            }
             "Gather" | "Unsqueeze" | "Concat" | "Squeeze" | "Expand" if self.all_public(n) => {
                 self.fold_public(n)?
             }
@@ -563,7 +596,7 @@ impl Builder {
                 ArrayD::from_elem(IxDyn(&shape), fill)
             }
         };
-        self.set_public(n, v);
+        self.set_folded(n, v);
         Ok(())
     }
 
@@ -816,7 +849,8 @@ impl Builder {
                         Src::Const(a) => {
                             let v = layout::select(a, &picks)
                                 .map_err(|e| invalid(n.name(), e.to_string()))?;
-                            self.names.insert(name, Entry::Public(v));
+                            let e = self.folded(n, v);
+                            self.names.insert(name, e);
                         }
                     }
                 }
@@ -847,7 +881,7 @@ impl Builder {
                     _ => return Err(unsupported(n, "on constants")),
                 }
                 .map_err(|e| invalid(n.name(), e.to_string()))?;
-                self.set_public(n, r);
+                self.set_folded(n, r);
             }
         }
         Ok(())
@@ -962,7 +996,7 @@ impl Builder {
                 .ok_or_else(|| invalid(n.name(), "broadcast"))?,
         );
         let v = ndarray::Zip::from(&a).and(&b).map_collect(|&x, &y| f(x, y));
-        self.set_public(n, v);
+        self.set_folded(n, v);
         Ok(())
     }
 
@@ -1121,7 +1155,7 @@ impl Builder {
                     .map_err(|e| invalid(n.name(), e.to_string()))?
             }
         };
-        self.set_public(n, out);
+        self.set_folded(n, out);
         Ok(())
     }
 
@@ -1588,7 +1622,7 @@ impl Builder {
                     .into_owned()
                     .into_shape_with_order(IxDyn(&shape))
                     .map_err(|e| invalid(n.name(), e.to_string()))?;
-                self.set_public(n, r);
+                self.set_folded(n, r);
             }
         }
         Ok(())

@@ -1,0 +1,306 @@
+//! A float initializer is the model owner's secret, and so is every constant
+//! computed from one (reshaped, transposed, gathered, cast, scaled, joined):
+//! where it meets the client's data it must become a weight of the plan, held
+//! by the owner alone, never a public constant of the plan the client reads.
+//! Constants that are not computed from initializers stay public constants.
+
+#![allow(clippy::unwrap_used)]
+
+use hush_core::plan::{Op, plain};
+use hush_onnx::proto::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto, tensor_shape_proto, type_proto,
+};
+use hush_onnx::{ImportOptions, import};
+use ndarray::{ArrayD, IxDyn};
+use prost::Message;
+
+/// The owner's weights: values no plan constant may contain.
+const W: [f32; 4] = [0.3141, -1.2718, 0.5772, 2.9979];
+const W2: [f32; 4] = [-0.6931, 1.4142, 0.1618, -2.2360];
+
+const FLOAT: i32 = 1;
+const INT64: i32 = 7;
+
+fn init(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
+    TensorProto {
+        name: Some(name.into()),
+        dims: dims.to_vec(),
+        data_type: Some(FLOAT),
+        float_data: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn ints(name: &str, v: &[i64]) -> TensorProto {
+    TensorProto {
+        name: Some(name.into()),
+        dims: vec![v.len() as i64],
+        data_type: Some(INT64),
+        int64_data: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn node(op: &str, inputs: &[&str], output: &str) -> NodeProto {
+    NodeProto {
+        name: Some(format!("{op}_{output}")),
+        op_type: Some(op.into()),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        ..Default::default()
+    }
+}
+
+/// A `Constant` node whose value is the float tensor `v`.
+fn constant(output: &str, dims: &[i64], v: &[f32]) -> NodeProto {
+    NodeProto {
+        attribute: vec![AttributeProto {
+            name: Some("value".into()),
+            r#type: Some(4), // TENSOR
+            t: Some(init("", dims, v)),
+            ..Default::default()
+        }],
+        ..node("Constant", &[], output)
+    }
+}
+
+fn with_ints(mut n: NodeProto, name: &str, v: &[i64]) -> NodeProto {
+    n.attribute.push(AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(7), // INTS
+        ints: v.to_vec(),
+        ..Default::default()
+    });
+    n
+}
+
+fn with_int(mut n: NodeProto, name: &str, v: i64) -> NodeProto {
+    n.attribute.push(AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(2), // INT
+        i: Some(v),
+        ..Default::default()
+    });
+    n
+}
+
+/// A model with input `x` of shape [1, 4], output `y`.
+fn model(nodes: Vec<NodeProto>, initializers: Vec<TensorProto>) -> Vec<u8> {
+    let dim = |v| tensor_shape_proto::Dimension {
+        value: Some(tensor_shape_proto::dimension::Value::DimValue(v)),
+        ..Default::default()
+    };
+    let input = ValueInfoProto {
+        name: Some("x".into()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(FLOAT),
+                shape: Some(TensorShapeProto {
+                    dim: vec![dim(1), dim(4)],
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    ModelProto {
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(17),
+        }],
+        graph: Some(GraphProto {
+            node: nodes,
+            initializer: initializers,
+            input: vec![input],
+            output: vec![ValueInfoProto {
+                name: Some("y".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+fn x() -> ArrayD<f64> {
+    ArrayD::from_shape_vec(IxDyn(&[1, 4]), vec![0.5, -2.0, 1.25, 3.0]).unwrap()
+}
+
+/// Imports `bytes`, checks that no plan constant and no byte of the
+/// serialized plan holds one of the weights' values, and returns the plan's
+/// output on [`x`].
+fn private_and_evaluated(case: &str, bytes: &[u8]) -> Vec<f64> {
+    let m = import(bytes, &ImportOptions::default()).unwrap_or_else(|e| panic!("{case}: {e}"));
+    for n in &m.plan.nodes {
+        if let Op::AddConst(c) | Op::MulConst(c) = &n.op {
+            panic!(
+                "{case}: node {} carries a public constant {:?}",
+                n.name, c.data
+            );
+        }
+    }
+    let plan = m.plan.to_bytes().unwrap();
+    for w in W.iter().chain(&W2) {
+        let candidates = [*w as f64, 1.0 / *w as f64, 2.0 * *w as f64, -(*w as f64)];
+        for v in candidates {
+            let needle = v.to_le_bytes();
+            assert!(
+                !plan.windows(8).any(|b| b == needle),
+                "{case}: the plan the client reads contains the weight-derived {v}"
+            );
+            let needle32 = (v as f32).to_le_bytes();
+            assert!(
+                !plan.windows(4).any(|b| b == needle32),
+                "{case}: the plan contains the weight-derived {v} as f32"
+            );
+        }
+    }
+    assert!(!m.weights.tensors.is_empty(), "{case}: no weights");
+    plain::evaluate(&m.plan, &m.weights, &[x()])
+        .unwrap()
+        .remove(0)
+        .iter()
+        .copied()
+        .collect()
+}
+
+fn assert_close(case: &str, got: &[f64], want: &[f64]) {
+    assert_eq!(got.len(), want.len(), "{case}");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        // Plaintext f64 evaluation of f32 weights: only rounding differs.
+        assert!((g - w).abs() < 1e-6, "{case}[{i}]: {g} vs {w}");
+    }
+}
+
+fn elementwise(f: impl Fn(f64, f64) -> f64, w: &[f32]) -> Vec<f64> {
+    x().iter().zip(w).map(|(&x, &w)| f(x, w as f64)).collect()
+}
+
+#[test]
+fn constants_computed_from_initializers_stay_the_owners() {
+    let cases: Vec<(&str, Vec<NodeProto>, Vec<TensorProto>, Vec<f64>)> = vec![
+        (
+            "Mul by a reshaped initializer",
+            vec![
+                node("Reshape", &["w", "shape"], "w2"),
+                node("Mul", &["x", "w2"], "y"),
+            ],
+            vec![init("w", &[4], &W), ints("shape", &[1, 4])],
+            elementwise(|x, w| x * w, &W),
+        ),
+        (
+            "Add an unsqueezed initializer",
+            vec![
+                node("Unsqueeze", &["w", "axes"], "w2"),
+                node("Add", &["x", "w2"], "y"),
+            ],
+            vec![init("w", &[4], &W), ints("axes", &[0])],
+            elementwise(|x, w| x + w, &W),
+        ),
+        (
+            "Mul by a transposed initializer",
+            vec![
+                with_ints(node("Transpose", &["w"], "w2"), "perm", &[1, 0]),
+                node("Mul", &["w2", "x"], "y"),
+            ],
+            vec![init("w", &[4, 1], &W)],
+            elementwise(|x, w| x * w, &W),
+        ),
+        (
+            "Add an initializer scaled by a constant",
+            vec![
+                constant("two", &[], &[2.0]),
+                node("Mul", &["w", "two"], "w2"),
+                node("Add", &["x", "w2"], "y"),
+            ],
+            vec![init("w", &[1, 4], &W)],
+            elementwise(|x, w| x + 2.0 * w, &W),
+        ),
+        (
+            "Sub the sum of two initializers",
+            vec![
+                node("Add", &["w", "v"], "w2"),
+                node("Sub", &["x", "w2"], "y"),
+            ],
+            vec![init("w", &[1, 4], &W), init("v", &[1, 4], &W2)],
+            x().iter()
+                .zip(W.iter().zip(&W2))
+                .map(|(&x, (&w, &v))| x - (w as f64 + v as f64))
+                .collect(),
+        ),
+        (
+            "Div by a cast initializer",
+            vec![node("Cast", &["w"], "w2"), node("Div", &["x", "w2"], "y")],
+            vec![init("w", &[1, 4], &W)],
+            elementwise(|x, w| x / w, &W),
+        ),
+        (
+            "Mul by a row gathered from an initializer",
+            vec![
+                node("Gather", &["w", "row"], "w2"),
+                node("Mul", &["x", "w2"], "y"),
+            ],
+            vec![
+                init("w", &[2, 1, 4], &[W, W2].concat()),
+                TensorProto {
+                    dims: vec![],
+                    ..ints("row", &[1])
+                },
+            ],
+            elementwise(|x, w| x * w, &W2),
+        ),
+        (
+            "Add two initializers joined",
+            vec![
+                with_int(node("Concat", &["a", "b"], "w2"), "axis", 1),
+                node("Add", &["x", "w2"], "y"),
+            ],
+            vec![init("a", &[1, 2], &W[..2]), init("b", &[1, 2], &W[2..])],
+            elementwise(|x, w| x + w, &W),
+        ),
+        (
+            "Mul by a slice of an initializer",
+            vec![
+                node("Slice", &["w", "starts", "ends", "axes"], "w2"),
+                node("Mul", &["x", "w2"], "y"),
+            ],
+            vec![
+                init("w", &[2, 4], &[W, W2].concat()),
+                ints("starts", &[0]),
+                ints("ends", &[1]),
+                ints("axes", &[0]),
+            ],
+            elementwise(|x, w| x * w, &W),
+        ),
+    ];
+    for (case, nodes, inits, want) in cases {
+        let got = private_and_evaluated(case, &model(nodes, inits));
+        assert_close(case, &got, &want);
+    }
+}
+
+#[test]
+fn constants_of_the_graph_itself_stay_public() {
+    let c = [0.5f32, 0.25, 2.0, -1.0];
+    let bytes = model(
+        vec![
+            constant("c", &[1, 4], &c),
+            constant("one", &[], &[1.0]),
+            node("Add", &["c", "one"], "c2"),
+            node("Mul", &["x", "c2"], "y"),
+        ],
+        vec![],
+    );
+    let m = import(&bytes, &ImportOptions::default()).unwrap();
+    let ops: Vec<&str> = m.plan.nodes.iter().map(|n| n.op.name()).collect();
+    assert_eq!(ops, ["Mul(const)"], "a public constant is not a weight");
+    let got: Vec<f64> = plain::evaluate(&m.plan, &m.weights, &[x()])
+        .unwrap()
+        .remove(0)
+        .iter()
+        .copied()
+        .collect();
+    assert_close("public", &got, &elementwise(|x, c| x * (c + 1.0), &c));
+}
