@@ -375,7 +375,7 @@ impl Builder {
     }
 
     /// A constant computed by `n` from its constant inputs: still the
-    /// owner's secret if any of them is (see [`Builder::from_weights`]),
+    /// owner's secret if any of them is (see [`Builder::derives_from_weights`]),
     /// public otherwise.
     fn set_folded(&mut self, n: &NodeProto, v: ArrayD<f64>) {
         let e = self.folded(n, v);
@@ -390,7 +390,7 @@ impl Builder {
     /// would read (a reshaped, transposed or scaled initializer is as secret
     /// as the initializer).
     fn folded(&self, n: &NodeProto, v: ArrayD<f64>) -> Entry {
-        if self.from_weights(n) {
+        if self.derives_from_weights(n) {
             Entry::Init(v)
         } else {
             Entry::Public(v)
@@ -399,7 +399,7 @@ impl Builder {
 
     /// Whether an input of `n` is a float initializer or was computed from
     /// one (the model owner's secret).
-    fn from_weights(&self, n: &NodeProto) -> bool {
+    fn derives_from_weights(&self, n: &NodeProto) -> bool {
         n.input
             .iter()
             .filter(|i| !i.is_empty())
