@@ -6,7 +6,8 @@
 //! ring elements on every platform.
 
 use crate::error::{Error, Result};
-use crate::ring::{Ring, RingTensor};
+use crate::ring::{Ring, RingTensor, put_wide, wide};
+use alloc::vec::Vec;
 use core::fmt;
 use ndarray::IxDyn;
 use rand_chacha::ChaCha12Rng;
@@ -89,12 +90,88 @@ impl Prg {
         self.rng.next_u64()
     }
 
-    /// Fills `out` with the next ring elements of the stream. With `std`, a
-    /// long fill is cut into pieces generated in parallel, each by a copy of
-    /// the generator moved to the piece's place in the stream (ChaCha's
-    /// block counter makes it seekable): the same words as one sequential
-    /// pass, on as many cores as rayon has.
+    /// Fills `out` with the next ring elements of the stream.
     pub fn fill(&mut self, out: &mut [Ring]) {
+        self.pieces(out, |rng, piece| {
+            for o in piece {
+                *o = rng.next_u64();
+            }
+        });
+    }
+
+    /// `out[i] = f(out[i], w_i)` for the next words `w_i` of the stream: how
+    /// the dealer adds (or XORs) a party's stream into a running total
+    /// without holding that party's tensor.
+    pub fn fold_into(&mut self, out: &mut [Ring], f: impl Fn(Ring, Ring) -> Ring + Sync) {
+        self.pieces(out, |rng, piece| {
+            for o in piece {
+                *o = f(*o, rng.next_u64());
+            }
+        });
+    }
+
+    /// As [`Prg::fold_into`] for 128-bit elements held as word pairs (low
+    /// word first): `out` has an even length.
+    pub fn fold_wide_into(&mut self, out: &mut [Ring], f: impl Fn(u128, u128) -> u128 + Sync) {
+        debug_assert!(
+            out.len().is_multiple_of(2),
+            "128-bit elements are word pairs"
+        );
+        self.pieces(out, |rng, piece| {
+            for o in piece.chunks_exact_mut(2) {
+                let x = wide(rng.next_u64(), rng.next_u64());
+                put_wide(o, f(wide(o[0], o[1]), x));
+            }
+        });
+    }
+
+    /// The next `len` ring elements as a vector (written once: no zeroing
+    /// pass before the stream is copied in).
+    pub fn vec(&mut self, len: usize) -> Vec<Ring> {
+        #[cfg(feature = "std")]
+        if len >= 2 * PARALLEL_WORDS {
+            use rayon::prelude::*;
+            let start = self.rng.get_word_pos();
+            let base = &self.rng;
+            let mut out = Vec::with_capacity(len);
+            // Each of rayon's splits is a run of consecutive indices: its
+            // generator is moved to the run's first element once, then read
+            // in order.
+            (0..len)
+                .into_par_iter()
+                .with_min_len(PARALLEL_WORDS)
+                .map_init(
+                    || (base.clone(), usize::MAX),
+                    |(rng, next), i| {
+                        if *next != i {
+                            rng.set_word_pos(start + 2 * i as u128);
+                        }
+                        *next = i + 1;
+                        rng.next_u64()
+                    },
+                )
+                .collect_into_vec(&mut out);
+            self.rng.set_word_pos(start + 2 * len as u128);
+            return out;
+        }
+        let rng = &mut self.rng;
+        (0..len).map(|_| rng.next_u64()).collect()
+    }
+
+    /// A tensor of the given shape filled from the stream (row-major order).
+    pub fn tensor(&mut self, shape: &[usize]) -> RingTensor {
+        let len = shape.iter().product();
+        RingTensor::from_shape_vec(IxDyn(shape), self.vec(len))
+            .unwrap_or_else(|_| unreachable!("the vector has shape.product() elements"))
+    }
+
+    /// Runs `f` over `out` in order, with the stream at `out[0]`'s place.
+    /// With `std`, a long `out` is cut into pieces done in parallel, each by a
+    /// copy of the generator moved to the piece's place in the stream
+    /// (ChaCha's block counter makes it seekable): the same words as one
+    /// sequential pass, on as many cores as rayon has. Pieces have an even
+    /// length, so a 128-bit element never straddles two.
+    fn pieces(&mut self, out: &mut [Ring], f: impl Fn(&mut ChaCha12Rng, &mut [Ring]) + Sync) {
         #[cfg(feature = "std")]
         if out.len() >= 2 * PARALLEL_WORDS {
             use rayon::prelude::*;
@@ -106,42 +183,18 @@ impl Prg {
                 .for_each(|(i, piece)| {
                     let mut rng = rng.clone();
                     rng.set_word_pos(start + 2 * (i * PARALLEL_WORDS) as u128);
-                    fill_from(&mut rng, piece);
+                    f(&mut rng, piece);
                 });
             self.rng.set_word_pos(start + 2 * out.len() as u128);
             return;
         }
-        fill_from(&mut self.rng, out);
-    }
-
-    /// A tensor of the given shape filled from the stream (row-major order).
-    pub fn tensor(&mut self, shape: &[usize]) -> RingTensor {
-        let mut t = RingTensor::zeros(IxDyn(shape));
-        if let Some(s) = t.as_slice_mut() {
-            self.fill(s);
-        }
-        t
+        f(&mut self.rng, out);
     }
 }
 
-/// Elements per piece of a parallel [`Prg::fill`] (512 KiB).
+/// Elements per piece of a parallel [`Prg::fill`] (512 KiB; even).
 #[cfg(feature = "std")]
 const PARALLEL_WORDS: usize = 1 << 16;
-
-/// `out` from `rng`'s stream, in order, 8 little-endian bytes per element.
-fn fill_from(rng: &mut ChaCha12Rng, out: &mut [Ring]) {
-    const CHUNK: usize = 512;
-    let mut buf = [0u8; CHUNK * 8];
-    for block in out.chunks_mut(CHUNK) {
-        let bytes = &mut buf[..block.len() * 8];
-        rng.fill_bytes(bytes);
-        for (o, b) in block.iter_mut().zip(bytes.chunks_exact(8)) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(b);
-            *o = u64::from_le_bytes(w);
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -198,6 +251,48 @@ mod tests {
             assert_eq!(x, b.next_ring(), "element {i}");
         }
         assert_eq!(a.next_ring(), b.next_ring());
+    }
+
+    /// Every way of reading the stream (`vec`, `tensor`, `fold_into`,
+    /// `fold_wide_into`), short (one sequential pass) and long (parallel
+    /// pieces, or rayon's splits for `vec`), reads the same words in the
+    /// same order as one element at a time, and leaves the stream where
+    /// that would.
+    #[test]
+    fn every_reader_is_the_sequential_stream() {
+        let seed = Seed::from_bytes([5; 32]);
+        for len in [0, 1, 6, 1000, 5 * (1 << 16) + 12_346] {
+            let (mut a, mut b) = (Prg::new(&seed), Prg::new(&seed));
+            a.next_ring();
+            b.next_ring();
+            let got = a.vec(len);
+            let want: alloc::vec::Vec<u64> = (0..len).map(|_| b.next_ring()).collect();
+            assert_eq!(got, want, "vec of {len}");
+
+            let t = a.tensor(&[2, len / 2]);
+            let want: alloc::vec::Vec<u64> = (0..len / 2 * 2).map(|_| b.next_ring()).collect();
+            assert_eq!(t.as_slice(), Some(&want[..]), "tensor of {len}");
+
+            let base: alloc::vec::Vec<u64> = (0..len as u64).map(|i| i * 0x9e37).collect();
+            let mut sum = base.clone();
+            a.fold_into(&mut sum, u64::wrapping_sub);
+            for (i, (&s, &x)) in sum.iter().zip(&base).enumerate() {
+                assert_eq!(
+                    s,
+                    x.wrapping_sub(b.next_ring()),
+                    "fold of {len}, element {i}"
+                );
+            }
+
+            let mut sum = base.clone();
+            a.fold_wide_into(&mut sum[..len / 2 * 2], u128::wrapping_add);
+            for (i, (s, x)) in sum.chunks_exact(2).zip(base.chunks_exact(2)).enumerate() {
+                let r = wide(b.next_ring(), b.next_ring());
+                let want = wide(x[0], x[1]).wrapping_add(r);
+                assert_eq!(wide(s[0], s[1]), want, "wide fold of {len}, element {i}");
+            }
+            assert_eq!(a.next_ring(), b.next_ring(), "stream position after {len}");
+        }
     }
 
     #[test]

@@ -152,6 +152,18 @@ impl TruncNoStd for f64 {
     }
 }
 
+/// A 128-bit element from two words, low first.
+pub(crate) fn wide(lo: u64, hi: u64) -> u128 {
+    (hi as u128) << 64 | lo as u128
+}
+
+/// Writes a 128-bit element into two words, low first.
+#[inline(always)]
+pub(crate) fn put_wide(slot: &mut [u64], v: u128) {
+    slot[0] = v as u64;
+    slot[1] = (v >> 64) as u64;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ use crate::bilinear::BilinearOp;
 use crate::channel::Channel;
 use crate::error::{ChannelError, Error, PartyId, PeerError, Result};
 use crate::prg::{Prg, Seed};
-use crate::ring::{Ring, RingTensor};
+use crate::ring::{Ring, RingTensor, put_wide, wide};
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -426,16 +426,6 @@ impl<B: Backend> SeededDealer<B> {
         req.validate()?;
         let n = self.prgs.len();
         let d = draws(req)?;
-        let mut totals: Vec<RingTensor> = d
-            .random
-            .iter()
-            .map(|d| RingTensor::zeros(IxDyn(&d.shape)))
-            .collect();
-        let mut others: Vec<RingTensor> = d
-            .derived
-            .iter()
-            .map(|d| RingTensor::zeros(IxDyn(&d.shape)))
-            .collect();
         let one_sided = matches!(req, CorrelationRequest::OneSidedAnd { .. });
         if one_sided && n != 2 {
             return Err(Error::Unsupported(
@@ -445,30 +435,37 @@ impl<B: Backend> SeededDealer<B> {
         if d.owner.is_some_and(|o| o >= n) {
             return Err(PeerError::Malformed("mask owner is not a party").into());
         }
+        // Running totals of the parties' pieces: the first party's stream
+        // is the total's storage, the others' are folded into it as they are
+        // expanded (no tensor per party).
+        let mut totals: Vec<Option<RingTensor>> = vec![None; d.random.len()];
+        let mut others: Vec<Option<RingTensor>> = vec![None; d.derived.len()];
         let mut own: Vec<RingTensor> = Vec::new();
         for (i, prg) in self.prgs.iter_mut().enumerate() {
             if d.owner.is_none_or(|o| o == i) {
-                for ((t, r), dr) in totals
-                    .iter_mut()
-                    .zip(draw_all(prg, &d.random))
-                    .zip(&d.random)
-                {
+                for (t, dr) in totals.iter_mut().zip(&d.random) {
                     if one_sided {
+                        // The correction is the AND of the two parties'
+                        // own masks, so each is kept.
+                        let r = prg.tensor(&dr.shape);
                         own.push(r.clone());
+                        accumulate_tensor(t, r, dr.kind);
+                    } else {
+                        accumulate(t, prg, dr);
                     }
-                    combine_assign(t, &r, dr.kind);
                 }
             }
             if i + 1 < n {
-                for ((t, x), dr) in others
-                    .iter_mut()
-                    .zip(draw_all(prg, &d.derived))
-                    .zip(&d.derived)
-                {
-                    combine_assign(t, &x, dr.kind);
+                for (t, dr) in others.iter_mut().zip(&d.derived) {
+                    accumulate(t, prg, dr);
                 }
             }
         }
+        let mut totals: Vec<RingTensor> = totals
+            .into_iter()
+            .zip(&d.random)
+            .map(|(t, dr)| t.unwrap_or_else(|| RingTensor::zeros(IxDyn(&dr.shape))))
+            .collect();
         let truth: Vec<RingTensor> = match req {
             CorrelationRequest::Triple(op) => {
                 vec![op.apply(&self.backend, &totals[0], &totals[1])?]
@@ -552,31 +549,44 @@ impl<B: Backend> SeededDealer<B> {
             .into_iter()
             .zip(others)
             .zip(&d.derived)
-            .map(|((t, o), dr)| match dr.kind {
-                DrawKind::Arith => Zip::from(&t)
-                    .and(&o)
-                    .map_collect(|&t, &o| t.wrapping_sub(o)),
-                DrawKind::Binary => Zip::from(&t).and(&o).map_collect(|&t, &o| t ^ o),
-                DrawKind::Arith128 => {
-                    let mut c = t;
-                    pairs_assign(&mut c, &o, u128::wrapping_sub);
-                    c
+            .map(|((mut t, o), dr)| {
+                if let Some(o) = o {
+                    match dr.kind {
+                        DrawKind::Arith => Zip::from(&mut t)
+                            .and(&o)
+                            .for_each(|t, &o| *t = t.wrapping_sub(o)),
+                        DrawKind::Binary => Zip::from(&mut t).and(&o).for_each(|t, &o| *t ^= o),
+                        DrawKind::Arith128 => pairs_assign(&mut t, &o, u128::wrapping_sub),
+                    }
                 }
+                t
             })
             .collect())
     }
 }
 
-/// A 128-bit element from two words, low first.
-pub(crate) fn wide(lo: u64, hi: u64) -> u128 {
-    (hi as u128) << 64 | lo as u128
+/// Adds (as `kind` combines) the next draw of `prg`, of `draw`'s shape, into
+/// the running total `t`, or makes it the total when there is none yet.
+fn accumulate(t: &mut Option<RingTensor>, prg: &mut Prg, draw: &Draw) {
+    match t {
+        None => *t = Some(prg.tensor(&draw.shape)),
+        Some(t) => match t.as_slice_mut() {
+            Some(s) => match draw.kind {
+                DrawKind::Arith => prg.fold_into(s, Ring::wrapping_add),
+                DrawKind::Binary => prg.fold_into(s, |t, x| t ^ x),
+                DrawKind::Arith128 => prg.fold_wide_into(s, u128::wrapping_add),
+            },
+            None => combine_assign(t, &prg.tensor(&draw.shape), draw.kind),
+        },
+    }
 }
 
-/// Writes a 128-bit element into two words, low first.
-#[inline(always)]
-pub(crate) fn put_wide(slot: &mut [u64], v: u128) {
-    slot[0] = v as u64;
-    slot[1] = (v >> 64) as u64;
+/// [`accumulate`] with a tensor already drawn.
+fn accumulate_tensor(t: &mut Option<RingTensor>, x: RingTensor, kind: DrawKind) {
+    match t {
+        None => *t = Some(x),
+        Some(t) => combine_assign(t, &x, kind),
+    }
 }
 
 /// `t[i] = f(t[i], x[i])` for the 128-bit elements of two tensors of word pairs.
@@ -675,8 +685,11 @@ impl<B: Backend> CorrectionSource for SeededDealer<B> {
         Ok(out
             .into_iter()
             .map(|t| {
-                let t = t.as_standard_layout().into_owned();
-                t.into_raw_vec_and_offset().0
+                if t.is_standard_layout() {
+                    t.into_raw_vec_and_offset().0
+                } else {
+                    t.iter().copied().collect()
+                }
             })
             .collect())
     }
