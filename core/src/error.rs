@@ -103,6 +103,16 @@ impl ErrorCode {
 }
 
 impl Error {
+    /// This error in words, without the code that a [`Error::Session`]'s
+    /// `Display` adds in parentheses: for an error frame, which carries the
+    /// code beside the words, and for whoever prints the code itself.
+    pub fn message(&self) -> String {
+        match self {
+            Error::Session(e) => e.message.clone(),
+            e => alloc::format!("{e}"),
+        }
+    }
+
     /// The stable code that best describes this error.
     pub fn code(&self) -> ErrorCode {
         match self {

@@ -45,7 +45,7 @@ fn js_error(code: &str, message: &str) -> JsValue {
 }
 
 fn to_js(e: &Error) -> JsValue {
-    js_error(e.code().as_str(), &e.to_string())
+    js_error(e.code().as_str(), &e.message())
 }
 
 fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {

@@ -4,7 +4,6 @@ use super::Control;
 use super::frame::{self, Frame, Limits};
 use crate::channel::{Channel, CommStats, Meter};
 use crate::error::{ChannelError, Error, ErrorCode, PartyId, PeerError, Result, SessionError};
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -97,8 +96,10 @@ impl<T: FrameTransport> FramedChannel<T> {
     }
 }
 
+/// A peer's error frame: its words as they came (peers write whole
+/// sentences: "the dealer is at its session limit"), its code.
 fn peer_error(code: ErrorCode, message: &str) -> Error {
-    SessionError::new(code, format!("the peer ended the session: {message}")).into()
+    SessionError::new(code, message).into()
 }
 
 impl<T: FrameTransport> Channel for FramedChannel<T> {

@@ -24,8 +24,6 @@ pub enum DealerFeed {
     Remote {
         /// The link.
         channel: Box<FramedChannel<WsTransport>>,
-        /// Its address, for messages.
-        url: String,
     },
     /// INSECURE: the dealer runs inside the server.
     InsecureLocal(Generator),
@@ -42,15 +40,22 @@ pub struct OpenedSession {
     pub server_seed: Seed,
 }
 
-fn dealer_error(url: &str, e: &Error) -> Error {
+/// A failure of the dealer link as a session error. The dealer's refusals
+/// keep their code (the server tells a busy dealer from an unreachable one)
+/// and their words; the rest is `DEALER`. The dealer's address is not in the
+/// words: they may reach the client, and the address may be internal (the
+/// server logs it).
+fn dealer_error(e: &Error) -> Error {
     match e {
-        Error::Session(s) if s.code == ErrorCode::Dealer => e.clone(),
-        // The dealer's refusals keep their code: the server tells a busy
-        // dealer from an unreachable one.
-        Error::Session(s) if matches!(s.code, ErrorCode::Busy | ErrorCode::BadRequest) => {
-            SessionError::new(s.code, format!("dealer {url}: {}", s.message)).into()
+        Error::Session(s)
+            if matches!(
+                s.code,
+                ErrorCode::Dealer | ErrorCode::Busy | ErrorCode::BadRequest
+            ) =>
+        {
+            e.clone()
         }
-        _ => SessionError::new(ErrorCode::Dealer, format!("dealer {url}: {e}")).into(),
+        _ => SessionError::new(ErrorCode::Dealer, format!("dealer: {}", e.message())).into(),
     }
 }
 
@@ -88,11 +93,10 @@ impl DealerFeed {
                 ))),
             }
         };
-        let (channel, session, server_seed) = run.await.map_err(|e| dealer_error(url, &e))?;
+        let (channel, session, server_seed) = run.await.map_err(|e| dealer_error(&e))?;
         Ok(OpenedSession {
             feed: DealerFeed::Remote {
                 channel: Box::new(channel),
-                url: url.to_string(),
             },
             ticket: DealerTicket::Dealer {
                 url: public_url.to_string(),
@@ -105,10 +109,10 @@ impl DealerFeed {
     /// Asks the dealer to prepare `n` more inferences.
     pub async fn credit(&mut self, n: u32) -> Result<()> {
         match self {
-            DealerFeed::Remote { channel, url } => channel
+            DealerFeed::Remote { channel } => channel
                 .send_control(&Control::DealerCredit { inferences: n })
                 .await
-                .map_err(|e| dealer_error(url, &e)),
+                .map_err(|e| dealer_error(&e)),
             DealerFeed::InsecureLocal(g) => g.credit(n),
         }
     }
@@ -120,12 +124,12 @@ impl CorrectionSource for DealerFeed {
         req: &CorrelationRequest,
         lens: &[usize],
     ) -> Result<Vec<Vec<Ring>>> {
-        let (bytes, url) = match self {
-            DealerFeed::Remote { channel, url } => (channel.recv(DEALER).await, url.as_str()),
-            DealerFeed::InsecureLocal(g) => (g.next().await, "in-process"),
+        let bytes = match self {
+            DealerFeed::Remote { channel } => channel.recv(DEALER).await,
+            DealerFeed::InsecureLocal(g) => g.next().await,
         };
         bytes
             .and_then(|b| decode_correction(&b, req, lens))
-            .map_err(|e| dealer_error(url, &e))
+            .map_err(|e| dealer_error(&e))
     }
 }

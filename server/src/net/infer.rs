@@ -319,5 +319,5 @@ fn explain(e: hush_core::Error) -> BoxError {
         ErrorCode::Version => " (update hush on one side)",
         _ => "",
     };
-    format!("{e}{hint} [{}]", code.as_str()).into()
+    format!("{}{hint} [{}]", e.message(), code.as_str()).into()
 }

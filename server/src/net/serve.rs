@@ -393,18 +393,31 @@ async fn client_session(state: Arc<ServeState>, transport: WsTransport, peer: So
     let opened = match open_dealer(&state, hash).await {
         Ok(o) => o,
         Err(e) => {
-            tracing::error!(%peer, error = %e, "dealer unavailable");
-            let (code, what) = match e.code() {
+            let dealer = match &state.dealer {
+                DealerMode::Remote { url, .. } => url.as_str(),
+                DealerMode::InsecureLocal => "in-process (insecure)",
+            };
+            tracing::error!(%peer, %dealer, error = %e, "dealer unavailable");
+            // The client gets the dealer's own reason for a refusal, and
+            // nothing of the server's network for a failure to reach it.
+            let (code, words) = match e.code() {
                 ErrorCode::Busy => (
                     ErrorCode::Busy,
-                    "the server's dealer is busy, try again later",
+                    format!(
+                        "the server's dealer is busy, try again later: {}",
+                        e.message()
+                    ),
                 ),
-                ErrorCode::BadRequest => {
-                    (ErrorCode::Dealer, "the server's dealer refused the session")
-                }
-                _ => (ErrorCode::Dealer, "the server cannot reach its dealer"),
+                ErrorCode::BadRequest => (
+                    ErrorCode::Dealer,
+                    format!("the server's dealer refused the session: {}", e.message()),
+                ),
+                _ => (
+                    ErrorCode::Dealer,
+                    "the server cannot reach its dealer".to_string(),
+                ),
             };
-            ch.send_error(code, format!("{what}: {e}")).await;
+            ch.send_error(code, words).await;
             return;
         }
     };
@@ -415,7 +428,7 @@ async fn client_session(state: Arc<ServeState>, transport: WsTransport, peer: So
     } = opened;
     // The dealer prepares the first inference while the weights are set up.
     if let Err(e) = feed.credit(1).await {
-        ch.send_error(ErrorCode::Dealer, e.to_string()).await;
+        ch.send_error(ErrorCode::Dealer, e.message()).await;
         return;
     }
     let hello = Control::ServerHello {

@@ -157,7 +157,7 @@ impl WsHandle {
                     .out
                     .send(Out::Close(format!("hush protocol version {ours} required")));
             }
-            _ => self.send_error(e.code(), &e.to_string()),
+            _ => self.send_error(e.code(), &e.message()),
         }
     }
 }
