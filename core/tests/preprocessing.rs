@@ -13,7 +13,7 @@ use hush_core::channel::Channel;
 use hush_core::channel::memory::run_parties;
 use hush_core::error::PeerError;
 use hush_core::preprocessing::seeded::{
-    DealerLink, NoCorrections, SeededDealer, SeededPreprocessing, in_process, serve_dealer,
+    DealerLink, NoCorrections, SeededDealer, SeededPreprocessing, draws, in_process, serve_dealer,
 };
 use hush_core::preprocessing::wire::{WIRE_VERSION, encode_correction, encode_request};
 use hush_core::preprocessing::{
@@ -541,4 +541,19 @@ fn one_sided_and_correlations_are_correct_and_two_party_only() {
     assert_eq!(z, ndarray::Zip::from(a).and(b).map_collect(|&x, &y| x & y));
     let mut three = SeededDealer::new(&seeds(3, 51), CpuBackend);
     assert!(matches!(three.generate(&req), Err(Error::Unsupported(_))));
+}
+
+#[test]
+fn a_request_counts_the_elements_it_draws() {
+    // A [2,3]·[3,4] triple draws A (6), B (12) and C (8).
+    let req = CorrelationRequest::Triple(BilinearOp::MatMul {
+        lhs: vec![2, 3],
+        rhs: vec![3, 4],
+    });
+    assert_eq!(draws(&req).unwrap().elements(), Some(26));
+    // Shapes whose product overflows (never validated) count as None.
+    let huge = CorrelationRequest::Square {
+        shape: vec![usize::MAX, 2],
+    };
+    assert_eq!(draws(&huge).unwrap().elements(), None);
 }

@@ -71,13 +71,7 @@ pub fn frame(data: &[u8]) {
 
 /// Ring elements `req` draws in all, or `None` past `usize`.
 fn drawn_elements(req: &CorrelationRequest) -> Option<usize> {
-    let d = draws(req).ok()?;
-    d.random
-        .iter()
-        .chain(&d.derived)
-        .try_fold(0usize, |acc, t| {
-            acc.checked_add(t.shape.iter().try_fold(1usize, |n, &s| n.checked_mul(s))?)
-        })
+    draws(req).ok()?.elements()
 }
 
 /// A correlation request as the dealer receives it from a server: decoded,

@@ -90,6 +90,9 @@ pub async fn setup<C: Channel, P: Preprocessing, B: Backend>(
     roles: Roles,
     weights: Option<&Weights>,
 ) -> Result<SessionWeights> {
+    // The plan first: an invalid plan is reported as such, before any
+    // weight is encoded for it.
+    plan.validate()?;
     let fp = party.config().fixed_point;
     let encoded = weights.map(|w| EncodedWeights::new(w, fp)).transpose()?;
     setup_encoded(party, plan, roles, encoded.as_ref()).await

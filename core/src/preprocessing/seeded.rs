@@ -74,6 +74,17 @@ impl Draws {
             .map(|d| d.shape.iter().product::<usize>())
             .sum()
     }
+
+    /// Ring elements the request draws in all (random and derived), or
+    /// `None` when that overflows (a request no validation has seen).
+    pub fn elements(&self) -> Option<usize> {
+        self.random
+            .iter()
+            .chain(&self.derived)
+            .try_fold(0usize, |acc, t| {
+                acc.checked_add(t.shape.iter().try_fold(1usize, |n, &s| n.checked_mul(s))?)
+            })
+    }
 }
 
 fn arith(shape: &[usize]) -> Draw {

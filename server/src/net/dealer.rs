@@ -246,11 +246,7 @@ fn decode_all(encoded: &[Vec<u8>]) -> Result<Decoded, Error> {
     for bytes in encoded {
         let req = decode_request(bytes)?;
         req.validate()?;
-        let d = draws(&req)?;
-        let mut elements: u64 = 0;
-        for t in d.random.iter().chain(&d.derived) {
-            elements = elements.saturating_add(t.shape.iter().product::<usize>() as u64);
-        }
+        let elements = draws(&req)?.elements().map_or(u64::MAX, |e| e as u64);
         out.elements = out.elements.saturating_add(elements);
         out.largest = out.largest.max(elements);
         out.requests.push(req);
