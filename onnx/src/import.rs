@@ -69,7 +69,17 @@ pub struct ImportOptions {
     pub input_shapes: HashMap<String, Vec<usize>>,
     /// Plan name; the model's graph name when `None`.
     pub name: Option<String>,
+    /// The most constant elements the importer may compute in all, folding
+    /// shape arithmetic and weight layout on constants (default
+    /// [`MAX_FOLDED_ELEMENTS`]). A model file is the owner's, but may come
+    /// from anywhere: this bounds the time and memory a small file can make
+    /// the import spend (a chain of `ConstantOfShape`, `Expand`, `Concat`…).
+    pub max_folded_elements: usize,
 }
+
+/// Default of [`ImportOptions::max_folded_elements`]: as many elements as one
+/// tensor of a plan may hold (2^28; 2 GiB of `f64` computed in all).
+pub const MAX_FOLDED_ELEMENTS: usize = hush_core::plan::MAX_ELEMENTS;
 
 impl Default for ImportOptions {
     fn default() -> Self {
@@ -78,6 +88,7 @@ impl Default for ImportOptions {
             symbolic_dim: 1,
             input_shapes: HashMap::new(),
             name: None,
+            max_folded_elements: MAX_FOLDED_ELEMENTS,
         }
     }
 }
@@ -151,6 +162,10 @@ struct Builder {
     /// The first value given a shape over the plan's limits, if any: the
     /// import stops with an error after the node that made it.
     oversize: Option<String>,
+    /// Constant elements computed so far, and the most allowed
+    /// ([`ImportOptions::max_folded_elements`]).
+    folded: usize,
+    max_folded: usize,
 }
 
 fn invalid(node: &str, reason: impl Into<String>) -> ImportError {
@@ -397,6 +412,34 @@ impl Builder {
         }
     }
 
+    /// Charges a constant of `shape` that `n` is about to compute to the
+    /// import's folding budget, before it is allocated: refused when one
+    /// tensor would be over the plan's size limit, or the constants computed
+    /// in all over [`ImportOptions::max_folded_elements`].
+    fn charge_fold(&mut self, n: &NodeProto, shape: &[usize]) -> Result<(), ImportError> {
+        let elements = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|&e| e <= hush_core::plan::MAX_ELEMENTS)
+            .ok_or_else(|| {
+                invalid(
+                    n.name(),
+                    format!("constant of shape {shape:?} is over the size limit"),
+                )
+            })?;
+        self.folded = self.folded.saturating_add(elements);
+        if self.folded > self.max_folded {
+            return Err(invalid(
+                n.name(),
+                format!(
+                    "constant folding over {} elements in all (ImportOptions::max_folded_elements)",
+                    self.max_folded
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether an input of `n` is a float initializer or was computed from
     /// one (the model owner's secret).
     fn derives_from_weights(&self, n: &NodeProto) -> bool {
@@ -445,9 +488,7 @@ impl Builder {
                 let e = self.get(n, 0)?;
                 self.alias(n, e);
             }
-            "Gather" | "Unsqueeze" | "Concat" | "Squeeze" | "Expand" if self.all_public(n) => {
-                self.fold_public(n)?
-            }
+            "Gather" | "Unsqueeze" | "Concat" if self.all_public(n) => self.fold_public(n)?,
             "Equal" | "Where" | "Range" | "ConstantOfShape" => self.fold_more(n)?,
             "Gather" | "Slice" | "Split" | "Squeeze" | "Unsqueeze" | "Concat" | "Expand"
             | "Transpose" | "Pad" => self.movement(n)?,
@@ -529,6 +570,7 @@ impl Builder {
             "Equal" => {
                 let (a, b) = (self.public_of(n, 0)?, self.public_of(n, 1)?);
                 let shape = broadcast_shape(n, a.shape(), b.shape())?;
+                self.charge_fold(n, &shape)?;
                 let (a, b) = (
                     a.broadcast(IxDyn(&shape))
                         .ok_or_else(|| invalid(n.name(), "broadcast"))?,
@@ -547,6 +589,7 @@ impl Builder {
                 );
                 let shape =
                     broadcast_shape(n, &broadcast_shape(n, c.shape(), a.shape())?, b.shape())?;
+                self.charge_fold(n, &shape)?;
                 let bc = |t: &ArrayD<f64>| {
                     t.broadcast(IxDyn(&shape))
                         .map(|v| v.to_owned())
@@ -573,20 +616,12 @@ impl Builder {
                     return Err(invalid(n.name(), "zero delta"));
                 }
                 let count = ((l - s0) / d).ceil().max(0.0) as usize;
-                if count > hush_core::plan::MAX_ELEMENTS {
-                    return Err(invalid(n.name(), "range too long"));
-                }
+                self.charge_fold(n, &[count])?;
                 ArrayD::from_shape_fn(IxDyn(&[count]), |ix| s0 + d * ix[0] as f64)
             }
             _ => {
                 let shape: Vec<usize> = self.public_of(n, 0)?.iter().map(|&v| v as usize).collect();
-                if shape
-                    .iter()
-                    .try_fold(1usize, |a, &d| a.checked_mul(d))
-                    .is_none_or(|c| c > hush_core::plan::MAX_ELEMENTS)
-                {
-                    return Err(invalid(n.name(), "shape too large"));
-                }
+                self.charge_fold(n, &shape)?;
                 let fill = attr(n, "value")
                     .and_then(|a| a.t.as_ref())
                     .map(tensor_to_array)
@@ -847,6 +882,7 @@ impl Builder {
                             self.names.insert(name, Entry::Secret(v));
                         }
                         Src::Const(a) => {
+                            self.charge_fold(n, &out)?;
                             let v = layout::select(a, &picks)
                                 .map_err(|e| invalid(n.name(), e.to_string()))?;
                             let e = self.folded(n, v);
@@ -872,6 +908,7 @@ impl Builder {
                 self.emit(n, op, vec![*v], out);
             }
             Src::Const(a) => {
+                self.charge_fold(n, &out)?;
                 let r = match &op {
                     Op::Transpose { perm } => layout::transpose(a, perm),
                     Op::Select { picks } => layout::select(a, picks),
@@ -989,6 +1026,7 @@ impl Builder {
     fn fold_binary(&mut self, n: &NodeProto, f: fn(f64, f64) -> f64) -> Result<(), ImportError> {
         let (a, b) = (self.public_of(n, 0)?, self.public_of(n, 1)?);
         let shape = broadcast_shape(n, a.shape(), b.shape())?;
+        self.charge_fold(n, &shape)?;
         let (a, b) = (
             a.broadcast(IxDyn(&shape))
                 .ok_or_else(|| invalid(n.name(), "broadcast"))?,
@@ -1098,7 +1136,8 @@ impl Builder {
         }
     }
 
-    /// Gather / Unsqueeze / Concat on constants (shape arithmetic).
+    /// Gather / Unsqueeze / Concat on constants (shape arithmetic; Squeeze
+    /// and Expand of constants are [`Builder::movement`]s).
     fn fold_public(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let out = match n.op_type() {
             "Gather" => {
@@ -1114,6 +1153,9 @@ impl Builder {
                     return Err(invalid(n.name(), "axis out of range"));
                 }
                 let picks = gather_indices(n, &idx, data.shape()[axis])?;
+                let mut sel_shape = data.shape().to_vec();
+                sel_shape[axis] = picks.len();
+                self.charge_fold(n, &sel_shape)?;
                 let sel = data.select(Axis(axis), &picks);
                 if idx.ndim() == 0 {
                     sel.index_axis(Axis(axis), 0).to_owned()
@@ -1123,6 +1165,7 @@ impl Builder {
             }
             "Unsqueeze" => {
                 let mut data = self.public_of(n, 0)?;
+                self.charge_fold(n, data.shape())?;
                 let axes = match self.opt(n, 1)? {
                     Some(Entry::Public(a)) | Some(Entry::Init(a)) => {
                         a.iter().map(|&v| v as i64).collect()
@@ -1150,6 +1193,11 @@ impl Builder {
                     .collect::<Result<_, _>>()?;
                 let rank = parts.first().map_or(1, |p| p.ndim()) as i64;
                 let axis = if axis < 0 { axis + rank } else { axis } as usize;
+                let total = parts
+                    .iter()
+                    .try_fold(0usize, |acc, p| acc.checked_add(p.len()))
+                    .unwrap_or(usize::MAX);
+                self.charge_fold(n, &[total])?;
                 let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
                 ndarray::concatenate(Axis(axis), &views)
                     .map_err(|e| invalid(n.name(), e.to_string()))?
@@ -1617,6 +1665,7 @@ impl Builder {
                 );
             }
             Entry::Public(a) | Entry::Init(a) => {
+                self.charge_fold(n, a.shape())?;
                 let r = a
                     .as_standard_layout()
                     .into_owned()
@@ -1697,6 +1746,8 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportErro
         producer: HashMap::new(),
         uses: HashMap::new(),
         oversize: None,
+        folded: 0,
+        max_folded: opts.max_folded_elements,
     };
     for n in &graph.node {
         for i in &n.input {

@@ -6,127 +6,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::*;
 use hush_core::plan::{Op, plain};
-use hush_onnx::proto::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto, tensor_shape_proto, type_proto,
-};
+use hush_onnx::proto::{NodeProto, TensorProto};
 use hush_onnx::{ImportOptions, import};
-use ndarray::{ArrayD, IxDyn};
-use prost::Message;
 
 /// The owner's weights: values no plan constant may contain.
 const W: [f32; 4] = [0.3172, -1.2809, 0.5733, 2.9061];
 const W2: [f32; 4] = [-0.6827, 1.4391, 0.1674, -2.2495];
-
-const FLOAT: i32 = 1;
-const INT64: i32 = 7;
-
-fn init(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
-    TensorProto {
-        name: Some(name.into()),
-        dims: dims.to_vec(),
-        data_type: Some(FLOAT),
-        float_data: v.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn ints(name: &str, v: &[i64]) -> TensorProto {
-    TensorProto {
-        name: Some(name.into()),
-        dims: vec![v.len() as i64],
-        data_type: Some(INT64),
-        int64_data: v.to_vec(),
-        ..Default::default()
-    }
-}
-
-fn node(op: &str, inputs: &[&str], output: &str) -> NodeProto {
-    NodeProto {
-        name: Some(format!("{op}_{output}")),
-        op_type: Some(op.into()),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        ..Default::default()
-    }
-}
-
-/// A `Constant` node whose value is the float tensor `v`.
-fn constant(output: &str, dims: &[i64], v: &[f32]) -> NodeProto {
-    NodeProto {
-        attribute: vec![AttributeProto {
-            name: Some("value".into()),
-            r#type: Some(4), // TENSOR
-            t: Some(init("", dims, v)),
-            ..Default::default()
-        }],
-        ..node("Constant", &[], output)
-    }
-}
-
-fn with_ints(mut n: NodeProto, name: &str, v: &[i64]) -> NodeProto {
-    n.attribute.push(AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(7), // INTS
-        ints: v.to_vec(),
-        ..Default::default()
-    });
-    n
-}
-
-fn with_int(mut n: NodeProto, name: &str, v: i64) -> NodeProto {
-    n.attribute.push(AttributeProto {
-        name: Some(name.into()),
-        r#type: Some(2), // INT
-        i: Some(v),
-        ..Default::default()
-    });
-    n
-}
-
-/// A model with input `x` of shape [1, 4], output `y`.
-fn model(nodes: Vec<NodeProto>, initializers: Vec<TensorProto>) -> Vec<u8> {
-    let dim = |v| tensor_shape_proto::Dimension {
-        value: Some(tensor_shape_proto::dimension::Value::DimValue(v)),
-        ..Default::default()
-    };
-    let input = ValueInfoProto {
-        name: Some("x".into()),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(FLOAT),
-                shape: Some(TensorShapeProto {
-                    dim: vec![dim(1), dim(4)],
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    ModelProto {
-        opset_import: vec![OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(17),
-        }],
-        graph: Some(GraphProto {
-            node: nodes,
-            initializer: initializers,
-            input: vec![input],
-            output: vec![ValueInfoProto {
-                name: Some("y".into()),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-    .encode_to_vec()
-}
-
-fn x() -> ArrayD<f64> {
-    ArrayD::from_shape_vec(IxDyn(&[1, 4]), vec![0.5, -2.0, 1.25, 3.0]).unwrap()
-}
 
 /// Imports `bytes`, checks that no plan constant and no byte of the
 /// serialized plan holds one of the weights' values, and returns the plan's
@@ -306,4 +195,52 @@ fn constants_of_the_graph_itself_stay_public() {
         .copied()
         .collect();
     assert_close("public", &got, &elementwise(|x, c| x * (c + 1.0), &c));
+}
+
+#[test]
+fn squeeze_and_expand_of_constants_keep_their_values() {
+    // Expand a [4] initializer to [1, 4]; Squeeze a [1, 1, 4] one to [1, 4].
+    let cases: Vec<Case> = vec![
+        (
+            "Mul by an expanded initializer",
+            vec![
+                node("Expand", &["w", "shape"], "w2"),
+                node("Mul", &["x", "w2"], "y"),
+            ],
+            vec![init("w", &[4], &W), ints("shape", &[1, 4])],
+            elementwise(|x, w| x * w, &W),
+        ),
+        (
+            "Add a squeezed initializer",
+            vec![
+                node("Squeeze", &["w", "axes"], "w2"),
+                node("Add", &["x", "w2"], "y"),
+            ],
+            vec![init("w", &[1, 1, 4], &W), ints("axes", &[0])],
+            elementwise(|x, w| x + w, &W),
+        ),
+    ];
+    for (case, nodes, inits, want) in cases {
+        let got = private_and_evaluated(case, &model(nodes, inits));
+        assert_close(case, &got, &want);
+    }
+    // The same on a public constant stays public, with its values.
+    let c = [0.5f32, 0.25, 2.0, -1.0];
+    let bytes = model(
+        vec![
+            constant("c", &[4], &c),
+            constant("shape", &[2], &[1.0, 4.0]),
+            node("Expand", &["c", "shape"], "c2"),
+            node("Mul", &["x", "c2"], "y"),
+        ],
+        vec![],
+    );
+    let m = import(&bytes, &ImportOptions::default()).unwrap();
+    let got: Vec<f64> = plain::evaluate(&m.plan, &m.weights, &[x()])
+        .unwrap()
+        .remove(0)
+        .iter()
+        .copied()
+        .collect();
+    assert_close("public Expand", &got, &elementwise(|x, c| x * c, &c));
 }

@@ -1,0 +1,119 @@
+//! Builds small ONNX graphs for the importer's tests.
+
+#![allow(clippy::unwrap_used, dead_code)]
+
+use hush_onnx::proto::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto, tensor_shape_proto, type_proto,
+};
+use ndarray::{ArrayD, IxDyn};
+use prost::Message;
+
+pub const FLOAT: i32 = 1;
+pub const INT64: i32 = 7;
+
+pub fn init(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
+    TensorProto {
+        name: Some(name.into()),
+        dims: dims.to_vec(),
+        data_type: Some(FLOAT),
+        float_data: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+pub fn ints(name: &str, v: &[i64]) -> TensorProto {
+    TensorProto {
+        name: Some(name.into()),
+        dims: vec![v.len() as i64],
+        data_type: Some(INT64),
+        int64_data: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+pub fn node(op: &str, inputs: &[&str], output: &str) -> NodeProto {
+    NodeProto {
+        name: Some(format!("{op}_{output}")),
+        op_type: Some(op.into()),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        ..Default::default()
+    }
+}
+
+/// A `Constant` node whose value is the float tensor `v`.
+pub fn constant(output: &str, dims: &[i64], v: &[f32]) -> NodeProto {
+    NodeProto {
+        attribute: vec![AttributeProto {
+            name: Some("value".into()),
+            r#type: Some(4), // TENSOR
+            t: Some(init("", dims, v)),
+            ..Default::default()
+        }],
+        ..node("Constant", &[], output)
+    }
+}
+
+pub fn with_ints(mut n: NodeProto, name: &str, v: &[i64]) -> NodeProto {
+    n.attribute.push(AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(7), // INTS
+        ints: v.to_vec(),
+        ..Default::default()
+    });
+    n
+}
+
+pub fn with_int(mut n: NodeProto, name: &str, v: i64) -> NodeProto {
+    n.attribute.push(AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(2), // INT
+        i: Some(v),
+        ..Default::default()
+    });
+    n
+}
+
+/// A model with input `x` of shape [1, 4], output `y`.
+pub fn model(nodes: Vec<NodeProto>, initializers: Vec<TensorProto>) -> Vec<u8> {
+    let dim = |v| tensor_shape_proto::Dimension {
+        value: Some(tensor_shape_proto::dimension::Value::DimValue(v)),
+        ..Default::default()
+    };
+    let input = ValueInfoProto {
+        name: Some("x".into()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(FLOAT),
+                shape: Some(TensorShapeProto {
+                    dim: vec![dim(1), dim(4)],
+                }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    ModelProto {
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(17),
+        }],
+        graph: Some(GraphProto {
+            node: nodes,
+            initializer: initializers,
+            input: vec![input],
+            output: vec![ValueInfoProto {
+                name: Some("y".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+pub fn x() -> ArrayD<f64> {
+    ArrayD::from_shape_vec(IxDyn(&[1, 4]), vec![0.5, -2.0, 1.25, 3.0]).unwrap()
+}
