@@ -1638,7 +1638,11 @@ impl Builder {
                     }
                 }
             }
-            let known: i64 = out.iter().filter(|&&d| d != -1).product();
+            let known: i64 = out
+                .iter()
+                .filter(|&&d| d != -1)
+                .try_fold(1i64, |a, &d| a.checked_mul(d))
+                .ok_or_else(|| invalid(n.name(), "reshape dimensions overflow"))?;
             if out.iter().filter(|&&d| d == -1).count() > 1 || known <= 0 && out.contains(&-1) {
                 return Err(invalid(n.name(), "cannot infer the reshape"));
             }
@@ -1647,7 +1651,7 @@ impl Builder {
                 .map(|d| usize::try_from(d).map_err(|_| invalid(n.name(), "negative dimension")))
                 .collect::<Result<_, _>>()?
         };
-        if shape.iter().product::<usize>() != total {
+        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(total) {
             return Err(invalid(
                 n.name(),
                 format!("cannot reshape {src_shape:?} to {shape:?}"),
