@@ -1192,7 +1192,12 @@ impl Builder {
                     .map(|i| self.public_of(n, i))
                     .collect::<Result<_, _>>()?;
                 let rank = parts.first().map_or(1, |p| p.ndim()) as i64;
-                let axis = if axis < 0 { axis + rank } else { axis } as usize;
+                let axis = if axis < 0 { axis + rank } else { axis };
+                // ndarray's concatenate asserts (panics) on another rank.
+                if !(0..rank).contains(&axis) || parts.iter().any(|p| p.ndim() as i64 != rank) {
+                    return Err(invalid(n.name(), "Concat axis or input ranks out of range"));
+                }
+                let axis = axis as usize;
                 let total = parts
                     .iter()
                     .try_fold(0usize, |acc, p| acc.checked_add(p.len()))
