@@ -811,6 +811,14 @@ impl Builder {
                 let steps = self
                     .ints_of(n, 4, "steps")?
                     .unwrap_or_else(|| vec![1; starts.len()]);
+                if [ends.len(), axes.len(), steps.len()] != [starts.len(); 3]
+                    || axes.iter().any(|&a| a >= rank)
+                {
+                    return Err(invalid(
+                        n.name(),
+                        "Slice starts, ends, axes and steps must be one per sliced axis",
+                    ));
+                }
                 let mut picks: Vec<Vec<usize>> = s.iter().map(|&d| full(d)).collect();
                 for (k, &a) in axes.iter().enumerate() {
                     let d = s[a] as i64;
@@ -828,7 +836,10 @@ impl Builder {
                         let mut i = b;
                         while i < e {
                             idx.push(i as usize);
-                            i += step;
+                            let Some(next) = i.checked_add(step) else {
+                                break;
+                            };
+                            i = next;
                         }
                     } else {
                         b = clampi(b, -1, d - 1);
@@ -836,7 +847,10 @@ impl Builder {
                         let mut i = b;
                         while i > e {
                             idx.push(i as usize);
-                            i += step;
+                            let Some(next) = i.checked_add(step) else {
+                                break;
+                            };
+                            i = next;
                         }
                     }
                     picks[a] = idx;
