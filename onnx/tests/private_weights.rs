@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use hush_core::plan::{Op, plain};
+use hush_core::plan::Op;
 use hush_onnx::proto::{NodeProto, TensorProto};
 use hush_onnx::{ImportOptions, import};
 
@@ -47,12 +47,15 @@ fn private_and_evaluated(case: &str, bytes: &[u8]) -> Vec<f64> {
         }
     }
     assert!(!m.weights.tensors.is_empty(), "{case}: no weights");
-    plain::evaluate(&m.plan, &m.weights, &[x()])
-        .unwrap()
-        .remove(0)
-        .iter()
-        .copied()
-        .collect()
+    outputs(&m)
+}
+
+/// Each case imports private and evaluates to its expected output.
+fn all_private(cases: Vec<Case>) {
+    for (case, nodes, inits, want) in cases {
+        let got = private_and_evaluated(case, &model(nodes, inits));
+        assert_close(case, &got, &want);
+    }
 }
 
 fn assert_close(case: &str, got: &[f64], want: &[f64]) {
@@ -167,10 +170,7 @@ fn constants_computed_from_initializers_stay_the_owners() {
             elementwise(|x, w| x * w, &W),
         ),
     ];
-    for (case, nodes, inits, want) in cases {
-        let got = private_and_evaluated(case, &model(nodes, inits));
-        assert_close(case, &got, &want);
-    }
+    all_private(cases);
 }
 
 #[test]
@@ -188,12 +188,7 @@ fn constants_of_the_graph_itself_stay_public() {
     let m = import(&bytes, &ImportOptions::default()).unwrap();
     let ops: Vec<&str> = m.plan.nodes.iter().map(|n| n.op.name()).collect();
     assert_eq!(ops, ["Mul(const)"], "a public constant is not a weight");
-    let got: Vec<f64> = plain::evaluate(&m.plan, &m.weights, &[x()])
-        .unwrap()
-        .remove(0)
-        .iter()
-        .copied()
-        .collect();
+    let got = outputs(&m);
     assert_close("public", &got, &elementwise(|x, c| x * (c + 1.0), &c));
 }
 
@@ -220,10 +215,7 @@ fn squeeze_and_expand_of_constants_keep_their_values() {
             elementwise(|x, w| x + w, &W),
         ),
     ];
-    for (case, nodes, inits, want) in cases {
-        let got = private_and_evaluated(case, &model(nodes, inits));
-        assert_close(case, &got, &want);
-    }
+    all_private(cases);
     // The same on a public constant stays public, with its values.
     let c = [0.5f32, 0.25, 2.0, -1.0];
     let bytes = model(
@@ -236,11 +228,6 @@ fn squeeze_and_expand_of_constants_keep_their_values() {
         vec![],
     );
     let m = import(&bytes, &ImportOptions::default()).unwrap();
-    let got: Vec<f64> = plain::evaluate(&m.plan, &m.weights, &[x()])
-        .unwrap()
-        .remove(0)
-        .iter()
-        .copied()
-        .collect();
+    let got = outputs(&m);
     assert_close("public Expand", &got, &elementwise(|x, c| x * c, &c));
 }

@@ -2,55 +2,18 @@
 
 #![allow(clippy::unwrap_used)]
 
-use hush_onnx::proto::{
-    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
-    ValueInfoProto, tensor_shape_proto, type_proto,
-};
-use hush_onnx::{ImportError, ImportOptions, import};
-use prost::Message;
+mod common;
 
+use hush_onnx::proto::NodeProto;
+use hush_onnx::{ImportError, ImportOptions, import};
+
+/// One node `the_node` of type `op` from `x` to `y`.
 fn model(op: &str, opset: i64) -> Vec<u8> {
-    let dim = |v| tensor_shape_proto::Dimension {
-        value: Some(tensor_shape_proto::dimension::Value::DimValue(v)),
-        ..Default::default()
-    };
-    let input = ValueInfoProto {
-        name: Some("x".into()),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(1),
-                shape: Some(TensorShapeProto {
-                    dim: vec![dim(1), dim(4)],
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
     let node = NodeProto {
         name: Some("the_node".into()),
-        op_type: Some(op.into()),
-        input: vec!["x".into()],
-        output: vec!["y".into()],
-        ..Default::default()
+        ..common::node(op, &["x"], "y")
     };
-    ModelProto {
-        opset_import: vec![OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(opset),
-        }],
-        graph: Some(GraphProto {
-            node: vec![node],
-            input: vec![input],
-            output: vec![ValueInfoProto {
-                name: Some("y".into()),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-    .encode_to_vec()
+    common::model_at(opset, vec![node], vec![])
 }
 
 #[test]

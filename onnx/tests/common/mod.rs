@@ -75,8 +75,13 @@ pub fn with_int(mut n: NodeProto, name: &str, v: i64) -> NodeProto {
     n
 }
 
-/// A model with input `x` of shape [1, 4], output `y`.
+/// A model with input `x` of shape [1, 4], output `y`, at opset 17.
 pub fn model(nodes: Vec<NodeProto>, initializers: Vec<TensorProto>) -> Vec<u8> {
+    model_at(17, nodes, initializers)
+}
+
+/// [`model`] at another opset.
+pub fn model_at(opset: i64, nodes: Vec<NodeProto>, initializers: Vec<TensorProto>) -> Vec<u8> {
     let dim = |v| tensor_shape_proto::Dimension {
         value: Some(tensor_shape_proto::dimension::Value::DimValue(v)),
         ..Default::default()
@@ -97,7 +102,7 @@ pub fn model(nodes: Vec<NodeProto>, initializers: Vec<TensorProto>) -> Vec<u8> {
     ModelProto {
         opset_import: vec![OperatorSetIdProto {
             domain: Some(String::new()),
-            version: Some(17),
+            version: Some(opset),
         }],
         graph: Some(GraphProto {
             node: nodes,
@@ -112,6 +117,16 @@ pub fn model(nodes: Vec<NodeProto>, initializers: Vec<TensorProto>) -> Vec<u8> {
         ..Default::default()
     }
     .encode_to_vec()
+}
+
+/// The plaintext evaluation of an imported model on [`x`], flattened.
+pub fn outputs(m: &hush_onnx::Imported) -> Vec<f64> {
+    hush_core::plan::plain::evaluate(&m.plan, &m.weights, &[x()])
+        .unwrap()
+        .remove(0)
+        .iter()
+        .copied()
+        .collect()
 }
 
 pub fn x() -> ArrayD<f64> {
