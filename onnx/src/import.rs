@@ -417,16 +417,15 @@ impl Builder {
     /// tensor would be over the plan's size limit, or the constants computed
     /// in all over [`ImportOptions::max_folded_elements`].
     fn charge_fold(&mut self, n: &NodeProto, shape: &[usize]) -> Result<(), ImportError> {
-        let elements = shape
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .filter(|&e| e <= hush_core::plan::MAX_ELEMENTS)
-            .ok_or_else(|| {
-                invalid(
-                    n.name(),
-                    format!("constant of shape {shape:?} is over the size limit"),
-                )
-            })?;
+        // The plan's own limit (zero axes counted as one: ndarray cannot make
+        // even an empty array whose other axes multiply past isize::MAX).
+        if !hush_core::plan::shape_within_limits(shape) {
+            return Err(invalid(
+                n.name(),
+                format!("constant of shape {shape:?} is over the size limit"),
+            ));
+        }
+        let elements: usize = shape.iter().product();
         self.folded = self.folded.saturating_add(elements);
         if self.folded > self.max_folded {
             return Err(invalid(

@@ -99,3 +99,22 @@ fn constants_computed_in_all_are_bounded_by_the_option() {
     };
     refused_at(&bytes, &tighter, "ConstantOfShape_b", "max_folded_elements");
 }
+
+#[test]
+fn an_empty_constant_with_huge_axes_is_refused() {
+    // Zero elements, but ndarray cannot make an array whose other axes
+    // multiply past isize::MAX: the limit counts zero axes as one.
+    let bytes = model(
+        vec![
+            node("ConstantOfShape", &["shape"], "c"),
+            node("Mul", &["x", "c"], "y"),
+        ],
+        vec![ints("shape", &[0, 1 << 31, 1 << 31, 1 << 31])],
+    );
+    refused_at(
+        &bytes,
+        &ImportOptions::default(),
+        "ConstantOfShape_c",
+        "over the size limit",
+    );
+}
