@@ -429,7 +429,8 @@ impl Weights {
     }
 }
 
-fn elements(shape: &[usize]) -> Option<usize> {
+/// The element count of `shape`, or `None` when it overflows.
+pub(crate) fn elements(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
 }
 

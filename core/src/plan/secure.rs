@@ -95,7 +95,7 @@ pub async fn setup<C: Channel, P: Preprocessing, B: Backend>(
     plan.validate()?;
     let fp = party.config().fixed_point;
     let encoded = weights.map(|w| EncodedWeights::new(w, fp)).transpose()?;
-    setup_encoded(party, plan, roles, encoded.as_ref()).await
+    setup_validated(party, plan, roles, encoded.as_ref()).await
 }
 
 /// [`setup`] with the weights encoded ahead ([`EncodedWeights`]), shared
@@ -107,6 +107,16 @@ pub async fn setup_encoded<C: Channel, P: Preprocessing, B: Backend>(
     weights: Option<&EncodedWeights>,
 ) -> Result<SessionWeights> {
     plan.validate()?;
+    setup_validated(party, plan, roles, weights).await
+}
+
+/// [`setup_encoded`] for a plan its caller has validated (once).
+async fn setup_validated<C: Channel, P: Preprocessing, B: Backend>(
+    party: &mut Party<C, P, B>,
+    plan: &Plan,
+    roles: Roles,
+    weights: Option<&EncodedWeights>,
+) -> Result<SessionWeights> {
     let mine = party.id() == roles.owner;
     if mine != weights.is_some() {
         return Err(Error::Usage(

@@ -82,7 +82,7 @@ impl Draws {
             .iter()
             .chain(&self.derived)
             .try_fold(0usize, |acc, t| {
-                acc.checked_add(t.shape.iter().try_fold(1usize, |n, &s| n.checked_mul(s))?)
+                acc.checked_add(crate::plan::elements(&t.shape)?)
             })
     }
 }
