@@ -1425,18 +1425,35 @@ impl Builder {
         };
         let (gamma, beta, mean, var) = (get(1)?, get(2)?, get(3)?, get(4)?);
         let eps = attr_f(n, "epsilon", 1e-5) as f64;
-        let c = gamma.len();
-        let scale: Vec<f64> = (0..c)
-            .map(|i| gamma[[i]] / (var[[i]] + eps).sqrt())
-            .collect();
-        let shift: Vec<f64> = (0..c).map(|i| beta[[i]] - mean[[i]] * scale[i]).collect();
         let xs = self.shape(x);
-        if xs.len() < 2 || xs[1] != c {
-            return Err(invalid(
-                n.name(),
-                "BatchNormalization channels do not match",
-            ));
-        }
+        // One value per channel (axis 1) in each of the four.
+        let c = match xs.get(1) {
+            Some(&c) if [&gamma, &beta, &mean, &var].iter().all(|a| a.len() == c) => c,
+            _ => {
+                return Err(invalid(
+                    n.name(),
+                    format!(
+                        "BatchNormalization of {xs:?} needs a value per channel in scale, \
+                         bias, mean and variance (they have {}, {}, {}, {})",
+                        gamma.len(),
+                        beta.len(),
+                        mean.len(),
+                        var.len()
+                    ),
+                ));
+            }
+        };
+        let scale: Vec<f64> = gamma
+            .iter()
+            .zip(var.iter())
+            .map(|(g, v)| g / (v + eps).sqrt())
+            .collect();
+        let shift: Vec<f64> = beta
+            .iter()
+            .zip(mean.iter())
+            .zip(&scale)
+            .map(|((b, m), s)| b - m * s)
+            .collect();
         // Fold into a preceding Conv (optionally followed by its bias) that
         // nothing else reads.
         let input_name = &n.input[0];
@@ -1487,7 +1504,15 @@ impl Builder {
         // Output channels: axis 0 of a kernel, axis 1 of a [k, n] matrix.
         let (weight, out_axis, bias_shape) = match self.plan.nodes[conv_idx].op {
             Op::Conv { weight, .. } => (weight, 0, vec![1, c, 1, 1]),
-            Op::MatMulWeight { weight } if self.weights[weight].ndim() == 2 => (weight, 1, vec![c]),
+            // A [k, n] matrix's columns are the channels of a [batch, n]
+            // product only: on [batch, c, n] BatchNormalization scales
+            // axis 1, not the columns.
+            Op::MatMulWeight { weight }
+                if self.weights[weight].ndim() == 2
+                    && self.shape(self.plan.nodes[conv_idx].output).len() == 2 =>
+            {
+                (weight, 1, vec![c])
+            }
             _ => return Ok(None),
         };
         if let Some(bi) = bias_idx {
