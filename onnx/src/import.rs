@@ -1625,24 +1625,9 @@ impl Builder {
         if n.output.len() > 1 && n.output[1..].iter().any(|o| !o.is_empty()) {
             return Err(unsupported(n, "MaxPool indices output"));
         }
-        let mut out = [0usize; 2];
-        for d in 0..2 {
-            let dil = if max { a.dilation[d] } else { 1 };
-            let padded = xs[2 + d] + a.padding[d] + a.padding[d + 2];
-            let span = dil * (a.kernel[d].max(1) - 1) + 1;
-            if padded < span || a.stride[d] == 0 {
-                return Err(invalid(n.name(), "pooling window does not fit"));
-            }
-            let mut o = if a.ceil_mode {
-                (padded - span).div_ceil(a.stride[d]) + 1
-            } else {
-                (padded - span) / a.stride[d] + 1
-            };
-            if a.ceil_mode && (o - 1) * a.stride[d] >= xs[2 + d] + a.padding[d] {
-                o -= 1;
-            }
-            out[d] = o;
-        }
+        let out = a
+            .output_hw([xs[2], xs[3]], max)
+            .ok_or_else(|| invalid(n.name(), "pooling window does not fit"))?;
         let op = if max {
             Op::MaxPool(a)
         } else {

@@ -16,6 +16,7 @@ pub mod plain;
 pub mod secure;
 
 use crate::backend::Conv2dParams;
+use crate::backend::conv::window_positions;
 use crate::error::{Error, PeerError, Result};
 use crate::protocol::{AvgPool2dParams, MaxPool2dParams};
 use alloc::format;
@@ -116,6 +117,25 @@ pub struct PoolAttrs {
 }
 
 impl PoolAttrs {
+    /// Output height and width of this pooling on an input of `hw`
+    /// (dilation counts for max pooling only); `None` when the window does
+    /// not fit, the stride is zero or a size overflows.
+    pub fn output_hw(&self, hw: [usize; 2], max: bool) -> Option<[usize; 2]> {
+        let at = |d: usize| {
+            let dil = if max { self.dilation[d] } else { 1 };
+            let pad = [self.padding[d], self.padding[d + 2]];
+            window_positions(
+                hw[d],
+                pad,
+                self.kernel[d],
+                self.stride[d],
+                dil,
+                self.ceil_mode,
+            )
+        };
+        Some([at(0)?, at(1)?])
+    }
+
     pub(crate) fn max(&self) -> MaxPool2dParams {
         MaxPool2dParams {
             kernel: self.kernel,

@@ -2,7 +2,6 @@
 //! model test.
 
 use super::{Op, Plan, Weights, layout};
-use crate::backend::conv::window_positions;
 use crate::error::{Error, Result, checked_elements};
 use alloc::format;
 use alloc::vec;
@@ -161,14 +160,9 @@ fn pool(x: &ArrayD<f64>, a: &super::PoolAttrs, max: bool) -> Result<ArrayD<f64>>
     let &[n, c, h, w] = x.shape() else {
         return Err(Error::Shape("pooling needs [N,C,H,W]".into()));
     };
-    let mut out_hw = [0usize; 2];
-    for d in 0..2 {
-        let size = [h, w][d];
-        let dil = if max { a.dilation[d] } else { 1 };
-        let pad = [a.padding[d], a.padding[d + 2]];
-        out_hw[d] = window_positions(size, pad, a.kernel[d], a.stride[d], dil, a.ceil_mode)
-            .ok_or_else(|| Error::Shape("pooling window does not fit".into()))?;
-    }
+    let out_hw = a
+        .output_hw([h, w], max)
+        .ok_or_else(|| Error::Shape("pooling window does not fit".into()))?;
     let window = checked_elements("pooling window", &a.kernel)?;
     checked_elements("pooling windows", &[n, c, out_hw[0], out_hw[1], window])?;
     Ok(ArrayD::from_shape_fn(
