@@ -5,11 +5,12 @@ use hush_core::backend::{Conv2dParams, conv2d_output_hw};
 use hush_core::plan::{
     Constant, ConvAttrs, Node, Op, Plan, PoolAttrs, ValueInfo, WeightInfo, Weights, layout,
 };
-use ndarray::{ArrayD, Axis, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
 use prost::Message;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// Why a model could not be imported.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,7 +138,7 @@ pub fn supported_ops() -> &'static [&'static str] {
 /// The input of a data-movement op.
 enum Src {
     Value(usize),
-    Const(ArrayD<f64>),
+    Const(Arc<ArrayD<f64>>),
 }
 
 /// What a name in the graph stands for during import.
@@ -146,9 +147,11 @@ enum Entry {
     /// A secret value of the plan.
     Secret(usize),
     /// A public constant (folded shape arithmetic, Constant nodes).
-    Public(ArrayD<f64>),
+    Public(Arc<ArrayD<f64>>),
     /// A float initializer: becomes a weight where it meets a secret value.
-    Init(ArrayD<f64>),
+    /// (Constants are shared: reading one for its shape or values does not
+    /// copy it.)
+    Init(Arc<ArrayD<f64>>),
 }
 
 struct Builder {
@@ -310,6 +313,17 @@ fn pads(n: &NodeProto) -> Result<[usize; 4], ImportError> {
     }
 }
 
+/// A view of constant `a` broadcast to `shape` (which
+/// [`broadcast_shape`] gave).
+fn broadcast_to<'a>(
+    n: &NodeProto,
+    a: &'a ArrayD<f64>,
+    shape: &[usize],
+) -> Result<ArrayViewD<'a, f64>, ImportError> {
+    a.broadcast(IxDyn(shape))
+        .ok_or_else(|| invalid(n.name(), "broadcast"))
+}
+
 fn broadcast_shape(n: &NodeProto, a: &[usize], b: &[usize]) -> Result<Vec<usize>, ImportError> {
     hush_core::plan::plain::broadcast_shape(a, b).map_err(|e| invalid(n.name(), e.to_string()))
 }
@@ -385,7 +399,7 @@ impl Builder {
     /// A public constant: a `Constant` node's value or a shape.
     fn set_public(&mut self, n: &NodeProto, v: ArrayD<f64>) {
         if let Some(o) = n.output.first() {
-            self.names.insert(o.clone(), Entry::Public(v));
+            self.names.insert(o.clone(), Entry::Public(Arc::new(v)));
         }
     }
 
@@ -405,6 +419,7 @@ impl Builder {
     /// would read (a reshaped, transposed or scaled initializer is as secret
     /// as the initializer).
     fn folded(&self, n: &NodeProto, v: ArrayD<f64>) -> Entry {
+        let v = Arc::new(v);
         if self.derives_from_weights(n) {
             Entry::Init(v)
         } else {
@@ -570,12 +585,7 @@ impl Builder {
                 let (a, b) = (self.public_of(n, 0)?, self.public_of(n, 1)?);
                 let shape = broadcast_shape(n, a.shape(), b.shape())?;
                 self.charge_fold(n, &shape)?;
-                let (a, b) = (
-                    a.broadcast(IxDyn(&shape))
-                        .ok_or_else(|| invalid(n.name(), "broadcast"))?,
-                    b.broadcast(IxDyn(&shape))
-                        .ok_or_else(|| invalid(n.name(), "broadcast"))?,
-                );
+                let (a, b) = (broadcast_to(n, &a, &shape)?, broadcast_to(n, &b, &shape)?);
                 ndarray::Zip::from(&a)
                     .and(&b)
                     .map_collect(|&x, &y| if x == y { 1.0 } else { 0.0 })
@@ -589,12 +599,11 @@ impl Builder {
                 let shape =
                     broadcast_shape(n, &broadcast_shape(n, c.shape(), a.shape())?, b.shape())?;
                 self.charge_fold(n, &shape)?;
-                let bc = |t: &ArrayD<f64>| {
-                    t.broadcast(IxDyn(&shape))
-                        .map(|v| v.to_owned())
-                        .ok_or_else(|| invalid(n.name(), "broadcast"))
-                };
-                let (c, a, b) = (bc(&c)?, bc(&a)?, bc(&b)?);
+                let (c, a, b) = (
+                    broadcast_to(n, &c, &shape)?,
+                    broadcast_to(n, &a, &shape)?,
+                    broadcast_to(n, &b, &shape)?,
+                );
                 ndarray::Zip::from(&c)
                     .and(&a)
                     .and(&b)
@@ -1040,12 +1049,7 @@ impl Builder {
         let (a, b) = (self.public_of(n, 0)?, self.public_of(n, 1)?);
         let shape = broadcast_shape(n, a.shape(), b.shape())?;
         self.charge_fold(n, &shape)?;
-        let (a, b) = (
-            a.broadcast(IxDyn(&shape))
-                .ok_or_else(|| invalid(n.name(), "broadcast"))?,
-            b.broadcast(IxDyn(&shape))
-                .ok_or_else(|| invalid(n.name(), "broadcast"))?,
-        );
+        let (a, b) = (broadcast_to(n, &a, &shape)?, broadcast_to(n, &b, &shape)?);
         let v = ndarray::Zip::from(&a).and(&b).map_collect(|&x, &y| f(x, y));
         self.set_folded(n, v);
         Ok(())
@@ -1110,7 +1114,7 @@ impl Builder {
         let Entry::Init(scale) = self.get(n, 1)? else {
             return Err(unsupported(n, "scale must be an initializer"));
         };
-        let sid = self.weight(&n.input[1], scale);
+        let sid = self.weight(&n.input[1], Arc::unwrap_or_clone(scale));
         let bias = self.opt(n, 2)?;
         if bias.is_none() {
             self.emit(n, Op::MulWeight { weight: sid }, vec![normed], s);
@@ -1127,7 +1131,7 @@ impl Builder {
         let Some(Entry::Init(b)) = bias else {
             return Err(unsupported(n, "bias must be an initializer"));
         };
-        let bid = self.weight(&n.input[2], b);
+        let bid = self.weight(&n.input[2], Arc::unwrap_or_clone(b));
         self.emit(n, Op::AddWeight { weight: bid }, vec![scaled], s);
         Ok(())
     }
@@ -1142,7 +1146,7 @@ impl Builder {
         }
     }
 
-    fn public_of(&self, n: &NodeProto, i: usize) -> Result<ArrayD<f64>, ImportError> {
+    fn public_of(&self, n: &NodeProto, i: usize) -> Result<Arc<ArrayD<f64>>, ImportError> {
         match self.get(n, i)? {
             Entry::Public(a) | Entry::Init(a) => Ok(a),
             Entry::Secret(_) => Err(unsupported(n, format!("input {i} must be constant"))),
@@ -1177,7 +1181,7 @@ impl Builder {
                 }
             }
             "Unsqueeze" => {
-                let mut data = self.public_of(n, 0)?;
+                let mut data = Arc::unwrap_or_clone(self.public_of(n, 0)?);
                 self.charge_fold(n, data.shape())?;
                 let axes = match self.opt(n, 1)? {
                     Some(Entry::Public(a)) | Some(Entry::Init(a)) => {
@@ -1201,7 +1205,7 @@ impl Builder {
             }
             _ => {
                 let axis = attr_i(n, "axis", 0);
-                let parts: Vec<ArrayD<f64>> = (0..n.input.len())
+                let parts: Vec<Arc<ArrayD<f64>>> = (0..n.input.len())
                     .map(|i| self.public_of(n, i))
                     .collect::<Result<_, _>>()?;
                 let rank = parts.first().map_or(1, |p| p.ndim()) as i64;
@@ -1251,7 +1255,7 @@ impl Builder {
             .map_err(|e| invalid(n.name(), e.to_string()))?;
         let o = w.shape()[0];
         let wname = n.input[1].clone();
-        let wid = self.weight(&wname, w);
+        let wid = self.weight(&wname, Arc::unwrap_or_clone(w));
         let bias = self.opt(n, 2)?;
         if bias.is_none() {
             self.emit(
@@ -1271,7 +1275,7 @@ impl Builder {
             vec![x],
             vec![xs[0], o, oh, ow],
         );
-        let b = b
+        let b = Arc::unwrap_or_clone(b)
             .into_shape_with_order(IxDyn(&[1, o, 1, 1]))
             .map_err(|e| invalid(n.name(), e.to_string()))?;
         let bid = self.weight(&n.input[2], b);
@@ -1298,7 +1302,7 @@ impl Builder {
         let mut w = if attr_i(n, "transB", 0) != 0 {
             b.t().to_owned()
         } else {
-            b
+            Arc::unwrap_or_clone(b)
         };
         let alpha = attr_f(n, "alpha", 1.0) as f64;
         if alpha != 1.0 {
@@ -1320,10 +1324,11 @@ impl Builder {
             out_shape.clone(),
         );
         if let Some(c) = self.opt(n, 2)? {
-            let Entry::Init(mut c) = c else {
+            let Entry::Init(c) = c else {
                 return Err(unsupported(n, "C must be an initializer"));
             };
             let beta = attr_f(n, "beta", 1.0) as f64;
+            let mut c = Arc::unwrap_or_clone(c);
             c.mapv_inplace(|v| v * beta);
             broadcast_shape(n, &out_shape, c.shape())?;
             let cid = self.weight(&n.input[2], c);
@@ -1346,7 +1351,7 @@ impl Builder {
                 if let Some(l) = out.last_mut() {
                     *l = w.shape()[1];
                 }
-                let wid = self.weight(&n.input[1], w);
+                let wid = self.weight(&n.input[1], Arc::unwrap_or_clone(w));
                 self.emit(n, Op::MatMulWeight { weight: wid }, vec![x], out);
             }
             (Entry::Secret(a), Entry::Secret(b)) => {
@@ -1387,7 +1392,11 @@ impl Builder {
                     Entry::Public(c) => (c, false),
                     Entry::Secret(_) => unreachable!("matched above"),
                 };
-                let c = if op == "Sub" { c.mapv(|v| -v) } else { c };
+                let c = if op == "Sub" {
+                    c.mapv(|v| -v)
+                } else {
+                    Arc::unwrap_or_clone(c)
+                };
                 let out = broadcast_shape(n, &self.shape(a), c.shape())?;
                 let name = n.input[if first_secret { 1 } else { 0 }].clone();
                 let o = match (op, is_weight) {
@@ -1787,7 +1796,7 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportErro
         }
     }
     for t in &graph.initializer {
-        let a = tensor_to_array(t)?;
+        let a = Arc::new(tensor_to_array(t)?);
         let is_int = matches!(
             proto::tensor_proto::DataType::try_from(t.data_type()),
             Ok(proto::tensor_proto::DataType::Int64 | proto::tensor_proto::DataType::Int32)
