@@ -6,6 +6,7 @@ Standard library only; nothing in the output is typed by hand.
 """
 
 import argparse
+import ast
 import datetime
 import json
 import math
@@ -102,6 +103,31 @@ SAME_WORKLOAD = {
     "matmul 512x512x512 (masked inputs, local truncation)": "matmul 512x512x512 (both secret)",
     "conv2d 1x64x32x32 * 64x3x3 (masked inputs, local truncation)": "conv2d 1x64x32x32 * 64x3x3 (secret)",
 }
+
+
+def crypten_workloads():
+    """The names of CrypTen's workloads: the keys of OPS and MODELS in
+    bench/crypten/bench.py, read from its source (importing it is not
+    needed, and this script keeps to the standard library)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "crypten", "bench.py")
+    names = set()
+    for node in ast.parse(read_text(path)).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) in ("OPS", "MODELS") for t in node.targets):
+            names.update(k.value for k in node.value.keys if isinstance(k, ast.Constant))
+    return names
+
+
+def missing_crypten(rows):
+    """CrypTen's workloads that a Hush row is to be compared with but that
+    have no CrypTen line (not even an error): a partial or broken CrypTen
+    run, which would otherwise only shrink the counts of compared rows."""
+    expected = crypten_workloads()
+    out = []
+    for h, c in rows:
+        name = SAME_WORKLOAD.get(h["name"], h["name"])
+        if c is None and name in expected and name not in out:
+            out.append(name)
+    return out
 
 
 def comparison_rows(hush, crypten):
@@ -340,6 +366,16 @@ def main():
         machine = json.loads(read_text(mpath))
     ops_rows = comparison_rows(hush_ops, cr_ops)
     model_rows = comparison_rows(hush_models, cr_models)
+    missing = missing_crypten(ops_rows + model_rows)
+    incomplete = []
+    if missing:
+        print(f"warning: CrypTen's results have no line for {', '.join(missing)}", file=sys.stderr)
+        incomplete = [
+            f"**Incomplete comparison**: CrypTen's results have no line for {', '.join(missing)} "
+            "(a partial or failed CrypTen run); the Hush rows of those workloads are not compared, "
+            "and the counts below leave them out.",
+            "",
+        ]
     ops_table, ops_met, ops_total = comparison_table(ops_rows)
     model_table, mod_met, mod_total = comparison_table(model_rows)
     os.makedirs(a.docs, exist_ok=True)
@@ -391,6 +427,7 @@ def main():
         f"no more rounds, at most {BYTES_TARGET:.0%} of the bytes.",
         "",
     ]
+    md += incomplete
     if chart:
         md += ["![Hush vs CrypTen](benchmarks.svg)", ""]
     wl_met, wl_total, wl_missed = workload_summary(ops_rows)
@@ -471,6 +508,8 @@ def main():
                  + (f" (not: {', '.join(ew_missed)})" if ew_missed else "")
                  + " when the entry of the *masked inputs* rows' inputs is counted as part of their query (CrypTen's "
                  "sharing of a fresh input sends nothing); see docs/BENCHMARKS.md."]
+        if incomplete:
+            head += [""] + incomplete[:1]
         text = read_text(a.readme)
         text = replace_between(text, "bench:headline", "\n".join(head))
         with open(a.readme, "w") as f:

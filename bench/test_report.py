@@ -69,6 +69,22 @@ class ReportTest(unittest.TestCase):
         svg = read_text(os.path.join(d, "docs", "benchmarks.svg"))
         self.assertTrue(svg.startswith("<svg") and "relu 1e6" in svg)
 
+    def test_a_partial_crypten_run_is_flagged(self):
+        hush_ops = [hush("relu 1e6", 100.0, 200.0, 8, 91_000_000), hush("mul 1e6 (masked inputs)", 8.0, 50.0, 2, 8_125_000),
+                    hush("truncation 1e6 (dealer)", 4.0, 30.0, 1, 16_000_000)]
+        _, md = self.run_report({
+            "hush-ops.jsonl": hush_ops,
+            "crypten-ops.jsonl": [crypten("relu 1e6", 2000.0, 36, 584_000_000)],
+        })
+        # mul 1e6 is one of CrypTen's workloads (bench/crypten/bench.py);
+        # truncation is not, and is not flagged.
+        self.assertIn("**Incomplete comparison**: CrypTen's results have no line for mul 1e6 ", md)
+        _, md = self.run_report({
+            "hush-ops.jsonl": hush_ops,
+            "crypten-ops.jsonl": [crypten("relu 1e6", 2000.0, 36, 584_000_000), crypten("mul 1e6", 100.0, 4, 40_000_000)],
+        })
+        self.assertNotIn("Incomplete comparison", md)
+
     def test_repetition_counts_are_stated_from_the_results(self):
         ops = [dict(hush("relu 1e6", 100.0, 200.0, 8, 91_000_000), reps=15)]
         models = [dict(hush("LeNet-5 1x1x28x28", 3.0, 3.0, 74, 700_000), reps=5),
