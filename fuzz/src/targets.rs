@@ -167,7 +167,7 @@ fn plan_elements(plan: &Plan) -> Option<usize> {
         .map(|v| &v.shape)
         .chain(plan.weights.iter().map(|w| &w.shape));
     shapes.into_iter().try_fold(0usize, |acc, s| {
-        acc.checked_add(s.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?)
+        acc.checked_add(hush_core::plan::elements(s)?)
     })
 }
 

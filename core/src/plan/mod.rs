@@ -450,7 +450,7 @@ impl Weights {
 }
 
 /// The element count of `shape`, or `None` when it overflows.
-pub(crate) fn elements(shape: &[usize]) -> Option<usize> {
+pub fn elements(shape: &[usize]) -> Option<usize> {
     shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
 }
 

@@ -562,13 +562,7 @@ impl<B: Backend> SeededDealer<B> {
             .zip(&d.derived)
             .map(|((mut t, o), dr)| {
                 if let Some(o) = o {
-                    match dr.kind {
-                        DrawKind::Arith => Zip::from(&mut t)
-                            .and(&o)
-                            .for_each(|t, &o| *t = t.wrapping_sub(o)),
-                        DrawKind::Binary => Zip::from(&mut t).and(&o).for_each(|t, &o| *t ^= o),
-                        DrawKind::Arith128 => pairs_assign(&mut t, &o, u128::wrapping_sub),
-                    }
+                    combine_assign(&mut t, &o, dr.kind, Combine::Sub);
                 }
                 t
             })
@@ -587,7 +581,7 @@ fn accumulate(t: &mut Option<RingTensor>, prg: &mut Prg, draw: &Draw) {
                 DrawKind::Binary => prg.fold_into(s, |t, x| t ^ x),
                 DrawKind::Arith128 => prg.fold_wide_into(s, u128::wrapping_add),
             },
-            None => combine_assign(t, &prg.tensor(&draw.shape), draw.kind),
+            None => combine_assign(t, &prg.tensor(&draw.shape), draw.kind, Combine::Add),
         },
     }
 }
@@ -596,7 +590,7 @@ fn accumulate(t: &mut Option<RingTensor>, prg: &mut Prg, draw: &Draw) {
 fn accumulate_tensor(t: &mut Option<RingTensor>, x: RingTensor, kind: DrawKind) {
     match t {
         None => *t = Some(x),
-        Some(t) => combine_assign(t, &x, kind),
+        Some(t) => combine_assign(t, &x, kind, Combine::Add),
     }
 }
 
@@ -667,11 +661,26 @@ fn fixed_shape(op: &BilinearOp, side: FixedSide) -> &[usize] {
     }
 }
 
-fn combine_assign(t: &mut RingTensor, x: &RingTensor, kind: DrawKind) {
-    match kind {
-        DrawKind::Arith => Zip::from(t).and(x).for_each(|t, &x| *t = t.wrapping_add(x)),
-        DrawKind::Binary => Zip::from(t).and(x).for_each(|t, &x| *t ^= x),
-        DrawKind::Arith128 => pairs_assign(t, x, u128::wrapping_add),
+/// Whether [`combine_assign`] adds shares into a total or takes them out of
+/// it (the same for XOR-shared bits).
+#[derive(Clone, Copy)]
+enum Combine {
+    Add,
+    Sub,
+}
+
+/// `t ± x` elementwise, in the arithmetic of shares of `kind`.
+fn combine_assign(t: &mut RingTensor, x: &RingTensor, kind: DrawKind, how: Combine) {
+    match (kind, how) {
+        (DrawKind::Arith, Combine::Add) => {
+            Zip::from(t).and(x).for_each(|t, &x| *t = t.wrapping_add(x))
+        }
+        (DrawKind::Arith, Combine::Sub) => {
+            Zip::from(t).and(x).for_each(|t, &x| *t = t.wrapping_sub(x))
+        }
+        (DrawKind::Binary, _) => Zip::from(t).and(x).for_each(|t, &x| *t ^= x),
+        (DrawKind::Arith128, Combine::Add) => pairs_assign(t, x, u128::wrapping_add),
+        (DrawKind::Arith128, Combine::Sub) => pairs_assign(t, x, u128::wrapping_sub),
     }
 }
 
