@@ -375,6 +375,29 @@ impl Builder {
         v
     }
 
+    /// An intermediate node of `n` (an ONNX node that becomes several plan
+    /// nodes): its value is named `<node>.<step>`, which no graph name
+    /// refers to.
+    fn step(
+        &mut self,
+        n: &NodeProto,
+        step: &str,
+        op: Op,
+        inputs: Vec<usize>,
+        shape: Vec<usize>,
+    ) -> usize {
+        let name = format!("{}.{step}", n.name());
+        let v = self.value(&name, shape);
+        self.plan.nodes.push(Node {
+            name,
+            op,
+            inputs,
+            output: v,
+        });
+        self.producer.insert(v, self.plan.nodes.len() - 1);
+        v
+    }
+
     fn get(&self, n: &NodeProto, i: usize) -> Result<Entry, ImportError> {
         let name = n
             .input
@@ -787,14 +810,13 @@ impl Builder {
                     return Err(invalid(n.name(), "Gather on constants is folded elsewhere"));
                 };
                 if idx.ndim() == 0 {
-                    let name = format!("{}.gathered", n.name());
-                    let tmp = self.value(&name, sel_shape.clone());
-                    self.plan.nodes.push(Node {
-                        name,
-                        op: Op::Select { picks },
-                        inputs: vec![xv],
-                        output: tmp,
-                    });
+                    let tmp = self.step(
+                        n,
+                        "gathered",
+                        Op::Select { picks },
+                        vec![xv],
+                        sel_shape.clone(),
+                    );
                     let mut out = sel_shape;
                     out.remove(axis);
                     self.emit(n, Op::Reshape { shape: out.clone() }, vec![tmp], out);
@@ -1032,16 +1054,39 @@ impl Builder {
                 let w = self.weight(&n.input[1], c.mapv(|v| 1.0 / v));
                 self.emit(n, Op::MulWeight { weight: w }, vec![x], out);
             }
-            (Entry::Public(c) | Entry::Init(c), Entry::Secret(y)) => {
-                if c.iter().all(|&v| v == 1.0) && c.len() == 1 {
-                    let s = self.shape(y);
-                    self.emit(n, Op::Reciprocal, vec![y], s);
-                } else {
-                    return Err(unsupported(n, "a constant divided by a computed value"));
-                }
-            }
+            (Entry::Public(c), Entry::Secret(y)) => self.constant_over(n, c, false, y)?,
+            (Entry::Init(c), Entry::Secret(y)) => self.constant_over(n, c, true, y)?,
             _ => return self.fold_binary(n, |x, y| x / y),
         }
+        Ok(())
+    }
+
+    /// `c / y`: the reciprocal of `y`, times `c` (the owner's weight when
+    /// `is_weight`, a public constant otherwise). A public 1 needs no product;
+    /// a weight always gets one, so that the plan does not show its value.
+    fn constant_over(
+        &mut self,
+        n: &NodeProto,
+        c: Arc<ArrayD<f64>>,
+        is_weight: bool,
+        y: usize,
+    ) -> Result<(), ImportError> {
+        let s = self.shape(y);
+        if !is_weight && c.len() == 1 && c.iter().all(|&v| v == 1.0) {
+            self.emit(n, Op::Reciprocal, vec![y], s);
+            return Ok(());
+        }
+        let out = broadcast_shape(n, &s, c.shape())?;
+        let r = self.step(n, "reciprocal", Op::Reciprocal, vec![y], s);
+        let c = Arc::unwrap_or_clone(c);
+        let op = if is_weight {
+            Op::MulWeight {
+                weight: self.weight(&n.input[0], c),
+            }
+        } else {
+            Op::MulConst(constant(c))
+        };
+        self.emit(n, op, vec![r], out);
         Ok(())
     }
 
@@ -1103,14 +1148,13 @@ impl Builder {
             return Err(unsupported(n, "mean and inverse deviation outputs"));
         }
         let epsilon = attr_f(n, "epsilon", 1e-5) as f64;
-        let name = format!("{}.normalized", n.name());
-        let normed = self.value(&name, s.clone());
-        self.plan.nodes.push(Node {
-            name,
-            op: Op::LayerNorm { epsilon },
-            inputs: vec![x],
-            output: normed,
-        });
+        let normed = self.step(
+            n,
+            "normalized",
+            Op::LayerNorm { epsilon },
+            vec![x],
+            s.clone(),
+        );
         let Entry::Init(scale) = self.get(n, 1)? else {
             return Err(unsupported(n, "scale must be an initializer"));
         };
@@ -1120,14 +1164,13 @@ impl Builder {
             self.emit(n, Op::MulWeight { weight: sid }, vec![normed], s);
             return Ok(());
         }
-        let name2 = format!("{}.scaled", n.name());
-        let scaled = self.value(&name2, s.clone());
-        self.plan.nodes.push(Node {
-            name: name2,
-            op: Op::MulWeight { weight: sid },
-            inputs: vec![normed],
-            output: scaled,
-        });
+        let scaled = self.step(
+            n,
+            "scaled",
+            Op::MulWeight { weight: sid },
+            vec![normed],
+            s.clone(),
+        );
         let Some(Entry::Init(b)) = bias else {
             return Err(unsupported(n, "bias must be an initializer"));
         };
@@ -1384,15 +1427,23 @@ impl Builder {
             }
             (Entry::Secret(a), other) | (other, Entry::Secret(a)) => {
                 let first_secret = matches!(self.get(n, 0)?, Entry::Secret(_));
-                if op == "Sub" && !first_secret {
-                    return Err(unsupported(n, "constant minus a computed value"));
-                }
+                // c − x is (−x) + c; x − c is x + (−c).
+                let (a, negate_c) = if op == "Sub" && !first_secret {
+                    let s = self.shape(a);
+                    let neg = constant(ArrayD::from_elem(IxDyn(&[]), -1.0));
+                    (
+                        self.step(n, "negated", Op::MulConst(neg), vec![a], s),
+                        false,
+                    )
+                } else {
+                    (a, op == "Sub")
+                };
                 let (c, is_weight) = match other {
                     Entry::Init(c) => (c, true),
                     Entry::Public(c) => (c, false),
                     Entry::Secret(_) => unreachable!("matched above"),
                 };
-                let c = if op == "Sub" {
+                let c = if negate_c {
                     c.mapv(|v| -v)
                 } else {
                     Arc::unwrap_or_clone(c)

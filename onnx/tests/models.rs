@@ -8,11 +8,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use hush_core::backend::CpuBackend;
-use hush_core::channel::memory::run_parties;
-use hush_core::plan::{plain, secure};
-use hush_core::preprocessing::seeded::{SeededDealer, in_process};
-use hush_core::protocol::{Config, Party};
+mod common;
+
+use hush_core::plan::plain;
 use hush_onnx::{ImportOptions, import};
 use ndarray::{ArrayD, IxDyn};
 
@@ -52,34 +50,7 @@ fn check(name: &str, model: &[u8], input: &[u8], expect: &[u8]) {
         plain_err < 1e-4,
         "{name}: plaintext differs from onnxruntime by {plain_err}"
     );
-    let roles = secure::Roles {
-        owner: 1,
-        client: 0,
-    };
-    let mut preps = in_process(
-        &SeededDealer::<CpuBackend>::random_seeds(2).unwrap(),
-        CpuBackend,
-    )
-    .into_iter();
-    let (plan, weights) = (&m.plan, &m.weights);
-    let out = run_parties(2, |ch| {
-        let prep = preps.next().unwrap();
-        let x = x.clone();
-        async move {
-            let mut p = Party::new(ch, prep, CpuBackend, Config::default()).await?;
-            let me = p.id();
-            let s = secure::setup(&mut p, plan, roles, (me == 1).then_some(weights)).await?;
-            let inputs = [x];
-            secure::evaluate(&mut p, plan, roles, &s, (me == 0).then_some(&inputs[..])).await
-        }
-    });
-    let ys = out
-        .into_iter()
-        .next()
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
-        .unwrap()
-        .remove(0);
+    let ys = common::secure_evaluate(name, &m, &x);
     let secure_err = max_err(&ys, &ort);
     eprintln!(
         "{name}: plaintext {plain_err:.1e}, secure {secure_err:.1e} (max |y| {:.2})",

@@ -2,6 +2,11 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
+use hush_core::backend::CpuBackend;
+use hush_core::channel::memory::run_parties;
+use hush_core::plan::secure;
+use hush_core::preprocessing::seeded::{SeededDealer, in_process};
+use hush_core::protocol::{Config, Party};
 use hush_onnx::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
     TensorShapeProto, TypeProto, ValueInfoProto, tensor_shape_proto, type_proto,
@@ -131,4 +136,37 @@ pub fn outputs(m: &hush_onnx::Imported) -> Vec<f64> {
 
 pub fn x() -> ArrayD<f64> {
     ArrayD::from_shape_vec(IxDyn(&[1, 4]), vec![0.5, -2.0, 1.25, 3.0]).unwrap()
+}
+
+/// The secure evaluation of an imported model on `x`: two parties in this
+/// process (the client, party 0, gives `x`; the owner, party 1, holds the
+/// weights), with the in-process dealer. Panics with `name` on an error.
+pub fn secure_evaluate(name: &str, m: &hush_onnx::Imported, x: &ArrayD<f64>) -> ArrayD<f64> {
+    let roles = secure::Roles {
+        owner: 1,
+        client: 0,
+    };
+    let mut preps = in_process(
+        &SeededDealer::<CpuBackend>::random_seeds(2).unwrap(),
+        CpuBackend,
+    )
+    .into_iter();
+    let (plan, weights) = (&m.plan, &m.weights);
+    let out = run_parties(2, |ch| {
+        let prep = preps.next().unwrap();
+        let x = x.clone();
+        async move {
+            let mut p = Party::new(ch, prep, CpuBackend, Config::default()).await?;
+            let me = p.id();
+            let s = secure::setup(&mut p, plan, roles, (me == 1).then_some(weights)).await?;
+            let inputs = [x];
+            secure::evaluate(&mut p, plan, roles, &s, (me == 0).then_some(&inputs[..])).await
+        }
+    });
+    out.into_iter()
+        .next()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .unwrap()
+        .remove(0)
 }
