@@ -481,6 +481,28 @@ fn public_real_scaling_matches_plaintext() {
 }
 
 #[test]
+fn public_integer_scaling_is_exact_and_local() {
+    for n in PARTIES {
+        let mut prg = data_prg(12);
+        let xv = quantize(fp(), &uniform(&mut prg, &[4, 3], 10.0));
+        // −1 (a negation), a doubling and a large factor; the product stays
+        // within the ring's range.
+        let cv = &ArrayD::from_shape_vec(IxDyn(&[3]), vec![-1.0, 2.0, 40_000.0]).unwrap();
+        let outs = with_input!(n, 12, 0, enc(&xv), |p, x| {
+            let before = p.stats();
+            let y = p.mul_public(&x, cv).await?;
+            let cost = p.stats().since(&before);
+            assert_eq!((cost.bytes_sent, cost.rounds), (0, 0), "no message");
+            p.open(&y).await
+        });
+        for z in outs {
+            // Exact: no truncation.
+            assert_eq!(dec(&z), &xv * cv);
+        }
+    }
+}
+
+#[test]
 fn weight_reuse_opens_the_weights_once_and_only_the_activation_per_query() {
     for n in PARTIES {
         let owner = n - 1;

@@ -117,8 +117,13 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         ))
     }
 
-    /// `x · c` for public real values `c` (broadcast), truncated back to scale.
+    /// `x · c` for public real values `c` (broadcast), truncated back to
+    /// scale. When every `c` is an integer (the −1 of a negation, a doubling)
+    /// the shares are multiplied by it directly: exact, local, no truncation.
     pub async fn mul_public(&mut self, x: &ArithShare, c: &ArrayD<f64>) -> Result<ArithShare> {
+        if let Some(ints) = small_integers(c) {
+            return self.mul_public_int(x, &ints);
+        }
         let c = self.config.fixed_point.encode_tensor(c)?;
         let y = self.mul_public_int(x, &c)?;
         self.truncate(&y).await
@@ -204,4 +209,13 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         };
         self.div_public(&sums, &divisor).await
     }
+}
+
+/// `c` as ring elements when every value is an integer of at most 2^31 in
+/// magnitude (a larger one keeps the fixed-point path, which bounds it).
+fn small_integers(c: &ArrayD<f64>) -> Option<RingTensor> {
+    const BOUND: f64 = (1u64 << 31) as f64;
+    c.iter()
+        .all(|&v| (-BOUND..=BOUND).contains(&v) && (v as i64) as f64 == v)
+        .then(|| c.mapv(|v| v as i64 as u64))
 }

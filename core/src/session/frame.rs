@@ -38,7 +38,10 @@ use alloc::vec::Vec;
 /// bytes of each piece, those above the quotient's last bit (5 or 6 of 8 in
 /// exp's chain), and exp squares in 64 bits: 8 openings, 44 bytes per
 /// element each way, where version 7 took 5 openings and 40 bytes.
-pub const PROTOCOL_VERSION: u8 = 8;
+/// 9: a product with a public integer (the −1 of an imported `c − x`, an
+/// integer `Mul` constant) multiplies the shares directly: no truncation
+/// opening (`Party::mul_public`).
+pub const PROTOCOL_VERSION: u8 = 9;
 
 const KIND_CONTROL: u8 = 0x01;
 const KIND_DATA_LAST: u8 = 0x02;
