@@ -731,6 +731,12 @@ impl Builder {
                                 .iter()
                                 .map(|&a| norm_axis(n, a, rank))
                                 .collect::<Result<_, _>>()?;
+                            if let Some(&a) = ax.iter().find(|&&a| s[a] != 1) {
+                                return Err(invalid(
+                                    n.name(),
+                                    format!("Squeeze of axis {a}, of size {} in {s:?}", s[a]),
+                                ));
+                            }
                             s.iter()
                                 .enumerate()
                                 .filter(|(i, _)| !ax.contains(i))
@@ -1373,7 +1379,12 @@ impl Builder {
             let beta = attr_f(n, "beta", 1.0) as f64;
             let mut c = Arc::unwrap_or_clone(c);
             c.mapv_inplace(|v| v * beta);
-            broadcast_shape(n, &out_shape, c.shape())?;
+            if broadcast_shape(n, &out_shape, c.shape())? != out_shape {
+                return Err(invalid(
+                    n.name(),
+                    format!("C of shape {:?} for a {out_shape:?} product", c.shape()),
+                ));
+            }
             let cid = self.weight(&n.input[2], c);
             self.emit(n, Op::AddWeight { weight: cid }, vec![mm], out_shape);
         }

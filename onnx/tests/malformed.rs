@@ -1,0 +1,49 @@
+//! Graphs whose shapes do not agree fail at import with the node's name,
+//! not later, when the server rehearses or evaluates the plan.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{init, ints, model, node};
+use hush_onnx::{ImportError, ImportOptions, import};
+
+fn invalid_at(bytes: &[u8], node: &str, words: &str) {
+    match import(bytes, &ImportOptions::default()) {
+        Err(ImportError::Invalid { node: at, reason }) => {
+            assert_eq!(at, node);
+            assert!(reason.contains(words), "{reason}");
+        }
+        other => panic!("{node}: {other:?}"),
+    }
+}
+
+#[test]
+fn squeeze_of_an_axis_longer_than_one() {
+    // x is [1, 4]: axis 1 has 4 elements.
+    let m = model(
+        vec![node("Squeeze", &["x", "axes"], "y")],
+        vec![ints("axes", &[1])],
+    );
+    invalid_at(&m, "Squeeze_y", "Squeeze of axis 1, of size 4");
+    let m = model(
+        vec![node("Squeeze", &["x", "axes"], "y")],
+        vec![ints("axes", &[0])],
+    );
+    assert!(import(&m, &ImportOptions::default()).is_ok());
+}
+
+#[test]
+fn gemm_bias_larger_than_the_product() {
+    // [1, 4] · [4, 2] is [1, 2]; a [3, 2] C would broadcast the output up.
+    let m = model(
+        vec![node("Gemm", &["x", "b", "c"], "y")],
+        vec![init("b", &[4, 2], &[1.0; 8]), init("c", &[3, 2], &[1.0; 6])],
+    );
+    invalid_at(&m, "Gemm_y", "C of shape [3, 2] for a [1, 2] product");
+    let m = model(
+        vec![node("Gemm", &["x", "b", "c"], "y")],
+        vec![init("b", &[4, 2], &[1.0; 8]), init("c", &[2], &[1.0; 2])],
+    );
+    assert!(import(&m, &ImportOptions::default()).is_ok());
+}
