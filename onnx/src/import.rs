@@ -1,7 +1,7 @@
 //! The importer: one pass over the graph.
 
 use crate::proto::{self, AttributeProto, ModelProto, NodeProto, TensorProto};
-use hush_core::backend::{Conv2dParams, conv2d_output_hw};
+use hush_core::backend::{Conv2dParams, conv2d_output_shape};
 use hush_core::plan::{
     Constant, ConvAttrs, Node, Op, Plan, PoolAttrs, ValueInfo, WeightInfo, Weights, layout,
 };
@@ -1300,9 +1300,9 @@ impl Builder {
             return Err(invalid(n.name(), "Conv input must be [N,C,H,W]"));
         }
         let p: Conv2dParams = attrs.into();
-        let [oh, ow] = conv2d_output_hw([xs[2], xs[3]], [w.shape()[2], w.shape()[3]], &p)
+        // Channels, groups and window, as the evaluation will check them.
+        let [_, o, oh, ow] = conv2d_output_shape(&xs, w.shape(), &p)
             .map_err(|e| invalid(n.name(), e.to_string()))?;
-        let o = w.shape()[0];
         let wname = n.input[1].clone();
         let wid = self.weight(&wname, Arc::unwrap_or_clone(w));
         let bias = self.opt(n, 2)?;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{init, ints, model, node};
+use common::{init, ints, model, node, with_int};
 use hush_onnx::{ImportError, ImportOptions, import};
 
 fn invalid_at(bytes: &[u8], node: &str, words: &str) {
@@ -46,4 +46,28 @@ fn gemm_bias_larger_than_the_product() {
         vec![init("b", &[4, 2], &[1.0; 8]), init("c", &[2], &[1.0; 2])],
     );
     assert!(import(&m, &ImportOptions::default()).is_ok());
+}
+
+#[test]
+fn convolution_whose_kernel_does_not_match_the_channels() {
+    // x as [1, 4, 1, 1]; a kernel for 2 input channels needs 2 groups.
+    let conv = |group: i64| {
+        model(
+            vec![
+                node("Reshape", &["x", "shape"], "r"),
+                with_int(node("Conv", &["r", "w"], "y"), "group", group),
+            ],
+            vec![
+                ints("shape", &[1, 4, 1, 1]),
+                init("w", &[2, 2, 1, 1], &[1.0; 4]),
+            ],
+        )
+    };
+    invalid_at(
+        &conv(1),
+        "Conv_y",
+        "input channels 4, kernel [2, 2, 1, 1] and groups 1",
+    );
+    invalid_at(&conv(3), "Conv_y", "groups 3 do not agree");
+    assert!(import(&conv(2), &ImportOptions::default()).is_ok());
 }

@@ -83,7 +83,7 @@ pub fn conv2d_output_hw(hw: [usize; 2], khw: [usize; 2], p: &Conv2dParams) -> Re
 }
 
 /// Checks `input [N,C,H,W]` and `kernel [O,C/g,kh,kw]` and returns the output shape.
-pub(crate) fn conv2d_output_shape(
+pub fn conv2d_output_shape(
     input: &[usize],
     kernel: &[usize],
     p: &Conv2dParams,

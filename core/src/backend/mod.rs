@@ -14,7 +14,7 @@ mod gemm_amx;
 #[cfg(all(feature = "std", target_arch = "x86_64"))]
 mod gemm_x86;
 
-pub use conv::{Conv2dParams, conv2d_output_hw, im2col};
+pub use conv::{Conv2dParams, conv2d_output_hw, conv2d_output_shape, im2col};
 pub use cpu::CpuBackend;
 
 use crate::bilinear::{BilinearOp, bilinear_sum_sync};
