@@ -1693,6 +1693,10 @@ impl Builder {
             count_include_pad: attr_i(n, "count_include_pad", 0) != 0,
         };
         let max = n.op_type() == "MaxPool";
+        if !max && a.ceil_mode {
+            // The secure evaluation would refuse it at the server's start.
+            return Err(unsupported(n, "ceil_mode (average pooling)"));
+        }
         if n.output.len() > 1 && n.output[1..].iter().any(|o| !o.is_empty()) {
             return Err(unsupported(n, "MaxPool indices output"));
         }
