@@ -279,7 +279,7 @@ fn malformed_truncated_and_oversized_frames_end_only_their_session() {
     let cases: Vec<(&str, Vec<Message>, &str)> = vec![
         (
             "other version",
-            vec![bin(vec![9, 1, 0, 0])],
+            vec![bin(vec![V.wrapping_add(1), 1, 0, 0])],
             &version_reason,
         ),
         ("empty frame", vec![bin(vec![])], "PROTOCOL"),
