@@ -197,6 +197,21 @@ fn tensor_to_array(t: &TensorProto) -> Result<ArrayD<f64>, ImportError> {
         return Err(invalid(name, "tensor over the size limit"));
     }
     let count: usize = dims.iter().product();
+    if !t.external_data.is_empty() {
+        let file = t
+            .external_data
+            .iter()
+            .find(|e| e.key() == "location")
+            .map(|e| e.value().to_string())
+            .unwrap_or_default();
+        return Err(invalid(
+            name,
+            format!(
+                "the values are in an external file ('{file}'), which is not supported: \
+                 save the model with its weights inside the .onnx file"
+            ),
+        ));
+    }
     use proto::tensor_proto::DataType;
     let dt = DataType::try_from(t.data_type()).map_err(|_| invalid(name, "unknown data type"))?;
     let raw = t.raw_data();
@@ -237,6 +252,33 @@ fn tensor_to_array(t: &TensorProto) -> Result<ArrayD<f64>, ImportError> {
                 t.int32_data.iter().map(|&v| v as f64).collect()
             }
         }
+        // Half floats, as 16-bit patterns: two raw bytes each, or one per
+        // entry of int32_data.
+        DataType::Float16 | DataType::Bfloat16 => {
+            let bits: Vec<u16> = if !raw.is_empty() {
+                raw.chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect()
+            } else {
+                t.int32_data.iter().map(|&v| v as u16).collect()
+            };
+            let half = if dt == DataType::Float16 {
+                f16_value
+            } else {
+                bf16_value
+            };
+            bits.into_iter().map(half).collect()
+        }
+        DataType::Bool => {
+            if !raw.is_empty() {
+                raw.iter().map(|&b| f64::from(u8::from(b != 0))).collect()
+            } else {
+                t.int32_data
+                    .iter()
+                    .map(|&v| f64::from(u8::from(v != 0)))
+                    .collect()
+            }
+        }
         other => {
             return Err(invalid(
                 name,
@@ -251,6 +293,24 @@ fn tensor_to_array(t: &TensorProto) -> Result<ArrayD<f64>, ImportError> {
         ));
     }
     ArrayD::from_shape_vec(IxDyn(&dims), data).map_err(|e| invalid(name, e.to_string()))
+}
+
+/// An IEEE half-precision float from its bits.
+fn f16_value(h: u16) -> f64 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exponent = i32::from((h >> 10) & 0x1f);
+    let fraction = f64::from(h & 0x3ff);
+    match exponent {
+        0 => sign * fraction * 2f64.powi(-24),
+        31 if fraction == 0.0 => sign * f64::INFINITY,
+        31 => f64::NAN,
+        e => sign * (1.0 + fraction / 1024.0) * 2f64.powi(e - 15),
+    }
+}
+
+/// A bfloat16 from its bits: the top half of an f32.
+fn bf16_value(h: u16) -> f64 {
+    f64::from(f32::from_bits(u32::from(h) << 16))
 }
 
 fn attr<'a>(n: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
