@@ -295,6 +295,34 @@ fn tensor_to_array(t: &TensorProto) -> Result<ArrayD<f64>, ImportError> {
     ArrayD::from_shape_vec(IxDyn(&dims), data).map_err(|e| invalid(name, e.to_string()))
 }
 
+/// The value of a `Constant` node: a tensor, or a scalar or list of
+/// floats or integers.
+fn constant_value(n: &NodeProto) -> Result<ArrayD<f64>, ImportError> {
+    let list = |v: Vec<f64>| ArrayD::from_shape_vec(IxDyn(&[v.len()]), v);
+    let scalar = |v: f64| ArrayD::from_elem(IxDyn(&[]), v);
+    let a = |name| attr(n, name);
+    if let Some(t) = a("value").and_then(|a| a.t.as_ref()) {
+        return tensor_to_array(t);
+    }
+    let v = if let Some(f) = a("value_float").and_then(|a| a.f) {
+        scalar(f64::from(f))
+    } else if let Some(i) = a("value_int").and_then(|a| a.i) {
+        scalar(i as f64)
+    } else if let Some(fs) = a("value_floats") {
+        list(fs.floats.iter().map(|&f| f64::from(f)).collect())
+            .map_err(|e| invalid(n.name(), e.to_string()))?
+    } else if let Some(is) = a("value_ints") {
+        list(is.ints.iter().map(|&i| i as f64).collect())
+            .map_err(|e| invalid(n.name(), e.to_string()))?
+    } else {
+        return Err(unsupported(
+            n,
+            "only the value, value_float(s) and value_int(s) forms",
+        ));
+    };
+    Ok(v)
+}
+
 /// An IEEE half-precision float from its bits.
 fn f16_value(h: u16) -> f64 {
     let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
@@ -562,12 +590,7 @@ impl Builder {
                 let e = self.get(n, 0)?;
                 self.alias(n, e);
             }
-            "Constant" => {
-                let t = attr(n, "value")
-                    .and_then(|a| a.t.as_ref())
-                    .ok_or_else(|| unsupported(n, "only the 'value' form"))?;
-                self.set_public(n, tensor_to_array(t)?);
-            }
+            "Constant" => self.set_public(n, constant_value(n)?),
             "Shape" => {
                 let shape = match self.get(n, 0)? {
                     Entry::Secret(v) => self.shape(v),

@@ -1,13 +1,14 @@
 //! Initializers of the element types the importer reads: half floats
 //! (float16, bfloat16) as raw bytes or int32_data, and booleans; values
-//! stored in an external file are refused with a clear message.
+//! stored in an external file are refused with a clear message. `Constant`
+//! nodes in each of their forms.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use common::{model, node, outputs, x};
-use hush_onnx::proto::{StringStringEntryProto, TensorProto};
+use hush_onnx::proto::{AttributeProto, NodeProto, StringStringEntryProto, TensorProto};
 use hush_onnx::{ImportError, ImportOptions, import};
 
 const FLOAT16: i32 = 10;
@@ -84,4 +85,63 @@ fn values_in_an_external_file_are_refused() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// A `Constant` node `c` with one attribute.
+fn constant_node(attribute: AttributeProto) -> NodeProto {
+    NodeProto {
+        attribute: vec![attribute],
+        ..node("Constant", &[], "c")
+    }
+}
+
+#[test]
+fn constant_nodes_in_every_form() {
+    let attr = |name: &str, kind: i32| AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(kind),
+        ..Default::default()
+    };
+    let run = |c: NodeProto| {
+        let m = model(vec![c, node("Mul", &["x", "c"], "y")], vec![]);
+        outputs(&import(&m, &ImportOptions::default()).unwrap())
+    };
+    let value_float = AttributeProto {
+        f: Some(2.5),
+        ..attr("value_float", 1)
+    };
+    assert_eq!(run(constant_node(value_float)), expected([2.5; 4]));
+    let value_int = AttributeProto {
+        i: Some(-3),
+        ..attr("value_int", 2)
+    };
+    assert_eq!(run(constant_node(value_int)), expected([-3.0; 4]));
+    let value_floats = AttributeProto {
+        floats: vec![1.0, 0.5, -1.0, 2.0],
+        ..attr("value_floats", 6)
+    };
+    assert_eq!(
+        run(constant_node(value_floats)),
+        expected([1.0, 0.5, -1.0, 2.0])
+    );
+    let value_ints = AttributeProto {
+        ints: vec![4, 3, 2, 1],
+        ..attr("value_ints", 7)
+    };
+    assert_eq!(
+        run(constant_node(value_ints)),
+        expected([4.0, 3.0, 2.0, 1.0])
+    );
+    // A sparse tensor or a string is not a form the importer reads.
+    let m = model(
+        vec![
+            constant_node(attr("value_string", 3)),
+            node("Mul", &["x", "c"], "y"),
+        ],
+        vec![],
+    );
+    assert!(matches!(
+        import(&m, &ImportOptions::default()),
+        Err(ImportError::Unsupported { .. })
+    ));
 }
