@@ -107,6 +107,7 @@ pub struct Imported {
 /// a test checks both against the importer's dispatch).
 pub fn supported_ops() -> &'static [&'static str] {
     &[
+        "Abs",
         "Add",
         "ArgMax",
         "AveragePool",
@@ -138,8 +139,10 @@ pub fn supported_ops() -> &'static [&'static str] {
         "MatMul",
         "Max",
         "MaxPool",
+        "Mean",
         "Min",
         "Mul",
+        "Neg",
         "Pad",
         "Pow",
         "Range",
@@ -156,6 +159,7 @@ pub fn supported_ops() -> &'static [&'static str] {
         "Sqrt",
         "Squeeze",
         "Sub",
+        "Sum",
         "Tanh",
         "Transpose",
         "Unsqueeze",
@@ -668,6 +672,22 @@ impl Builder {
             "BatchNormalization" => self.batch_norm(n)?,
             "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "Clip" | "Softmax" => self.unary(n)?,
             "Max" | "Min" => self.max_min(n)?,
+            "Sum" | "Mean" => self.sum_mean(n)?,
+            "Neg" | "Abs" => {
+                let x = self.secret(n, 0)?;
+                let s = self.shape(x);
+                let minus_one = constant(ArrayD::from_elem(IxDyn(&[]), -1.0));
+                if n.op_type() == "Neg" {
+                    // Local: a product with a public integer.
+                    self.emit(n, Op::MulConst(minus_one), vec![x], s);
+                } else {
+                    // |x| = 2·relu(x) − x: one comparison.
+                    let two = constant(ArrayD::from_elem(IxDyn(&[]), 2.0));
+                    let r = self.step(n, "relu", Op::Relu, vec![x], s.clone());
+                    let r2 = self.step(n, "doubled", Op::MulConst(two), vec![r], s.clone());
+                    self.emit(n, Op::Sub, vec![r2, x], s);
+                }
+            }
             "MaxPool" | "AveragePool" => self.pool(n)?,
             "GlobalAveragePool" => {
                 let x = self.secret(n, 0)?;
@@ -1832,6 +1852,86 @@ impl Builder {
             } else {
                 self.emit(n, Op::Sub, vec![acc, r], s);
             }
+        }
+        Ok(())
+    }
+
+    /// Elementwise `Sum` / `Mean` of any number of inputs: additions
+    /// (local), constants and weights combined at import, then for `Mean` a
+    /// product with the public `1/count`.
+    fn sum_mean(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let count = n.input.len();
+        let mut values = vec![];
+        let mut combined: Option<(Arc<ArrayD<f64>>, bool)> = None;
+        for i in 0..count {
+            let (c, is_weight) = match self.get(n, i)? {
+                Entry::Secret(v) => {
+                    values.push(v);
+                    continue;
+                }
+                Entry::Public(c) => (c, false),
+                Entry::Init(c) => (c, true),
+            };
+            combined = Some(match combined {
+                None => (c, is_weight),
+                Some((acc, w)) => {
+                    let shape = broadcast_shape(n, acc.shape(), c.shape())?;
+                    self.charge_fold(n, &shape)?;
+                    let (x, y) = (broadcast_to(n, &acc, &shape)?, broadcast_to(n, &c, &shape)?);
+                    let sum = ndarray::Zip::from(&x).and(&y).map_collect(|&x, &y| x + y);
+                    (Arc::new(sum), w || is_weight)
+                }
+            });
+        }
+        let mean = n.op_type() == "Mean";
+        let scale = |a: ArrayD<f64>| {
+            if mean {
+                a.mapv(|v| v / count as f64)
+            } else {
+                a
+            }
+        };
+        let Some((&first, rest)) = values.split_first() else {
+            let (c, _) = combined.ok_or_else(|| invalid(n.name(), "no inputs"))?;
+            self.set_folded(n, scale(Arc::unwrap_or_clone(c)));
+            return Ok(());
+        };
+        // Each step: an op on the running value (and another value), and
+        // its output shape; the last step writes the node's output.
+        let mut steps: Vec<(Op, Option<usize>, Vec<usize>)> = vec![];
+        let mut shape = self.shape(first);
+        for &v in rest {
+            shape = broadcast_shape(n, &shape, &self.shape(v))?;
+            steps.push((Op::Add, Some(v), shape.clone()));
+        }
+        if let Some((c, is_weight)) = combined {
+            shape = broadcast_shape(n, &shape, c.shape())?;
+            let c = Arc::unwrap_or_clone(c);
+            let op = if is_weight {
+                Op::AddWeight {
+                    weight: self.weight(&format!("{}.constants", n.name()), c),
+                }
+            } else {
+                Op::AddConst(constant(c))
+            };
+            steps.push((op, None, shape.clone()));
+        }
+        if mean {
+            let scale = constant(ArrayD::from_elem(IxDyn(&[]), 1.0 / count as f64));
+            steps.push((Op::MulConst(scale), None, shape));
+        }
+        let last = steps.len().checked_sub(1);
+        let mut acc = first;
+        for (k, (op, other, shape)) in steps.into_iter().enumerate() {
+            let inputs = [acc].into_iter().chain(other).collect();
+            acc = if Some(k) == last {
+                self.emit(n, op, inputs, shape)
+            } else {
+                self.step(n, &format!("{k}"), op, inputs, shape)
+            };
+        }
+        if last.is_none() {
+            self.alias(n, Entry::Secret(first));
         }
         Ok(())
     }

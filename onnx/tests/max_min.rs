@@ -1,39 +1,21 @@
-//! Max and Min of computed values, constants and weights, in plaintext and
-//! under MPC, against a hand-computed reference. Tolerance under MPC: 1e-4
-//! (additions and ReLUs are exact in fixed point; only the input's encoding
-//! to 16 fractional bits rounds).
+//! Max, Min, Sum, Mean, Neg and Abs of computed values, constants and
+//! weights, in plaintext and under MPC, against a hand-computed reference.
+//! Tolerance under MPC: 1e-4 (see `TOLERANCE`).
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use common::{constant, init, model, node, outputs, secure_evaluate, x};
+use common::{check_model, constant, init, node, x};
 use hush_core::plan::Op;
 use hush_onnx::proto::{NodeProto, TensorProto};
-use hush_onnx::{ImportOptions, import};
 
-/// Imports `nodes` (reading `x`, writing `y`), checks the plaintext output
-/// is `want` and the secure one is within 1e-4; returns the plan's ops.
+/// Additions and ReLUs are exact in fixed point: only the input's encoding
+/// to 16 fractional bits rounds.
+const TOLERANCE: f64 = 1e-4;
+
 fn check(case: &str, nodes: Vec<NodeProto>, inits: Vec<TensorProto>, want: &[f64]) -> Vec<String> {
-    let m = import(&model(nodes, inits), &ImportOptions::default())
-        .unwrap_or_else(|e| panic!("{case}: {e}"));
-    let got = outputs(&m);
-    assert_eq!(got.len(), want.len(), "{case}");
-    for (g, w) in got.iter().zip(want) {
-        assert!(
-            (g - w).abs() < 1e-9,
-            "{case}: plaintext {got:?} vs {want:?}"
-        );
-    }
-    let secure = secure_evaluate(case, &m, &x());
-    for (s, w) in secure.iter().zip(want) {
-        assert!((s - w).abs() < 1e-4, "{case}: secure {secure} vs {want:?}");
-    }
-    m.plan
-        .nodes
-        .iter()
-        .map(|n| n.op.name().to_string())
-        .collect()
+    check_model(case, nodes, inits, want, TOLERANCE)
 }
 
 fn relus(ops: &[String]) -> usize {
@@ -106,4 +88,41 @@ fn of_a_value_and_a_weight_or_a_scalar() {
             .collect::<Vec<_>>(),
     );
     assert_eq!(ops, ["Add(const)"]);
+}
+
+#[test]
+fn sums_means_negations_and_absolute_values() {
+    let xs: Vec<f64> = x().iter().copied().collect();
+    let w = [0.75f32, -3.0, 1.5, 2.5];
+    let half = || constant("h", &[], &[0.5]);
+    // Sum(x, x·0.5, w, 1) and its Mean (4 inputs).
+    for op in ["Sum", "Mean"] {
+        let nodes = vec![
+            half(),
+            constant("one", &[], &[1.0]),
+            node("Mul", &["x", "h"], "xh"),
+            node(op, &["x", "xh", "w", "one"], "y"),
+        ];
+        let sum: Vec<f64> = xs
+            .iter()
+            .zip(w)
+            .map(|(&x, w)| x + 0.5 * x + w as f64 + 1.0)
+            .collect();
+        let want: Vec<f64> = if op == "Mean" {
+            sum.iter().map(|s| s / 4.0).collect()
+        } else {
+            sum
+        };
+        let ops = check(op, nodes, vec![init("w", &[1, 4], &w)], &want);
+        // The weight and the public 1 are one weight: nothing public added.
+        assert!(!ops.iter().any(|o| o == "Add(const)"), "{op}: {ops:?}");
+    }
+    let ops = check("Sum(x)", vec![node("Sum", &["x"], "y")], vec![], &xs);
+    assert!(ops.is_empty());
+    let neg: Vec<f64> = xs.iter().map(|x| -x).collect();
+    let ops = check("Neg", vec![node("Neg", &["x"], "y")], vec![], &neg);
+    assert_eq!(ops, ["Mul(const)"]);
+    let abs: Vec<f64> = xs.iter().map(|x| x.abs()).collect();
+    let ops = check("Abs", vec![node("Abs", &["x"], "y")], vec![], &abs);
+    assert_eq!(relus(&ops), 1);
 }

@@ -170,3 +170,37 @@ pub fn secure_evaluate(name: &str, m: &hush_onnx::Imported, x: &ArrayD<f64>) -> 
         .unwrap()
         .remove(0)
 }
+
+/// Imports `nodes` (reading `x`, writing `y`) and checks that its plaintext
+/// output is `want` (within f64 rounding, 1e-9) and its secure one within
+/// `tolerance`; returns the plan's operator names.
+pub fn check_model(
+    case: &str,
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+    want: &[f64],
+    tolerance: f64,
+) -> Vec<String> {
+    let m = hush_onnx::import(&model(nodes, initializers), &Default::default())
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
+    let got = outputs(&m);
+    assert_eq!(got.len(), want.len(), "{case}");
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            (g - w).abs() < 1e-9,
+            "{case}: plaintext {got:?} vs {want:?}"
+        );
+    }
+    let secure = secure_evaluate(case, &m, &x());
+    for (s, w) in secure.iter().zip(want) {
+        assert!(
+            (s - w).abs() < tolerance,
+            "{case}: secure {secure} vs {want:?}"
+        );
+    }
+    m.plan
+        .nodes
+        .iter()
+        .map(|n| n.op.name().to_string())
+        .collect()
+}
