@@ -161,6 +161,7 @@ pub fn supported_ops() -> &'static [&'static str] {
         "Sub",
         "Sum",
         "Tanh",
+        "Tile",
         "Transpose",
         "Unsqueeze",
         "Where",
@@ -643,7 +644,7 @@ impl Builder {
             "Gather" | "Unsqueeze" | "Concat" if self.all_public(n) => self.fold_public(n)?,
             "Equal" | "Where" | "Range" | "ConstantOfShape" => self.fold_more(n)?,
             "Gather" | "Slice" | "Split" | "Squeeze" | "Unsqueeze" | "Concat" | "Expand"
-            | "Transpose" | "Pad" => self.movement(n)?,
+            | "Tile" | "Transpose" | "Pad" => self.movement(n)?,
             "Exp" | "Sqrt" | "Erf" | "Reciprocal" | "Gelu" | "LogSoftmax" | "HardSigmoid"
             | "HardSwish" | "GlobalMaxPool" => self.unary_more(n)?,
             "Div" | "Pow" => self.div_pow(n)?,
@@ -891,6 +892,29 @@ impl Builder {
                     out
                 };
                 self.finish_move(n, &x, Op::Reshape { shape: out.clone() }, out)?;
+            }
+            "Tile" => {
+                let repeats = self
+                    .ints_of(n, 1, "repeats")?
+                    .ok_or_else(|| invalid(n.name(), "repeats missing"))?;
+                let repeats = usize_list(n, &repeats, "repeats")?;
+                if repeats.len() != rank {
+                    return Err(invalid(n.name(), "one repeat per axis"));
+                }
+                let out: Vec<usize> = s
+                    .iter()
+                    .zip(&repeats)
+                    .map(|(&d, &r)| d.checked_mul(r))
+                    .collect::<Option<_>>()
+                    .filter(|out: &Vec<usize>| hush_core::plan::shape_within_limits(out))
+                    .ok_or_else(|| invalid(n.name(), "tiled shape over the size limit"))?;
+                // Axis a of the output reads index i mod d of the input.
+                let picks = s
+                    .iter()
+                    .zip(&out)
+                    .map(|(&d, &o)| (0..o).map(|i| i % d).collect())
+                    .collect();
+                self.finish_move(n, &x, Op::Select { picks }, out)?;
             }
             "Expand" => {
                 let target: Vec<usize> =
