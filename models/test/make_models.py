@@ -4,10 +4,12 @@ output for each (.npy). The Rust tests run every model with `hush run` and
 compare with onnxruntime.
 
 Reproduce (same pinned versions as models/digits/train.py):
-    /tmp/v/bin/python models/test/make_models.py
+    /tmp/v/bin/python models/test/make_models.py [NAME ...]
 """
 
+import inspect
 import os
+import sys
 
 import numpy as np
 import onnxruntime as ort
@@ -156,6 +158,30 @@ class OpsZoo(nn.Module):
         return torch.cat(out)
 
 
+class OpsZoo2(nn.Module):
+    """The operators of U-Net-style and elementwise models that the others
+    do not use: nearest upsampling (Resize), Max, Min, Abs, Neg, a constant
+    minus and over a value, Tile."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(2, 4, 3, padding=1)
+        self.up = nn.Conv2d(6, 2, 3, padding=1)
+
+    def forward(self, x):  # x: [1, 2, 8, 8]
+        d = torch.relu(self.down(x))
+        p = nn.functional.max_pool2d(d, 2)  # [1, 4, 4, 4]
+        u = nn.functional.interpolate(p, scale_factor=2.0, mode="nearest")  # Resize
+        y = self.up(torch.cat([u, x], dim=1))  # [1, 2, 8, 8]
+        m = torch.maximum(y, x) - torch.minimum(y, 0.5 * x)  # Max, Min
+        m = torch.maximum(m, torch.tensor(0.25))  # Max with a constant
+        a = torch.abs(y - m) + (-y)  # Abs, Neg
+        b = 1.0 - a  # constant - value
+        c = 2.0 / (a * a + 1.0)  # constant / value
+        t = x[:, :1, :2, :2].repeat(1, 2, 2, 3)  # Tile -> [1, 2, 4, 6]
+        return torch.cat([b.flatten(), c.flatten(), t.flatten()])
+
+
 MODELS = {
     "mlp": (MLP, (1, 20), True),
     "lenet5": (LeNet5, (1, 1, 28, 28), True),
@@ -164,20 +190,33 @@ MODELS = {
     "transformer": (Transformer, (1, 8, 16), True),
     "ops_zoo": (OpsZoo, (1, 4, 6, 6), True),
     "mlp_bn": (MlpBatchNorm, (1, 12), False),
+    "ops_zoo2": (OpsZoo2, (1, 2, 8, 8), True),
 }
 
 
+# The TorchScript exporter: torch >= 2.9 defaults to the dynamo one and
+# takes `dynamo=False`; older versions have only the TorchScript exporter.
+TORCHSCRIPT_EXPORTER = (
+    {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+)
+
+
 def main():
+    # Named models only (all by default); the others still draw their
+    # weights and inputs, so each model is the same as in a full run.
+    only = set(sys.argv[1:]) or set(MODELS)
     rng = np.random.default_rng(7)
     for name, (cls, shape, fold) in MODELS.items():
         model = randomize_bn(cls()).eval()
         x = rng.uniform(-1, 1, size=shape).astype(np.float32)
+        if name not in only:
+            continue
         path = os.path.join(HERE, f"{name}.onnx")
         # BatchNorm stays in the graph (do_constant_folding=False) where the
         # importer's folding is what is under test.
         torch.onnx.export(
             model, torch.from_numpy(x), path, input_names=["x"], output_names=["y"],
-            opset_version=17, dynamo=False, do_constant_folding=fold,
+            opset_version=17, do_constant_folding=fold, **TORCHSCRIPT_EXPORTER,
         )
         y = ort.InferenceSession(path).run(None, {"x": x})[0]
         np.save(os.path.join(HERE, f"{name}.input.npy"), x)
