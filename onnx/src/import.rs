@@ -188,6 +188,10 @@ enum Entry {
     Init(Arc<ArrayD<f64>>),
 }
 
+/// Constants of a variadic node combined into one, and whether a weight
+/// was among them.
+type Combined = (Arc<ArrayD<f64>>, bool);
+
 struct Builder {
     plan: Plan,
     weights: Vec<ArrayD<f64>>,
@@ -1899,17 +1903,17 @@ impl Builder {
         }
     }
 
-    /// Elementwise `Max` / `Min` of any number of inputs. Constants are
-    /// combined at import (folded entirely when all are); each computed
-    /// operand then costs one comparison: `max(a, b) = b + relu(a − b)`,
-    /// `min(a, b) = a − relu(a − b)`, with `a − c` and `+ c` local for a
-    /// constant (or weight) `c`.
-    fn max_min(&mut self, n: &NodeProto) -> Result<(), ImportError> {
-        let max = n.op_type() == "Max";
-        let pick: fn(f64, f64) -> f64 = if max { f64::max } else { f64::min };
+    /// The inputs of a variadic elementwise node: its computed values, and
+    /// its constants combined into one with `f` (broadcast, within the
+    /// folding budget) together with whether a weight was among them (the
+    /// combination is then the owner's too).
+    fn variadic(
+        &mut self,
+        n: &NodeProto,
+        f: fn(f64, f64) -> f64,
+    ) -> Result<(Vec<usize>, Option<Combined>), ImportError> {
         let mut values = vec![];
-        let mut combined: Option<Arc<ArrayD<f64>>> = None;
-        let mut weight = false;
+        let mut combined: Option<Combined> = None;
         for i in 0..n.input.len() {
             let (c, is_weight) = match self.get(n, i)? {
                 Entry::Secret(v) => {
@@ -1919,23 +1923,30 @@ impl Builder {
                 Entry::Public(c) => (c, false),
                 Entry::Init(c) => (c, true),
             };
-            weight |= is_weight;
             combined = Some(match combined {
-                None => c,
-                Some(acc) => {
+                None => (c, is_weight),
+                Some((acc, weight)) => {
                     let shape = broadcast_shape(n, acc.shape(), c.shape())?;
                     self.charge_fold(n, &shape)?;
                     let (x, y) = (broadcast_to(n, &acc, &shape)?, broadcast_to(n, &c, &shape)?);
-                    Arc::new(
-                        ndarray::Zip::from(&x)
-                            .and(&y)
-                            .map_collect(|&x, &y| pick(x, y)),
-                    )
+                    let v = ndarray::Zip::from(&x).and(&y).map_collect(|&x, &y| f(x, y));
+                    (Arc::new(v), weight || is_weight)
                 }
             });
         }
+        Ok((values, combined))
+    }
+
+    /// Elementwise `Max` / `Min` of any number of inputs. Constants are
+    /// combined at import (folded entirely when all are); each computed
+    /// operand then costs one comparison: `max(a, b) = b + relu(a − b)`,
+    /// `min(a, b) = a − relu(a − b)`, with `a − c` and `+ c` local for a
+    /// constant (or weight) `c`.
+    fn max_min(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let max = n.op_type() == "Max";
+        let (values, combined) = self.variadic(n, if max { f64::max } else { f64::min })?;
         let Some((&first, rest)) = values.split_first() else {
-            let c = combined.ok_or_else(|| invalid(n.name(), "no inputs"))?;
+            let (c, _) = combined.ok_or_else(|| invalid(n.name(), "no inputs"))?;
             self.set_folded(n, Arc::unwrap_or_clone(c));
             return Ok(());
         };
@@ -1966,7 +1977,7 @@ impl Builder {
                 self.step(n, &format!("{k}.result"), op, inputs, s)
             };
         }
-        if let Some(c) = combined {
+        if let Some((c, weight)) = combined {
             let s = broadcast_shape(n, &self.shape(acc), c.shape())?;
             let c = Arc::unwrap_or_clone(c);
             let (minus, plus) = if weight {
@@ -1998,28 +2009,7 @@ impl Builder {
     /// product with the public `1/count`.
     fn sum_mean(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let count = n.input.len();
-        let mut values = vec![];
-        let mut combined: Option<(Arc<ArrayD<f64>>, bool)> = None;
-        for i in 0..count {
-            let (c, is_weight) = match self.get(n, i)? {
-                Entry::Secret(v) => {
-                    values.push(v);
-                    continue;
-                }
-                Entry::Public(c) => (c, false),
-                Entry::Init(c) => (c, true),
-            };
-            combined = Some(match combined {
-                None => (c, is_weight),
-                Some((acc, w)) => {
-                    let shape = broadcast_shape(n, acc.shape(), c.shape())?;
-                    self.charge_fold(n, &shape)?;
-                    let (x, y) = (broadcast_to(n, &acc, &shape)?, broadcast_to(n, &c, &shape)?);
-                    let sum = ndarray::Zip::from(&x).and(&y).map_collect(|&x, &y| x + y);
-                    (Arc::new(sum), w || is_weight)
-                }
-            });
-        }
+        let (values, combined) = self.variadic(n, |x, y| x + y)?;
         let mean = n.op_type() == "Mean";
         let scale = |a: ArrayD<f64>| {
             if mean {
