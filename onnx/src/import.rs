@@ -188,6 +188,13 @@ enum Entry {
     Init(Arc<ArrayD<f64>>),
 }
 
+/// How a constant operand meets a computed value ([`Builder::constant_op`]).
+#[derive(Clone, Copy)]
+enum Combine {
+    Add,
+    Mul,
+}
+
 /// Constants of a variadic node combined into one, and whether a weight
 /// was among them.
 type Combined = (Arc<ArrayD<f64>>, bool);
@@ -489,15 +496,29 @@ impl Builder {
 
     fn emit(&mut self, n: &NodeProto, op: Op, inputs: Vec<usize>, out_shape: Vec<usize>) -> usize {
         let out_name = n.output.first().cloned().unwrap_or_default();
-        let v = self.value(&out_name, out_shape);
+        let v = self.add_node(n.name().to_string(), &out_name, op, inputs, out_shape);
+        self.names.insert(out_name, Entry::Secret(v));
+        v
+    }
+
+    /// Adds plan node `node`, `op` of `inputs`, whose output is a new value
+    /// named `value` of `shape`; returns that value.
+    fn add_node(
+        &mut self,
+        node: String,
+        value: &str,
+        op: Op,
+        inputs: Vec<usize>,
+        shape: Vec<usize>,
+    ) -> usize {
+        let v = self.value(value, shape);
         self.plan.nodes.push(Node {
-            name: n.name().to_string(),
+            name: node,
             op,
             inputs,
             output: v,
         });
         self.producer.insert(v, self.plan.nodes.len() - 1);
-        self.names.insert(out_name, Entry::Secret(v));
         v
     }
 
@@ -513,15 +534,7 @@ impl Builder {
         shape: Vec<usize>,
     ) -> usize {
         let name = format!("{}.{step}", n.name());
-        let v = self.value(&name, shape);
-        self.plan.nodes.push(Node {
-            name,
-            op,
-            inputs,
-            output: v,
-        });
-        self.producer.insert(v, self.plan.nodes.len() - 1);
-        v
+        self.add_node(name.clone(), &name, op, inputs, shape)
     }
 
     fn get(&self, n: &NodeProto, i: usize) -> Result<Entry, ImportError> {
@@ -1087,14 +1100,13 @@ impl Builder {
                     let name = n.output[i].clone();
                     match &x {
                         Src::Value(xv) => {
-                            let v = self.value(&name, out);
-                            self.plan.nodes.push(Node {
-                                name: format!("{}[{i}]", n.name()),
-                                op: Op::Select { picks },
-                                inputs: vec![*xv],
-                                output: v,
-                            });
-                            self.producer.insert(v, self.plan.nodes.len() - 1);
+                            let v = self.add_node(
+                                format!("{}[{i}]", n.name()),
+                                &name,
+                                Op::Select { picks },
+                                vec![*xv],
+                                out,
+                            );
                             self.names.insert(name, Entry::Secret(v));
                         }
                         Src::Const(a) => {
@@ -1358,15 +1370,25 @@ impl Builder {
         let out = broadcast_shape(n, &s, c.shape())?;
         let r = self.step(n, "reciprocal", Op::Reciprocal, vec![y], s);
         let c = Arc::unwrap_or_clone(c);
-        let op = if is_weight {
-            Op::MulWeight {
-                weight: self.weight(&n.input[0], c),
-            }
-        } else {
-            Op::MulConst(constant(c))
-        };
+        let op = self.constant_op(Combine::Mul, &n.input[0], c, is_weight);
         self.emit(n, op, vec![r], out);
         Ok(())
+    }
+
+    /// The op that multiplies by, or adds, constant `c`: a weight named
+    /// `name` when `is_weight` (the owner's secret: its values never reach
+    /// the plan the client reads), a public constant of the plan otherwise.
+    fn constant_op(&mut self, how: Combine, name: &str, c: ArrayD<f64>, is_weight: bool) -> Op {
+        match (how, is_weight) {
+            (Combine::Mul, true) => Op::MulWeight {
+                weight: self.weight(name, c),
+            },
+            (Combine::Add, true) => Op::AddWeight {
+                weight: self.weight(name, c),
+            },
+            (Combine::Mul, false) => Op::MulConst(constant(c)),
+            (Combine::Add, false) => Op::AddConst(constant(c)),
+        }
     }
 
     fn fold_binary(&mut self, n: &NodeProto, f: fn(f64, f64) -> f64) -> Result<(), ImportError> {
@@ -1734,16 +1756,12 @@ impl Builder {
                 };
                 let out = broadcast_shape(n, &self.shape(a), c.shape())?;
                 let name = n.input[if first_secret { 1 } else { 0 }].clone();
-                let o = match (op, is_weight) {
-                    ("Mul", true) => Op::MulWeight {
-                        weight: self.weight(&name, c),
-                    },
-                    (_, true) => Op::AddWeight {
-                        weight: self.weight(&name, c),
-                    },
-                    ("Mul", false) => Op::MulConst(constant(c)),
-                    _ => Op::AddConst(constant(c)),
+                let how = if op == "Mul" {
+                    Combine::Mul
+                } else {
+                    Combine::Add
                 };
+                let o = self.constant_op(how, &name, c, is_weight);
                 self.emit(n, o, vec![a], out);
             }
             (Entry::Public(_) | Entry::Init(_), Entry::Public(_) | Entry::Init(_)) => {
@@ -1890,15 +1908,14 @@ impl Builder {
                     .map_err(|e| invalid("bn", e.to_string()))?;
                 let name = format!("{}.folded_bias", self.plan.nodes[conv_idx].name);
                 let bid = self.weight(&name, b);
-                let v = self.value(&name, shape);
-                self.plan.nodes.push(Node {
-                    name,
-                    op: Op::AddWeight { weight: bid },
-                    inputs: vec![conv_out],
-                    output: v,
-                });
-                self.producer.insert(v, self.plan.nodes.len() - 1);
-                Ok(Some(v))
+                let op = Op::AddWeight { weight: bid };
+                Ok(Some(self.add_node(
+                    name.clone(),
+                    &name,
+                    op,
+                    vec![conv_out],
+                    shape,
+                )))
             }
         }
     }
@@ -1980,19 +1997,13 @@ impl Builder {
         if let Some((c, weight)) = combined {
             let s = broadcast_shape(n, &self.shape(acc), c.shape())?;
             let c = Arc::unwrap_or_clone(c);
-            let (minus, plus) = if weight {
-                let minus = self.weight(&format!("{}.negated", n.name()), c.mapv(|v| -v));
-                let plus = self.weight(&format!("{}.constant", n.name()), c);
-                (
-                    Op::AddWeight { weight: minus },
-                    Op::AddWeight { weight: plus },
-                )
-            } else {
-                (
-                    Op::AddConst(constant(c.mapv(|v| -v))),
-                    Op::AddConst(constant(c)),
-                )
-            };
+            let minus = self.constant_op(
+                Combine::Add,
+                &format!("{}.negated", n.name()),
+                c.mapv(|v| -v),
+                weight,
+            );
+            let plus = self.constant_op(Combine::Add, &format!("{}.constant", n.name()), c, weight);
             let d = self.step(n, "difference", minus, vec![acc], s.clone());
             let r = self.step(n, "relu", Op::Relu, vec![d], s.clone());
             if max {
@@ -2034,13 +2045,8 @@ impl Builder {
         if let Some((c, is_weight)) = combined {
             shape = broadcast_shape(n, &shape, c.shape())?;
             let c = Arc::unwrap_or_clone(c);
-            let op = if is_weight {
-                Op::AddWeight {
-                    weight: self.weight(&format!("{}.constants", n.name()), c),
-                }
-            } else {
-                Op::AddConst(constant(c))
-            };
+            let name = format!("{}.constants", n.name());
+            let op = self.constant_op(Combine::Add, &name, c, is_weight);
             steps.push((op, None, shape.clone()));
         }
         if mean {
