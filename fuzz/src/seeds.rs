@@ -180,7 +180,15 @@ fn plans() -> Vec<Vec<u8>> {
 fn onnx_models() -> Vec<Vec<u8>> {
     let mut out = vec![include_bytes!("../../models/digits/digits.onnx").to_vec()];
     // BatchNormalization (folded and not), depthwise convolutions, attention.
-    for name in ["mlp", "ops_zoo", "mlp_bn", "mobilenet_block", "transformer"] {
+    for name in [
+        "mlp",
+        "ops_zoo",
+        "ops_zoo2",
+        "ops_zoo3",
+        "mlp_bn",
+        "mobilenet_block",
+        "transformer",
+    ] {
         let path = format!("{}/../models/test/{name}.onnx", env!("CARGO_MANIFEST_DIR"));
         out.push(
             std::fs::read(&path).unwrap_or_else(|e| panic!("the test model {path} reads: {e}")),

@@ -28,6 +28,10 @@ def randomize_bn(m):
                 mod.running_var.uniform_(0.5, 1.5)
                 mod.weight.uniform_(0.5, 1.5)
                 mod.bias.uniform_(-0.2, 0.2)
+        elif isinstance(mod, (nn.InstanceNorm2d, nn.GroupNorm)) and mod.affine:
+            with torch.no_grad():
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.2, 0.2)
     return m
 
 
@@ -182,6 +186,32 @@ class OpsZoo2(nn.Module):
         return torch.cat([b.flatten(), c.flatten(), t.flatten()])
 
 
+class OpsZoo3(nn.Module):
+    """Decoder- and generator-style operators the others do not use:
+    transposed convolutions (with stride, padding, output padding and
+    groups), instance and group normalization, ELU, SELU, CELU, Softsign,
+    amax and amin (ReduceMax, ReduceMin)."""
+
+    def __init__(self):
+        super().__init__()
+        self.up1 = nn.ConvTranspose2d(4, 6, 4, stride=2, padding=1)  # 6 -> 12
+        self.norm1 = nn.InstanceNorm2d(6, affine=True)
+        self.up2 = nn.ConvTranspose2d(
+            6, 4, 3, stride=2, padding=1, output_padding=1, groups=2
+        )  # 12 -> 24
+        self.norm2 = nn.GroupNorm(2, 4)
+        self.down = nn.Conv2d(4, 4, 3, stride=2, padding=1)  # 24 -> 12
+
+    def forward(self, x):  # x: [1, 4, 6, 6]
+        h = nn.functional.elu(self.norm1(self.up1(x)))
+        h = nn.functional.selu(self.norm2(self.up2(h)))
+        h = nn.functional.celu(self.down(h), alpha=1.5)
+        s = nn.functional.softsign(h)
+        mx = torch.amax(h, dim=(2, 3))
+        mn = torch.amin(h, dim=1, keepdim=True)
+        return torch.cat([s.flatten(), mx.flatten(), mn.flatten()])
+
+
 MODELS = {
     "mlp": (MLP, (1, 20), True),
     "lenet5": (LeNet5, (1, 1, 28, 28), True),
@@ -191,6 +221,7 @@ MODELS = {
     "ops_zoo": (OpsZoo, (1, 4, 6, 6), True),
     "mlp_bn": (MlpBatchNorm, (1, 12), False),
     "ops_zoo2": (OpsZoo2, (1, 2, 8, 8), True),
+    "ops_zoo3": (OpsZoo3, (1, 4, 6, 6), True),
 }
 
 

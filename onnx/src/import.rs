@@ -12,6 +12,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+mod composite;
+mod conv_transpose;
+
 /// Why a model could not be imported.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -113,13 +116,16 @@ pub fn supported_ops() -> &'static [&'static str] {
         "AveragePool",
         "BatchNormalization",
         "Cast",
+        "Celu",
         "Clip",
         "Concat",
         "Constant",
         "ConstantOfShape",
         "Conv",
+        "ConvTranspose",
         "Div",
         "Dropout",
+        "Elu",
         "Equal",
         "Erf",
         "Exp",
@@ -130,9 +136,11 @@ pub fn supported_ops() -> &'static [&'static str] {
         "Gemm",
         "GlobalAveragePool",
         "GlobalMaxPool",
+        "GroupNormalization",
         "HardSigmoid",
         "HardSwish",
         "Identity",
+        "InstanceNormalization",
         "LayerNormalization",
         "LeakyRelu",
         "LogSoftmax",
@@ -147,15 +155,19 @@ pub fn supported_ops() -> &'static [&'static str] {
         "Pow",
         "Range",
         "Reciprocal",
+        "ReduceMax",
         "ReduceMean",
+        "ReduceMin",
         "ReduceSum",
         "Relu",
         "Reshape",
         "Resize",
+        "Selu",
         "Shape",
         "Sigmoid",
         "Slice",
         "Softmax",
+        "Softsign",
         "Split",
         "Sqrt",
         "Squeeze",
@@ -195,6 +207,14 @@ enum Combine {
     Mul,
 }
 
+/// Whether a helper's last node is the ONNX node's output or an
+/// intermediate step of it ([`Builder::step_or_output`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Last {
+    Output,
+    Step,
+}
+
 /// Constants of a variadic node combined into one, and whether a weight
 /// was among them.
 type Combined = (Arc<ArrayD<f64>>, bool);
@@ -214,6 +234,8 @@ struct Builder {
     /// ([`ImportOptions::max_folded_elements`]).
     folded: usize,
     max_folded: usize,
+    /// The model's opset (of the default domain).
+    opset: i64,
 }
 
 fn invalid(node: &str, reason: impl Into<String>) -> ImportError {
@@ -537,6 +559,23 @@ impl Builder {
         self.add_node(name.clone(), &name, op, inputs, shape)
     }
 
+    /// A node of `n` that is its output when `last` says so (the value then
+    /// bears the output's name), and otherwise the intermediate `step`.
+    fn step_or_output(
+        &mut self,
+        n: &NodeProto,
+        last: Last,
+        step: &str,
+        op: Op,
+        inputs: Vec<usize>,
+        shape: Vec<usize>,
+    ) -> usize {
+        match last {
+            Last::Output => self.emit(n, op, inputs, shape),
+            Last::Step => self.step(n, step, op, inputs, shape),
+        }
+    }
+
     fn get(&self, n: &NodeProto, i: usize) -> Result<Entry, ImportError> {
         let name = n
             .input
@@ -667,6 +706,11 @@ impl Builder {
             | "HardSwish" | "GlobalMaxPool" => self.unary_more(n)?,
             "Div" | "Pow" => self.div_pow(n)?,
             "ReduceMean" | "ReduceSum" => self.reduce(n)?,
+            "ReduceMax" | "ReduceMin" => self.reduce_max_min(n)?,
+            "InstanceNormalization" | "GroupNormalization" => self.group_norm(n)?,
+            "Elu" | "Selu" | "Celu" => self.elu(n)?,
+            "Softsign" => self.softsign(n)?,
+            "ConvTranspose" => self.conv_transpose(n)?,
             "LayerNormalization" => self.layer_norm(n)?,
             "ArgMax" => {
                 let x = self.secret(n, 0)?;
@@ -694,17 +738,12 @@ impl Builder {
             "Sum" | "Mean" => self.sum_mean(n)?,
             "Neg" | "Abs" => {
                 let x = self.secret(n, 0)?;
-                let s = self.shape(x);
-                let minus_one = constant(ArrayD::from_elem(IxDyn(&[]), -1.0));
                 if n.op_type() == "Neg" {
                     // Local: a product with a public integer.
-                    self.emit(n, Op::MulConst(minus_one), vec![x], s);
+                    let s = self.shape(x);
+                    self.emit(n, Op::MulConst(scalar(-1.0)), vec![x], s);
                 } else {
-                    // |x| = 2·relu(x) − x: one comparison.
-                    let two = constant(ArrayD::from_elem(IxDyn(&[]), 2.0));
-                    let r = self.step(n, "relu", Op::Relu, vec![x], s.clone());
-                    let r2 = self.step(n, "doubled", Op::MulConst(two), vec![r], s.clone());
-                    self.emit(n, Op::Sub, vec![r2, x], s);
+                    self.abs(n, x, Last::Output);
                 }
             }
             "MaxPool" | "AveragePool" => self.pool(n)?,
@@ -1404,31 +1443,11 @@ impl Builder {
     fn reduce(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let x = self.secret(n, 0)?;
         let s = self.shape(x);
-        let keepdims = attr_i(n, "keepdims", 1) != 0;
-        let axes: Vec<usize> = match self.ints_of(n, 1, "axes")? {
-            Some(a) if !a.is_empty() => a
-                .iter()
-                .map(|&v| norm_axis(n, v, s.len()))
-                .collect::<Result<_, _>>()?,
-            _ => {
-                if attr_i(n, "noop_with_empty_axes", 0) != 0 {
-                    self.alias(n, Entry::Secret(x));
-                    return Ok(());
-                }
-                (0..s.len()).collect()
-            }
+        let Some((axes, keepdims)) = self.reduce_axes(n, &s)? else {
+            self.alias(n, Entry::Secret(x));
+            return Ok(());
         };
-        let out: Vec<usize> = s
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &d)| {
-                if axes.contains(&i) {
-                    keepdims.then_some(1)
-                } else {
-                    Some(d)
-                }
-            })
-            .collect();
+        let out = reduced_shape(&s, &axes, keepdims);
         let op = if n.op_type() == "ReduceMean" {
             Op::ReduceMean { axes, keepdims }
         } else {
@@ -1436,6 +1455,32 @@ impl Builder {
         };
         self.emit(n, op, vec![x], out);
         Ok(())
+    }
+
+    /// A reduction's axes (attribute, or input 1 from opset 18), sorted and
+    /// without repeats, and `keepdims`; `None` when it reduces nothing
+    /// (`noop_with_empty_axes` and no axes): the input itself.
+    fn reduce_axes(
+        &self,
+        n: &NodeProto,
+        s: &[usize],
+    ) -> Result<Option<(Vec<usize>, bool)>, ImportError> {
+        let keepdims = attr_i(n, "keepdims", 1) != 0;
+        let mut axes: Vec<usize> = match self.ints_of(n, 1, "axes")? {
+            Some(a) if !a.is_empty() => a
+                .iter()
+                .map(|&v| norm_axis(n, v, s.len()))
+                .collect::<Result<_, _>>()?,
+            _ => {
+                if attr_i(n, "noop_with_empty_axes", 0) != 0 {
+                    return Ok(None);
+                }
+                (0..s.len()).collect()
+            }
+        };
+        axes.sort_unstable();
+        axes.dedup();
+        Ok(Some((axes, keepdims)))
     }
 
     fn layer_norm(&mut self, n: &NodeProto) -> Result<(), ImportError> {
@@ -1575,6 +1620,18 @@ impl Builder {
 
     fn conv(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let x = self.secret(n, 0)?;
+        let w = self.kernel(n)?;
+        let attrs = ConvAttrs {
+            stride: pair(n, "strides", 1)?,
+            padding: pads(n)?,
+            dilation: pair(n, "dilations", 1)?,
+            groups: attr_i(n, "group", 1).max(1) as usize,
+        };
+        self.conv_with_bias(n, x, Arc::unwrap_or_clone(w), attrs)
+    }
+
+    /// A convolution's kernel (input 1): the owner's 2-D kernel.
+    fn kernel(&self, n: &NodeProto) -> Result<Arc<ArrayD<f64>>, ImportError> {
         let Entry::Init(w) = self.get(n, 1)? else {
             return Err(unsupported(
                 n,
@@ -1584,51 +1641,45 @@ impl Builder {
         if w.ndim() != 4 {
             return Err(unsupported(n, "only 2-D convolutions"));
         }
-        let attrs = ConvAttrs {
-            stride: pair(n, "strides", 1)?,
-            padding: pads(n)?,
-            dilation: pair(n, "dilations", 1)?,
-            groups: attr_i(n, "group", 1).max(1) as usize,
-        };
+        Ok(w)
+    }
+
+    /// `x` convolved with `kernel` (the owner's weight, registered under
+    /// input 1's name), plus `n`'s optional bias (input 2) per channel.
+    fn conv_with_bias(
+        &mut self,
+        n: &NodeProto,
+        x: usize,
+        kernel: ArrayD<f64>,
+        attrs: ConvAttrs,
+    ) -> Result<(), ImportError> {
         let xs = self.shape(x);
         if xs.len() != 4 {
-            return Err(invalid(n.name(), "Conv input must be [N,C,H,W]"));
+            return Err(invalid(
+                n.name(),
+                format!("{} input must be [N,C,H,W]", n.op_type()),
+            ));
         }
         let p: Conv2dParams = attrs.into();
         // Channels, groups and window, as the evaluation will check them.
-        let [_, o, oh, ow] = conv2d_output_shape(&xs, w.shape(), &p)
+        let [_, o, oh, ow] = conv2d_output_shape(&xs, kernel.shape(), &p)
             .map_err(|e| invalid(n.name(), e.to_string()))?;
-        let wname = n.input[1].clone();
-        let wid = self.weight(&wname, Arc::unwrap_or_clone(w));
-        let bias = self.opt(n, 2)?;
-        if bias.is_none() {
-            self.emit(
-                n,
-                Op::Conv { weight: wid, attrs },
-                vec![x],
-                vec![xs[0], o, oh, ow],
-            );
+        let out = vec![xs[0], o, oh, ow];
+        let wid = self.weight(&n.input[1], kernel);
+        let conv = Op::Conv { weight: wid, attrs };
+        let Some(bias) = self.opt(n, 2)? else {
+            self.emit(n, conv, vec![x], out);
             return Ok(());
-        }
-        let Some(Entry::Init(b)) = bias else {
+        };
+        let Entry::Init(b) = bias else {
             return Err(unsupported(n, "the bias must be an initializer"));
         };
-        let conv_out = self.emit(
-            n,
-            Op::Conv { weight: wid, attrs },
-            vec![x],
-            vec![xs[0], o, oh, ow],
-        );
+        let conv_out = self.emit(n, conv, vec![x], out.clone());
         let b = Arc::unwrap_or_clone(b)
             .into_shape_with_order(IxDyn(&[1, o, 1, 1]))
             .map_err(|e| invalid(n.name(), e.to_string()))?;
         let bid = self.weight(&n.input[2], b);
-        self.emit(
-            n,
-            Op::AddWeight { weight: bid },
-            vec![conv_out],
-            vec![xs[0], o, oh, ow],
-        );
+        self.emit(n, Op::AddWeight { weight: bid }, vec![conv_out], out);
         Ok(())
     }
 
@@ -1736,7 +1787,7 @@ impl Builder {
                 // c − x is (−x) + c; x − c is x + (−c).
                 let (a, negate_c) = if op == "Sub" && !first_secret {
                     let s = self.shape(a);
-                    let neg = constant(ArrayD::from_elem(IxDyn(&[]), -1.0));
+                    let neg = scalar(-1.0);
                     (
                         self.step(n, "negated", Op::MulConst(neg), vec![a], s),
                         false,
@@ -1988,11 +2039,12 @@ impl Builder {
             } else {
                 (Op::Sub, vec![acc, r])
             };
-            acc = if k + 1 == steps {
-                self.emit(n, op, inputs, s)
+            let last = if k + 1 == steps {
+                Last::Output
             } else {
-                self.step(n, &format!("{k}.result"), op, inputs, s)
+                Last::Step
             };
+            acc = self.step_or_output(n, last, &format!("{k}.result"), op, inputs, s);
         }
         if let Some((c, weight)) = combined {
             let s = broadcast_shape(n, &self.shape(acc), c.shape())?;
@@ -2050,7 +2102,7 @@ impl Builder {
             steps.push((op, None, shape.clone()));
         }
         if mean {
-            let scale = constant(ArrayD::from_elem(IxDyn(&[]), 1.0 / count as f64));
+            let scale = scalar(1.0 / count as f64);
             steps.push((Op::MulConst(scale), None, shape));
         }
         let last = steps.len().checked_sub(1);
@@ -2095,12 +2147,7 @@ impl Builder {
                 Op::Clip { lo, hi }
             }
             _ => {
-                let axis = attr_i(n, "axis", -1);
-                let axis = if axis < 0 {
-                    axis + s.len() as i64
-                } else {
-                    axis
-                } as usize;
+                let axis = norm_axis(n, attr_i(n, "axis", -1), s.len())?;
                 if axis + 1 != s.len() {
                     return Err(unsupported(n, "softmax over an axis other than the last"));
                 }
@@ -2239,6 +2286,20 @@ fn gather_indices(n: &NodeProto, idx: &ArrayD<f64>, len: usize) -> Result<Vec<us
         .collect()
 }
 
+/// The shape `s` reduced over `axes` (kept as size 1 with `keepdims`).
+fn reduced_shape(s: &[usize], axes: &[usize], keepdims: bool) -> Vec<usize> {
+    s.iter()
+        .enumerate()
+        .filter_map(|(i, &d)| {
+            if axes.contains(&i) {
+                keepdims.then_some(1)
+            } else {
+                Some(d)
+            }
+        })
+        .collect()
+}
+
 fn norm_axis(n: &NodeProto, a: i64, rank: usize) -> Result<usize, ImportError> {
     let r = rank as i64;
     let a = if a < 0 { a + r } else { a };
@@ -2251,6 +2312,11 @@ fn norm_axis(n: &NodeProto, a: i64, rank: usize) -> Result<usize, ImportError> {
     Ok(a as usize)
 }
 
+/// A public scalar constant of the plan (broadcast to any shape).
+fn scalar(v: f64) -> Constant {
+    constant(ArrayD::from_elem(IxDyn(&[]), v))
+}
+
 fn constant(c: ArrayD<f64>) -> Constant {
     Constant {
         shape: c.shape().to_vec(),
@@ -2261,12 +2327,14 @@ fn constant(c: ArrayD<f64>) -> Constant {
 /// Imports an ONNX model from its bytes.
 pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportError> {
     let model = ModelProto::decode(bytes).map_err(|e| ImportError::Decode(e.to_string()))?;
+    let mut opset = 21;
     for o in &model.opset_import {
         if o.domain().is_empty() || o.domain() == "ai.onnx" {
             let v = o.version();
             if !(13..=21).contains(&v) {
                 return Err(ImportError::Opset(v));
             }
+            opset = v;
         }
     }
     let graph = model
@@ -2294,6 +2362,7 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportErro
         oversize: None,
         folded: 0,
         max_folded: opts.max_folded_elements,
+        opset,
     };
     for n in &graph.node {
         for i in &n.input {

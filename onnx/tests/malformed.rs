@@ -71,3 +71,16 @@ fn convolution_whose_kernel_does_not_match_the_channels() {
     invalid_at(&conv(3), "Conv_y", "groups 3 do not agree");
     assert!(import(&conv(2), &ImportOptions::default()).is_ok());
 }
+
+#[test]
+fn softmax_axis_out_of_range() {
+    // An axis near i64::MAX overflowed the importer's `axis + 1` (a panic in
+    // debug builds, found by the fuzz mutations of the transformer seed).
+    for axis in [i64::MAX, 2, -3] {
+        let m = model(
+            vec![with_int(node("Softmax", &["x"], "y"), "axis", axis)],
+            vec![],
+        );
+        invalid_at(&m, "Softmax_y", "axis out of range");
+    }
+}

@@ -84,6 +84,7 @@ model_test!(two_layer_transformer_encoder, "transformer");
 model_test!(operator_zoo_layout_reductions_and_math, "ops_zoo");
 model_test!(mlp_with_batchnorm_after_gemm, "mlp_bn");
 model_test!(upsampling_max_min_abs_and_tile, "ops_zoo2");
+model_test!(transposed_convolutions_norms_and_the_elu_family, "ops_zoo3");
 
 #[test]
 fn batch_norm_after_conv_and_gemm_is_folded_into_the_weights() {

@@ -87,6 +87,16 @@ pub fn model(nodes: Vec<NodeProto>, initializers: Vec<TensorProto>) -> Vec<u8> {
 
 /// [`model`] at another opset.
 pub fn model_at(opset: i64, nodes: Vec<NodeProto>, initializers: Vec<TensorProto>) -> Vec<u8> {
+    model_with(opset, &[1, 4], nodes, initializers)
+}
+
+/// A model with input `x` of shape `input`, output `y`, at `opset`.
+pub fn model_with(
+    opset: i64,
+    input: &[i64],
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+) -> Vec<u8> {
     let dim = |v| tensor_shape_proto::Dimension {
         value: Some(tensor_shape_proto::dimension::Value::DimValue(v)),
         ..Default::default()
@@ -97,7 +107,7 @@ pub fn model_at(opset: i64, nodes: Vec<NodeProto>, initializers: Vec<TensorProto
             value: Some(type_proto::Value::TensorType(type_proto::Tensor {
                 elem_type: Some(FLOAT),
                 shape: Some(TensorShapeProto {
-                    dim: vec![dim(1), dim(4)],
+                    dim: input.iter().map(|&d| dim(d)).collect(),
                 }),
             })),
             ..Default::default()
@@ -181,17 +191,41 @@ pub fn check_model(
     want: &[f64],
     tolerance: f64,
 ) -> Vec<String> {
-    let m = hush_onnx::import(&model(nodes, initializers), &Default::default())
-        .unwrap_or_else(|e| panic!("{case}: {e}"));
-    let got = outputs(&m);
+    check_model_on(
+        case,
+        &model(nodes, initializers),
+        &x(),
+        want,
+        (1e-9, tolerance),
+    )
+}
+
+/// Imports `model` and checks that its output on `x` is `want` within
+/// `tolerances`: `.0` in plaintext, `.1` under MPC; returns the plan's
+/// operator names.
+pub fn check_model_on(
+    case: &str,
+    model: &[u8],
+    x: &ArrayD<f64>,
+    want: &[f64],
+    (plain_tolerance, tolerance): (f64, f64),
+) -> Vec<String> {
+    let m = hush_onnx::import(model, &Default::default()).unwrap_or_else(|e| panic!("{case}: {e}"));
+    let got: Vec<f64> =
+        hush_core::plan::plain::evaluate(&m.plan, &m.weights, std::slice::from_ref(x))
+            .unwrap_or_else(|e| panic!("{case}: {e}"))
+            .remove(0)
+            .iter()
+            .copied()
+            .collect();
     assert_eq!(got.len(), want.len(), "{case}");
     for (g, w) in got.iter().zip(want) {
         assert!(
-            (g - w).abs() < 1e-9,
+            (g - w).abs() < plain_tolerance,
             "{case}: plaintext {got:?} vs {want:?}"
         );
     }
-    let secure = secure_evaluate(case, &m, &x());
+    let secure = secure_evaluate(case, &m, x);
     for (s, w) in secure.iter().zip(want) {
         assert!(
             (s - w).abs() < tolerance,
