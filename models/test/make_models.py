@@ -190,7 +190,7 @@ class OpsZoo3(nn.Module):
     """Decoder- and generator-style operators the others do not use:
     transposed convolutions (with stride, padding, output padding and
     groups), instance and group normalization, ELU, SELU, CELU, Softsign,
-    amax and amin (ReduceMax, ReduceMin)."""
+    amax and amin (ReduceMax, ReduceMin), bilinear and bicubic resizing."""
 
     def __init__(self):
         super().__init__()
@@ -209,7 +209,9 @@ class OpsZoo3(nn.Module):
         s = nn.functional.softsign(h)
         mx = torch.amax(h, dim=(2, 3))
         mn = torch.amin(h, dim=1, keepdim=True)
-        return torch.cat([s.flatten(), mx.flatten(), mn.flatten()])
+        u = nn.functional.interpolate(h, scale_factor=2.0, mode="bilinear")  # Resize linear
+        c = nn.functional.interpolate(h, size=(7, 5), mode="bicubic", align_corners=True)
+        return torch.cat([s.flatten(), mx.flatten(), mn.flatten(), u.flatten(), c.flatten()])
 
 
 MODELS = {

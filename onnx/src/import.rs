@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 mod composite;
 mod conv_transpose;
+mod resize;
 
 /// Why a model could not be imported.
 #[derive(Debug, Clone, PartialEq)]
@@ -950,11 +951,7 @@ impl Builder {
                 };
                 self.finish_move(n, &x, Op::Reshape { shape: out.clone() }, out)?;
             }
-            "Resize" => {
-                let picks = self.resize_picks(n, &s)?;
-                let out = picks.iter().map(Vec::len).collect();
-                self.finish_move(n, &x, Op::Select { picks }, out)?;
-            }
+            "Resize" => self.resize(n, &x, &s)?,
             "Tile" => {
                 let repeats = self
                     .ints_of(n, 1, "repeats")?
@@ -1160,113 +1157,6 @@ impl Builder {
             }
         }
         Ok(())
-    }
-
-    /// The input index each output position of a nearest-neighbour `Resize`
-    /// reads, per axis of an input of shape `s` (ONNX's coordinate
-    /// transformations and rounding modes; output sizes from `sizes` or
-    /// `scales`). Interpolating modes are unsupported: they weigh
-    /// neighbours, which a selection cannot.
-    fn resize_picks(&self, n: &NodeProto, s: &[usize]) -> Result<Vec<Vec<usize>>, ImportError> {
-        let mode = attr_s(n, "mode").unwrap_or_else(|| "nearest".into());
-        if mode != "nearest" {
-            return Err(unsupported(n, format!("mode {mode} (only nearest)")));
-        }
-        if attr(n, "axes").is_some()
-            || attr_i(n, "antialias", 0) != 0
-            || attr_s(n, "keep_aspect_ratio_policy").is_some_and(|p| p != "stretch")
-        {
-            return Err(unsupported(n, "axes, antialias or an aspect-ratio policy"));
-        }
-        let floats = |i| -> Result<Option<Vec<f64>>, ImportError> {
-            match self.opt(n, i)? {
-                Some(Entry::Public(a) | Entry::Init(a)) if !a.is_empty() => {
-                    Ok(Some(a.iter().copied().collect()))
-                }
-                Some(Entry::Secret(_)) => Err(unsupported(n, "computed scales or sizes")),
-                _ => Ok(None),
-            }
-        };
-        let rank = s.len();
-        // In f32, as onnxruntime computes them (a position at a rounding
-        // boundary must round the same way).
-        let sizes: Vec<(usize, f32)> = match (floats(3)?, floats(2)?) {
-            (Some(sizes), _) if sizes.len() == rank && sizes.iter().all(|&o| o >= 0.0) => s
-                .iter()
-                .zip(sizes)
-                .map(|(&d, o)| (o as usize, o as f32 / d as f32))
-                .collect(),
-            (None, Some(scales))
-                if scales.len() == rank && scales.iter().all(|&c| c.is_finite() && c > 0.0) =>
-            {
-                s.iter()
-                    .zip(scales)
-                    .map(|(&d, c)| ((c as f32 * d as f32) as usize, c as f32))
-                    .collect()
-            }
-            _ => return Err(invalid(n.name(), "Resize needs one scale or size per axis")),
-        };
-        let out: Vec<usize> = sizes.iter().map(|&(o, _)| o).collect();
-        if !hush_core::plan::shape_within_limits(&out)
-            || out.iter().zip(s).any(|(&o, &d)| o > 0 && d == 0)
-        {
-            return Err(invalid(n.name(), "resized shape over the size limit"));
-        }
-        let transform =
-            attr_s(n, "coordinate_transformation_mode").unwrap_or_else(|| "half_pixel".into());
-        let rounding = attr_s(n, "nearest_mode").unwrap_or_else(|| "round_prefer_floor".into());
-        let round: fn(f32) -> f32 = match rounding.as_str() {
-            "round_prefer_floor" => |v| {
-                if v.fract() == 0.5 {
-                    v.floor()
-                } else {
-                    v.round()
-                }
-            },
-            "round_prefer_ceil" => |v| {
-                if v.fract() == 0.5 {
-                    v.ceil()
-                } else {
-                    v.round()
-                }
-            },
-            "floor" => f32::floor,
-            "ceil" => f32::ceil,
-            other => return Err(unsupported(n, format!("nearest_mode {other}"))),
-        };
-        if ![
-            "half_pixel",
-            "pytorch_half_pixel",
-            "align_corners",
-            "asymmetric",
-            "tf_half_pixel_for_nearest",
-        ]
-        .contains(&transform.as_str())
-        {
-            return Err(unsupported(
-                n,
-                format!("coordinate_transformation_mode {transform}"),
-            ));
-        }
-        let picks = s
-            .iter()
-            .zip(sizes)
-            .map(|(&d, (o, scale))| {
-                // Where output position i falls in the input's coordinates.
-                let at = |i: f32| match transform.as_str() {
-                    "pytorch_half_pixel" | "align_corners" if o <= 1 => 0.0,
-                    "half_pixel" | "pytorch_half_pixel" => (i + 0.5) / scale - 0.5,
-                    "align_corners" => i * (d as f32 - 1.0) / (o as f32 - 1.0),
-                    "asymmetric" => i / scale,
-                    _ => (i + 0.5) / scale, // tf_half_pixel_for_nearest
-                };
-                let last = d.saturating_sub(1) as f32;
-                (0..o)
-                    .map(|i| round(at(i as f32)).clamp(0.0, last) as usize)
-                    .collect()
-            })
-            .collect();
-        Ok(picks)
     }
 
     /// Emits a movement node for a computed value, or applies it to a constant.
