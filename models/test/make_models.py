@@ -190,7 +190,8 @@ class OpsZoo3(nn.Module):
     """Decoder- and generator-style operators the others do not use:
     transposed convolutions (with stride, padding, output padding and
     groups), instance and group normalization, ELU, SELU, CELU, Softsign,
-    amax and amin (ReduceMax, ReduceMin), bilinear and bicubic resizing."""
+    amax and amin (ReduceMax, ReduceMin), bilinear and bicubic resizing,
+    Softplus, Mish and Log."""
 
     def __init__(self):
         super().__init__()
@@ -211,7 +212,10 @@ class OpsZoo3(nn.Module):
         mn = torch.amin(h, dim=1, keepdim=True)
         u = nn.functional.interpolate(h, scale_factor=2.0, mode="bilinear")  # Resize linear
         c = nn.functional.interpolate(h, size=(7, 5), mode="bicubic", align_corners=True)
-        return torch.cat([s.flatten(), mx.flatten(), mn.flatten(), u.flatten(), c.flatten()])
+        # On the input: their own errors, not the chain's above amplified.
+        p = nn.functional.mish(x) + nn.functional.softplus(x) + torch.log(x * x + 0.5)
+        out = [s, mx, mn, u, c, p]
+        return torch.cat([t.flatten() for t in out])
 
 
 MODELS = {

@@ -144,12 +144,14 @@ pub fn supported_ops() -> &'static [&'static str] {
         "InstanceNormalization",
         "LayerNormalization",
         "LeakyRelu",
+        "Log",
         "LogSoftmax",
         "MatMul",
         "Max",
         "MaxPool",
         "Mean",
         "Min",
+        "Mish",
         "Mul",
         "Neg",
         "Pad",
@@ -168,6 +170,7 @@ pub fn supported_ops() -> &'static [&'static str] {
         "Sigmoid",
         "Slice",
         "Softmax",
+        "Softplus",
         "Softsign",
         "Split",
         "Sqrt",
@@ -703,14 +706,15 @@ impl Builder {
             "Equal" | "Where" | "Range" | "ConstantOfShape" => self.fold_more(n)?,
             "Gather" | "Slice" | "Split" | "Squeeze" | "Unsqueeze" | "Concat" | "Expand"
             | "Tile" | "Transpose" | "Pad" | "Resize" => self.movement(n)?,
-            "Exp" | "Sqrt" | "Erf" | "Reciprocal" | "Gelu" | "LogSoftmax" | "HardSigmoid"
-            | "HardSwish" | "GlobalMaxPool" => self.unary_more(n)?,
+            "Exp" | "Sqrt" | "Log" | "Erf" | "Reciprocal" | "Gelu" | "LogSoftmax"
+            | "HardSigmoid" | "HardSwish" | "GlobalMaxPool" => self.unary_more(n)?,
             "Div" | "Pow" => self.div_pow(n)?,
             "ReduceMean" | "ReduceSum" => self.reduce(n)?,
             "ReduceMax" | "ReduceMin" => self.reduce_max_min(n)?,
             "InstanceNormalization" | "GroupNormalization" => self.group_norm(n)?,
             "Elu" | "Selu" | "Celu" => self.elu(n)?,
             "Softsign" => self.softsign(n)?,
+            "Softplus" | "Mish" => self.softplus(n)?,
             "ConvTranspose" => self.conv_transpose(n)?,
             "LayerNormalization" => self.layer_norm(n)?,
             "ArgMax" => {
@@ -1194,6 +1198,7 @@ impl Builder {
         let (op, out) = match n.op_type() {
             "Exp" => (Op::Exp, s),
             "Sqrt" => (Op::Sqrt, s),
+            "Log" => (Op::Log, s),
             "Erf" => (Op::Erf, s),
             "Reciprocal" => (Op::Reciprocal, s),
             "Gelu" => {

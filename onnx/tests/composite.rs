@@ -1,7 +1,8 @@
 //! Operators the importer composes from several plan operations — Elu,
-//! Selu, Celu, Softsign, ReduceMax, ReduceMin, InstanceNormalization and
-//! GroupNormalization — in plaintext and under MPC, against their ONNX
-//! definitions computed here in f64. Tolerances are stated per case.
+//! Selu, Celu, Softsign, Softplus, Mish, ReduceMax, ReduceMin,
+//! InstanceNormalization and GroupNormalization — and Log, in plaintext and
+//! under MPC, against their ONNX definitions computed here in f64.
+//! Tolerances are stated per case.
 
 #![allow(clippy::unwrap_used)]
 
@@ -74,18 +75,30 @@ fn the_elu_family() {
             node("Softsign", &["x"], "y"),
             Box::new(|x: f64| x / (1.0 + x.abs())),
         ),
+        (
+            "Softplus",
+            node("Softplus", &["x"], "y"),
+            Box::new(|x: f64| x.exp().ln_1p()),
+        ),
+        (
+            "Mish",
+            node("Mish", &["x"], "y"),
+            Box::new(|x: f64| x * x.exp().ln_1p().tanh()),
+        ),
     ];
     for (case, n, f) in cases {
         let want: Vec<f64> = x.iter().map(|&v| f(v)).collect();
-        // Plaintext: exact but for the exponential's floor (e^−15 < 3.1e−7).
+        // Plaintext: exact but for the exponential's floor (e^−15 < 3.1e−7,
+        // times |x| ≤ 20 in Mish).
         // Under MPC: the exponential's relative 1e−3 (times α·γ ≤ 1.8), the
-        // division's 1e−3 relative, and the input's encoding.
+        // division's and the logarithm's 1e−3 relative (of values ≤ 1 and
+        // ln 2), tanh's 6e−4, and the input's encoding.
         check_model_on(
             case,
             &model_with(17, &[1, 10], vec![n], vec![]),
             &x,
             &want,
-            (1e-6, 2e-3),
+            (1e-5, 2e-3),
         );
     }
 }
@@ -263,4 +276,19 @@ fn instance_and_group_normalization() {
         &Default::default(),
     );
     assert!(matches!(r, Err(ImportError::Invalid { .. })), "{r:?}");
+}
+
+#[test]
+fn logarithm() {
+    // Over the reciprocal's range: 0.01 to 1000.
+    let x = input(&[1, 6], vec![0.01, 0.2, 1.0, 2.5, 40.0, 1000.0]);
+    let want: Vec<f64> = x.iter().map(|v| v.ln()).collect();
+    // Relative 1e−3 (docs/ACCURACY.md) of |ln x| ≤ 6.9.
+    check_model_on(
+        "Log",
+        &model_with(17, &[1, 6], vec![node("Log", &["x"], "y")], vec![]),
+        &x,
+        &want,
+        (1e-12, 7e-3),
+    );
 }

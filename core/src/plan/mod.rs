@@ -313,6 +313,9 @@ pub enum Op {
         /// Keep the axis as size 1.
         keepdims: bool,
     },
+    /// `ln x` (positive inputs, in the reciprocal's range). Last, so that
+    /// plans without it serialize as before it was added.
+    Log,
 }
 
 impl Op {
@@ -359,6 +362,7 @@ impl Op {
             Op::LayerNorm { .. } => "LayerNorm",
             Op::GlobalMaxPool => "GlobalMaxPool",
             Op::ArgMax { .. } => "ArgMax",
+            Op::Log => "Log",
         }
     }
 

@@ -264,6 +264,7 @@ pub fn evaluate(
             Op::Reshape { shape } => layout::reshape(arg(0)?, shape)?,
             Op::Exp => arg(0)?.mapv(libm::exp),
             Op::Sqrt => arg(0)?.mapv(libm::sqrt),
+            Op::Log => arg(0)?.mapv(libm::log),
             Op::Reciprocal => arg(0)?.mapv(|v| 1.0 / v),
             Op::Div => broadcast2(arg(0)?, arg(1)?, |a, b| a / b)?,
             Op::Square => arg(0)?.mapv(|v| v * v),

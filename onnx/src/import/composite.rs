@@ -1,9 +1,9 @@
 //! Operators the importer composes from several plan operations: `Abs`,
-//! `Softsign`, the ELU family (`Elu`, `Selu`, `Celu`), `ReduceMax` and
-//! `ReduceMin`, `InstanceNormalization` and `GroupNormalization`. Each is
-//! exactly its ONNX definition, up to the approximations of the plan
-//! operations it uses (comparisons are exact; see docs/ACCURACY.md for
-//! `Exp`, `Div` and `LayerNorm`).
+//! `Softsign`, the ELU family (`Elu`, `Selu`, `Celu`), `Softplus`, `Mish`,
+//! `ReduceMax`, `ReduceMin`, `InstanceNormalization` and
+//! `GroupNormalization`. Each is exactly its ONNX definition, up to the
+//! approximations of the plan operations it uses (comparisons are exact;
+//! see docs/ACCURACY.md for `Exp`, `Log`, `Div` and `LayerNorm`).
 
 use super::{
     Builder, Combine, Entry, ImportError, Last, attr_f, attr_i, invalid, reduced_shape, scalar,
@@ -13,10 +13,10 @@ use crate::proto::NodeProto;
 use hush_core::plan::Op;
 use ndarray::{ArrayD, IxDyn};
 
-/// The ELU family's exponential is taken of `max(k·x, EXP_FLOOR)` rather
-/// than of `k·x` for `x ≤ 0`: `e^x` is only computed on a bounded range
-/// (`±exp_max_abs`, 16 by default), and below −15 it is under 3.1e−7, less
-/// than the fixed-point unit at the default 16 fractional bits.
+/// The exponentials of the ELU family and Softplus are taken of
+/// `max(v, EXP_FLOOR)` rather than of `v ≤ 0`: `e^x` is only computed on a
+/// bounded range (`±exp_max_abs`, 16 by default), and below −15 it is under
+/// 3.1e−7, less than the fixed-point unit at the default 16 fractional bits.
 const EXP_FLOOR: f64 = -15.0;
 
 impl Builder {
@@ -64,29 +64,11 @@ impl Builder {
             return Err(invalid(n.name(), "attributes must be finite"));
         }
         let r = self.step(n, "relu", Op::Relu, vec![x], s.clone());
-        // m = min(x, 0); max(m, F/k) − F/k = relu(m − F/k).
-        let m = self.step(n, "negative_part", Op::Sub, vec![x, r], s.clone());
-        let floor = EXP_FLOOR / k;
-        let u = self.step(
-            n,
-            "shifted",
-            Op::AddConst(scalar(-floor)),
-            vec![m],
-            s.clone(),
-        );
-        let mut u = self.step(n, "floored", Op::Relu, vec![u], s.clone());
+        let mut m = self.step(n, "negative_part", Op::Sub, vec![x, r], s.clone());
         if k != 1.0 {
-            u = self.step(n, "scaled", Op::MulConst(scalar(k)), vec![u], s.clone());
+            m = self.step(n, "scaled", Op::MulConst(scalar(k)), vec![m], s.clone());
         }
-        // k·max(m, F/k) = k·relu(…) + F.
-        let u = self.step(
-            n,
-            "exponent",
-            Op::AddConst(scalar(EXP_FLOOR)),
-            vec![u],
-            s.clone(),
-        );
-        let e = self.step(n, "exp", Op::Exp, vec![u], s.clone());
+        let e = self.floored_exp(n, m);
         let mut e = self.step(
             n,
             "exp_minus_one",
@@ -115,6 +97,51 @@ impl Builder {
             r
         };
         self.emit(n, Op::Add, vec![r, e], s);
+        Ok(())
+    }
+
+    /// `e^max(v, EXP_FLOOR)` for `v ≤ 0`: the floor is
+    /// `relu(v − F) + F`, one comparison.
+    fn floored_exp(&mut self, n: &NodeProto, v: usize) -> usize {
+        let s = self.shape(v);
+        let u = self.step(
+            n,
+            "shifted",
+            Op::AddConst(scalar(-EXP_FLOOR)),
+            vec![v],
+            s.clone(),
+        );
+        let u = self.step(n, "floored", Op::Relu, vec![u], s.clone());
+        let u = self.step(
+            n,
+            "exponent",
+            Op::AddConst(scalar(EXP_FLOOR)),
+            vec![u],
+            s.clone(),
+        );
+        self.step(n, "exp", Op::Exp, vec![u], s)
+    }
+
+    /// `Softplus`, `ln(1 + e^x) = relu(x) + ln(1 + e^−|x|)` (the logarithm
+    /// only of `(1, 2]`), and `Mish`, `x·tanh(softplus(x))`: two comparisons,
+    /// an exponential and a logarithm (and for Mish a tanh and a product).
+    pub(super) fn softplus(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.secret(n, 0)?;
+        let s = self.shape(x);
+        let r = self.step(n, "relu", Op::Relu, vec![x], s.clone());
+        let r2 = self.step(n, "doubled", Op::MulConst(scalar(2.0)), vec![r], s.clone());
+        // x − 2·relu(x) = −|x|.
+        let m = self.step(n, "minus_abs", Op::Sub, vec![x, r2], s.clone());
+        let e = self.floored_exp(n, m);
+        let e1 = self.step(n, "one_plus", Op::AddConst(scalar(1.0)), vec![e], s.clone());
+        let l = self.step(n, "log", Op::Log, vec![e1], s.clone());
+        if n.op_type() == "Softplus" {
+            self.emit(n, Op::Add, vec![r, l], s);
+            return Ok(());
+        }
+        let sp = self.step(n, "softplus", Op::Add, vec![r, l], s.clone());
+        let t = self.step(n, "tanh", Op::Tanh, vec![sp], s.clone());
+        self.emit(n, Op::Mul, vec![x, t], s);
         Ok(())
     }
 

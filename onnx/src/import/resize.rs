@@ -330,7 +330,7 @@ fn cubic_taps(
         let r = (p - base) as f64;
         let base = base as i64;
         let mut w: [f64; 4] = core::array::from_fn(|k| kernel(r - (k as f64 - 1.0)));
-        let idx: [i64; 4] = core::array::from_fn(|k| base + k as i64 - 1);
+        let idx: [i64; 4] = core::array::from_fn(|k| base.saturating_add(k as i64 - 1));
         if exclude_outside {
             for (wk, &i) in w.iter_mut().zip(&idx) {
                 if i < 0 || i > last {
