@@ -219,6 +219,15 @@ enum Last {
     Step,
 }
 
+/// A reduction's operand and geometry ([`Builder::reduction`]).
+struct Reduction {
+    x: usize,
+    shape: Vec<usize>,
+    axes: Vec<usize>,
+    keepdims: bool,
+    out: Vec<usize>,
+}
+
 /// Constants of a variadic node combined into one, and whether a weight
 /// was among them.
 type Combined = (Arc<ArrayD<f64>>, bool);
@@ -1336,46 +1345,50 @@ impl Builder {
     }
 
     fn reduce(&mut self, n: &NodeProto) -> Result<(), ImportError> {
-        let x = self.secret(n, 0)?;
-        let s = self.shape(x);
-        let Some((axes, keepdims)) = self.reduce_axes(n, &s)? else {
-            self.alias(n, Entry::Secret(x));
+        let Some(r) = self.reduction(n)? else {
             return Ok(());
         };
-        let out = reduced_shape(&s, &axes, keepdims);
+        let (axes, keepdims) = (r.axes, r.keepdims);
         let op = if n.op_type() == "ReduceMean" {
             Op::ReduceMean { axes, keepdims }
         } else {
             Op::ReduceSum { axes, keepdims }
         };
-        self.emit(n, op, vec![x], out);
+        self.emit(n, op, vec![r.x], r.out);
         Ok(())
     }
 
-    /// A reduction's axes (attribute, or input 1 from opset 18), sorted and
-    /// without repeats, and `keepdims`; `None` when it reduces nothing
-    /// (`noop_with_empty_axes` and no axes): the input itself.
-    fn reduce_axes(
-        &self,
-        n: &NodeProto,
-        s: &[usize],
-    ) -> Result<Option<(Vec<usize>, bool)>, ImportError> {
+    /// Reduction `n`'s operand, axes (attribute, or input 1 from opset 18;
+    /// sorted, without repeats) and output shape; `None` when it reduces
+    /// nothing (`noop_with_empty_axes` and no axes), after making its output
+    /// the input itself.
+    fn reduction(&mut self, n: &NodeProto) -> Result<Option<Reduction>, ImportError> {
+        let x = self.secret(n, 0)?;
+        let shape = self.shape(x);
         let keepdims = attr_i(n, "keepdims", 1) != 0;
         let mut axes: Vec<usize> = match self.ints_of(n, 1, "axes")? {
             Some(a) if !a.is_empty() => a
                 .iter()
-                .map(|&v| norm_axis(n, v, s.len()))
+                .map(|&v| norm_axis(n, v, shape.len()))
                 .collect::<Result<_, _>>()?,
             _ => {
                 if attr_i(n, "noop_with_empty_axes", 0) != 0 {
+                    self.alias(n, Entry::Secret(x));
                     return Ok(None);
                 }
-                (0..s.len()).collect()
+                (0..shape.len()).collect()
             }
         };
         axes.sort_unstable();
         axes.dedup();
-        Ok(Some((axes, keepdims)))
+        let out = reduced_shape(&shape, &axes, keepdims);
+        Ok(Some(Reduction {
+            x,
+            shape,
+            axes,
+            keepdims,
+            out,
+        }))
     }
 
     fn layer_norm(&mut self, n: &NodeProto) -> Result<(), ImportError> {

@@ -6,7 +6,7 @@
 //! see docs/ACCURACY.md for `Exp`, `Log`, `Div` and `LayerNorm`).
 
 use super::{
-    Builder, Combine, Entry, ImportError, Last, attr_f, attr_i, invalid, reduced_shape, scalar,
+    Builder, Combine, Entry, ImportError, Last, Reduction, attr_f, attr_i, invalid, scalar,
     unsupported,
 };
 use crate::proto::NodeProto;
@@ -150,13 +150,16 @@ impl Builder {
     /// over a `[1, kept, 1, reduced]` view); `min(x) = −max(−x)`, the
     /// negations local.
     pub(super) fn reduce_max_min(&mut self, n: &NodeProto) -> Result<(), ImportError> {
-        let x = self.secret(n, 0)?;
-        let s = self.shape(x);
-        let Some((axes, keepdims)) = self.reduce_axes(n, &s)? else {
-            self.alias(n, Entry::Secret(x));
+        let Some(Reduction {
+            x,
+            shape: s,
+            axes,
+            out,
+            ..
+        }) = self.reduction(n)?
+        else {
             return Ok(());
         };
-        let out = reduced_shape(&s, &axes, keepdims);
         let min = n.op_type() == "ReduceMin";
         let kept: Vec<usize> = (0..s.len()).filter(|i| !axes.contains(i)).collect();
         let kept_len: usize = kept.iter().map(|&i| s[i]).product();
