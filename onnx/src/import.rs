@@ -124,6 +124,7 @@ pub fn supported_ops() -> &'static [&'static str] {
         "ConstantOfShape",
         "Conv",
         "ConvTranspose",
+        "DepthToSpace",
         "Div",
         "Dropout",
         "Elu",
@@ -154,14 +155,18 @@ pub fn supported_ops() -> &'static [&'static str] {
         "Mish",
         "Mul",
         "Neg",
+        "PRelu",
         "Pad",
         "Pow",
         "Range",
         "Reciprocal",
+        "ReduceL1",
+        "ReduceL2",
         "ReduceMax",
         "ReduceMean",
         "ReduceMin",
         "ReduceSum",
+        "ReduceSumSquare",
         "Relu",
         "Reshape",
         "Resize",
@@ -172,6 +177,7 @@ pub fn supported_ops() -> &'static [&'static str] {
         "Softmax",
         "Softplus",
         "Softsign",
+        "SpaceToDepth",
         "Split",
         "Sqrt",
         "Squeeze",
@@ -715,8 +721,9 @@ impl Builder {
             "Equal" | "Where" | "Range" | "ConstantOfShape" => self.fold_more(n)?,
             "Gather" | "Slice" | "Split" | "Squeeze" | "Unsqueeze" | "Concat" | "Expand"
             | "Tile" | "Transpose" | "Pad" | "Resize" => self.movement(n)?,
-            "Exp" | "Sqrt" | "Log" | "Erf" | "Reciprocal" | "Gelu" | "LogSoftmax"
-            | "HardSigmoid" | "HardSwish" | "GlobalMaxPool" => self.unary_more(n)?,
+            "Exp" | "Sqrt" | "Log" | "Erf" | "Reciprocal" | "Gelu" | "HardSigmoid"
+            | "HardSwish" | "GlobalMaxPool" => self.unary_more(n)?,
+            "Softmax" | "LogSoftmax" => self.softmax(n)?,
             "Div" | "Pow" => self.div_pow(n)?,
             "ReduceMean" | "ReduceSum" => self.reduce(n)?,
             "ReduceMax" | "ReduceMin" => self.reduce_max_min(n)?,
@@ -724,6 +731,9 @@ impl Builder {
             "Elu" | "Selu" | "Celu" => self.elu(n)?,
             "Softsign" => self.softsign(n)?,
             "Softplus" | "Mish" => self.softplus(n)?,
+            "PRelu" => self.prelu(n)?,
+            "ReduceL1" | "ReduceL2" | "ReduceSumSquare" => self.reduce_norm(n)?,
+            "DepthToSpace" | "SpaceToDepth" => self.depth_space(n)?,
             "ConvTranspose" => self.conv_transpose(n)?,
             "LayerNormalization" => self.layer_norm(n)?,
             "ArgMax" => {
@@ -747,7 +757,7 @@ impl Builder {
             "MatMul" => self.matmul(n)?,
             "Add" | "Sub" | "Mul" => self.elementwise(n)?,
             "BatchNormalization" => self.batch_norm(n)?,
-            "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "Clip" | "Softmax" => self.unary(n)?,
+            "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "Clip" => self.unary(n)?,
             "Max" | "Min" => self.max_min(n)?,
             "Sum" | "Mean" => self.sum_mean(n)?,
             "Neg" | "Abs" => {
@@ -1219,16 +1229,6 @@ impl Builder {
                     s,
                 )
             }
-            "LogSoftmax" => {
-                let axis = norm_axis(n, attr_i(n, "axis", -1), s.len())?;
-                if axis + 1 != s.len() {
-                    return Err(unsupported(
-                        n,
-                        "log softmax over an axis other than the last",
-                    ));
-                }
-                (Op::LogSoftmax { axis }, s)
-            }
             "HardSigmoid" => (
                 Op::HardSigmoid {
                     alpha: attr_f(n, "alpha", 0.2) as f64,
@@ -1395,22 +1395,42 @@ impl Builder {
         let x = self.secret(n, 0)?;
         let s = self.shape(x);
         let axis = norm_axis(n, attr_i(n, "axis", -1), s.len())?;
-        if axis + 1 != s.len() {
-            return Err(unsupported(n, "normalization over more than the last axis"));
-        }
         if n.output.len() > 1 && n.output[1..].iter().any(|o| !o.is_empty()) {
             return Err(unsupported(n, "mean and inverse deviation outputs"));
         }
-        let epsilon = attr_f(n, "epsilon", 1e-5) as f64;
-        let normed = self.step(
-            n,
-            "normalized",
-            Op::LayerNorm { epsilon },
-            vec![x],
-            s.clone(),
-        );
         let Entry::Init(scale) = self.get(n, 1)? else {
             return Err(unsupported(n, "scale must be an initializer"));
+        };
+        for p in std::iter::once(&scale).chain(match self.opt(n, 2)? {
+            Some(Entry::Init(ref b)) => Some(b),
+            _ => None,
+        }) {
+            if broadcast_shape(n, &s, p.shape())? != s {
+                return Err(invalid(
+                    n.name(),
+                    format!("scale or bias {:?} for input {s:?}", p.shape()),
+                ));
+            }
+        }
+        let epsilon = attr_f(n, "epsilon", 1e-5) as f64;
+        // Over the axes from `axis` on: the plan's LayerNorm normalizes the
+        // last axis, so those axes are flattened into one around it.
+        let normed = if axis + 1 == s.len() {
+            self.step(
+                n,
+                "normalized",
+                Op::LayerNorm { epsilon },
+                vec![x],
+                s.clone(),
+            )
+        } else {
+            let view = vec![s[..axis].iter().product(), s[axis..].iter().product()];
+            let reshape = |shape: &Vec<usize>| Op::Reshape {
+                shape: shape.clone(),
+            };
+            let v = self.step(n, "flattened", reshape(&view), vec![x], view.clone());
+            let v = self.step(n, "normalized", Op::LayerNorm { epsilon }, vec![v], view);
+            self.step(n, "unflattened", reshape(&s), vec![v], s.clone())
         };
         let sid = self.weight(&n.input[1], Arc::unwrap_or_clone(scale));
         let bias = self.opt(n, 2)?;
@@ -2054,15 +2074,44 @@ impl Builder {
                 let (lo, hi) = (bound(1, -1e9)?, bound(2, 1e9)?);
                 Op::Clip { lo, hi }
             }
-            _ => {
-                let axis = norm_axis(n, attr_i(n, "axis", -1), s.len())?;
-                if axis + 1 != s.len() {
-                    return Err(unsupported(n, "softmax over an axis other than the last"));
-                }
-                Op::Softmax { axis }
-            }
+            _ => return Err(unsupported(n, "")),
         };
         self.emit(n, op, vec![x], s);
+        Ok(())
+    }
+
+    /// `Softmax` and `LogSoftmax` over any axis: the plan's operations work
+    /// on the last, so another axis is swapped with it before and after
+    /// (transpositions, local under MPC).
+    fn softmax(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.secret(n, 0)?;
+        let s = self.shape(x);
+        let Some(last) = s.len().checked_sub(1) else {
+            return Err(invalid(n.name(), "softmax of a scalar"));
+        };
+        let axis = norm_axis(n, attr_i(n, "axis", -1), s.len())?;
+        let op = if n.op_type() == "Softmax" {
+            Op::Softmax { axis: last }
+        } else {
+            Op::LogSoftmax { axis: last }
+        };
+        if axis == last {
+            self.emit(n, op, vec![x], s);
+            return Ok(());
+        }
+        let mut perm: Vec<usize> = (0..s.len()).collect();
+        perm.swap(axis, last);
+        let mut swapped = s.clone();
+        swapped.swap(axis, last);
+        let t = self.step(
+            n,
+            "swapped",
+            Op::Transpose { perm: perm.clone() },
+            vec![x],
+            swapped.clone(),
+        );
+        let y = self.step(n, "normalized", op, vec![t], swapped);
+        self.emit(n, Op::Transpose { perm }, vec![y], s);
         Ok(())
     }
 

@@ -292,3 +292,215 @@ fn logarithm() {
         (1e-12, 7e-3),
     );
 }
+
+fn scrambled(shape: &[usize], seed: usize) -> ArrayD<f64> {
+    let len: usize = shape.iter().product();
+    let v = (0..len)
+        .map(|i| (((i + seed) * 29 + 7) % 19) as f64 * 0.375 - 3.25)
+        .collect();
+    input(shape, v)
+}
+
+#[test]
+fn softmax_and_log_softmax_over_any_axis() {
+    let shape = [2usize, 3, 4];
+    let x = scrambled(&shape, 0);
+    for op in ["Softmax", "LogSoftmax"] {
+        for axis in [0i64, 1, -1] {
+            let a = axis.rem_euclid(3) as usize;
+            let max = x.fold_axis(ndarray::Axis(a), f64::MIN, |&m, &v| m.max(v));
+            let e = &x - &max.insert_axis(ndarray::Axis(a));
+            let e = e.mapv(f64::exp);
+            let sum = e.sum_axis(ndarray::Axis(a)).insert_axis(ndarray::Axis(a));
+            let soft = &e / &sum;
+            let want: Vec<f64> = if op == "Softmax" {
+                soft.iter().copied().collect()
+            } else {
+                soft.iter().map(|v| v.ln()).collect()
+            };
+            let n = with_int(node(op, &["x"], "y"), "axis", axis);
+            // docs/ACCURACY.md: softmax abs ≤ 1e−3, log-softmax abs ≤ 2e−3.
+            check_model_on(
+                &format!("{op} axis {axis}"),
+                &model_with(17, &dims(&shape), vec![n], vec![]),
+                &x,
+                &want,
+                (1e-12, 2e-3),
+            );
+        }
+    }
+}
+
+#[test]
+fn layer_normalization_over_trailing_axes() {
+    let shape = [2usize, 3, 4];
+    let x = scrambled(&shape, 3);
+    let scale: Vec<f32> = (0..12).map(|i| 0.5 + i as f32 * 0.125).collect();
+    let bias: Vec<f32> = (0..12).map(|i| i as f32 * 0.25 - 1.0).collect();
+    // Axis 1: each sample normalized over its 12 values.
+    let flat: Vec<f64> = x.iter().copied().collect();
+    let mut want = Vec::new();
+    for row in flat.chunks(12) {
+        let mean = row.iter().sum::<f64>() / 12.0;
+        let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 12.0;
+        for (k, v) in row.iter().enumerate() {
+            want.push((v - mean) / (var + 1e-5).sqrt() * scale[k] as f64 + bias[k] as f64);
+        }
+    }
+    let n = with_int(node("LayerNormalization", &["x", "s", "b"], "y"), "axis", 1);
+    let inits = vec![init("s", &[3, 4], &scale), init("b", &[3, 4], &bias)];
+    // Layer normalization abs ≤ 2e−3 (docs/ACCURACY.md), times the largest
+    // scale (1.875).
+    check_model_on(
+        "LayerNormalization axis 1",
+        &model_with(17, &dims(&shape), vec![n], inits),
+        &x,
+        &want,
+        (1e-9, 4e-3),
+    );
+    // A scale that does not broadcast to the input is refused.
+    let n = node("LayerNormalization", &["x", "s"], "y");
+    let r = import(
+        &model_with(17, &dims(&shape), vec![n], vec![init("s", &[5], &[1.0; 5])]),
+        &Default::default(),
+    );
+    assert!(matches!(r, Err(ImportError::Invalid { .. })), "{r:?}");
+}
+
+#[test]
+fn prelu_with_a_weight_or_a_constant_slope() {
+    let shape = [1usize, 3, 2, 2];
+    let x = scrambled(&shape, 5);
+    let slope = [0.25f32, -0.5, 1.5];
+    let want: Vec<f64> = x
+        .indexed_iter()
+        .map(|(ix, &v)| if v > 0.0 { v } else { slope[ix[1]] as f64 * v })
+        .collect();
+    let n = node("PRelu", &["x", "slope"], "y");
+    // Comparisons exact; one product with the slope, truncated once.
+    let ops = check_model_on(
+        "PRelu (weight)",
+        &model_with(
+            17,
+            &dims(&shape),
+            vec![n.clone()],
+            vec![init("slope", &[3, 1, 1], &slope)],
+        ),
+        &x,
+        &want,
+        (1e-12, 1e-4),
+    );
+    assert!(ops.contains(&"Mul(weight)".to_string()), "{ops:?}");
+    let want: Vec<f64> = x
+        .iter()
+        .map(|&v| if v > 0.0 { v } else { 0.1 * v })
+        .collect();
+    let ops = check_model_on(
+        "PRelu (constant)",
+        &model_with(
+            17,
+            &dims(&shape),
+            vec![common::constant("slope", &[], &[0.1]), n],
+            vec![],
+        ),
+        &x,
+        &want,
+        (1e-6, 1e-4),
+    );
+    assert!(ops.contains(&"Mul(const)".to_string()), "{ops:?}");
+}
+
+#[test]
+fn l1_l2_and_sum_of_squares_reductions() {
+    let shape = [2usize, 3, 4];
+    let x = scrambled(&shape, 11);
+    for (op, f) in [
+        ("ReduceL1", (|v: f64| v.abs()) as fn(f64) -> f64),
+        ("ReduceL2", |v: f64| v * v),
+        ("ReduceSumSquare", |v: f64| v * v),
+    ] {
+        let sums = x.mapv(f).sum_axis(ndarray::Axis(2));
+        let want: Vec<f64> = if op == "ReduceL2" {
+            sums.iter().map(|v| v.sqrt()).collect()
+        } else {
+            sums.iter().copied().collect()
+        };
+        let n = with_int(
+            common::with_ints(node(op, &["x"], "y"), "axes", &[2]),
+            "keepdims",
+            0,
+        );
+        // Squares truncate once each (4 terms of ≤ 11); the square root
+        // abs ≤ 1e−3 (docs/ACCURACY.md).
+        check_model_on(
+            op,
+            &model_with(17, &dims(&shape), vec![n], vec![]),
+            &x,
+            &want,
+            (1e-9, 2e-3),
+        );
+    }
+}
+
+#[test]
+fn depth_to_space_and_back() {
+    // x [1, 8, 2, 3], blocksize 2.
+    let shape = [1usize, 8, 2, 3];
+    let x = scrambled(&shape, 2);
+    let b = 2;
+    let c = 8 / (b * b);
+    for mode in ["DCR", "CRD"] {
+        let mut want = ArrayD::zeros(IxDyn(&[1, c, 4, 6]));
+        for ch in 0..c {
+            for h in 0..2 {
+                for w in 0..3 {
+                    for i in 0..b {
+                        for j in 0..b {
+                            let from = if mode == "DCR" {
+                                (i * b + j) * c + ch
+                            } else {
+                                ch * b * b + i * b + j
+                            };
+                            want[[0, ch, h * b + i, w * b + j]] = x[[0, from, h, w]];
+                        }
+                    }
+                }
+            }
+        }
+        let mut n = with_int(node("DepthToSpace", &["x"], "y"), "blocksize", 2);
+        n.attribute.push(AttributeProto {
+            name: Some("mode".into()),
+            r#type: Some(3), // STRING
+            s: Some(mode.as_bytes().to_vec()),
+            ..Default::default()
+        });
+        let want: Vec<f64> = want.iter().copied().collect();
+        // Data movement only: exact but for the input's encoding.
+        let ops = check_model_on(
+            mode,
+            &model_with(17, &dims(&shape), vec![n], vec![]),
+            &x,
+            &want,
+            (f64::EPSILON, 1e-4),
+        );
+        assert!(
+            ops.iter().all(|o| o == "Reshape" || o == "Transpose"),
+            "{ops:?}"
+        );
+    }
+    // SpaceToDepth then DepthToSpace (DCR) is the identity.
+    let nodes = vec![
+        with_int(node("SpaceToDepth", &["x"], "t"), "blocksize", 2),
+        with_int(node("DepthToSpace", &["t"], "y"), "blocksize", 2),
+    ];
+    let shape = [1usize, 2, 4, 6];
+    let x = scrambled(&shape, 4);
+    let want: Vec<f64> = x.iter().copied().collect();
+    check_model_on(
+        "SpaceToDepth, DepthToSpace",
+        &model_with(17, &dims(&shape), nodes, vec![]),
+        &x,
+        &want,
+        (f64::EPSILON, 1e-4),
+    );
+}

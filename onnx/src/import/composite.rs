@@ -1,13 +1,14 @@
 //! Operators the importer composes from several plan operations: `Abs`,
-//! `Softsign`, the ELU family (`Elu`, `Selu`, `Celu`), `Softplus`, `Mish`,
-//! `ReduceMax`, `ReduceMin`, `InstanceNormalization` and
-//! `GroupNormalization`. Each is exactly its ONNX definition, up to the
+//! `PRelu`, `Softsign`, the ELU family (`Elu`, `Selu`, `Celu`), `Softplus`,
+//! `Mish`, `ReduceMax`, `ReduceMin`, `ReduceL1`, `ReduceL2`,
+//! `ReduceSumSquare`, `DepthToSpace`, `SpaceToDepth`,
+//! `InstanceNormalization` and `GroupNormalization`. Each is exactly its ONNX definition, up to the
 //! approximations of the plan operations it uses (comparisons are exact;
 //! see docs/ACCURACY.md for `Exp`, `Log`, `Div` and `LayerNorm`).
 
 use super::{
-    Builder, Combine, Entry, ImportError, Last, Reduction, attr_f, attr_i, invalid, scalar,
-    unsupported,
+    Builder, Combine, Entry, ImportError, Last, Reduction, attr_f, attr_i, broadcast_shape,
+    invalid, scalar, unsupported,
 };
 use crate::proto::NodeProto;
 use hush_core::plan::Op;
@@ -26,6 +27,124 @@ impl Builder {
         let r = self.step(n, "relu", Op::Relu, vec![x], s.clone());
         let r2 = self.step(n, "doubled", Op::MulConst(scalar(2.0)), vec![r], s.clone());
         self.step_or_output(n, last, "abs", Op::Sub, vec![r2, x], s)
+    }
+
+    /// `PRelu`: `relu(x) + slope·min(x, 0)`, one comparison; the slope
+    /// (broadcast to `x`) is the owner's weight when it is an initializer.
+    pub(super) fn prelu(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.secret(n, 0)?;
+        let s = self.shape(x);
+        let (slope, weight) = match self.get(n, 1)? {
+            Entry::Init(c) => (c, true),
+            Entry::Public(c) => (c, false),
+            Entry::Secret(_) => return Err(unsupported(n, "the slope must be a constant")),
+        };
+        if broadcast_shape(n, &s, slope.shape())? != s {
+            return Err(invalid(
+                n.name(),
+                format!("slope {:?} for input {s:?}", slope.shape()),
+            ));
+        }
+        let r = self.step(n, "relu", Op::Relu, vec![x], s.clone());
+        let m = self.step(n, "negative_part", Op::Sub, vec![x, r], s.clone());
+        let scale = self.constant_op(
+            Combine::Mul,
+            &n.input[1],
+            std::sync::Arc::unwrap_or_clone(slope),
+            weight,
+        );
+        let m = self.step(n, "negative_branch", scale, vec![m], s.clone());
+        self.emit(n, Op::Add, vec![r, m], s);
+        Ok(())
+    }
+
+    /// `ReduceSumSquare` (squares, then a sum), `ReduceL2` (its square
+    /// root) and `ReduceL1` (absolute values, then a sum).
+    pub(super) fn reduce_norm(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        if attr_i(n, "noop_with_empty_axes", 0) != 0 {
+            return Err(unsupported(n, "noop_with_empty_axes"));
+        }
+        let Some(Reduction {
+            x,
+            shape: s,
+            axes,
+            keepdims,
+            out,
+        }) = self.reduction(n)?
+        else {
+            return Err(unsupported(n, "noop_with_empty_axes"));
+        };
+        let terms = if n.op_type() == "ReduceL1" {
+            self.abs(n, x, Last::Step)
+        } else {
+            self.step(n, "squared", Op::Square, vec![x], s)
+        };
+        let sum = Op::ReduceSum { axes, keepdims };
+        if n.op_type() == "ReduceL2" {
+            let t = self.step(n, "sum", sum, vec![terms], out.clone());
+            self.emit(n, Op::Sqrt, vec![t], out);
+        } else {
+            self.emit(n, sum, vec![terms], out);
+        }
+        Ok(())
+    }
+
+    /// `DepthToSpace` (modes DCR and CRD) and `SpaceToDepth`: a reshape, a
+    /// transposition and a reshape, all local under MPC.
+    pub(super) fn depth_space(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let x = self.secret(n, 0)?;
+        let s = self.shape(x);
+        let &[batch, c, h, w] = s.as_slice() else {
+            return Err(invalid(
+                n.name(),
+                format!("{} needs [N,C,H,W]", n.op_type()),
+            ));
+        };
+        let b = usize::try_from(attr_i(n, "blocksize", 0))
+            .ok()
+            .filter(|&b| b > 0)
+            .ok_or_else(|| invalid(n.name(), "blocksize must be positive"))?;
+        let too_big = || invalid(n.name(), "blocksize over the size limit");
+        let bb = b.checked_mul(b).ok_or_else(too_big)?;
+        let (view, perm, out) = if n.op_type() == "DepthToSpace" {
+            if !c.is_multiple_of(bb) {
+                return Err(invalid(n.name(), format!("{c} channels and blocksize {b}")));
+            }
+            let out = vec![
+                batch,
+                c / bb,
+                h.checked_mul(b).ok_or_else(too_big)?,
+                w.checked_mul(b).ok_or_else(too_big)?,
+            ];
+            match attr_s_or(n, "mode", "DCR").as_str() {
+                "DCR" => (vec![batch, b, b, c / bb, h, w], vec![0, 3, 4, 1, 5, 2], out),
+                "CRD" => (vec![batch, c / bb, b, b, h, w], vec![0, 1, 4, 2, 5, 3], out),
+                other => return Err(unsupported(n, format!("mode {other}"))),
+            }
+        } else {
+            if !h.is_multiple_of(b) || !w.is_multiple_of(b) {
+                return Err(invalid(n.name(), format!("{h}×{w} and blocksize {b}")));
+            }
+            let out = vec![batch, c.checked_mul(bb).ok_or_else(too_big)?, h / b, w / b];
+            (
+                vec![batch, c, h / b, b, w / b, b],
+                vec![0, 3, 5, 1, 2, 4],
+                out,
+            )
+        };
+        let moved: Vec<usize> = perm.iter().map(|&p| view[p]).collect();
+        let v = self.step(
+            n,
+            "blocks",
+            Op::Reshape {
+                shape: view.clone(),
+            },
+            vec![x],
+            view,
+        );
+        let v = self.step(n, "moved", Op::Transpose { perm }, vec![v], moved);
+        self.emit(n, Op::Reshape { shape: out.clone() }, vec![v], out);
+        Ok(())
     }
 
     /// `Softsign`: `x / (1 + |x|)`, a comparison and a division (whose
@@ -293,4 +412,9 @@ impl Builder {
         self.emit(n, op, vec![v], s);
         Ok(())
     }
+}
+
+/// Text attribute `name`, or `default`.
+fn attr_s_or(n: &NodeProto, name: &str, default: &str) -> String {
+    super::attr_s(n, name).unwrap_or_else(|| default.into())
 }
