@@ -185,6 +185,7 @@ fn onnx_models() -> Vec<Vec<u8>> {
         "ops_zoo",
         "ops_zoo2",
         "ops_zoo3",
+        "ops_zoo4",
         "mlp_bn",
         "mobilenet_block",
         "transformer",

@@ -218,6 +218,33 @@ class OpsZoo3(nn.Module):
         return torch.cat([t.flatten() for t in out])
 
 
+class OpsZoo4(nn.Module):
+    """Super-resolution and segmentation-head operators the others do not
+    use: PReLU, pixel shuffle and unshuffle (DepthToSpace, SpaceToDepth),
+    softmax and log-softmax over channels, LayerNorm over [C, H, W], L2
+    normalization (ReduceL2) and an L1 norm."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 16, 3, padding=1)
+        self.act = nn.PReLU(16)
+        self.norm = nn.LayerNorm([4, 12, 12])
+        self.head = nn.Conv2d(4, 3, 1)
+
+    def forward(self, x):  # x: [1, 4, 6, 6]
+        h = self.act(self.conv(x))  # [1, 16, 6, 6]
+        up = nn.functional.pixel_shuffle(h, 2)  # [1, 4, 12, 12]
+        n = self.norm(up)
+        logits = self.head(n)  # [1, 3, 12, 12]
+        p = torch.softmax(logits, dim=1)
+        lp = torch.log_softmax(logits, dim=1)
+        down = nn.functional.pixel_unshuffle(n, 2)  # [1, 16, 6, 6]
+        unit = nn.functional.normalize(down, dim=1)  # ReduceL2
+        l1 = torch.norm(x, p=1, dim=(2, 3))  # of the input: exact sums
+        out = [p, lp, unit, l1]
+        return torch.cat([t.flatten() for t in out])
+
+
 MODELS = {
     "mlp": (MLP, (1, 20), True),
     "lenet5": (LeNet5, (1, 1, 28, 28), True),
@@ -228,6 +255,7 @@ MODELS = {
     "mlp_bn": (MlpBatchNorm, (1, 12), False),
     "ops_zoo2": (OpsZoo2, (1, 2, 8, 8), True),
     "ops_zoo3": (OpsZoo3, (1, 4, 6, 6), True),
+    "ops_zoo4": (OpsZoo4, (1, 4, 6, 6), True),
 }
 
 

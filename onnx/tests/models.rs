@@ -4,7 +4,10 @@
 //! Tolerances (max absolute error against onnxruntime): plaintext 1e-4
 //! (f32 versus f64 arithmetic); secure 1e-3 — fixed point with 16 fractional
 //! bits, one truncation per product, and the approximations of
-//! docs/ACCURACY.md, accumulated through the network.
+//! docs/ACCURACY.md, accumulated through the network — or 2e-3 for the
+//! zoos whose outputs come through an instance, group or layer normalization
+//! or a log-softmax, the bound docs/ACCURACY.md gives for those (measured:
+//! up to 6e-4 over a dozen runs; the masks are fresh each run).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -39,7 +42,7 @@ fn max_err(a: &ArrayD<f64>, b: &ArrayD<f64>) -> f64 {
         .fold(0.0, f64::max)
 }
 
-fn check(name: &str, model: &[u8], input: &[u8], expect: &[u8]) {
+fn check(name: &str, model: &[u8], input: &[u8], expect: &[u8], tolerance: f64) {
     let m = import(model, &ImportOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
     let (x, ort) = (npy(input), npy(expect));
     let y = plain::evaluate(&m.plan, &m.weights, std::slice::from_ref(&x))
@@ -57,13 +60,16 @@ fn check(name: &str, model: &[u8], input: &[u8], expect: &[u8]) {
         ort.iter().fold(0.0f64, |a, v| a.max(v.abs()))
     );
     assert!(
-        secure_err < 1e-3,
+        secure_err < tolerance,
         "{name}: secure differs from onnxruntime by {secure_err}"
     );
 }
 
 macro_rules! model_test {
     ($test:ident, $name:literal) => {
+        model_test!($test, $name, 1e-3);
+    };
+    ($test:ident, $name:literal, $tolerance:expr) => {
         #[test]
         fn $test() {
             check(
@@ -71,6 +77,7 @@ macro_rules! model_test {
                 include_bytes!(concat!("../../models/test/", $name, ".onnx")),
                 include_bytes!(concat!("../../models/test/", $name, ".input.npy")),
                 include_bytes!(concat!("../../models/test/", $name, ".ort.npy")),
+                $tolerance,
             );
         }
     };
@@ -84,7 +91,12 @@ model_test!(two_layer_transformer_encoder, "transformer");
 model_test!(operator_zoo_layout_reductions_and_math, "ops_zoo");
 model_test!(mlp_with_batchnorm_after_gemm, "mlp_bn");
 model_test!(upsampling_max_min_abs_and_tile, "ops_zoo2");
-model_test!(transposed_convolutions_norms_and_the_elu_family, "ops_zoo3");
+model_test!(
+    transposed_convolutions_norms_and_the_elu_family,
+    "ops_zoo3",
+    2e-3
+);
+model_test!(pixel_shuffle_prelu_and_channel_softmax, "ops_zoo4", 2e-3);
 
 #[test]
 fn batch_norm_after_conv_and_gemm_is_folded_into_the_weights() {
