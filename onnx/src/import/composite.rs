@@ -2,9 +2,10 @@
 //! `PRelu`, `Softsign`, the ELU family (`Elu`, `Selu`, `Celu`), `Softplus`,
 //! `Mish`, `ReduceMax`, `ReduceMin`, `ReduceL1`, `ReduceL2`,
 //! `ReduceSumSquare`, `DepthToSpace`, `SpaceToDepth`,
-//! `InstanceNormalization` and `GroupNormalization`. Each is exactly its ONNX definition, up to the
-//! approximations of the plan operations it uses (comparisons are exact;
-//! see docs/ACCURACY.md for `Exp`, `Log`, `Div` and `LayerNorm`).
+//! `InstanceNormalization` and `GroupNormalization`. Each is exactly its
+//! ONNX definition, up to the approximations of the plan operations it uses
+//! (comparisons are exact; see docs/ACCURACY.md for `Exp`, `Log`, `Div` and
+//! `LayerNorm`).
 
 use super::{
     Builder, Combine, Entry, ImportError, Last, Reduction, attr_f, attr_i, broadcast_shape,
@@ -61,9 +62,6 @@ impl Builder {
     /// `ReduceSumSquare` (squares, then a sum), `ReduceL2` (its square
     /// root) and `ReduceL1` (absolute values, then a sum).
     pub(super) fn reduce_norm(&mut self, n: &NodeProto) -> Result<(), ImportError> {
-        if attr_i(n, "noop_with_empty_axes", 0) != 0 {
-            return Err(unsupported(n, "noop_with_empty_axes"));
-        }
         let Some(Reduction {
             x,
             shape: s,
@@ -72,7 +70,8 @@ impl Builder {
             out,
         }) = self.reduction(n)?
         else {
-            return Err(unsupported(n, "noop_with_empty_axes"));
+            // ONNX gives no single meaning to a norm that reduces nothing.
+            return Err(unsupported(n, "noop_with_empty_axes without axes"));
         };
         let terms = if n.op_type() == "ReduceL1" {
             self.abs(n, x, Last::Step)
