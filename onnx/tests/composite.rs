@@ -443,6 +443,30 @@ fn l1_l2_and_sum_of_squares_reductions() {
 }
 
 #[test]
+fn a_norm_that_reduces_nothing_is_refused() {
+    let noop = |n| with_int(n, "noop_with_empty_axes", 1);
+    let shape = [2i64, 3];
+    let with_axes = noop(common::with_ints(
+        node("ReduceL2", &["x"], "y"),
+        "axes",
+        &[1],
+    ));
+    assert!(
+        import(
+            &model_with(17, &shape, vec![with_axes], vec![]),
+            &Default::default()
+        )
+        .is_ok()
+    );
+    let without = noop(node("ReduceL2", &["x"], "y"));
+    let r = import(
+        &model_with(17, &shape, vec![without], vec![]),
+        &Default::default(),
+    );
+    assert!(matches!(r, Err(ImportError::Unsupported { .. })), "{r:?}");
+}
+
+#[test]
 fn depth_to_space_and_back() {
     // x [1, 8, 2, 3], blocksize 2.
     let shape = [1usize, 8, 2, 3];
