@@ -210,6 +210,18 @@ enum Entry {
     Init(Arc<ArrayD<f64>>),
 }
 
+impl Entry {
+    /// A constant's value and whether it is the owner's weight (an
+    /// initializer, or computed from one); `None` for a computed value.
+    fn constant(self) -> Option<(Arc<ArrayD<f64>>, bool)> {
+        match self {
+            Entry::Init(c) => Some((c, true)),
+            Entry::Public(c) => Some((c, false)),
+            Entry::Secret(_) => None,
+        }
+    }
+}
+
 /// How a constant operand meets a computed value ([`Builder::constant_op`]).
 #[derive(Clone, Copy)]
 enum Combine {
@@ -1723,10 +1735,8 @@ impl Builder {
                 } else {
                     (a, op == "Sub")
                 };
-                let (c, is_weight) = match other {
-                    Entry::Init(c) => (c, true),
-                    Entry::Public(c) => (c, false),
-                    Entry::Secret(_) => unreachable!("matched above"),
+                let Some((c, is_weight)) = other.constant() else {
+                    unreachable!("matched above")
                 };
                 let c = if negate_c {
                     c.mapv(|v| -v)

@@ -8,8 +8,8 @@
 //! `LayerNorm`).
 
 use super::{
-    Builder, Combine, Entry, ImportError, Last, Reduction, attr_f, attr_i, broadcast_shape,
-    invalid, scalar, unsupported,
+    Builder, Combine, ImportError, Last, Reduction, attr_f, attr_i, broadcast_shape, invalid,
+    scalar, unsupported,
 };
 use crate::proto::NodeProto;
 use hush_core::plan::Op;
@@ -35,10 +35,8 @@ impl Builder {
     pub(super) fn prelu(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let x = self.secret(n, 0)?;
         let s = self.shape(x);
-        let (slope, weight) = match self.get(n, 1)? {
-            Entry::Init(c) => (c, true),
-            Entry::Public(c) => (c, false),
-            Entry::Secret(_) => return Err(unsupported(n, "the slope must be a constant")),
+        let Some((slope, weight)) = self.get(n, 1)?.constant() else {
+            return Err(unsupported(n, "the slope must be a constant"));
         };
         if broadcast_shape(n, &s, slope.shape())? != s {
             return Err(invalid(
@@ -364,12 +362,8 @@ impl Builder {
         let params = if per_group { groups } else { channels };
         let mut affine = Vec::with_capacity(2);
         for i in [1, 2] {
-            let (c, weight) = match self.get(n, i)? {
-                Entry::Init(c) => (c, true),
-                Entry::Public(c) => (c, false),
-                Entry::Secret(_) => {
-                    return Err(unsupported(n, "scale and bias must be constants"));
-                }
+            let Some((c, weight)) = self.get(n, i)?.constant() else {
+                return Err(unsupported(n, "scale and bias must be constants"));
             };
             if c.len() != params {
                 return Err(invalid(
