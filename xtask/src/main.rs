@@ -218,6 +218,35 @@ fn step_env(cmd: &mut Command) -> &mut Command {
     cmd
 }
 
+/// " (N GiB free on disk)" for the build directory, or nothing where `df`
+/// cannot tell.
+fn disk_free() -> String {
+    let dir = target_dir();
+    let dir = if dir.exists() {
+        dir
+    } else {
+        PathBuf::from(".")
+    };
+    let avail_kib = Command::new("df")
+        .arg("-Pk")
+        .arg(&dir)
+        .output()
+        .ok()
+        .and_then(|o| {
+            let out = String::from_utf8_lossy(&o.stdout).into_owned();
+            out.lines()
+                .nth(1)?
+                .split_whitespace()
+                .nth(3)?
+                .parse::<u64>()
+                .ok()
+        });
+    match avail_kib {
+        Some(k) => format!(" ({:.1} GiB free on disk)", k as f64 / (1024.0 * 1024.0)),
+        None => String::new(),
+    }
+}
+
 fn run_checked(cmd: &mut Command) -> Result<(), String> {
     let cmd = step_env(cmd);
     let shown = format!("{cmd:?}");
@@ -379,7 +408,13 @@ fn test() -> ExitCode {
             Run::Program(p, args) => format!("{p} {}", args.join(" ")),
             Run::Task(line, _) => line.to_string(),
         };
-        println!("\n==> [{}/{}] {}: {shown}", i + 1, STEPS.len(), step.label);
+        println!(
+            "\n==> [{}/{}] {}: {shown}{}",
+            i + 1,
+            STEPS.len(),
+            step.label,
+            disk_free()
+        );
         let t = Instant::now();
         let result = match step.run {
             Run::Cargo(args) => run_checked(Command::new(cargo()).args(args)),
@@ -389,7 +424,9 @@ fn test() -> ExitCode {
         match result {
             Ok(()) => println!("==> {} ok in {:.0?}", step.label, t.elapsed()),
             Err(e) => {
-                eprintln!("==> {} FAILED: {e}", step.label);
+                // A full disk shows up as a linker crash (SIGBUS), not as
+                // "no space left": say how much is free.
+                eprintln!("==> {} FAILED{}: {e}", step.label, disk_free());
                 return ExitCode::FAILURE;
             }
         }
