@@ -136,12 +136,22 @@ fn relu_and_friends_match_plaintext() {
                 let relu_rounds = p.stats().since(&before).rounds;
                 let abs = p.abs(&xs).await?;
                 let sign = p.sign(&xs).await?;
+                let is_negative = p.is_negative(&xs).await?;
                 let max = p.max(&xs, &ys).await?;
                 let min = p.min(&xs, &ys).await?;
                 let clip = p.clip(&xs, 0.0, 6.0).await?;
                 let hardtanh = p.clip(&xs, -1.0, 1.0).await?;
                 let opened = p
-                    .open_many(&[&relu, &abs, &sign, &max, &min, &clip, &hardtanh])
+                    .open_many(&[
+                        &relu,
+                        &abs,
+                        &sign,
+                        &is_negative,
+                        &max,
+                        &min,
+                        &clip,
+                        &hardtanh,
+                    ])
                     .await?;
                 Ok((opened, relu_rounds))
             }
@@ -153,6 +163,7 @@ fn relu_and_friends_match_plaintext() {
             f(|a, _| a.max(0.0)),
             f(|a, _| a.abs()),
             f(|a, _| if a < 0.0 { -1.0 } else { 1.0 }),
+            f(|a, _| if a < 0.0 { 1.0 } else { 0.0 }),
             f(f64::max),
             f(f64::min),
             f(|a, _| a.clamp(0.0, 6.0)),

@@ -186,6 +186,7 @@ fn onnx_models() -> Vec<Vec<u8>> {
         "ops_zoo2",
         "ops_zoo3",
         "ops_zoo4",
+        "ops_zoo5",
         "mlp_bn",
         "mobilenet_block",
         "transformer",

@@ -245,6 +245,30 @@ class OpsZoo4(nn.Module):
         return torch.cat([t.flatten() for t in out])
 
 
+class OpsZoo5(nn.Module):
+    """Gating and masking: comparisons and their logic, Where with a
+    computed condition (a gate, a band, masked_fill by a computed mask) and
+    with a constant one (a fixed mask, the owner's), and a comparison cast to
+    float."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(16, 16)
+        self.register_buffer("mask", torch.rand(1, 16) > 0.5)
+
+    def forward(self, x):  # x: [1, 16]
+        h = self.fc(x)
+        gate = torch.where(h > 0.2, h, 0.125 * h)
+        band = ((x > -0.5) & (x < 0.5)) | (h >= 1.0)
+        banded = torch.where(band, x, torch.zeros_like(x))
+        either = (x > 0) ^ (h > 0)
+        masked = h.masked_fill(~(x <= 0.25), -30.0)
+        fixed = x.masked_fill(self.mask, 2.0)
+        relu = (h > 0).float() * h
+        out = [gate, banded, either.float(), masked, fixed, relu]
+        return torch.cat([t.flatten() for t in out])
+
+
 MODELS = {
     "mlp": (MLP, (1, 20), True),
     "lenet5": (LeNet5, (1, 1, 28, 28), True),
@@ -256,6 +280,7 @@ MODELS = {
     "ops_zoo2": (OpsZoo2, (1, 2, 8, 8), True),
     "ops_zoo3": (OpsZoo3, (1, 4, 6, 6), True),
     "ops_zoo4": (OpsZoo4, (1, 4, 6, 6), True),
+    "ops_zoo5": (OpsZoo5, (1, 16), True),
 }
 
 

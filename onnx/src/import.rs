@@ -8,12 +8,13 @@ use hush_core::plan::{
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
 use prost::Message;
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
 mod composite;
 mod conv_transpose;
+mod logic;
 mod resize;
 
 /// Why a model could not be imported.
@@ -113,6 +114,7 @@ pub fn supported_ops() -> &'static [&'static str] {
     &[
         "Abs",
         "Add",
+        "And",
         "ArgMax",
         "AveragePool",
         "BatchNormalization",
@@ -138,6 +140,8 @@ pub fn supported_ops() -> &'static [&'static str] {
         "Gemm",
         "GlobalAveragePool",
         "GlobalMaxPool",
+        "Greater",
+        "GreaterOrEqual",
         "GroupNormalization",
         "HardSigmoid",
         "HardSwish",
@@ -145,6 +149,8 @@ pub fn supported_ops() -> &'static [&'static str] {
         "InstanceNormalization",
         "LayerNormalization",
         "LeakyRelu",
+        "Less",
+        "LessOrEqual",
         "Log",
         "LogSoftmax",
         "MatMul",
@@ -155,6 +161,8 @@ pub fn supported_ops() -> &'static [&'static str] {
         "Mish",
         "Mul",
         "Neg",
+        "Not",
+        "Or",
         "PRelu",
         "Pad",
         "Pow",
@@ -188,6 +196,7 @@ pub fn supported_ops() -> &'static [&'static str] {
         "Transpose",
         "Unsqueeze",
         "Where",
+        "Xor",
     ]
 }
 
@@ -229,6 +238,14 @@ enum Combine {
     Mul,
 }
 
+/// Which of the three elementwise operations [`Builder::binary`] makes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Binary {
+    Add,
+    Sub,
+    Mul,
+}
+
 /// Whether a helper's last node is the ONNX node's output or an
 /// intermediate step of it ([`Builder::step_or_output`]).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -267,6 +284,11 @@ struct Builder {
     max_folded: usize,
     /// The model's opset (of the default domain).
     opset: i64,
+    /// Computed values known to be 0 or 1 (comparisons, logic, and elements
+    /// moved from those), and known to be integers (`ArgMax`'s indices):
+    /// what logic, `Where` and `Cast` may take (import/logic.rs).
+    booleans: HashSet<usize>,
+    integers: HashSet<usize>,
 }
 
 fn invalid(node: &str, reason: impl Into<String>) -> ImportError {
@@ -565,6 +587,19 @@ impl Builder {
         shape: Vec<usize>,
     ) -> usize {
         let v = self.value(value, shape);
+        // Moving elements keeps booleans boolean (zero padding included).
+        let moves = matches!(
+            op,
+            Op::Reshape { .. }
+                | Op::Transpose { .. }
+                | Op::Select { .. }
+                | Op::Concat { .. }
+                | Op::Expand { .. }
+                | Op::Pad { .. }
+        );
+        if moves && inputs.iter().all(|i| self.booleans.contains(i)) {
+            self.booleans.insert(v);
+        }
         self.plan.nodes.push(Node {
             name: node,
             op,
@@ -725,12 +760,12 @@ impl Builder {
                         .map_err(|e| invalid(n.name(), e.to_string()))?,
                 );
             }
-            "Cast" => {
-                let e = self.get(n, 0)?;
-                self.alias(n, e);
-            }
+            "Cast" => self.cast(n)?,
             "Gather" | "Unsqueeze" | "Concat" if self.all_public(n) => self.fold_public(n)?,
-            "Equal" | "Where" | "Range" | "ConstantOfShape" => self.fold_more(n)?,
+            "Equal" | "Range" | "ConstantOfShape" => self.fold_more(n)?,
+            "Where" => self.where_op(n)?,
+            "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" => self.compare(n)?,
+            "Not" | "And" | "Or" | "Xor" => self.logic(n)?,
             "Gather" | "Slice" | "Split" | "Squeeze" | "Unsqueeze" | "Concat" | "Expand"
             | "Tile" | "Transpose" | "Pad" | "Resize" => self.movement(n)?,
             "Exp" | "Sqrt" | "Log" | "Erf" | "Reciprocal" | "Gelu" | "HardSigmoid"
@@ -762,7 +797,8 @@ impl Builder {
                 } else {
                     out.remove(axis);
                 }
-                self.emit(n, Op::ArgMax { axis, keepdims }, vec![x], out);
+                let v = self.emit(n, Op::ArgMax { axis, keepdims }, vec![x], out);
+                self.integers.insert(v);
             }
             "Conv" => self.conv(n)?,
             "Gemm" => self.gemm(n)?,
@@ -1711,58 +1747,89 @@ impl Builder {
     }
 
     fn elementwise(&mut self, n: &NodeProto) -> Result<(), ImportError> {
-        let op = n.op_type();
-        match (self.get(n, 0)?, self.get(n, 1)?) {
+        let how = match n.op_type() {
+            "Add" => Binary::Add,
+            "Sub" => Binary::Sub,
+            _ => Binary::Mul,
+        };
+        if self.all_public(n) {
+            let f: fn(f64, f64) -> f64 = match how {
+                Binary::Add => |x, y| x + y,
+                Binary::Sub => |x, y| x - y,
+                Binary::Mul => |x, y| x * y,
+            };
+            return self.fold_binary(n, f);
+        }
+        self.binary(n, how, (0, 1), Last::Output, "")?;
+        Ok(())
+    }
+
+    /// `a + b`, `a − b` or `a ⊙ b` of inputs `i` and `j` of `n`, broadcast,
+    /// at least one of them computed: of two computed values a plan `Add`,
+    /// `Sub` or `Mul`; with a constant operand a local product or sum with
+    /// it, which is the owner's weight when the constant is ([`Builder::
+    /// constant_op`]); `c − x` is `(−x) + c`. The last node is `n`'s output
+    /// or its intermediate `step`, as `last` says.
+    fn binary(
+        &mut self,
+        n: &NodeProto,
+        how: Binary,
+        (i, j): (usize, usize),
+        last: Last,
+        step: &str,
+    ) -> Result<usize, ImportError> {
+        let (first, second) = (self.get(n, i)?, self.get(n, j)?);
+        let first_secret = matches!(first, Entry::Secret(_));
+        let (a, other) = match (first, second) {
             (Entry::Secret(a), Entry::Secret(b)) => {
                 let out = broadcast_shape(n, &self.shape(a), &self.shape(b))?;
-                let o = match op {
-                    "Add" => Op::Add,
-                    "Sub" => Op::Sub,
-                    _ => Op::Mul,
+                let o = match how {
+                    Binary::Add => Op::Add,
+                    Binary::Sub => Op::Sub,
+                    Binary::Mul => Op::Mul,
                 };
-                self.emit(n, o, vec![a, b], out);
+                return Ok(self.step_or_output(n, last, step, o, vec![a, b], out));
             }
-            (Entry::Secret(a), other) | (other, Entry::Secret(a)) => {
-                let first_secret = matches!(self.get(n, 0)?, Entry::Secret(_));
-                // c − x is (−x) + c; x − c is x + (−c).
-                let (a, negate_c) = if op == "Sub" && !first_secret {
-                    let s = self.shape(a);
-                    let neg = scalar(-1.0);
-                    (
-                        self.step(n, "negated", Op::MulConst(neg), vec![a], s),
-                        false,
-                    )
-                } else {
-                    (a, op == "Sub")
-                };
-                let Some((c, is_weight)) = other.constant() else {
-                    unreachable!("matched above")
-                };
-                let c = if negate_c {
-                    c.mapv(|v| -v)
-                } else {
-                    Arc::unwrap_or_clone(c)
-                };
-                let out = broadcast_shape(n, &self.shape(a), c.shape())?;
-                let name = n.input[if first_secret { 1 } else { 0 }].clone();
-                let how = if op == "Mul" {
-                    Combine::Mul
-                } else {
-                    Combine::Add
-                };
-                let o = self.constant_op(how, &name, c, is_weight);
-                self.emit(n, o, vec![a], out);
+            (Entry::Secret(a), other) | (other, Entry::Secret(a)) => (a, other),
+            _ => {
+                return Err(unsupported(
+                    n,
+                    format!(
+                        "inputs {i} and {j} are both constant where a computed value was expected"
+                    ),
+                ));
             }
-            (Entry::Public(_) | Entry::Init(_), Entry::Public(_) | Entry::Init(_)) => {
-                let f: fn(f64, f64) -> f64 = match op {
-                    "Add" => |x, y| x + y,
-                    "Sub" => |x, y| x - y,
-                    _ => |x, y| x * y,
-                };
-                return self.fold_binary(n, f);
-            }
-        }
-        Ok(())
+        };
+        // c − x is (−x) + c; x − c is x + (−c).
+        let (a, negate_c) = if how == Binary::Sub && !first_secret {
+            let s = self.shape(a);
+            let neg = scalar(-1.0);
+            let name = if step.is_empty() {
+                "negated".to_string()
+            } else {
+                format!("{step}.negated")
+            };
+            (self.step(n, &name, Op::MulConst(neg), vec![a], s), false)
+        } else {
+            (a, how == Binary::Sub)
+        };
+        let Some((c, is_weight)) = other.constant() else {
+            unreachable!("matched above")
+        };
+        let c = if negate_c {
+            c.mapv(|v| -v)
+        } else {
+            Arc::unwrap_or_clone(c)
+        };
+        let out = broadcast_shape(n, &self.shape(a), c.shape())?;
+        let name = n.input[if first_secret { j } else { i }].clone();
+        let combine = if how == Binary::Mul {
+            Combine::Mul
+        } else {
+            Combine::Add
+        };
+        let o = self.constant_op(combine, &name, c, is_weight);
+        Ok(self.step_or_output(n, last, step, o, vec![a], out))
     }
 
     fn batch_norm(&mut self, n: &NodeProto) -> Result<(), ImportError> {
@@ -2330,6 +2397,8 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportErro
         folded: 0,
         max_folded: opts.max_folded_elements,
         opset,
+        booleans: HashSet::new(),
+        integers: HashSet::new(),
     };
     for n in &graph.node {
         for i in &n.input {

@@ -316,6 +316,9 @@ pub enum Op {
     /// `ln x` (positive inputs, in the reciprocal's range). Last, so that
     /// plans without it serialize as before it was added.
     Log,
+    /// `1` where `x < 0`, else `0`: ONNX's comparisons and boolean values
+    /// are numbers 0 and 1 in a plan. Appended for the same reason as `Log`.
+    IsNegative,
 }
 
 impl Op {
@@ -363,6 +366,7 @@ impl Op {
             Op::GlobalMaxPool => "GlobalMaxPool",
             Op::ArgMax { .. } => "ArgMax",
             Op::Log => "Log",
+            Op::IsNegative => "IsNegative",
         }
     }
 

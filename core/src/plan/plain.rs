@@ -265,6 +265,7 @@ pub fn evaluate(
             Op::Exp => arg(0)?.mapv(libm::exp),
             Op::Sqrt => arg(0)?.mapv(libm::sqrt),
             Op::Log => arg(0)?.mapv(libm::log),
+            Op::IsNegative => arg(0)?.mapv(|v| if v < 0.0 { 1.0 } else { 0.0 }),
             Op::Reciprocal => arg(0)?.mapv(|v| 1.0 / v),
             Op::Div => broadcast2(arg(0)?, arg(1)?, |a, b| a / b)?,
             Op::Square => arg(0)?.mapv(|v| v * v),

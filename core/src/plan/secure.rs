@@ -373,6 +373,7 @@ pub async fn evaluate_with_progress<C: Channel, P: Preprocessing, B: Backend>(
             Op::Exp => party.exp(&arg(0)?).await?,
             Op::Sqrt => party.sqrt(&arg(0)?).await?,
             Op::Log => party.log(&arg(0)?).await?,
+            Op::IsNegative => party.is_negative(&arg(0)?).await?,
             Op::Reciprocal => party.reciprocal(&arg(0)?).await?,
             Op::Div => {
                 let a = broadcast_share(&arg(0)?, &out_shape)?;

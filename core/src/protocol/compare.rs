@@ -538,14 +538,35 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// The sign as a fixed-point value: `-1.0` where `x < 0`, else `1.0`.
     pub async fn sign(&mut self, x: &ArithShare) -> Result<ArithShare> {
         let neg = self.msb(x).await?;
-        let b = self.b2a_bits(&neg).await?;
         let scale = self.config.fixed_point.scale();
-        let m = RingTensor::from_elem(ndarray::IxDyn(&[]), scale.wrapping_mul(2).wrapping_neg());
+        self.fixed_of_bits(&neg, x.shape(), scale, scale.wrapping_neg())
+            .await
+    }
+
+    /// `[x < 0]` as a fixed-point value: `1.0` where `x < 0`, else `0.0`
+    /// (ONNX's comparisons, as numbers).
+    pub async fn is_negative(&mut self, x: &ArithShare) -> Result<ArithShare> {
+        let neg = self.msb(x).await?;
+        let scale = self.config.fixed_point.scale();
+        self.fixed_of_bits(&neg, x.shape(), 0, scale).await
+    }
+
+    /// Shared bits as ring values of `shape`: `zero` where a bit is 0 and
+    /// `one` where it is 1 (one conversion, then local arithmetic).
+    async fn fixed_of_bits(
+        &mut self,
+        bits: &BitShare,
+        shape: &[usize],
+        zero: u64,
+        one: u64,
+    ) -> Result<ArithShare> {
+        let b = self.b2a_bits(bits).await?;
+        let m = RingTensor::from_elem(ndarray::IxDyn(&[]), one.wrapping_sub(zero));
         let t = self.mul_public_int(&b, &m)?;
-        let t = self.add_public(&t, &RingTensor::from_elem(ndarray::IxDyn(&[]), scale))?;
+        let t = self.add_public(&t, &RingTensor::from_elem(ndarray::IxDyn(&[]), zero))?;
         Ok(ArithShare::from_raw(
             t.into_raw()
-                .into_shape_with_order(ndarray::IxDyn(x.shape()))
+                .into_shape_with_order(ndarray::IxDyn(shape))
                 .map_err(|e| Error::Shape(alloc::format!("{e}")))?,
         ))
     }
