@@ -187,6 +187,7 @@ fn onnx_models() -> Vec<Vec<u8>> {
         "ops_zoo3",
         "ops_zoo4",
         "ops_zoo5",
+        "text_classifier",
         "mlp_bn",
         "mobilenet_block",
         "transformer",

@@ -269,6 +269,36 @@ class OpsZoo5(nn.Module):
         return torch.cat([t.flatten() for t in out])
 
 
+class TextClassifier(nn.Module):
+    """A bag-of-embeddings text classifier on int64 token ids: an embedding
+    lookup at the client's ids (Gather at computed indices), a padding mask
+    (ids != 0: Equal and Not), a masked mean and a linear head."""
+
+    VOCAB = 40
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(self.VOCAB, 16, padding_idx=0)
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, ids):  # ids: [1, 12], int64, 0 = padding
+        h = self.emb(ids)  # [1, 12, 16]
+        mask = (ids != 0).unsqueeze(-1).float()
+        pooled = (h * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.fc(torch.tanh(pooled))
+
+
+def draw_input(cls, shape, rng):
+    """Uniform in [-1, 1), or for a text model token ids (the last three
+    padding)."""
+    vocab = getattr(cls, "VOCAB", None)
+    if vocab is None:
+        return rng.uniform(-1, 1, size=shape).astype(np.float32)
+    ids = rng.integers(1, vocab, size=shape)
+    ids[..., -3:] = 0
+    return ids.astype(np.int64)
+
+
 MODELS = {
     "mlp": (MLP, (1, 20), True),
     "lenet5": (LeNet5, (1, 1, 28, 28), True),
@@ -281,6 +311,7 @@ MODELS = {
     "ops_zoo3": (OpsZoo3, (1, 4, 6, 6), True),
     "ops_zoo4": (OpsZoo4, (1, 4, 6, 6), True),
     "ops_zoo5": (OpsZoo5, (1, 16), True),
+    "text_classifier": (TextClassifier, (1, 12), True),
 }
 
 
@@ -298,7 +329,7 @@ def main():
     rng = np.random.default_rng(7)
     for name, (cls, shape, fold) in MODELS.items():
         model = randomize_bn(cls()).eval()
-        x = rng.uniform(-1, 1, size=shape).astype(np.float32)
+        x = draw_input(cls, shape, rng)
         if name not in only:
             continue
         path = os.path.join(HERE, f"{name}.onnx")
@@ -309,7 +340,9 @@ def main():
             opset_version=17, do_constant_folding=fold, **TORCHSCRIPT_EXPORTER,
         )
         y = ort.InferenceSession(path).run(None, {"x": x})[0]
-        np.save(os.path.join(HERE, f"{name}.input.npy"), x)
+        # Saved as float32 (token ids are exact), the one input format of
+        # the Rust tests and `hush run`.
+        np.save(os.path.join(HERE, f"{name}.input.npy"), x.astype(np.float32))
         np.save(os.path.join(HERE, f"{name}.ort.npy"), y.astype(np.float32))
         print(f"{name}: {os.path.getsize(path)} bytes, output {y.shape}")
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 mod composite;
 mod conv_transpose;
+mod embedding;
 mod logic;
 mod resize;
 
@@ -762,6 +763,8 @@ impl Builder {
             }
             "Cast" => self.cast(n)?,
             "Gather" | "Unsqueeze" | "Concat" if self.all_public(n) => self.fold_public(n)?,
+            "Gather" if matches!(self.get(n, 1)?, Entry::Secret(_)) => self.gather_computed(n)?,
+            "Equal" if !self.all_public(n) => self.equal(n)?,
             "Equal" | "Range" | "ConstantOfShape" => self.fold_more(n)?,
             "Where" => self.where_op(n)?,
             "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" => self.compare(n)?,
@@ -2346,6 +2349,14 @@ fn norm_axis(n: &NodeProto, a: i64, rank: usize) -> Result<usize, ImportError> {
     Ok(a as usize)
 }
 
+/// The element type (TensorProto.DataType) a graph input declares.
+fn input_elem_type(input: &proto::ValueInfoProto) -> Option<i32> {
+    match input.r#type.as_ref()?.value.as_ref()? {
+        proto::type_proto::Value::TensorType(t) => t.elem_type,
+        _ => None,
+    }
+}
+
 /// A public scalar constant of the plan (broadcast to any shape).
 fn scalar(v: f64) -> Constant {
     constant(ArrayD::from_elem(IxDyn(&[]), v))
@@ -2448,6 +2459,17 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportErro
             }
         };
         let v = b.value(input.name(), shape);
+        // An integer or boolean input (token ids, a mask) holds such numbers:
+        // Gather, Cast and logic may take it.
+        match input_elem_type(input) {
+            Some(9) => {
+                b.booleans.insert(v);
+            }
+            Some(2..=7 | 12 | 13) => {
+                b.integers.insert(v);
+            }
+            _ => {}
+        }
         b.plan.inputs.push(v);
         b.names.insert(input.name().to_string(), Entry::Secret(v));
         b.check_sizes()?;

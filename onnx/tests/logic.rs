@@ -1,4 +1,4 @@
-//! Comparisons, logic, `Where` and `Cast` on computed values, in plaintext
+//! Comparisons (Equal included), logic, `Where` and `Cast` on computed values, in plaintext
 //! and under MPC, against their ONNX definitions computed here. Comparisons
 //! are exact on the fixed-point grid (the inputs here are on it); the
 //! tolerance under MPC, 1e-4, covers the products' truncation (one unit,
@@ -42,8 +42,9 @@ fn against_constant(op: &str, t: f32) -> Vec<NodeProto> {
 }
 
 #[test]
-fn comparisons_with_a_constant_are_one_sign_test() {
-    let cases: [Comparison; 4] = [
+fn comparisons_with_a_constant_are_one_batch_of_sign_tests() {
+    let cases: [Comparison; 5] = [
+        ("Equal", |a, b| a == b),
         ("Less", |a, b| a < b),
         ("Greater", |a, b| a > b),
         ("LessOrEqual", |a, b| a <= b),
@@ -70,8 +71,19 @@ fn comparisons_with_a_constant_are_one_sign_test() {
 
 #[test]
 fn comparisons_of_two_computed_values_and_with_a_weight() {
-    // x ≥ −x ⇔ x ≥ 0; x < w with w the owner's initializer.
+    // x ≥ −x ⇔ x ≥ 0, x = −x ⇔ x = 0; x < w with w the owner's initializer.
     let w = [0.0f32, 0.0, 0.5, 0.5, 0.5, 2.0, 2.0, -2.0];
+    let want: Vec<f64> = xs().iter().map(|&v| number(v == 0.0)).collect();
+    check_model_on(
+        "x == -x",
+        &model(
+            vec![node("Neg", &["x"], "n"), node("Equal", &["x", "n"], "y")],
+            vec![],
+        ),
+        &x(),
+        &want,
+        TOLERANCE,
+    );
     let want: Vec<f64> = xs().iter().map(|&v| number(v >= -v)).collect();
     check_model_on(
         "x >= -x",

@@ -98,6 +98,10 @@ model_test!(
 );
 model_test!(pixel_shuffle_prelu_and_channel_softmax, "ops_zoo4", 2e-3);
 model_test!(gates_masks_comparisons_and_logic, "ops_zoo5");
+model_test!(
+    embedding_of_token_ids_with_a_padding_mask,
+    "text_classifier"
+);
 
 #[test]
 fn batch_norm_after_conv_and_gemm_is_folded_into_the_weights() {

@@ -1,27 +1,29 @@
-//! Comparisons (`Less`, `Greater`, `LessOrEqual`, `GreaterOrEqual`), logic
+//! Comparisons (`Less`, `Greater`, `LessOrEqual`, `GreaterOrEqual`,
+//! `Equal`), logic
 //! (`Not`, `And`, `Or`, `Xor`), `Where` and `Cast` on computed values.
 //!
 //! ONNX's booleans are the numbers 0 and 1 in a plan. A comparison is one
 //! sign test of a difference ([`Op::IsNegative`]), exact on the fixed-point
 //! grid: operands closer than one fixed-point unit (2^−16 by default) may
-//! compare as equal. `And` is a product (`Or`, `Xor` a product and sums), so
+//! compare as equal. `Equal` is two sign tests in one batch. `And` is a product (`Or`, `Xor` a product and sums), so
 //! its result may be off by one fixed-point unit (the product's truncation);
 //! `Not` is `1 − x`, local. `Where(c, a, b)` is `b + c·(a − b)` for a
 //! computed condition (one product), and a choice of elements, local, for a
 //! constant one.
 //!
 //! The importer knows which computed values are booleans (the results of
-//! comparisons and logic, and elements moved from them) and refuses logic,
+//! comparisons and logic, boolean inputs, and elements moved from them) and
+//! which are integers (`ArgMax`'s indices, integer inputs), and refuses logic,
 //! a computed condition or a cast to an integer type of any other computed
 //! value: rounding a fixed-point value to an integer is not implemented.
 
 use super::{
     Binary, Builder, Combine, Entry, ImportError, Last, attr_i, broadcast_shape, broadcast_to,
-    invalid, scalar, unsupported,
+    constant, invalid, scalar, unsupported,
 };
 use crate::proto::NodeProto;
 use hush_core::plan::Op;
-use ndarray::ArrayD;
+use ndarray::{ArrayD, IxDyn};
 use std::sync::Arc;
 
 /// A truth value as a number.
@@ -75,6 +77,56 @@ impl Builder {
         } else {
             self.emit(n, Op::IsNegative, vec![d], s)
         };
+        self.booleans.insert(out);
+        Ok(())
+    }
+
+    /// `Equal` with a computed operand: `1 − [d < 0] − [−d < 0]` for the
+    /// difference `d`, both sign tests in one batch (exact on the
+    /// fixed-point grid, like the other comparisons).
+    pub(super) fn equal(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let d = self.binary(n, Binary::Sub, (0, 1), Last::Step, "difference")?;
+        let shape = self.shape(d);
+        let count: usize = shape.iter().product();
+        let flat = self.step(
+            n,
+            "flat",
+            Op::Reshape {
+                shape: vec![1, count],
+            },
+            vec![d],
+            vec![1, count],
+        );
+        let signs = ArrayD::from_shape_vec(IxDyn(&[2, 1]), vec![1.0, -1.0])
+            .map_err(|e| invalid(n.name(), e.to_string()))?;
+        let both = self.step(
+            n,
+            "both_ways",
+            Op::MulConst(constant(signs)),
+            vec![flat],
+            vec![2, count],
+        );
+        let below = self.step(n, "below", Op::IsNegative, vec![both], vec![2, count]);
+        let unequal = self.step(
+            n,
+            "unequal",
+            Op::ReduceSum {
+                axes: vec![0],
+                keepdims: false,
+            },
+            vec![below],
+            vec![count],
+        );
+        let unequal = self.step(
+            n,
+            "unequal_shaped",
+            Op::Reshape {
+                shape: shape.clone(),
+            },
+            vec![unequal],
+            shape,
+        );
+        let out = self.not(n, unequal, Last::Output);
         self.booleans.insert(out);
         Ok(())
     }
@@ -276,7 +328,7 @@ impl Builder {
     /// `Cast`: to a float type a no-op; to an integer or boolean type a
     /// conversion of constants (truncation, or `≠ 0`), and a no-op on
     /// computed values known to hold such numbers already (booleans, and
-    /// `ArgMax`'s indices for integer types). Rounding other computed values
+    /// integers for integer types). Rounding other computed values
     /// is not implemented.
     pub(super) fn cast(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         // TensorProto.DataType: 1 float, 10 float16, 11 double, 16 bfloat16,
@@ -300,8 +352,8 @@ impl Builder {
                 return Err(unsupported(
                     n,
                     "a computed value to an integer or boolean type: rounding a fixed-point \
-                     value is not implemented (only comparisons' and logic's results and \
-                     ArgMax's indices convert)",
+                     value is not implemented (only comparisons' and logic's results, \
+                     ArgMax's indices and integer inputs convert)",
                 ));
             }
             (Entry::Public(a) | Entry::Init(a), to) => {

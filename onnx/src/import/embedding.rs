@@ -1,0 +1,142 @@
+//! `Gather` of a constant table at computed indices: an embedding lookup of
+//! the client's token ids, or of indices the model computed (`ArgMax`).
+//!
+//! Under MPC nobody may learn which rows are read, so every row is: the
+//! indices become one-hot rows (`[i = v]` for each of the table's `V` rows,
+//! two sign tests each, all in one batch and exact on integers), and the
+//! lookup is their product with the table, the owner's weight. It costs
+//! `2·V` comparisons per index and one product with a `[V, rest]` weight.
+//!
+//! An index outside `[0, V)` reads a row of zeros: ONNX calls such an index
+//! an error (a negative one counts from the end), but raising it would tell
+//! the owner something about the client's data.
+
+use super::{Builder, Entry, ImportError, attr_i, constant, invalid, unsupported};
+use crate::proto::NodeProto;
+use hush_core::plan::Op;
+use ndarray::{ArrayD, IxDyn};
+use std::sync::Arc;
+
+impl Builder {
+    /// `Gather(table, indices)` along axis 0 with a constant table and
+    /// computed integer indices.
+    pub(super) fn gather_computed(&mut self, n: &NodeProto) -> Result<(), ImportError> {
+        let Some((table, _)) = self.get(n, 0)?.constant() else {
+            return Err(unsupported(
+                n,
+                "a computed tensor at computed indices (only a constant table, such as an \
+                 embedding, may be read at computed indices)",
+            ));
+        };
+        let Entry::Secret(ids) = self.get(n, 1)? else {
+            unreachable!("dispatched for computed indices")
+        };
+        if !(self.integers.contains(&ids) || self.booleans.contains(&ids)) {
+            return Err(unsupported(
+                n,
+                "computed indices not known to be integers (an integer input, ArgMax, a \
+                 comparison)",
+            ));
+        }
+        if table.ndim() == 0 {
+            return Err(invalid(n.name(), "Gather of a scalar"));
+        }
+        let axis = attr_i(n, "axis", 0);
+        if axis != 0 && axis != -(table.ndim() as i64) {
+            return Err(unsupported(
+                n,
+                "computed indices along an axis other than 0",
+            ));
+        }
+        let rows = table.shape()[0];
+        let rest: Vec<usize> = table.shape()[1..].to_vec();
+        let width: usize = rest.iter().product();
+        let id_shape = self.shape(ids);
+        let count: usize = id_shape.iter().product();
+        let cells = count
+            .checked_mul(rows)
+            .ok_or_else(|| invalid(n.name(), "the one-hot rows are over the size limit"))?;
+
+        // d[k, v] = ids[k] − v
+        let column = self.step(
+            n,
+            "ids",
+            Op::Reshape {
+                shape: vec![count, 1],
+            },
+            vec![ids],
+            vec![count, 1],
+        );
+        let minus_rows = ArrayD::from_shape_fn(IxDyn(&[rows]), |ix| -(ix[0] as f64));
+        let d = self.step(
+            n,
+            "offsets",
+            Op::AddConst(constant(minus_rows)),
+            vec![column],
+            vec![count, rows],
+        );
+        // [d = 0] = [d < ½] − [d < −½] on integers: both tests in one batch.
+        let flat = self.step(
+            n,
+            "flat",
+            Op::Reshape {
+                shape: vec![1, cells],
+            },
+            vec![d],
+            vec![1, cells],
+        );
+        let halves = ArrayD::from_shape_vec(IxDyn(&[2, 1]), vec![-0.5, 0.5])
+            .map_err(|e| invalid(n.name(), e.to_string()))?;
+        let shifted = self.step(
+            n,
+            "shifted",
+            Op::AddConst(constant(halves)),
+            vec![flat],
+            vec![2, cells],
+        );
+        let below = self.step(n, "below", Op::IsNegative, vec![shifted], vec![2, cells]);
+        let signs = ArrayD::from_shape_vec(IxDyn(&[2, 1]), vec![1.0, -1.0])
+            .map_err(|e| invalid(n.name(), e.to_string()))?;
+        let signed = self.step(
+            n,
+            "signed",
+            Op::MulConst(constant(signs)),
+            vec![below],
+            vec![2, cells],
+        );
+        let one_hot = self.step(
+            n,
+            "one_hot",
+            Op::ReduceSum {
+                axes: vec![0],
+                keepdims: false,
+            },
+            vec![signed],
+            vec![cells],
+        );
+        let one_hot = self.step(
+            n,
+            "one_hot_rows",
+            Op::Reshape {
+                shape: vec![count, rows],
+            },
+            vec![one_hot],
+            vec![count, rows],
+        );
+        // The lookup: a product with the table as the owner's weight.
+        let table = Arc::unwrap_or_clone(table)
+            .into_shape_with_order(IxDyn(&[rows, width]))
+            .map_err(|e| invalid(n.name(), e.to_string()))?;
+        let w = self.weight(&n.input[0], table);
+        let looked_up = self.step(
+            n,
+            "rows",
+            Op::MatMulWeight { weight: w },
+            vec![one_hot],
+            vec![count, width],
+        );
+        let out: Vec<usize> = id_shape.into_iter().chain(rest).collect();
+        self.emit(n, Op::Reshape { shape: out.clone() }, vec![looked_up], out);
+        Ok(())
+    }
+}
