@@ -2243,13 +2243,18 @@ impl Builder {
         };
         let total: usize = src_shape.iter().product();
         let shape: Vec<usize> = if n.op_type() == "Flatten" {
+            // Flatten's axis may also be the rank itself (everything in the
+            // first dimension).
+            let rank = src_shape.len() as i64;
             let axis = attr_i(n, "axis", 1);
-            let axis = if axis < 0 {
-                axis + src_shape.len() as i64
-            } else {
-                axis
-            } as usize;
-            let head: usize = src_shape[..axis.min(src_shape.len())].iter().product();
+            let axis = if axis < 0 { axis + rank } else { axis };
+            if !(0..=rank).contains(&axis) {
+                return Err(invalid(
+                    n.name(),
+                    format!("Flatten axis out of range for rank {rank}"),
+                ));
+            }
+            let head: usize = src_shape[..axis as usize].iter().product();
             vec![head, total / head.max(1)]
         } else {
             let spec = self.public_of(n, 1)?;

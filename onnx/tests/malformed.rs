@@ -84,3 +84,23 @@ fn softmax_axis_out_of_range() {
         invalid_at(&m, "Softmax_y", "axis out of range");
     }
 }
+
+#[test]
+fn flatten_axis_out_of_range() {
+    // An axis beyond [−rank, rank] was clamped into range; ONNX calls such a
+    // model invalid. The input is [1, 4]: axes −2 to 2 are fine.
+    for axis in [3, -3, i64::MAX, i64::MIN] {
+        let m = model(
+            vec![with_int(node("Flatten", &["x"], "y"), "axis", axis)],
+            vec![],
+        );
+        invalid_at(&m, "Flatten_y", "axis out of range");
+    }
+    for axis in [-2, 0, 2] {
+        let m = model(
+            vec![with_int(node("Flatten", &["x"], "y"), "axis", axis)],
+            vec![],
+        );
+        assert!(hush_onnx::import(&m, &Default::default()).is_ok(), "{axis}");
+    }
+}
