@@ -197,6 +197,9 @@ export async function classify(url: string, pixels: Float32Array): Promise<numbe
   await session.close();
   return out.data.indexOf(Math.max(...out.data));
 }
+export async function classifyIds(session: HushSession, ids: BigInt64Array): Promise<Tensor> {
+  return session.run({ data: ids, dims: [1, ids.length] });
+}
 export function isMismatch(e: unknown): boolean {
   return e instanceof HushError && e.code === "MODEL_MISMATCH";
 }
@@ -217,6 +220,10 @@ try {
   const session = await HushSession.connect(url);
   const out = await session.run({ data: x, dims: [1, 1, 8, 8] });
   const result = { input: Array.from(x), output: Array.from(out.data), dims: out.dims, model: session.model, stats: session.stats };
+  // Integers as an int64 tensor (BigInt64Array), taken as numbers.
+  const ints = BigInt64Array.from(x, (v) => BigInt(Math.round(v * 16)));
+  const outInts = await session.run({ data: ints, dims: [1, 1, 8, 8] });
+  result.ints = { input: Array.from(ints, Number), output: Array.from(outInts.data) };
   try { await HushSession.connect(url, { expectModel: "sha256:" + "00".repeat(32) }); } catch (e) { result.refused = e.code; }
   await session.close();
   // The same input with the client's products on WebGPU.
@@ -242,6 +249,8 @@ try {
     assert.equal(r.refused, "MODEL_MISMATCH");
     const native = inferJson(server.url, r.input, [1, 1, 8, 8], work);
     assert.ok(maxDiff(native.output, r.output) < TOL, `${native.output} vs ${r.output}`);
+    const nativeInts = inferJson(server.url, r.ints.input, [1, 1, 8, 8], work);
+    assert.ok(maxDiff(nativeInts.output, r.ints.output) < TOL, `${nativeInts.output} vs ${r.ints.output}`);
     assert.equal(r.model.backend, "cpu");
     assert.match(r.gpu.backend, /^gpu: .*u32x2 arithmetic/);
     assert.ok(maxDiff(native.output, r.gpu.output) < TOL, `${native.output} vs WebGPU ${r.gpu.output}`);

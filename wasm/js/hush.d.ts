@@ -60,6 +60,18 @@ export interface ConnectOptions {
   wasmUrl?: string | URL;
 }
 
+/**
+ * A tensor's numbers: floats, or integers (token ids; int64 as a BigInt64Array,
+ * as onnxruntime-web gives them), which are taken as numbers.
+ */
+export type TensorData =
+  | Float32Array
+  | Float64Array
+  | Int32Array
+  | BigInt64Array
+  | ArrayLike<number>
+  | ArrayLike<bigint>;
+
 export interface Tensor {
   data: Float32Array;
   dims: number[];
@@ -83,7 +95,7 @@ export class HushSession {
   readonly model: ModelInfo;
   readonly stats: SessionStats;
   run(
-    input: Float32Array | { data: Float32Array | ArrayLike<number>; dims?: number[] },
+    input: TensorData | { data: TensorData; dims?: number[] },
     options?: { onProgress?: (p: Progress) => void },
   ): Promise<Tensor>;
   close(): Promise<void>;

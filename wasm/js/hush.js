@@ -28,6 +28,14 @@ function wrap(e) {
   return new HushError(message, code);
 }
 
+/**
+ * A tensor's numbers as a Float32Array: floats as they are; integers, BigInts
+ * included, converted (exact up to 2^24, more than any vocabulary holds).
+ */
+function float32(data) {
+  return data instanceof Float32Array ? data : Float32Array.from(data, Number);
+}
+
 /** A private-inference session with one server. */
 export class HushSession {
   #inner;
@@ -64,20 +72,22 @@ export class HushSession {
   }
 
   /**
-   * Evaluates the model privately on `input` (a Float32Array of the model's
-   * input shape, or `{data, dims}`). Resolves to `{data: Float32Array, dims}`.
+   * Evaluates the model privately on `input` (a typed array of the model's
+   * input shape, or `{data, dims}`). Integers (token ids; int64 as a
+   * BigInt64Array, as onnxruntime-web gives them) are taken as numbers.
+   * Resolves to `{data: Float32Array, dims}`.
    */
   async run(input, options = {}) {
     let data;
     let dims;
-    if (input instanceof Float32Array) {
-      data = input;
+    if (ArrayBuffer.isView(input) && !(input instanceof DataView)) {
+      data = float32(input);
       dims = [];
     } else if (input && input.data) {
-      data = input.data instanceof Float32Array ? input.data : Float32Array.from(input.data);
+      data = float32(input.data);
       dims = input.dims ? Array.from(input.dims) : [];
     } else {
-      throw new HushError("run() takes a Float32Array or {data, dims}", "BAD_REQUEST");
+      throw new HushError("run() takes a typed array or {data, dims}", "BAD_REQUEST");
     }
     const onProgress = options.onProgress ?? this.#onProgress;
     const progress = onProgress
