@@ -370,16 +370,17 @@ impl Builder {
 }
 
 /// Fixed point has no infinities: a constant that `Where` adds must be
-/// finite (a mask filled with −∞ before a softmax, say, needs a finite
-/// stand-in such as −30).
+/// finite. A mask filled with −∞ before a softmax needs a finite stand-in
+/// inside the softmax's input range (±16 by default, docs/ACCURACY.md):
+/// −16 weighs e^−16 ≈ 1.1e−7.
 fn finite(n: &NodeProto, v: &ArrayD<f64>) -> Result<(), ImportError> {
     if v.iter().all(|v| v.is_finite()) {
         Ok(())
     } else {
         Err(unsupported(
             n,
-            "a constant operand with infinite or NaN elements (fixed point has none; use a \
-             finite value such as -30 for a mask)",
+            "a constant operand with infinite or NaN elements (fixed point has none; a mask \
+             before a softmax can use -16, the softmax's input range)",
         ))
     }
 }
