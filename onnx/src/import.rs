@@ -255,6 +255,13 @@ enum Last {
     Step,
 }
 
+impl Last {
+    /// The output when `is_last`, else a step.
+    fn when(is_last: bool) -> Last {
+        if is_last { Last::Output } else { Last::Step }
+    }
+}
+
 /// A reduction's operand and geometry ([`Builder::reduction`]).
 struct Reduction {
     x: usize,
@@ -2047,11 +2054,7 @@ impl Builder {
             } else {
                 (Op::Sub, vec![acc, r])
             };
-            let last = if k + 1 == steps {
-                Last::Output
-            } else {
-                Last::Step
-            };
+            let last = Last::when(k + 1 == steps);
             acc = self.step_or_output(n, last, &format!("{k}.result"), op, inputs, s);
         }
         if let Some((c, weight)) = combined {

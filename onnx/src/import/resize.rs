@@ -195,12 +195,10 @@ impl Builder {
                         }
                     })
                     .collect();
-                let last = if final_axis && taps.len() == 1 && tap.weights.iter().all(|&w| w == 1.0)
-                {
-                    Last::Output
-                } else {
-                    Last::Step
-                };
+                // A tap whose weights are all 1 is its selection alone.
+                let unit = tap.weights.iter().all(|&w| w == 1.0);
+                let alone = final_axis && taps.len() == 1;
+                let last = Last::when(alone && unit);
                 let name = format!("axis{axis}.tap{t}");
                 let sel = self.step_or_output(
                     n,
@@ -210,7 +208,7 @@ impl Builder {
                     vec![v],
                     shape.clone(),
                 );
-                if tap.weights.iter().all(|&w| w == 1.0) {
+                if unit {
                     terms.push(sel);
                     continue;
                 }
@@ -218,14 +216,9 @@ impl Builder {
                 wshape[axis] = o;
                 let w = ArrayD::from_shape_vec(IxDyn(&wshape), tap.weights.clone())
                     .map_err(|e| invalid(n.name(), e.to_string()))?;
-                let last = if final_axis && taps.len() == 1 {
-                    Last::Output
-                } else {
-                    Last::Step
-                };
                 let weighted = self.step_or_output(
                     n,
-                    last,
+                    Last::when(alone),
                     &format!("{name}.weighted"),
                     Op::MulConst(constant(w)),
                     vec![sel],
@@ -238,11 +231,7 @@ impl Builder {
             };
             v = first;
             for (t, &term) in rest.iter().enumerate() {
-                let last = if final_axis && t + 2 == terms.len() {
-                    Last::Output
-                } else {
-                    Last::Step
-                };
+                let last = Last::when(final_axis && t + 2 == terms.len());
                 let name = format!("axis{axis}.sum{t}");
                 v = self.step_or_output(n, last, &name, Op::Add, vec![v, term], shape.clone());
             }
