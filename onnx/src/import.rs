@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 mod composite;
 mod conv_transpose;
+mod einsum;
 mod embedding;
 mod logic;
 mod resize;
@@ -130,6 +131,7 @@ pub fn supported_ops() -> &'static [&'static str] {
         "DepthToSpace",
         "Div",
         "Dropout",
+        "Einsum",
         "Elu",
         "Equal",
         "Erf",
@@ -792,6 +794,7 @@ impl Builder {
             "ReduceL1" | "ReduceL2" | "ReduceSumSquare" => self.reduce_norm(n)?,
             "DepthToSpace" | "SpaceToDepth" => self.depth_space(n)?,
             "ConvTranspose" => self.conv_transpose(n)?,
+            "Einsum" => self.einsum(n)?,
             "LayerNormalization" => self.layer_norm(n)?,
             "ArgMax" => {
                 let x = self.secret(n, 0)?;
