@@ -53,9 +53,12 @@ impl Builder {
         let width: usize = rest.iter().product();
         let id_shape = self.shape(ids);
         let count: usize = id_shape.iter().product();
-        let cells = count
-            .checked_mul(rows)
-            .ok_or_else(|| invalid(n.name(), "the one-hot rows are over the size limit"))?;
+        if count.checked_mul(rows).is_none() {
+            return Err(invalid(
+                n.name(),
+                "the one-hot rows are over the size limit",
+            ));
+        }
 
         // d[k, v] = ids[k] − v
         let column = self.step(
@@ -75,54 +78,8 @@ impl Builder {
             vec![column],
             vec![count, rows],
         );
-        // [d = 0] = [d < ½] − [d < −½] on integers: both tests in one batch.
-        let flat = self.step(
-            n,
-            "flat",
-            Op::Reshape {
-                shape: vec![1, cells],
-            },
-            vec![d],
-            vec![1, cells],
-        );
-        let halves = ArrayD::from_shape_vec(IxDyn(&[2, 1]), vec![-0.5, 0.5])
-            .map_err(|e| invalid(n.name(), e.to_string()))?;
-        let shifted = self.step(
-            n,
-            "shifted",
-            Op::AddConst(constant(halves)),
-            vec![flat],
-            vec![2, cells],
-        );
-        let below = self.step(n, "below", Op::IsNegative, vec![shifted], vec![2, cells]);
-        let signs = ArrayD::from_shape_vec(IxDyn(&[2, 1]), vec![1.0, -1.0])
-            .map_err(|e| invalid(n.name(), e.to_string()))?;
-        let signed = self.step(
-            n,
-            "signed",
-            Op::MulConst(constant(signs)),
-            vec![below],
-            vec![2, cells],
-        );
-        let one_hot = self.step(
-            n,
-            "one_hot",
-            Op::ReduceSum {
-                axes: vec![0],
-                keepdims: false,
-            },
-            vec![signed],
-            vec![cells],
-        );
-        let one_hot = self.step(
-            n,
-            "one_hot_rows",
-            Op::Reshape {
-                shape: vec![count, rows],
-            },
-            vec![one_hot],
-            vec![count, rows],
-        );
+        // [d = 0] = [d − ½ < 0] − [d + ½ < 0] on integers, in one batch.
+        let one_hot = self.sign_test_pair(n, d, [(1.0, -0.5, 1.0), (1.0, 0.5, -1.0)])?;
         // The lookup: a product with the table as the owner's weight.
         let table = Arc::unwrap_or_clone(table)
             .into_shape_with_order(IxDyn(&[rows, width]))

@@ -86,49 +86,58 @@ impl Builder {
     /// fixed-point grid, like the other comparisons).
     pub(super) fn equal(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let d = self.binary(n, Binary::Sub, (0, 1), Last::Step, "difference")?;
-        let shape = self.shape(d);
-        let count: usize = shape.iter().product();
-        let flat = self.step(
-            n,
-            "flat",
-            Op::Reshape {
-                shape: vec![1, count],
-            },
-            vec![d],
-            vec![1, count],
-        );
-        let signs = ArrayD::from_shape_vec(IxDyn(&[2, 1]), vec![1.0, -1.0])
-            .map_err(|e| invalid(n.name(), e.to_string()))?;
-        let both = self.step(
-            n,
-            "both_ways",
-            Op::MulConst(constant(signs)),
-            vec![flat],
-            vec![2, count],
-        );
-        let below = self.step(n, "below", Op::IsNegative, vec![both], vec![2, count]);
-        let unequal = self.step(
-            n,
-            "unequal",
-            Op::ReduceSum {
-                axes: vec![0],
-                keepdims: false,
-            },
-            vec![below],
-            vec![count],
-        );
-        let unequal = self.step(
-            n,
-            "unequal_shaped",
-            Op::Reshape {
-                shape: shape.clone(),
-            },
-            vec![unequal],
-            shape,
-        );
+        let unequal = self.sign_test_pair(n, d, [(1.0, 0.0, 1.0), (-1.0, 0.0, 1.0)])?;
         let out = self.not(n, unequal, Last::Output);
         self.booleans.insert(out);
         Ok(())
+    }
+
+    /// `Σ_r w_r·[a_r·d + b_r < 0]` elementwise over the two rows
+    /// `(a_r, b_r, w_r)` of `tests`, for a value `d`: both sign tests in one
+    /// batch (one `IsNegative` of a `[2, count]` view of `d`), the rest
+    /// local. The result has `d`'s shape.
+    pub(super) fn sign_test_pair(
+        &mut self,
+        n: &NodeProto,
+        d: usize,
+        tests: [(f64, f64, f64); 2],
+    ) -> Result<usize, ImportError> {
+        let shape = self.shape(d);
+        let count: usize = shape.iter().product();
+        let pair = vec![2, count];
+        let column = |v: [f64; 2]| {
+            ArrayD::from_shape_vec(IxDyn(&[2, 1]), v.to_vec())
+                .map_err(|e| invalid(n.name(), e.to_string()))
+        };
+        let flat = Op::Reshape {
+            shape: vec![1, count],
+        };
+        let mut v = self.step(n, "flat", flat, vec![d], vec![1, count]);
+        // The first of these makes the two rows (a broadcast).
+        let (scales, offsets) = (tests.map(|t| t.0), tests.map(|t| t.1));
+        if scales != [1.0; 2] || offsets == [0.0; 2] {
+            let c = constant(column(scales)?);
+            v = self.step(n, "scaled", Op::MulConst(c), vec![v], pair.clone());
+        }
+        if offsets != [0.0; 2] {
+            let c = constant(column(offsets)?);
+            v = self.step(n, "shifted", Op::AddConst(c), vec![v], pair.clone());
+        }
+        v = self.step(n, "below", Op::IsNegative, vec![v], pair.clone());
+        let weights = tests.map(|t| t.2);
+        if weights != [1.0; 2] {
+            let c = constant(column(weights)?);
+            v = self.step(n, "weighted", Op::MulConst(c), vec![v], pair);
+        }
+        let sum = Op::ReduceSum {
+            axes: vec![0],
+            keepdims: false,
+        };
+        v = self.step(n, "summed", sum, vec![v], vec![count]);
+        let back = Op::Reshape {
+            shape: shape.clone(),
+        };
+        Ok(self.step(n, "tested", back, vec![v], shape))
     }
 
     /// `1 − x` of a boolean: a negation and an addition, local.
