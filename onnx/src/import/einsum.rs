@@ -236,7 +236,7 @@ impl Builder {
         }
         let k = size(&a, &da, &contracted);
         // The product's axes, in order, and their sizes.
-        let (product_indices, product_shape): (Vec<char>, Vec<usize>);
+        let product_indices: Vec<char>;
         let product = match (&a.entry, &b.entry) {
             (Entry::Secret(x), Entry::Secret(y)) => {
                 let nb = size(&a, &da, &batch);
@@ -259,13 +259,6 @@ impl Builder {
                 );
                 let p = self.step(n, "product", Op::MatMul, vec![left, right], vec![nb, m, nn]);
                 product_indices = [&batch[..], &free_a, &free_b].concat();
-                product_shape = product_indices
-                    .iter()
-                    .map(|c| match a.indices.iter().position(|x| x == c) {
-                        Some(i) => da[i],
-                        None => db[b.indices.iter().position(|x| x == c).unwrap_or(0)],
-                    })
-                    .collect();
                 p
             }
             (Entry::Secret(_), _) | (_, Entry::Secret(_)) => {
@@ -314,17 +307,18 @@ impl Builder {
                     vec![m, nn],
                 );
                 product_indices = [&free_s[..], &free_c].concat();
-                product_shape = product_indices
-                    .iter()
-                    .map(|ch| match s.indices.iter().position(|x| x == ch) {
-                        Some(i) => ds[i],
-                        None => dc[c.indices.iter().position(|x| x == ch).unwrap_or(0)],
-                    })
-                    .collect();
                 p
             }
             _ => unreachable!("checked by the caller"),
         };
+        // Each index's size, from whichever operand has it.
+        let product_shape: Vec<usize> = product_indices
+            .iter()
+            .map(|c| match a.indices.iter().position(|x| x == c) {
+                Some(i) => da[i],
+                None => db[b.indices.iter().position(|x| x == c).unwrap_or(0)],
+            })
+            .collect();
         let unflat = self.step(
             n,
             "unflattened",
