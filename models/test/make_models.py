@@ -248,8 +248,8 @@ class OpsZoo4(nn.Module):
 class OpsZoo5(nn.Module):
     """Gating and masking: comparisons and their logic, Where with a
     computed condition (a gate, a band, masked_fill by a computed mask) and
-    with a constant one (a fixed mask, the owner's), and a comparison cast to
-    float."""
+    with a constant one (a fixed mask, the owner's), a comparison cast to
+    float; and Einsum of two computed values and with a weight."""
 
     def __init__(self):
         super().__init__()
@@ -265,7 +265,9 @@ class OpsZoo5(nn.Module):
         masked = h.masked_fill(~(x <= 0.25), -30.0)
         fixed = x.masked_fill(self.mask, 2.0)
         relu = (h > 0).float() * h
-        out = [gate, banded, either.float(), masked, fixed, relu]
+        outer = torch.einsum("bi,bj->bij", x, h)  # two computed values
+        mixed = torch.einsum("bi,ji->bj", x, self.fc.weight)  # with a weight
+        out = [gate, banded, either.float(), masked, fixed, relu, outer, mixed]
         return torch.cat([t.flatten() for t in out])
 
 
