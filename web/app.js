@@ -206,7 +206,9 @@ function parseNpy(b) {
   const data = new Float32Array(n);
   if (descr === "<f4") for (let i = 0; i < n; i++) data[i] = view.getFloat32(i * 4, true);
   else if (descr === "<f8") for (let i = 0; i < n; i++) data[i] = view.getFloat64(i * 8, true);
-  else throw new Error(`dtype ${descr} is not supported (float32 or float64)`);
+  else if (descr === "<i4") for (let i = 0; i < n; i++) data[i] = view.getInt32(i * 4, true);
+  else if (descr === "<i8") for (let i = 0; i < n; i++) data[i] = Number(view.getBigInt64(i * 8, true));
+  else throw new Error(`dtype ${descr} is not supported (float32, float64, int32 or int64)`);
   return { data, dims: shape };
 }
 

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import assert from "node:assert/strict";
 import {
-  OUT, here, root, start, stop, stopAll, httpOf, inferJson, maxDiff, launch, newPage as openPage, staticServer,
+  OUT, here, root, start, stop, stopAll, httpOf, inferJson, maxDiff, launch, newPage as openPage, staticServer, writeNpy,
 } from "./harness.mjs";
 
 // Tolerance of secure vs secure outputs on the digits model (16 fractional
@@ -144,7 +144,7 @@ await test("web app: a session the server closed for idleness is reopened", asyn
   }
 });
 
-await test("web app: any other model takes a .npy and shows an output table", async () => {
+await test("web app: any other model takes a .npy (float, or int64 token ids) and shows an output table", async () => {
   const models = resolve(root, "models/test");
   const lenet = await start(["serve", "--addr", "127.0.0.1:0", "--dealer", dealer.url, "--model", join(models, "lenet5.onnx")]);
   try {
@@ -166,6 +166,26 @@ await test("web app: any other model takes a .npy and shows an output table", as
     await page.close();
   } finally {
     await stop(lenet);
+  }
+  // A text model takes its token ids as an int64 .npy.
+  const text = await start(["serve", "--addr", "127.0.0.1:0", "--dealer", dealer.url, "--model", join(models, "text_classifier.onnx")]);
+  try {
+    const page = await newPage();
+    await page.goto(httpOf(text.url));
+    await page.waitForSelector("#evaluate:not([disabled])");
+    const ids = readNpyF32(join(models, "text_classifier.input.npy"));
+    const npy = join(work, "ids.npy");
+    writeNpy(npy, ids, [1, ids.length], "<i8");
+    await page.setInputFiles("#input-file", npy);
+    await page.waitForFunction(() => document.getElementById("status").textContent.includes("Loaded"));
+    await page.click("#evaluate");
+    await page.waitForFunction(() => window.hushLast, null, { timeout: 60000 });
+    const last = await page.evaluate(() => window.hushLast);
+    const ort = readNpyF32(join(models, "text_classifier.ort.npy"));
+    assert.ok(maxDiff(ort, last.output) < 1e-3, `${last.output} vs ${ort}`);
+    await page.close();
+  } finally {
+    await stop(text);
   }
 });
 

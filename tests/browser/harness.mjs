@@ -58,14 +58,16 @@ export function stopAll() {
 
 export const httpOf = (ws) => ws.replace(/^ws/, "http");
 
-/** Writes a float32 .npy file. */
-export function writeNpy(path, data, dims) {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${dims.join(", ")}${dims.length === 1 ? "," : ""}), }`;
+/** Writes a .npy file: float32, or int64 with `dtype` "<i8". */
+export function writeNpy(path, data, dims, dtype = "<f4") {
+  let header = `{'descr': '${dtype}', 'fortran_order': False, 'shape': (${dims.join(", ")}${dims.length === 1 ? "," : ""}), }`;
   while ((10 + header.length + 1) % 64 !== 0) header += " ";
   header += "\n";
   const h = Buffer.from(header, "latin1");
-  const body = Buffer.alloc(data.length * 4);
-  data.forEach((v, i) => body.writeFloatLE(v, i * 4));
+  const width = dtype === "<i8" ? 8 : 4;
+  const body = Buffer.alloc(data.length * width);
+  if (dtype === "<i8") data.forEach((v, i) => body.writeBigInt64LE(BigInt(v), i * 8));
+  else data.forEach((v, i) => body.writeFloatLE(v, i * 4));
   const pre = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, h.length & 0xff, h.length >> 8]);
   writeFileSync(path, Buffer.concat([pre, h, body]));
 }
