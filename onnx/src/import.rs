@@ -121,6 +121,7 @@ pub fn supported_ops() -> &'static [&'static str] {
         "AveragePool",
         "BatchNormalization",
         "Cast",
+        "Ceil",
         "Celu",
         "Clip",
         "Concat",
@@ -128,6 +129,7 @@ pub fn supported_ops() -> &'static [&'static str] {
         "ConstantOfShape",
         "Conv",
         "ConvTranspose",
+        "Cos",
         "DepthToSpace",
         "Div",
         "Dropout",
@@ -138,6 +140,7 @@ pub fn supported_ops() -> &'static [&'static str] {
         "Exp",
         "Expand",
         "Flatten",
+        "Floor",
         "Gather",
         "Gelu",
         "Gemm",
@@ -181,9 +184,12 @@ pub fn supported_ops() -> &'static [&'static str] {
         "Relu",
         "Reshape",
         "Resize",
+        "Round",
         "Selu",
         "Shape",
         "Sigmoid",
+        "Sign",
+        "Sin",
         "Slice",
         "Softmax",
         "Softplus",
@@ -757,6 +763,13 @@ impl Builder {
                 self.alias(n, e);
             }
             "Constant" => self.set_public(n, constant_value(n)?),
+            _ if self.all_public(n) && constant_unary(op).is_some() => {
+                let f = constant_unary(op).unwrap_or_else(|| unreachable!("matched"));
+                let a = self.public_of(n, 0)?;
+                self.charge_fold(n, a.shape())?;
+                let v = a.mapv(f);
+                self.set_folded(n, v);
+            }
             "Shape" => {
                 let shape = match self.get(n, 0)? {
                     Entry::Secret(v) => self.shape(v),
@@ -841,6 +854,9 @@ impl Builder {
                 self.emit(n, Op::GlobalAveragePool, vec![x], vec![s[0], s[1], 1, 1]);
             }
             "Flatten" | "Reshape" => self.reshape(n)?,
+            "Sin" | "Cos" | "Floor" | "Ceil" | "Round" | "Sign" => {
+                return Err(unsupported(n, "only on constants"));
+            }
             _ => return Err(unsupported(n, "")),
         }
         Ok(())
@@ -2358,6 +2374,39 @@ fn norm_axis(n: &NodeProto, a: i64, rank: usize) -> Result<usize, ImportError> {
         ));
     }
     Ok(a as usize)
+}
+
+/// Elementwise functions folded on constants (shape arithmetic such as
+/// `Floor(Mul(Cast(Shape)))` in exported upsampling, positional tables
+/// computed in the graph). `Sin`, `Cos`, `Floor`, `Ceil`, `Round` and
+/// `Sign` take constants only; the others also computed values.
+fn constant_unary(op: &str) -> Option<fn(f64) -> f64> {
+    Some(match op {
+        "Exp" => f64::exp,
+        "Sqrt" => f64::sqrt,
+        "Log" => f64::ln,
+        "Reciprocal" => f64::recip,
+        "Relu" => |v| v.max(0.0),
+        "Sigmoid" => |v| 1.0 / (1.0 + (-v).exp()),
+        "Tanh" => f64::tanh,
+        "Neg" => |v| -v,
+        "Abs" => f64::abs,
+        "Sin" => f64::sin,
+        "Cos" => f64::cos,
+        "Floor" => f64::floor,
+        "Ceil" => f64::ceil,
+        "Round" => f64::round_ties_even,
+        "Sign" => |v| {
+            if v > 0.0 {
+                1.0
+            } else if v < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        },
+        _ => return None,
+    })
 }
 
 /// The element type (TensorProto.DataType) a graph input declares.

@@ -189,6 +189,22 @@ fn constants_computed_from_initializers_stay_the_owners() {
             elementwise(|x, w| w / x, &W),
         ),
         (
+            "Add the sine of an initializer",
+            vec![node("Sin", &["w"], "w2"), node("Add", &["x", "w2"], "y")],
+            vec![init("w", &[1, 4], &W)],
+            elementwise(|x, w| x + w.sin(), &W),
+        ),
+        (
+            "Mul by the exponential of a negated initializer",
+            vec![
+                node("Neg", &["w"], "w2"),
+                node("Exp", &["w2"], "w3"),
+                node("Mul", &["x", "w3"], "y"),
+            ],
+            vec![init("w", &[1, 4], &W)],
+            elementwise(|x, w| x * (-w).exp(), &W),
+        ),
+        (
             "An initializer of ones divided by the input",
             vec![node("Div", &["w", "x"], "y")],
             vec![init("w", &[1], &[1.0])],
@@ -215,6 +231,45 @@ fn constants_of_the_graph_itself_stay_public() {
     assert_eq!(ops, ["Mul(const)"], "a public constant is not a weight");
     let got = outputs(&m);
     assert_close("public", &got, &elementwise(|x, c| x * (c + 1.0), &c));
+}
+
+#[test]
+fn elementwise_functions_of_graph_constants_fold_to_public_constants() {
+    // Floor, Ceil, Round (half to even), Sign, Cos, Sqrt of a Constant.
+    let c = [2.5f32, -1.5, 0.0, 9.0];
+    let cases: [(&str, fn(f64) -> f64); 6] = [
+        ("Floor", f64::floor),
+        ("Ceil", f64::ceil),
+        ("Round", f64::round_ties_even),
+        ("Sign", |v| if v == 0.0 { 0.0 } else { v.signum() }),
+        ("Cos", f64::cos),
+        ("Abs", f64::abs),
+    ];
+    for (op, f) in cases {
+        let bytes = model(
+            vec![
+                constant("c", &[1, 4], &c),
+                node(op, &["c"], "c2"),
+                node("Add", &["x", "c2"], "y"),
+            ],
+            vec![],
+        );
+        let m = import(&bytes, &ImportOptions::default()).unwrap_or_else(|e| panic!("{op}: {e}"));
+        let ops: Vec<&str> = m.plan.nodes.iter().map(|n| n.op.name()).collect();
+        assert_eq!(ops, ["Add(const)"], "{op}");
+        assert_close(op, &outputs(&m), &elementwise(|x, c| x + f(c), &c));
+    }
+    // On a computed value, the constant-only ones are refused.
+    let e = import(
+        &model(vec![node("Floor", &["x"], "y")], vec![]),
+        &ImportOptions::default(),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(&e, hush_onnx::ImportError::Unsupported { detail, .. } if detail.contains("only on constants")),
+        "{e}"
+    );
 }
 
 #[test]
