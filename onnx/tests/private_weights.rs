@@ -233,11 +233,14 @@ fn constants_of_the_graph_itself_stay_public() {
     assert_close("public", &got, &elementwise(|x, c| x * (c + 1.0), &c));
 }
 
+/// An operator and its definition.
+type Function = (&'static str, fn(f64) -> f64);
+
 #[test]
 fn elementwise_functions_of_graph_constants_fold_to_public_constants() {
     // Floor, Ceil, Round (half to even), Sign, Cos, Sqrt of a Constant.
     let c = [2.5f32, -1.5, 0.0, 9.0];
-    let cases: [(&str, fn(f64) -> f64); 6] = [
+    let cases: [Function; 6] = [
         ("Floor", f64::floor),
         ("Ceil", f64::ceil),
         ("Round", f64::round_ties_even),
