@@ -854,7 +854,14 @@ impl Builder {
                 self.emit(n, Op::GlobalAveragePool, vec![x], vec![s[0], s[1], 1, 1]);
             }
             "Flatten" | "Reshape" => self.reshape(n)?,
-            "Sin" | "Cos" | "Floor" | "Ceil" | "Round" | "Sign" => {
+            "Sign" => {
+                // [x > 0] − [x < 0] (0 at 0, as ONNX), both tests in one batch.
+                let x = self.secret(n, 0)?;
+                let s = self.sign_test_pair(n, x, [(-1.0, 0.0, 1.0), (1.0, 0.0, -1.0)])?;
+                self.integers.insert(s);
+                self.alias(n, Entry::Secret(s));
+            }
+            "Sin" | "Cos" | "Floor" | "Ceil" | "Round" => {
                 return Err(unsupported(n, "only on constants"));
             }
             _ => return Err(unsupported(n, "")),
@@ -2378,8 +2385,8 @@ fn norm_axis(n: &NodeProto, a: i64, rank: usize) -> Result<usize, ImportError> {
 
 /// Elementwise functions folded on constants (shape arithmetic such as
 /// `Floor(Mul(Cast(Shape)))` in exported upsampling, positional tables
-/// computed in the graph). `Sin`, `Cos`, `Floor`, `Ceil`, `Round` and
-/// `Sign` take constants only; the others also computed values.
+/// computed in the graph). `Sin`, `Cos`, `Floor`, `Ceil` and `Round` take
+/// constants only; the others also computed values.
 fn constant_unary(op: &str) -> Option<fn(f64) -> f64> {
     Some(match op {
         "Exp" => f64::exp,

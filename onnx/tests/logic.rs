@@ -1,5 +1,6 @@
-//! Comparisons (Equal included), logic, `Where` and `Cast` on computed values, in plaintext
-//! and under MPC, against their ONNX definitions computed here. Comparisons
+//! Comparisons (Equal included), Sign, logic, `Where` and `Cast` on
+//! computed values, in plaintext and under MPC, against their ONNX
+//! definitions computed here. Comparisons
 //! are exact on the fixed-point grid (the inputs here are on it); the
 //! tolerance under MPC, 1e-4, covers the products' truncation (one unit,
 //! 1.5e-5).
@@ -132,6 +133,22 @@ fn comparisons_of_two_computed_values_and_with_a_weight() {
         TOLERANCE,
     );
     assert_eq!(ops, ["Add(weight)", "IsNegative"]);
+}
+
+#[test]
+fn sign_is_zero_at_zero() {
+    let want: Vec<f64> = xs()
+        .iter()
+        .map(|&v| if v == 0.0 { 0.0 } else { v.signum() })
+        .collect();
+    let ops = check_model_on(
+        "Sign",
+        &model(vec![node("Sign", &["x"], "y")], vec![]),
+        &x(),
+        &want,
+        TOLERANCE,
+    );
+    assert_eq!(ops.iter().filter(|o| *o == "IsNegative").count(), 1);
 }
 
 #[test]
