@@ -771,10 +771,7 @@ impl Builder {
                 self.set_folded(n, v);
             }
             "Shape" => {
-                let shape = match self.get(n, 0)? {
-                    Entry::Secret(v) => self.shape(v),
-                    Entry::Public(a) | Entry::Init(a) => a.shape().to_vec(),
-                };
+                let shape = self.shape_of(&self.get(n, 0)?);
                 let v: Vec<f64> = shape.iter().map(|&d| d as f64).collect();
                 let len = v.len();
                 self.set_public(
@@ -1535,6 +1532,14 @@ impl Builder {
         let bid = self.weight(&n.input[2], Arc::unwrap_or_clone(b));
         self.emit(n, Op::AddWeight { weight: bid }, vec![scaled], s);
         Ok(())
+    }
+
+    /// The shape of what a name stands for, computed or constant.
+    fn shape_of(&self, e: &Entry) -> Vec<usize> {
+        match e {
+            Entry::Secret(v) => self.shape(*v),
+            Entry::Public(a) | Entry::Init(a) => a.shape().to_vec(),
+        }
     }
 
     fn secret(&self, n: &NodeProto, i: usize) -> Result<usize, ImportError> {

@@ -76,10 +76,7 @@ impl Builder {
         let mut operands = Vec::with_capacity(count);
         for (i, indices) in inputs.into_iter().enumerate() {
             let entry = self.get(n, i)?;
-            let rank = match &entry {
-                Entry::Secret(v) => self.shape(*v).len(),
-                Entry::Public(a) | Entry::Init(a) => a.ndim(),
-            };
+            let rank = self.shape_of(&entry).len();
             if rank != indices.len() {
                 return Err(invalid(
                     n.name(),
@@ -207,13 +204,7 @@ impl Builder {
                 .collect()
         };
         let (free_a, free_b) = (free(&a), free(&b));
-        let dims = |s: &Builder, o: &Operand| -> Vec<usize> {
-            match &o.entry {
-                Entry::Secret(v) => s.shape(*v),
-                Entry::Public(c) | Entry::Init(c) => c.shape().to_vec(),
-            }
-        };
-        let (da, db) = (dims(self, &a), dims(self, &b));
+        let (da, db) = (self.shape_of(&a.entry), self.shape_of(&b.entry));
         let size = |o: &Operand, d: &[usize], cs: &[char]| -> usize {
             cs.iter()
                 .map(|c| d[o.indices.iter().position(|x| x == c).unwrap_or(0)])

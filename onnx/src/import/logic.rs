@@ -283,8 +283,8 @@ impl Builder {
     ) -> Result<(), ImportError> {
         let shape = broadcast_shape(
             n,
-            &broadcast_shape(n, c.shape(), &self.entry_shape(n, 1)?)?,
-            &self.entry_shape(n, 2)?,
+            &broadcast_shape(n, c.shape(), &self.shape_of(&self.get(n, 1)?))?,
+            &self.shape_of(&self.get(n, 2)?),
         )?;
         // Each operand, kept where the condition says.
         let mut kept = Vec::with_capacity(2);
@@ -324,14 +324,6 @@ impl Builder {
             (Kept::Constant(..), Kept::Constant(..)) => unreachable!("all_public is checked first"),
         }
         Ok(())
-    }
-
-    /// The shape of input `i` of `n`, computed or constant.
-    fn entry_shape(&self, n: &NodeProto, i: usize) -> Result<Vec<usize>, ImportError> {
-        Ok(match self.get(n, i)? {
-            Entry::Secret(v) => self.shape(v),
-            Entry::Public(a) | Entry::Init(a) => a.shape().to_vec(),
-        })
     }
 
     /// `Cast`: to a float type a no-op; to an integer or boolean type a
