@@ -300,9 +300,10 @@ struct Builder {
     max_folded: usize,
     /// The model's opset (of the default domain).
     opset: i64,
-    /// Computed values known to be 0 or 1 (comparisons, logic, and elements
-    /// moved from those), and known to be integers (`ArgMax`'s indices):
-    /// what logic, `Where` and `Cast` may take (import/logic.rs).
+    /// Computed values known to be 0 or 1 (comparisons, logic, boolean
+    /// inputs), and known to be integers (`ArgMax`'s indices, `Sign`,
+    /// integer inputs), each with the elements moved from them: what logic,
+    /// `Where`, `Cast` and computed `Gather` indices may take.
     booleans: HashSet<usize>,
     integers: HashSet<usize>,
 }
@@ -603,7 +604,8 @@ impl Builder {
         shape: Vec<usize>,
     ) -> usize {
         let v = self.value(value, shape);
-        // Moving elements keeps booleans boolean (zero padding included).
+        // Moving elements keeps booleans boolean and integers integers (zero
+        // padding included).
         let moves = matches!(
             op,
             Op::Reshape { .. }
@@ -615,6 +617,8 @@ impl Builder {
         );
         if moves && inputs.iter().all(|i| self.booleans.contains(i)) {
             self.booleans.insert(v);
+        } else if moves && inputs.iter().all(|&i| self.is_integer(i)) {
+            self.integers.insert(v);
         }
         self.plan.nodes.push(Node {
             name: node,
@@ -1534,6 +1538,12 @@ impl Builder {
         Ok(())
     }
 
+    /// Whether computed value `v` is known to hold integers (booleans
+    /// included).
+    fn is_integer(&self, v: usize) -> bool {
+        self.integers.contains(&v) || self.booleans.contains(&v)
+    }
+
     /// The shape of what a name stands for, computed or constant.
     fn shape_of(&self, e: &Entry) -> Vec<usize> {
         match e {
@@ -2421,10 +2431,30 @@ fn constant_unary(op: &str) -> Option<fn(f64) -> f64> {
     })
 }
 
-/// The element type (TensorProto.DataType) a graph input declares.
-fn input_elem_type(input: &proto::ValueInfoProto) -> Option<i32> {
+/// What numbers an ONNX element type holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Numbers {
+    Real,
+    Integer,
+    Boolean,
+}
+
+/// The numbers of TensorProto.DataType `data_type` (a `Cast`'s `to`, a
+/// graph input's element type): 1 float, 10 float16, 11 double, 16
+/// bfloat16; 2–7 and 12–13 the integer types; 9 bool. `None` for others.
+fn numbers_of(data_type: i64) -> Option<Numbers> {
+    match data_type {
+        1 | 10 | 11 | 16 => Some(Numbers::Real),
+        2..=7 | 12 | 13 => Some(Numbers::Integer),
+        9 => Some(Numbers::Boolean),
+        _ => None,
+    }
+}
+
+/// The numbers a graph input declares.
+fn input_numbers(input: &proto::ValueInfoProto) -> Option<Numbers> {
     match input.r#type.as_ref()?.value.as_ref()? {
-        proto::type_proto::Value::TensorType(t) => t.elem_type,
+        proto::type_proto::Value::TensorType(t) => numbers_of(t.elem_type? as i64),
         _ => None,
     }
 }
@@ -2533,11 +2563,11 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportErro
         let v = b.value(input.name(), shape);
         // An integer or boolean input (token ids, a mask) holds such numbers:
         // Gather, Cast and logic may take it.
-        match input_elem_type(input) {
-            Some(9) => {
+        match input_numbers(input) {
+            Some(Numbers::Boolean) => {
                 b.booleans.insert(v);
             }
-            Some(2..=7 | 12 | 13) => {
+            Some(Numbers::Integer) => {
                 b.integers.insert(v);
             }
             _ => {}

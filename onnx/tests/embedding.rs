@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{check_model_on, init, model_with, node, with_int};
+use common::{check_model_on, init, ints, model_with, node, with_int};
 use hush_onnx::proto::{ModelProto, NodeProto, TensorProto, type_proto};
 use hush_onnx::{ImportError, import};
 use ndarray::{ArrayD, IxDyn};
@@ -85,6 +85,30 @@ fn an_embedding_of_token_ids_reads_every_row_obliviously() {
                 node("Gather", &["table", "i"], "y"),
             ],
             vec![init("table", &[6], &column)],
+        ),
+        &x,
+        &want,
+        TOLERANCE,
+    );
+}
+
+#[test]
+fn token_ids_moved_before_the_lookup_are_still_integers() {
+    // The ids reshaped to [6] (as a model flattens its batch) and cast to
+    // int32: moving integers keeps them integers.
+    let ids = vec![3.0, 1.0, 0.0, 4.0, 4.0, 5.0];
+    let x = ArrayD::from_shape_vec(IxDyn(&[1, 6]), ids.clone()).unwrap();
+    let want: Vec<f64> = ids.iter().flat_map(|&i| row(i)).collect();
+    check_model_on(
+        "table[reshape ids]",
+        &ids_model(
+            &[1, 6],
+            vec![
+                node("Reshape", &["x", "shape"], "flat"),
+                with_int(node("Cast", &["flat"], "i"), "to", 6),
+                node("Gather", &["table", "i"], "y"),
+            ],
+            vec![init("table", &[6, 3], &table()), ints("shape", &[6])],
         ),
         &x,
         &want,

@@ -31,7 +31,7 @@ impl Builder {
         let Entry::Secret(ids) = self.get(n, 1)? else {
             unreachable!("dispatched for computed indices")
         };
-        if !(self.integers.contains(&ids) || self.booleans.contains(&ids)) {
+        if !self.is_integer(ids) {
             return Err(unsupported(
                 n,
                 "computed indices not known to be integers (an integer input, ArgMax, a \

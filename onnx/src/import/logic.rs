@@ -18,8 +18,8 @@
 //! value: rounding a fixed-point value to an integer is not implemented.
 
 use super::{
-    Binary, Builder, Combine, Entry, ImportError, Last, attr_i, broadcast_shape, broadcast_to,
-    constant, invalid, scalar, unsupported,
+    Binary, Builder, Combine, Entry, ImportError, Last, Numbers, attr_i, broadcast_shape,
+    broadcast_to, constant, invalid, numbers_of, scalar, unsupported,
 };
 use crate::proto::NodeProto;
 use hush_core::plan::Op;
@@ -37,13 +37,6 @@ fn number(b: bool) -> f64 {
 enum Kept {
     Computed(usize),
     Constant(ArrayD<f64>, bool),
-}
-
-/// What `Cast` converts to.
-enum CastTo {
-    Float,
-    Integer,
-    Bool,
 }
 
 impl Builder {
@@ -332,23 +325,15 @@ impl Builder {
     /// integers for integer types). Rounding other computed values
     /// is not implemented.
     pub(super) fn cast(&mut self, n: &NodeProto) -> Result<(), ImportError> {
-        // TensorProto.DataType: 1 float, 10 float16, 11 double, 16 bfloat16,
-        // 9 bool, 2–7 and 12–13 the integer types.
-        let to = match attr_i(n, "to", 1) {
-            1 | 10 | 11 | 16 => CastTo::Float,
-            9 => CastTo::Bool,
-            2..=7 | 12 | 13 => CastTo::Integer,
-            other => return Err(unsupported(n, format!("to type {other}"))),
+        let to = attr_i(n, "to", 1);
+        let Some(to) = numbers_of(to) else {
+            return Err(unsupported(n, format!("to type {to}")));
         };
         let e = self.get(n, 0)?;
         match (&e, to) {
-            (_, CastTo::Float) => self.alias(n, e),
-            (Entry::Secret(v), CastTo::Bool) if self.booleans.contains(v) => self.alias(n, e),
-            (Entry::Secret(v), CastTo::Integer)
-                if self.booleans.contains(v) || self.integers.contains(v) =>
-            {
-                self.alias(n, e)
-            }
+            (_, Numbers::Real) => self.alias(n, e),
+            (Entry::Secret(v), Numbers::Boolean) if self.booleans.contains(v) => self.alias(n, e),
+            (Entry::Secret(v), Numbers::Integer) if self.is_integer(*v) => self.alias(n, e),
             (Entry::Secret(_), _) => {
                 return Err(unsupported(
                     n,
@@ -360,7 +345,7 @@ impl Builder {
             (Entry::Public(a) | Entry::Init(a), to) => {
                 self.charge_fold(n, a.shape())?;
                 let v = match to {
-                    CastTo::Bool => a.mapv(|v| number(v != 0.0)),
+                    Numbers::Boolean => a.mapv(|v| number(v != 0.0)),
                     _ => a.mapv(f64::trunc),
                 };
                 self.set_folded(n, v);
