@@ -61,16 +61,13 @@ export interface ConnectOptions {
 }
 
 /**
- * A tensor's numbers: floats, or integers (token ids; int64 as a BigInt64Array,
- * as onnxruntime-web gives them), which are taken as numbers.
+ * A tensor's numbers in a typed array: floats, or integers (token ids; int64
+ * as a BigInt64Array, as onnxruntime-web gives them), taken as numbers.
  */
-export type TensorData =
-  | Float32Array
-  | Float64Array
-  | Int32Array
-  | BigInt64Array
-  | ArrayLike<number>
-  | ArrayLike<bigint>;
+export type TypedTensorData = Float32Array | Float64Array | Int32Array | BigInt64Array;
+
+/** A tensor's numbers: a typed array, or any array-like of numbers or BigInts. */
+export type TensorData = TypedTensorData | ArrayLike<number> | ArrayLike<bigint>;
 
 export interface Tensor {
   data: Float32Array;
@@ -95,7 +92,7 @@ export class HushSession {
   readonly model: ModelInfo;
   readonly stats: SessionStats;
   run(
-    input: TensorData | { data: TensorData; dims?: number[] },
+    input: TypedTensorData | { data: TensorData; dims?: number[] },
     options?: { onProgress?: (p: Progress) => void },
   ): Promise<Tensor>;
   close(): Promise<void>;
