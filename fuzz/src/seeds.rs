@@ -188,6 +188,7 @@ fn onnx_models() -> Vec<Vec<u8>> {
         "ops_zoo4",
         "ops_zoo5",
         "text_classifier",
+        "text_encoder",
         "mlp_bn",
         "mobilenet_block",
         "transformer",

@@ -290,6 +290,48 @@ class TextClassifier(nn.Module):
         return self.fc(torch.tanh(pooled))
 
 
+class TextEncoder(nn.Module):
+    """A BERT-style encoder on int64 token ids with the attention mask as
+    Hugging Face builds it: `(1 - mask)[:, None, None, :] * finfo.min` added
+    to every head's scores (a saturated mask, floored before the softmax),
+    and a causal mask of -inf in the second layer (GPT style). Word and
+    position embeddings, LayerNorm, two heads, GELU, and the first token's
+    state (BERT's pooler, tanh) into a linear head."""
+
+    VOCAB = 40
+
+    def __init__(self, d=16, heads=2, t=12):
+        super().__init__()
+        self.h, self.dk = heads, d // heads
+        self.word = nn.Embedding(self.VOCAB, d, padding_idx=0)
+        self.pos = nn.Parameter(torch.randn(1, t, d) * 0.1)
+        self.ln0 = nn.LayerNorm(d)
+        self.layers = nn.ModuleList(EncoderLayer(d, heads) for _ in range(2))
+        self.register_buffer("causal", torch.tril(torch.ones(t, t)).bool())
+        self.pool = nn.Linear(d, d)
+        self.fc = nn.Linear(d, 3)
+
+    def attend(self, layer, x, ext):
+        b, t, d = x.shape
+        y = layer.ln1(x)
+        q = layer.q(y).reshape(b, t, self.h, self.dk).transpose(1, 2)
+        k = layer.k(y).reshape(b, t, self.h, self.dk).transpose(1, 2)
+        v = layer.v(y).reshape(b, t, self.h, self.dk).transpose(1, 2)
+        scores = q @ k.transpose(-2, -1) / self.dk**0.5 + ext
+        z = (torch.softmax(scores, dim=-1) @ v).transpose(1, 2).reshape(b, t, d)
+        x = x + layer.o(z)
+        return x + layer.ff2(nn.functional.gelu(layer.ff1(layer.ln2(x))))
+
+    def forward(self, ids):  # ids: [1, 12], int64, 0 = padding
+        mask = (ids != 0).float()
+        ext = (1.0 - mask)[:, None, None, :] * torch.finfo(torch.float32).min
+        x = self.ln0(self.word(ids) + self.pos)
+        x = self.attend(self.layers[0], x, ext)
+        causal = torch.zeros(self.causal.shape).masked_fill(~self.causal, float("-inf"))
+        x = self.attend(self.layers[1], x, causal)
+        return self.fc(torch.tanh(self.pool(x[:, 0])))
+
+
 def draw_input(cls, shape, rng):
     """Uniform in [-1, 1), or for a text model token ids (the last three
     padding)."""
@@ -314,6 +356,7 @@ MODELS = {
     "ops_zoo4": (OpsZoo4, (1, 4, 6, 6), True),
     "ops_zoo5": (OpsZoo5, (1, 16), True),
     "text_classifier": (TextClassifier, (1, 12), True),
+    "text_encoder": (TextEncoder, (1, 12), True),
 }
 
 

@@ -17,6 +17,7 @@ mod conv_transpose;
 mod einsum;
 mod embedding;
 mod logic;
+mod masks;
 mod resize;
 
 /// Why a model could not be imported.
@@ -306,6 +307,11 @@ struct Builder {
     /// `Where`, `Cast` and computed `Gather` indices may take.
     booleans: HashSet<usize>,
     integers: HashSet<usize>,
+    /// ONNX names of the values that may hold an attention mask's large
+    /// negative numbers, and of those made from its stand-ins for `−∞`
+    /// ([`masks`]).
+    masked: HashSet<String>,
+    saturated: HashSet<String>,
 }
 
 fn invalid(node: &str, reason: impl Into<String>) -> ImportError {
@@ -2204,29 +2210,36 @@ impl Builder {
         Ok(())
     }
 
-    /// `Softmax` and `LogSoftmax` over any axis: the plan's operations work
-    /// on the last, so another axis is swapped with it before and after
-    /// (transpositions, local under MPC).
+    /// `Softmax` and `LogSoftmax` over any axis (of a masked value, floored
+    /// first: [`masks`]).
     fn softmax(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let x = self.secret(n, 0)?;
+        self.softmax_of(n, x, Last::Output)?;
+        Ok(())
+    }
+
+    /// `n`'s `Softmax` or `LogSoftmax` of computed value `x`: the plan's
+    /// operations work on the last axis, so another axis is swapped with it
+    /// before and after (transpositions, local under MPC). The result is
+    /// `n`'s output or an intermediate step, as `last` says.
+    fn softmax_of(&mut self, n: &NodeProto, x: usize, last: Last) -> Result<usize, ImportError> {
         let s = self.shape(x);
-        let Some(last) = s.len().checked_sub(1) else {
+        let Some(end) = s.len().checked_sub(1) else {
             return Err(invalid(n.name(), "softmax of a scalar"));
         };
         let axis = norm_axis(n, attr_i(n, "axis", -1), s.len())?;
         let op = if n.op_type() == "Softmax" {
-            Op::Softmax { axis: last }
+            Op::Softmax { axis: end }
         } else {
-            Op::LogSoftmax { axis: last }
+            Op::LogSoftmax { axis: end }
         };
-        if axis == last {
-            self.emit(n, op, vec![x], s);
-            return Ok(());
+        if axis == end {
+            return Ok(self.step_or_output(n, last, "normalized", op, vec![x], s));
         }
         let mut perm: Vec<usize> = (0..s.len()).collect();
-        perm.swap(axis, last);
+        perm.swap(axis, end);
         let mut swapped = s.clone();
-        swapped.swap(axis, last);
+        swapped.swap(axis, end);
         let t = self.step(
             n,
             "swapped",
@@ -2235,8 +2248,7 @@ impl Builder {
             swapped.clone(),
         );
         let y = self.step(n, "normalized", op, vec![t], swapped);
-        self.emit(n, Op::Transpose { perm }, vec![y], s);
-        Ok(())
+        Ok(self.step_or_output(n, last, "swapped_back", Op::Transpose { perm }, vec![y], s))
     }
 
     fn pool(&mut self, n: &NodeProto) -> Result<(), ImportError> {
@@ -2511,6 +2523,8 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportErro
         max_folded: opts.max_folded_elements,
         opset,
         booleans: HashSet::new(),
+        masked: HashSet::new(),
+        saturated: HashSet::new(),
         integers: HashSet::new(),
     };
     for n in &graph.node {
@@ -2577,10 +2591,17 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportErro
         b.check_sizes()?;
     }
     for n in &graph.node {
-        b.node(n)?;
+        b.node_with_masks(n)?;
         b.check_sizes()?;
     }
     for out in &graph.output {
+        if b.saturated.contains(out.name()) {
+            return Err(invalid(
+                out.name(),
+                "the output holds a mask made of -inf or of constants below -2^20, which \
+                 fixed point has no numbers for (such a mask may only reach a Softmax)",
+            ));
+        }
         match b.names.get(out.name()) {
             Some(Entry::Secret(v)) => b.plan.outputs.push(*v),
             _ => return Err(invalid(out.name(), "output is not computed from the input")),

@@ -420,12 +420,22 @@ fn refused_where_values_are_not_known_booleans_or_not_finite() {
         refused(vec![with_int(node("Cast", &["x"], "y"), "to", 7)]),
         "rounding",
     );
-    // A −∞ mask: fixed point has no infinities.
+    // A −∞ mask is one only before a softmax (tests/masks.rs); as an
+    // output, fixed point has no number for it. +∞ is no mask at all.
+    let e = refused(vec![
+        constant("m", &[1, 8], &[1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]),
+        constant("low", &[], &[f32::NEG_INFINITY]),
+        node("Where", &["m", "x", "low"], "y"),
+    ]);
+    assert!(
+        matches!(&e, ImportError::Invalid { reason, .. } if reason.contains("-inf")),
+        "{e}"
+    );
     unsupported(
         refused(vec![
             constant("m", &[1, 8], &[1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]),
-            constant("low", &[], &[f32::NEG_INFINITY]),
-            node("Where", &["m", "x", "low"], "y"),
+            constant("high", &[], &[f32::INFINITY]),
+            node("Where", &["m", "x", "high"], "y"),
         ]),
         "infinite",
     );

@@ -102,6 +102,10 @@ model_test!(
     embedding_of_token_ids_with_a_padding_mask,
     "text_classifier"
 );
+model_test!(
+    encoder_with_hugging_face_and_causal_attention_masks,
+    "text_encoder"
+);
 
 #[test]
 fn batch_norm_after_conv_and_gemm_is_folded_into_the_weights() {

@@ -129,6 +129,7 @@ fn test_models_through_hush_run_match_onnxruntime() {
         "resnet_small",
         "mobilenet_block",
         "transformer",
+        "text_encoder",
     ] {
         let out_path = dir.join(format!("{name}.out.npy"));
         let out = hush()

@@ -19,7 +19,7 @@ use ndarray::{ArrayD, IxDyn};
 /// `max(v, EXP_FLOOR)` rather than of `v ≤ 0`: `e^x` is only computed on a
 /// bounded range (`±exp_max_abs`, 16 by default), and below −15 it is under
 /// 3.1e−7, less than the fixed-point unit at the default 16 fractional bits.
-const EXP_FLOOR: f64 = -15.0;
+pub(super) const EXP_FLOOR: f64 = -15.0;
 
 impl Builder {
     /// `|x| = 2·relu(x) − x`: one comparison.

@@ -356,17 +356,16 @@ impl Builder {
 }
 
 /// Fixed point has no infinities: a constant that `Where` adds must be
-/// finite. A mask filled with −∞ before a softmax needs a finite stand-in
-/// inside the softmax's input range (±16 by default, docs/ACCURACY.md):
-/// −16 weighs e^−16 ≈ 1.1e−7.
+/// finite. A mask of `−∞` before a softmax has been given a finite stand-in
+/// already ([`super::masks`]); `+∞` and NaN remain.
 fn finite(n: &NodeProto, v: &ArrayD<f64>) -> Result<(), ImportError> {
     if v.iter().all(|v| v.is_finite()) {
         Ok(())
     } else {
         Err(unsupported(
             n,
-            "a constant operand with infinite or NaN elements (fixed point has none; a mask \
-             before a softmax can use -16, the softmax's input range)",
+            "a constant operand with infinite or NaN elements (fixed point has none; only a \
+             mask of -inf before a Softmax stands for a finite number)",
         ))
     }
 }
