@@ -291,8 +291,9 @@ class TextClassifier(nn.Module):
 
 
 class TextEncoder(nn.Module):
-    """A BERT-style encoder on int64 token ids with the attention mask as
-    Hugging Face builds it: `(1 - mask)[:, None, None, :] * finfo.min` added
+    """A BERT-style encoder on int64 token ids and attention mask (two
+    inputs, as Hugging Face's models take them), the mask applied as
+    Hugging Face does: `(1 - mask)[:, None, None, :] * finfo.min` added
     to every head's scores (a saturated mask, floored before the softmax),
     and a causal mask of -inf in the second layer (GPT style). Word and
     position embeddings, LayerNorm, two heads, GELU, and the first token's
@@ -322,8 +323,10 @@ class TextEncoder(nn.Module):
         x = x + layer.o(z)
         return x + layer.ff2(nn.functional.gelu(layer.ff1(layer.ln2(x))))
 
-    def forward(self, ids):  # ids: [1, 12], int64, 0 = padding
-        mask = (ids != 0).float()
+    INPUTS = ("input_ids", "attention_mask")
+
+    def forward(self, ids, attention_mask):  # [1, 12] int64 each; mask 0 = padding
+        mask = attention_mask.float()
         ext = (1.0 - mask)[:, None, None, :] * torch.finfo(torch.float32).min
         x = self.ln0(self.word(ids) + self.pos)
         x = self.attend(self.layers[0], x, ext)
@@ -333,14 +336,18 @@ class TextEncoder(nn.Module):
 
 
 def draw_input(cls, shape, rng):
-    """Uniform in [-1, 1), or for a text model token ids (the last three
-    padding)."""
+    """The model's inputs: uniform in [-1, 1), or for a text model token ids
+    (the last three padding) and, for a model that takes it, the attention
+    mask (1 for a token, 0 for padding)."""
     vocab = getattr(cls, "VOCAB", None)
     if vocab is None:
-        return rng.uniform(-1, 1, size=shape).astype(np.float32)
+        return [rng.uniform(-1, 1, size=shape).astype(np.float32)]
     ids = rng.integers(1, vocab, size=shape)
     ids[..., -3:] = 0
-    return ids.astype(np.int64)
+    ids = ids.astype(np.int64)
+    if len(getattr(cls, "INPUTS", ("x",))) == 1:
+        return [ids]
+    return [ids, (ids != 0).astype(np.int64)]
 
 
 MODELS = {
@@ -374,20 +381,25 @@ def main():
     rng = np.random.default_rng(7)
     for name, (cls, shape, fold) in MODELS.items():
         model = randomize_bn(cls()).eval()
-        x = draw_input(cls, shape, rng)
+        xs = draw_input(cls, shape, rng)
         if name not in only:
             continue
         path = os.path.join(HERE, f"{name}.onnx")
+        names = list(getattr(cls, "INPUTS", ("x",)))
         # BatchNorm stays in the graph (do_constant_folding=False) where the
         # importer's folding is what is under test.
         torch.onnx.export(
-            model, torch.from_numpy(x), path, input_names=["x"], output_names=["y"],
-            opset_version=17, do_constant_folding=fold, **TORCHSCRIPT_EXPORTER,
+            model, tuple(torch.from_numpy(x) for x in xs), path, input_names=names,
+            output_names=["y"], opset_version=17, do_constant_folding=fold,
+            **TORCHSCRIPT_EXPORTER,
         )
-        y = ort.InferenceSession(path).run(None, {"x": x})[0]
+        y = ort.InferenceSession(path).run(None, dict(zip(names, xs)))[0]
         # Saved as float32 (token ids are exact), the one input format of
-        # the Rust tests and `hush run`.
-        np.save(os.path.join(HERE, f"{name}.input.npy"), x.astype(np.float32))
+        # the Rust tests and `hush run`: the first input as NAME.input.npy,
+        # input i > 0 as NAME.input{i}.npy.
+        for i, x in enumerate(xs):
+            suffix = "" if i == 0 else str(i)
+            np.save(os.path.join(HERE, f"{name}.input{suffix}.npy"), x.astype(np.float32))
         np.save(os.path.join(HERE, f"{name}.ort.npy"), y.astype(np.float32))
         print(f"{name}: {os.path.getsize(path)} bytes, output {y.shape}")
 

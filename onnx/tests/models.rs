@@ -42,18 +42,17 @@ fn max_err(a: &ArrayD<f64>, b: &ArrayD<f64>) -> f64 {
         .fold(0.0, f64::max)
 }
 
-fn check(name: &str, model: &[u8], input: &[u8], expect: &[u8], tolerance: f64) {
+fn check(name: &str, model: &[u8], inputs: &[&[u8]], expect: &[u8], tolerance: f64) {
     let m = import(model, &ImportOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let (x, ort) = (npy(input), npy(expect));
-    let y = plain::evaluate(&m.plan, &m.weights, std::slice::from_ref(&x))
-        .unwrap()
-        .remove(0);
+    let xs: Vec<ArrayD<f64>> = inputs.iter().map(|b| npy(b)).collect();
+    let ort = npy(expect);
+    let y = plain::evaluate(&m.plan, &m.weights, &xs).unwrap().remove(0);
     let plain_err = max_err(&y, &ort);
     assert!(
         plain_err < 1e-4,
         "{name}: plaintext differs from onnxruntime by {plain_err}"
     );
-    let ys = common::secure_evaluate(name, &m, &x);
+    let ys = common::secure_evaluate_many(name, &m, &xs);
     let secure_err = max_err(&ys, &ort);
     eprintln!(
         "{name}: plaintext {plain_err:.1e}, secure {secure_err:.1e} (max |y| {:.2})",
@@ -75,7 +74,11 @@ macro_rules! model_test {
             check(
                 $name,
                 include_bytes!(concat!("../../models/test/", $name, ".onnx")),
-                include_bytes!(concat!("../../models/test/", $name, ".input.npy")),
+                &[include_bytes!(concat!(
+                    "../../models/test/",
+                    $name,
+                    ".input.npy"
+                ))],
                 include_bytes!(concat!("../../models/test/", $name, ".ort.npy")),
                 $tolerance,
             );
@@ -102,10 +105,22 @@ model_test!(
     embedding_of_token_ids_with_a_padding_mask,
     "text_classifier"
 );
-model_test!(
-    encoder_with_hugging_face_and_causal_attention_masks,
-    "text_encoder"
-);
+
+/// Two inputs, as Hugging Face's models take them: token ids and the
+/// attention mask.
+#[test]
+fn encoder_with_hugging_face_and_causal_attention_masks() {
+    check(
+        "text_encoder",
+        include_bytes!("../../models/test/text_encoder.onnx"),
+        &[
+            include_bytes!("../../models/test/text_encoder.input.npy"),
+            include_bytes!("../../models/test/text_encoder.input1.npy"),
+        ],
+        include_bytes!("../../models/test/text_encoder.ort.npy"),
+        1e-3,
+    );
+}
 
 #[test]
 fn batch_norm_after_conv_and_gemm_is_folded_into_the_weights() {

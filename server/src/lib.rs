@@ -3,6 +3,7 @@
 //! WebSockets ([`net`]).
 
 pub mod compute;
+pub mod inputs;
 pub mod model;
 pub mod net;
 pub mod npy;

@@ -20,12 +20,10 @@ pub const BUILTIN: &[&str] = &[
 ];
 
 /// Imports `model` (the embedded digits CNN when `None`; a built-in model
-/// for a `builtin:` name), with the first input's shape set to
-/// `input_shape` if given.
-pub fn load(
-    model: &Option<PathBuf>,
-    input_shape: Option<Vec<usize>>,
-) -> Result<Imported, BoxError> {
+/// for a `builtin:` name), with its inputs' shapes set to `input_shapes`, in
+/// the model's input order (none: the model's own; a symbolic dimension is
+/// then 1).
+pub fn load(model: &Option<PathBuf>, input_shapes: &[Vec<usize>]) -> Result<Imported, BoxError> {
     let builtin = model
         .as_ref()
         .and_then(|p| p.to_str())
@@ -43,9 +41,13 @@ pub fn load(
                 .into());
             }
         };
-        let fixed = plan.inputs.first().map(|&i| plan.values[i].shape.clone());
-        if input_shape.is_some() && input_shape != fixed {
-            return Err(format!("{name} takes the input shape {fixed:?}").into());
+        let fixed: Vec<Vec<usize>> = plan
+            .inputs
+            .iter()
+            .map(|&i| plan.values[i].shape.clone())
+            .collect();
+        if !input_shapes.is_empty() && input_shapes != fixed {
+            return Err(format!("{name} takes the input shapes {fixed:?}").into());
         }
         return Ok(Imported { plan, weights });
     }
@@ -57,14 +59,36 @@ pub fn load(
     if model.is_none() {
         opts.name = Some("digits".into());
     }
-    if let Some(shape) = input_shape {
-        // Read the model once to learn its input name.
-        let probe = import(&bytes, &opts)?;
-        if let Some(&i) = probe.plan.inputs.first() {
-            opts.input_shapes = HashMap::from([(probe.plan.values[i].name.clone(), shape)]);
-        }
+    let m = import(&bytes, &opts)?;
+    let inputs: Vec<(String, &Vec<usize>)> = m
+        .plan
+        .inputs
+        .iter()
+        .map(|&i| (m.plan.values[i].name.clone(), &m.plan.values[i].shape))
+        .collect();
+    if input_shapes.is_empty() || inputs.iter().map(|(_, s)| *s).eq(input_shapes) {
+        return Ok(m);
     }
+    if input_shapes.len() != inputs.len() {
+        return Err(format!(
+            "{} input shapes for a model with {} inputs",
+            input_shapes.len(),
+            inputs.len()
+        )
+        .into());
+    }
+    opts.input_shapes = inputs
+        .into_iter()
+        .map(|(n, _)| n)
+        .zip(input_shapes.iter().cloned())
+        .collect::<HashMap<_, _>>();
     Ok(import(&bytes, &opts)?)
+}
+
+/// The names of a plan's inputs and of its outputs.
+pub fn io_names(plan: &hush_core::plan::Plan) -> (Vec<String>, Vec<String>) {
+    let names = |ids: &[usize]| ids.iter().map(|&i| plan.values[i].name.clone()).collect();
+    (names(&plan.inputs), names(&plan.outputs))
 }
 
 /// Lower-case hex.

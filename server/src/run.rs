@@ -11,12 +11,12 @@ use hush_core::preprocessing::seeded::{SeededDealer, in_process};
 use hush_core::protocol::{Config, Party};
 use hush_gpu::Compute;
 use hush_server::compute::BackendArgs;
-use hush_server::npy;
+use hush_server::inputs::{InputArg, all_given, arrange, parse_input, save_and_print};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use hush_server::model::{BoxError, hex, load, peak_memory, print_output};
+use hush_server::model::{BoxError, hex, io_names, load, peak_memory};
 
 /// Options of `hush run`.
 #[derive(Args, Debug)]
@@ -24,12 +24,15 @@ pub struct RunArgs {
     /// ONNX model (default: the embedded digits CNN).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Input tensor (.npy); its shape overrides the model's input shape.
+    /// Input tensor (.npy), once per model input: `PATH` in the model's
+    /// input order (`hush inspect` lists them) or `NAME=PATH`. Its shape
+    /// overrides the model's input shape.
+    #[arg(long, required = true, value_parser = parse_input)]
+    input: Vec<InputArg>,
+    /// Where to write an output (.npy, float32), once per output to keep,
+    /// in the model's output order.
     #[arg(long)]
-    input: PathBuf,
-    /// Where to write the output (.npy, float32).
-    #[arg(long)]
-    output: Option<PathBuf>,
+    output: Vec<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -50,7 +53,7 @@ pub struct InspectArgs {
 
 /// Runs `hush inspect`.
 pub fn inspect(args: InspectArgs) -> Result<(), BoxError> {
-    let m = load(&args.model, None)?;
+    let m = load(&args.model, &[])?;
     let p = &m.plan;
     println!("model       {}", p.name);
     println!("fixed point {} fractional bits", p.frac_bits);
@@ -86,7 +89,7 @@ struct SecureRun {
 fn run_secure(
     plan: &Plan,
     weights: &Weights,
-    x: ndarray::ArrayD<f64>,
+    inputs: &[ndarray::ArrayD<f64>],
     compute: &Compute,
 ) -> Result<SecureRun, BoxError> {
     let config = Config {
@@ -100,7 +103,7 @@ fn run_secure(
     let seeds = SeededDealer::<CpuBackend>::random_seeds(2)?;
     let preps = in_process(&seeds, CpuBackend);
     let results = run_parties_threaded(preps, |ch, prep| {
-        let x = x.clone();
+        let inputs = inputs.to_vec();
         async move {
             let mut p = Party::new(ch, prep, compute.clone(), config).await?;
             let me = p.id();
@@ -111,7 +114,6 @@ fn run_secure(
             let setup = (p.stats().since(&s0), t.elapsed().as_secs_f64());
             let t = Instant::now();
             let s1 = p.stats();
-            let inputs = [x];
             let out = secure::evaluate(
                 &mut p,
                 plan,
@@ -149,17 +151,21 @@ fn run_secure(
 
 /// Runs `hush run`.
 pub fn run(args: RunArgs) -> Result<(), BoxError> {
-    let bytes = std::fs::read(&args.input).map_err(|e| format!("{}: {e}", args.input.display()))?;
-    let x = npy::read(&bytes)?;
-    let m = load(&args.model, Some(x.shape().to_vec()))?;
+    let m = load(&args.model, &[])?;
+    let (input_names, _) = io_names(&m.plan);
+    let xs = all_given(arrange(&args.input, &input_names)?, &input_names)?;
+    // The files' shapes replace the model's (symbolic dimensions included).
+    let shapes: Vec<Vec<usize>> = xs.iter().map(|x| x.shape().to_vec()).collect();
+    let m = load(&args.model, &shapes)?;
+    let (_, output_names) = io_names(&m.plan);
     let start = Instant::now();
     let (outputs, report) = if args.plaintext {
-        let y = plain::evaluate(&m.plan, &m.weights, std::slice::from_ref(&x))?;
+        let y = plain::evaluate(&m.plan, &m.weights, &xs)?;
         let secs = start.elapsed().as_secs_f64();
         (y, json!({ "mode": "plaintext", "time_s": secs }))
     } else {
         let compute = args.compute.open()?;
-        let r = run_secure(&m.plan, &m.weights, x, &compute)?;
+        let r = run_secure(&m.plan, &m.weights, &xs, &compute)?;
         let per_party = |c: &[CommStats]| {
             c.iter()
                 .map(|s| json!({ "bytes_sent": s.bytes_sent, "bytes_received": s.bytes_received }))
@@ -181,10 +187,13 @@ pub fn run(args: RunArgs) -> Result<(), BoxError> {
     report["peak_memory_bytes"] = json!(peak_memory());
     let y = outputs.first().ok_or("the model has no output")?;
     report["output_shape"] = json!(y.shape());
-    if let Some(path) = &args.output {
-        std::fs::write(path, npy::write_f32(y)).map_err(|e| format!("{}: {e}", path.display()))?;
-    }
+    report["outputs"] = outputs
+        .iter()
+        .zip(&output_names)
+        .map(|(y, name)| json!({ "name": name, "shape": y.shape() }))
+        .collect();
     if args.json {
+        hush_server::inputs::save(&outputs, &args.output)?;
         println!("{report}");
     } else {
         println!(
@@ -225,7 +234,7 @@ pub fn run(args: RunArgs) -> Result<(), BoxError> {
         if let Some(pm) = report["peak_memory_bytes"].as_u64() {
             println!("peak mem   {:.1} MB", pm as f64 / 1e6);
         }
-        print_output(y, args.output.as_deref());
+        save_and_print(&outputs, &output_names, &args.output)?;
     }
     Ok(())
 }

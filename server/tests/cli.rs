@@ -129,7 +129,6 @@ fn test_models_through_hush_run_match_onnxruntime() {
         "resnet_small",
         "mobilenet_block",
         "transformer",
-        "text_encoder",
     ] {
         let out_path = dir.join(format!("{name}.out.npy"));
         let out = hush()
@@ -171,4 +170,69 @@ fn test_models_through_hush_run_match_onnxruntime() {
             "{name}: hush run differs from onnxruntime by {err}"
         );
     }
+}
+
+#[test]
+fn a_model_with_two_inputs_takes_one_file_each_by_name_or_in_order() {
+    // The BERT-style encoder takes input_ids and attention_mask, as Hugging
+    // Face's models do. Tolerance 1e-3 against onnxruntime.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/test");
+    let dir = tempdir("two-inputs");
+    let file = |s: &str| root.join(format!("text_encoder.{s}"));
+    let mask = format!("attention_mask={}", file("input1.npy").display());
+    let out_path = dir.join("out.npy");
+    let out = hush()
+        .args(["run", "--model"])
+        .arg(file("onnx"))
+        .args(["--input", &mask, "--input"])
+        .arg(file("input.npy"))
+        .arg("--output")
+        .arg(&out_path)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outputs"][0]["name"], "y");
+    let floats = |p: &std::path::Path| -> Vec<f32> {
+        let b = std::fs::read(p).unwrap();
+        let hl = u16::from_le_bytes([b[8], b[9]]) as usize;
+        b[10 + hl..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    let (got, want) = (floats(&out_path), floats(&file("ort.npy")));
+    assert_eq!(got.len(), want.len());
+    let err = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(err < 1e-3, "differs from onnxruntime by {err}");
+    // A missing input is named; an unknown name lists the model's inputs.
+    let out = hush()
+        .args(["run", "--model"])
+        .arg(file("onnx"))
+        .arg("--input")
+        .arg(file("input.npy"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("attention_mask"), "{err}");
+    let out = hush()
+        .args(["run", "--model"])
+        .arg(file("onnx"))
+        .arg("--input")
+        .arg(format!("ids={}", file("input.npy").display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("input_ids, attention_mask"), "{err}");
 }

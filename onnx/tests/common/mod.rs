@@ -152,6 +152,16 @@ pub fn x() -> ArrayD<f64> {
 /// process (the client, party 0, gives `x`; the owner, party 1, holds the
 /// weights), with the in-process dealer. Panics with `name` on an error.
 pub fn secure_evaluate(name: &str, m: &hush_onnx::Imported, x: &ArrayD<f64>) -> ArrayD<f64> {
+    secure_evaluate_many(name, m, std::slice::from_ref(x))
+}
+
+/// [`secure_evaluate`] of a model with several inputs (in its order); the
+/// first output.
+pub fn secure_evaluate_many(
+    name: &str,
+    m: &hush_onnx::Imported,
+    inputs: &[ArrayD<f64>],
+) -> ArrayD<f64> {
     let roles = secure::Roles {
         owner: 1,
         client: 0,
@@ -164,12 +174,11 @@ pub fn secure_evaluate(name: &str, m: &hush_onnx::Imported, x: &ArrayD<f64>) -> 
     let (plan, weights) = (&m.plan, &m.weights);
     let out = run_parties(2, |ch| {
         let prep = preps.next().unwrap();
-        let x = x.clone();
+        let inputs = inputs.to_vec();
         async move {
             let mut p = Party::new(ch, prep, CpuBackend, Config::default()).await?;
             let me = p.id();
             let s = secure::setup(&mut p, plan, roles, (me == 1).then_some(weights)).await?;
-            let inputs = [x];
             secure::evaluate(&mut p, plan, roles, &s, (me == 0).then_some(&inputs[..])).await
         }
     });

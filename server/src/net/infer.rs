@@ -3,8 +3,8 @@
 use super::connect::Connect;
 use super::ws::WsTransport;
 use crate::compute::BackendArgs;
-use crate::model::{BoxError, argmax_class, peak_memory, print_output};
-use crate::npy;
+use crate::inputs::{InputArg, all_given, arrange, fit, parse_input, save, save_and_print};
+use crate::model::{BoxError, argmax_class, peak_memory};
 use clap::Args;
 use hush_core::backend::{Backend, CpuBackend};
 use hush_core::error::{ErrorCode, Result as CoreResult};
@@ -26,13 +26,15 @@ pub struct InferArgs {
     /// The model server, e.g. ws://127.0.0.1:8080 (the session path is added).
     #[arg(long)]
     pub server: String,
-    /// Input tensor (.npy). Reshaped to the model's input shape when the
-    /// number of elements agrees. Without it, zeros.
+    /// Input tensor (.npy), once per model input: `PATH` in the model's
+    /// input order or `NAME=PATH`. Reshaped to the model's input shape when
+    /// the number of elements agrees. Without any, zeros.
+    #[arg(long, value_parser = parse_input)]
+    pub input: Vec<InputArg>,
+    /// Where to write an output (.npy, float32), once per output to keep,
+    /// in the model's output order.
     #[arg(long)]
-    pub input: Option<PathBuf>,
-    /// Where to write the output (.npy, float32).
-    #[arg(long)]
-    pub output: Option<PathBuf>,
+    pub output: Vec<PathBuf>,
     /// Refuse the server's model unless its weight commitment is this
     /// (`sha256:<hex>` or bare hex).
     #[arg(long)]
@@ -110,23 +112,6 @@ pub async fn open_session_on<B: Backend>(
     ClientSession::connect(transport, backend, options, &mut seeds).await
 }
 
-fn fit_input(x: ArrayD<f64>, shape: &[usize]) -> Result<ArrayD<f64>, BoxError> {
-    if x.shape() == shape {
-        return Ok(x);
-    }
-    let want: usize = shape.iter().product();
-    if x.len() != want {
-        return Err(format!(
-            "the input has shape {:?} ({} values); the model takes {shape:?} ({want} values)",
-            x.shape(),
-            x.len()
-        )
-        .into());
-    }
-    let flat: Vec<f64> = x.iter().copied().collect();
-    ArrayD::from_shape_vec(IxDyn(shape), flat).map_err(|e| e.to_string().into())
-}
-
 /// Prints progress on stderr once an inference has run for a second.
 struct ProgressLine {
     start: Instant,
@@ -187,13 +172,6 @@ pub fn run(args: InferArgs) -> Result<(), BoxError> {
         })?),
         None => None,
     };
-    let input = match &args.input {
-        Some(p) => {
-            let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            Some(npy::read(&bytes)?)
-        }
-        None => None,
-    };
     let idle = Duration::from_secs_f64(args.timeout.max(0.001));
     let connect = Connect::new(args.ca_cert.as_deref(), Some(idle))?;
     let options = ClientOptions {
@@ -213,15 +191,20 @@ pub fn run(args: InferArgs) -> Result<(), BoxError> {
         if session.insecure_dealer() {
             eprintln!("WARNING: {}", super::serve::INSECURE_WARNING);
         }
-        let shape = &info.inputs.first().ok_or("the model has no input")?.shape;
-        let x = match input {
-            Some(x) => fit_input(x, shape)?,
-            None => {
-                eprintln!("no --input: evaluating on zeros of shape {shape:?}");
-                ArrayD::zeros(IxDyn(shape))
-            }
+        let names: Vec<String> = info.inputs.iter().map(|t| t.name.clone()).collect();
+        let inputs = if args.input.is_empty() {
+            eprintln!("no --input: evaluating on zeros");
+            info.inputs
+                .iter()
+                .map(|t| ArrayD::zeros(IxDyn(&t.shape)))
+                .collect()
+        } else {
+            all_given(arrange(&args.input, &names)?, &names)?
+                .into_iter()
+                .zip(&info.inputs)
+                .map(|(x, t)| fit(&t.name, x, &t.shape))
+                .collect::<Result<Vec<_>, _>>()?
         };
-        let inputs = [x];
         let mut times = Vec::new();
         let mut per_inference = None;
         let mut outputs = Vec::new();
@@ -242,10 +225,7 @@ pub fn run(args: InferArgs) -> Result<(), BoxError> {
         let _ = session.close().await;
         let stats = per_inference.unwrap_or_default();
         let y = outputs.first().ok_or("the model has no output")?;
-        if let Some(path) = &args.output {
-            std::fs::write(path, npy::write_f32(y))
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-        }
+        let output_names: Vec<String> = info.outputs.iter().map(|t| t.name.clone()).collect();
         let mut sorted = times.clone();
         sorted.sort_by(f64::total_cmp);
         let median = sorted[sorted.len() / 2];
@@ -269,10 +249,16 @@ pub fn run(args: InferArgs) -> Result<(), BoxError> {
             },
             "output_shape": y.shape(),
             "output": y.iter().copied().collect::<Vec<f64>>(),
+            "outputs": outputs.iter().zip(&output_names).map(|(y, name)| json!({
+                "name": name,
+                "shape": y.shape(),
+                "values": y.iter().copied().collect::<Vec<f64>>(),
+            })).collect::<Vec<_>>(),
             "class": class,
             "peak_memory_bytes": peak_memory(),
         });
         if args.json {
+            save(&outputs, &args.output)?;
             println!("{report}");
         } else {
             println!("model      {} ({})", info.name, info.commitment_string());
@@ -292,7 +278,7 @@ pub fn run(args: InferArgs) -> Result<(), BoxError> {
                 stats.bytes_sent,
                 stats.bytes_received
             );
-            print_output(y, args.output.as_deref());
+            save_and_print(&outputs, &output_names, &args.output)?;
         }
         Ok::<(), BoxError>(())
     })

@@ -151,7 +151,7 @@ fn read_tokens(path: &PathBuf) -> Result<Vec<String>, BoxError> {
 /// Runs `hush serve` until the process ends.
 pub fn run(args: ServeArgs) -> Result<(), BoxError> {
     super::init_logging("info");
-    let imported = load(&args.model, None)?;
+    let imported = load(&args.model, &[])?;
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert: cert.clone(),

@@ -158,7 +158,7 @@ pub fn read_npy(path: &Path) -> Vec<f64> {
 
 /// The digits model's plaintext output (the reference of every test).
 pub fn plain_digits(x: &ArrayD<f64>) -> Vec<f64> {
-    let m = hush_server::model::load(&None, None).unwrap();
+    let m = hush_server::model::load(&None, &[]).unwrap();
     let y = plain::evaluate(&m.plan, &m.weights, std::slice::from_ref(x)).unwrap();
     y[0].iter().copied().collect()
 }
