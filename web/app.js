@@ -7,7 +7,8 @@ const wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.hos
 
 let model = null; // /model
 let session = null; // HushSession, kept across evaluations
-let input = null; // {data: Float32Array, dims}
+let input = null; // {data: Float32Array, dims}: the digits pad's
+let inputs = []; // one {data, dims, file} or null per model input: loaded files
 
 function showError(message) {
   const box = $("error");
@@ -44,9 +45,10 @@ async function loadModel() {
   }
   $("model-name").textContent = `Model: ${model.name}`;
   $("commitment").textContent = model.commitment;
-  const inp = model.inputs[0];
+  const list = (ts) => ts.map((t) => `${t.name} ${JSON.stringify(t.shape)}`).join(", ");
   $("model-shape").textContent =
-    `Input ${inp.name} ${JSON.stringify(inp.shape)} → output ${model.outputs[0].name} ${JSON.stringify(model.outputs[0].shape)}; ${model.parameters} weights, ${model.nodes} operators.`;
+    `Input${model.inputs.length > 1 ? "s" : ""} ${list(model.inputs)} → output${model.outputs.length > 1 ? "s" : ""} ${list(model.outputs)}; ${model.parameters} weights, ${model.nodes} operators.`;
+  inputs = model.inputs.map(() => null);
   $("insecure").hidden = !model.insecure_dealer;
   if (isDigits()) {
     $("digits").hidden = false;
@@ -170,25 +172,63 @@ function updatePreview() {
 
 // ---- generic input ----------------------------------------------------------
 
+// The chosen files, one per model input: a file whose name holds an
+// input's name (the longest such) goes to that input, the others to the
+// inputs left, in order.
 async function onInputFile(e) {
   clearError();
-  const file = e.target.files[0];
-  if (!file) return;
-  try {
-    const bytes = new Uint8Array(await file.arrayBuffer());
-    input = file.name.endsWith(".npy") ? parseNpy(bytes) : parseJson(new TextDecoder().decode(bytes));
-    $("status").textContent = `Loaded ${file.name}: dims ${JSON.stringify(input.dims)}.`;
-  } catch (err) {
-    showError(`Cannot read ${file.name}: ${err.message}`);
+  const files = Array.from(e.target.files);
+  if (!files.length) return;
+  const names = model.inputs.map((t) => t.name);
+  const slot = new Array(names.length).fill(null);
+  const rest = [];
+  for (const f of files) {
+    const stem = f.name.replace(/\.(npy|json)$/, "");
+    const hits = names
+      .map((n, i) => [n, i])
+      .filter(([n, i]) => stem.includes(n) && !slot[i])
+      .sort((a, b) => b[0].length - a[0].length);
+    if (hits.length && names.length > 1) slot[hits[0][1]] = f;
+    else rest.push(f);
   }
+  for (const f of rest) {
+    const i = slot.indexOf(null);
+    if (i < 0) {
+      showError(`${files.length} files for a model with ${names.length} input${names.length > 1 ? "s" : ""} (${names.join(", ")}).`);
+      return;
+    }
+    slot[i] = f;
+  }
+  const loaded = [];
+  for (const [i, file] of slot.entries()) {
+    if (!file) {
+      loaded.push(inputs[i]); // keep an input loaded before
+      continue;
+    }
+    try {
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      const t = file.name.endsWith(".npy") ? parseNpy(bytes) : parseJson(new TextDecoder().decode(bytes), i);
+      loaded.push({ ...t, file: file.name });
+    } catch (err) {
+      showError(`Cannot read ${file.name}: ${err.message}`);
+      return;
+    }
+  }
+  inputs = loaded;
+  $("status").textContent =
+    "Loaded " +
+    inputs
+      .map((t, i) => (t ? `${names[i]} ← ${t.file} (dims ${JSON.stringify(t.dims)})` : `${names[i]}: not yet`))
+      .join("; ") +
+    ".";
 }
 
-function parseJson(text) {
+function parseJson(text, i) {
   const v = JSON.parse(text);
   const dims = [];
   for (let a = v; Array.isArray(a); a = a[0]) dims.push(a.length);
   const flat = Array.isArray(v) ? v.flat(Infinity) : [v];
-  return { data: Float32Array.from(flat), dims: dims.length ? dims : model.inputs[0].shape };
+  return { data: Float32Array.from(flat), dims: dims.length ? dims : model.inputs[i].shape };
 }
 
 function parseNpy(b) {
@@ -246,8 +286,13 @@ async function ensureSession() {
 
 async function evaluate() {
   clearError();
-  if (!input) {
-    showError("Load an input first.");
+  const missing = isDigits() ? [] : model.inputs.filter((_, i) => !inputs[i]).map((t) => t.name);
+  if (isDigits() ? !input : missing.length) {
+    showError(
+      missing.length > 1 || (missing.length && model.inputs.length > 1)
+        ? `Load an input for ${missing.join(", ")} first.`
+        : "Load an input first.",
+    );
     return;
   }
   const button = $("evaluate");
@@ -255,16 +300,21 @@ async function evaluate() {
   $("bar").style.width = "0%";
   const t0 = performance.now();
   try {
-    const used = { data: Float32Array.from(input.data), dims: input.dims };
+    const copy = (t) => ({ data: Float32Array.from(t.data), dims: t.dims });
+    // One input: the tensor, and the first output comes back; several: by
+    // name, and every output comes back by name.
+    const used = isDigits() ? [copy(input)] : inputs.map(copy);
+    const feeds = used.length === 1 ? used[0] : Object.fromEntries(model.inputs.map((t, i) => [t.name, used[i]]));
+    const first = (out) => (used.length === 1 ? out : out[model.outputs[0].name]);
     let out;
     try {
-      out = await (await ensureSession()).run(used);
+      out = first(await (await ensureSession()).run(feeds));
     } catch (e) {
       // A session left idle is closed by the server: reconnect once.
       if (!["TIMEOUT", "CLOSED"].includes(e.code) || !reused) throw e;
       await session.close().catch(() => {});
       session = null;
-      out = await (await ensureSession()).run(used);
+      out = first(await (await ensureSession()).run(feeds));
     }
     const total = performance.now() - t0;
     show(out, used, total);
@@ -317,8 +367,15 @@ function show(out, used, totalMs) {
   table.innerHTML =
     `<tr><th>index</th><th>value</th></tr>` +
     values.slice(0, 1000).map((v, i) => `<tr><td>${i}</td><td>${v.toFixed(5)}</td></tr>`).join("");
-  // For tests and scripts: what was evaluated and what came back.
-  window.hushLast = { input: Array.from(used.data), dims: used.dims, output: values, prediction };
+  // For tests and scripts: what was evaluated (the first input, and every
+  // input by name) and what came back (the first output).
+  window.hushLast = {
+    input: Array.from(used[0].data),
+    dims: used[0].dims,
+    inputs: Object.fromEntries(model.inputs.map((t, i) => [t.name, Array.from(used[i].data)])),
+    output: values,
+    prediction,
+  };
 }
 
 $("evaluate").addEventListener("click", evaluate);

@@ -4,7 +4,8 @@
 //     `hush infer`'s on the same pixels (screenshot saved);
 //  2. the insecure local dealer is visibly announced on the page;
 //  3. the npm package: `npm pack`, installed by an example app outside the
-//     workspace, type-checked with tsc, and run in the browser;
+//     workspace, type-checked with tsc, and run in the browser; a model with
+//     two inputs through the web app (a file each) and the package (feeds);
 //  4. the page says clearly when the server is down.
 // Usage: node tests/browser/e2e.mjs   (HUSH_BIN: the hush binary,
 // CHROMIUM: the browser; OUT: where screenshots go).
@@ -189,6 +190,68 @@ await test("web app: any other model takes a .npy (float, or int64 token ids) an
   }
 });
 
+await test("a model with two inputs (input_ids, attention_mask): the web app takes a file each, the package takes feeds", async () => {
+  const models = resolve(root, "models/test");
+  const enc = await start(["serve", "--addr", "127.0.0.1:0", "--dealer", dealer.url, "--model", join(models, "text_encoder.onnx")]);
+  try {
+    const ids = readNpyF32(join(models, "text_encoder.input.npy"));
+    const mask = readNpyF32(join(models, "text_encoder.input1.npy"));
+    const ort = readNpyF32(join(models, "text_encoder.ort.npy"));
+    const page = await newPage();
+    await page.goto(httpOf(enc.url));
+    await page.waitForSelector("#evaluate:not([disabled])");
+    // The mask's file is named for its input; the ids' file goes to the input left.
+    const maskNpy = join(work, "attention_mask.npy");
+    const idsNpy = join(work, "tokens.npy");
+    writeNpy(maskNpy, mask, [1, mask.length], "<i8");
+    writeNpy(idsNpy, ids, [1, ids.length], "<i8");
+    await page.setInputFiles("#input-file", [maskNpy, idsNpy]);
+    await page.waitForFunction(() => document.getElementById("status").textContent.includes("Loaded"));
+    const status = await page.locator("#status").textContent();
+    assert.match(status, /input_ids ← tokens\.npy.*attention_mask ← attention_mask\.npy/);
+    await page.click("#evaluate");
+    await page.waitForFunction(() => window.hushLast, null, { timeout: 60000 });
+    const last = await page.evaluate(() => window.hushLast);
+    assert.deepEqual(last.inputs.attention_mask, mask);
+    assert.ok(maxDiff(ort, last.output) < 1e-3, `${last.output} vs ${ort}`);
+    // The package, as onnxruntime-web is called: feeds by name, outputs by name.
+    const r = await page.evaluate(
+      async ([ids, mask]) => {
+        const { HushSession } = await import("/pkg/hush.js");
+        const url = `ws://${location.host}`;
+        const session = await HushSession.connect(url);
+        const out = await session.run({
+          input_ids: BigInt64Array.from(ids, (v) => BigInt(v)),
+          attention_mask: BigInt64Array.from(mask, (v) => BigInt(v)),
+        });
+        const code = async (f) => {
+          try {
+            await f();
+            return "resolved";
+          } catch (e) {
+            return `${e.code}: ${e.message}`;
+          }
+        };
+        const missing = await code(() => session.run({ input_ids: new Float32Array(ids) }));
+        const bare = await code(() => session.run(new Float32Array(ids)));
+        const unknown = await code(() => session.run({ input_ids: new Float32Array(ids), mask: new Float32Array(mask) }));
+        await session.close();
+        return { keys: Object.keys(out), y: Array.from(out.y.data), dims: out.y.dims, missing, bare, unknown };
+      },
+      [ids, mask],
+    );
+    assert.deepEqual(r.keys, ["y"]);
+    assert.deepEqual(r.dims, [1, 3]);
+    assert.ok(maxDiff(ort, r.y) < 1e-3, `${r.y} vs ${ort}`);
+    assert.match(r.missing, /^BAD_REQUEST: .*attention_mask/);
+    assert.match(r.bare, /^BAD_REQUEST: the model takes 2 inputs \(input_ids, attention_mask\)/);
+    assert.match(r.unknown, /^BAD_REQUEST: the model has no input mask/);
+    await page.close();
+  } finally {
+    await stop(enc);
+  }
+});
+
 await test("npm package: packed, installed outside the workspace, typed, run in the browser", async () => {
   const pkgDir = resolve(root, "wasm/pkg");
   const tgz = execFileSync("npm", ["pack", pkgDir, "--pack-destination", work, "--silent"], {
@@ -219,6 +282,10 @@ export async function classify(url: string, pixels: Float32Array): Promise<numbe
 }
 export async function classifyIds(session: HushSession, ids: BigInt64Array): Promise<Tensor> {
   return session.run({ data: ids, dims: [1, ids.length] });
+}
+export async function encode(session: HushSession, ids: BigInt64Array, mask: BigInt64Array): Promise<Tensor | undefined> {
+  const outs: Record<string, Tensor> = await session.run({ input_ids: ids, attention_mask: mask });
+  return outs[session.model.outputNames[0]];
 }
 export function isMismatch(e: unknown): boolean {
   return e instanceof HushError && e.code === "MODEL_MISMATCH";

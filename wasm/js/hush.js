@@ -36,6 +36,21 @@ function float32(data) {
   return data instanceof Float32Array ? data : Float32Array.from(data, Number);
 }
 
+/**
+ * One tensor as `{data: Float32Array, dims?}`: a typed array, or an object
+ * with `data` (a typed array or an array) and optional `dims` (an
+ * onnxruntime-web `Tensor` is one); `null` for anything else.
+ */
+function tensorOf(t) {
+  if (ArrayBuffer.isView(t) && !(t instanceof DataView)) {
+    return { data: float32(t) };
+  }
+  if (t && (ArrayBuffer.isView(t.data) || Array.isArray(t.data))) {
+    return { data: float32(t.data), dims: t.dims ? Array.from(t.dims, Number) : undefined };
+  }
+  return null;
+}
+
 /** A private-inference session with one server. */
 export class HushSession {
   #inner;
@@ -72,22 +87,64 @@ export class HushSession {
   }
 
   /**
-   * Evaluates the model privately on `input` (a typed array of the model's
-   * input shape, or `{data, dims}`). Integers (token ids; int64 as a
+   * Evaluates the model privately. `input` is one tensor for a model with
+   * one input — a typed array of the model's input shape, or `{data, dims}`
+   * — and then resolves to the first output, `{data: Float32Array, dims}`;
+   * or, as onnxruntime-web takes them, feeds `{[inputName]: tensor}` with
+   * one tensor per model input, and then resolves to `{[outputName]:
+   * {data, dims}}` with every output. Integers (token ids; int64 as a
    * BigInt64Array, as onnxruntime-web gives them) are taken as numbers.
-   * Resolves to `{data: Float32Array, dims}`.
    */
   async run(input, options = {}) {
-    let data;
-    let dims;
-    if (ArrayBuffer.isView(input) && !(input instanceof DataView)) {
-      data = float32(input);
-      dims = [];
-    } else if (input && input.data) {
-      data = float32(input.data);
-      dims = input.dims ? Array.from(input.dims) : [];
+    const model = this.#inner.model;
+    // Feeds name an input (other than `data` and `dims`, the one-tensor
+    // form's keys, which an input called `data` shares harmlessly).
+    const feeds =
+      input &&
+      typeof input === "object" &&
+      !ArrayBuffer.isView(input) &&
+      Object.keys(input).some((k) => k !== "data" && k !== "dims" && model.inputNames.includes(k));
+    const single = feeds ? null : tensorOf(input);
+    let tensors;
+    if (single) {
+      if (model.inputs.length !== 1) {
+        throw new HushError(
+          `the model takes ${model.inputs.length} inputs (${model.inputNames.join(", ")}): ` +
+            "pass them as {name: tensor}",
+          "BAD_REQUEST",
+        );
+      }
+      tensors = [single];
+    } else if (input && typeof input === "object" && !Array.isArray(input)) {
+      const unknown = Object.keys(input).filter((k) => !model.inputNames.includes(k));
+      if (unknown.length) {
+        throw new HushError(
+          `the model has no input ${unknown.join(", ")} (its inputs: ${model.inputNames.join(", ")})`,
+          "BAD_REQUEST",
+        );
+      }
+      tensors = model.inputNames.map((name) => {
+        const t = tensorOf(input[name]);
+        if (!t) {
+          throw new HushError(`no tensor for the model's input ${name}`, "BAD_REQUEST");
+        }
+        return t;
+      });
     } else {
-      throw new HushError("run() takes a typed array or {data, dims}", "BAD_REQUEST");
+      throw new HushError(
+        "run() takes a typed array, {data, dims}, or {[inputName]: tensor}",
+        "BAD_REQUEST",
+      );
+    }
+    // Flat, as the WebAssembly side takes them: values, dims and ranks one
+    // input after another (a tensor without dims has its input's).
+    const dims = tensors.map((t, i) => t.dims ?? model.inputs[i].dims);
+    const total = tensors.reduce((n, t) => n + t.data.length, 0);
+    const data = new Float32Array(total);
+    let at = 0;
+    for (const t of tensors) {
+      data.set(t.data, at);
+      at += t.data.length;
     }
     const onProgress = options.onProgress ?? this.#onProgress;
     const progress = onProgress
@@ -95,9 +152,16 @@ export class HushSession {
       : undefined;
     const t0 = performance.now();
     try {
-      const out = await this.#inner.run(data, Uint32Array.from(dims), progress);
+      const outs = await this.#inner.run(
+        data,
+        Uint32Array.from(dims.flat()),
+        Uint32Array.from(dims, (d) => d.length),
+        progress,
+      );
       this.#timeMs = performance.now() - t0;
-      return { data: out.data, dims: Array.from(out.dims) };
+      const tensor = (o) => ({ data: o.data, dims: Array.from(o.dims) });
+      if (single) return tensor(outs[0]);
+      return Object.fromEntries(outs.map((o) => [o.name, tensor(o)]));
     } catch (e) {
       throw wrap(e);
     }

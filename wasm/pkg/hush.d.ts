@@ -74,6 +74,16 @@ export interface Tensor {
   dims: number[];
 }
 
+/** One input tensor: its numbers, with dims (default: the model's input's). */
+export type TensorInput = TypedTensorData | { data: TensorData; dims?: readonly number[] };
+
+/** The model's inputs by name, e.g. `{input_ids, attention_mask}`. */
+export type Feeds = Record<string, TensorInput>;
+
+export interface RunOptions {
+  onProgress?: (p: Progress) => void;
+}
+
 export interface TrafficStats {
   bytesSent: number;
   bytesReceived: number;
@@ -91,10 +101,13 @@ export class HushSession {
   static connect(url: string, options?: ConnectOptions): Promise<HushSession>;
   readonly model: ModelInfo;
   readonly stats: SessionStats;
-  run(
-    input: TypedTensorData | { data: TensorData; dims?: number[] },
-    options?: { onProgress?: (p: Progress) => void },
-  ): Promise<Tensor>;
+  /** One tensor, for a model with one input: resolves to the first output. */
+  run(input: TensorInput, options?: RunOptions): Promise<Tensor>;
+  /**
+   * One tensor per model input, by name (as onnxruntime-web's feeds):
+   * resolves to every output, by name.
+   */
+  run(feeds: Feeds, options?: RunOptions): Promise<Record<string, Tensor>>;
   close(): Promise<void>;
 }
 

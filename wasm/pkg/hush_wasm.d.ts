@@ -24,12 +24,14 @@ export class Session {
      */
     static connect(url: string, expect_model?: string | null, token?: string | null, backend?: string | null): Promise<Session>;
     /**
-     * Evaluates the model on `data` (row-major, of shape `dims`; empty
-     * `dims` means the model's input shape). Resolves to `{data:
-     * Float32Array, dims}`; calls `on_progress(done, total, op)` after every
+     * Evaluates the model on its inputs, in the model's order: `data`
+     * holds their values one after another (each row-major), `dims` their
+     * dimensions one after another, and `ranks` how many dimensions each
+     * has. Resolves to an array of `{name, data: Float32Array, dims}`, one
+     * per model output; calls `on_progress(done, total, op)` after every
      * node. One inference at a time per session.
      */
-    run(data: Float32Array | number[], dims: Uint32Array | number[], on_progress?: Function | null): Promise<any>;
+    run(data: Float32Array | number[], dims: Uint32Array | number[], ranks: Uint32Array | number[], on_progress?: Function | null): Promise<any>;
     /**
      * The model: `name`, `inputs`/`outputs` (`{name, dims}`), `inputNames`,
      * `outputNames`, `commitment`, `parameters`, `nodes`, `insecureDealer`.
@@ -50,7 +52,7 @@ export interface InitOutput {
     readonly session_close: (a: number) => any;
     readonly session_connect: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number) => any;
     readonly session_model: (a: number) => any;
-    readonly session_run: (a: number, b: number, c: number, d: number, e: number, f: number) => any;
+    readonly session_run: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number) => any;
     readonly session_stats: (a: number) => any;
     readonly wasm_bindgen__convert__closures_____invoke__h0bf075fa01c67f12: (a: number, b: number, c: any) => [number, number];
     readonly wasm_bindgen__convert__closures_____invoke__h34067ae4a0ff3f55: (a: number, b: number, c: any, d: any) => void;

@@ -74,28 +74,34 @@ export class Session {
         return ret;
     }
     /**
-     * Evaluates the model on `data` (row-major, of shape `dims`; empty
-     * `dims` means the model's input shape). Resolves to `{data:
-     * Float32Array, dims}`; calls `on_progress(done, total, op)` after every
+     * Evaluates the model on its inputs, in the model's order: `data`
+     * holds their values one after another (each row-major), `dims` their
+     * dimensions one after another, and `ranks` how many dimensions each
+     * has. Resolves to an array of `{name, data: Float32Array, dims}`, one
+     * per model output; calls `on_progress(done, total, op)` after every
      * node. One inference at a time per session.
      * @param {Float32Array | number[]} data
      * @param {Uint32Array | number[]} dims
+     * @param {Uint32Array | number[]} ranks
      * @param {Function | null} [on_progress]
      * @returns {Promise<any>}
      */
-    run(data, dims, on_progress) {
-        let ptr0, len0, ptr1, len1;
+    run(data, dims, ranks, on_progress) {
+        let ptr0, len0, ptr1, len1, ptr2, len2;
         try {
             ptr0 = passArrayF32ToWasm0(data, wasm.__wbindgen_malloc);
             len0 = WASM_VECTOR_LEN;
             ptr1 = passArray32ToWasm0(dims, wasm.__wbindgen_malloc);
             len1 = WASM_VECTOR_LEN;
+            ptr2 = passArray32ToWasm0(ranks, wasm.__wbindgen_malloc);
+            len2 = WASM_VECTOR_LEN;
         } catch (e) {
+            if (ptr2) { wasm.__wbindgen_free(ptr2, len2 * 4, 4); }
             if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 4, 4); }
             if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 4, 4); }
             throw e;
         }
-        const ret = wasm.session_run(this.__wbg_ptr, ptr0, len0, ptr1, len1, isLikeNone(on_progress) ? 0 : addToExternrefTable0(on_progress));
+        const ret = wasm.session_run(this.__wbg_ptr, ptr0, len0, ptr1, len1, ptr2, len2, isLikeNone(on_progress) ? 0 : addToExternrefTable0(on_progress));
         return ret;
     }
     /**

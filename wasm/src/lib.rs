@@ -37,6 +37,60 @@ impl SeedSource for DealerSeeds {
     }
 }
 
+/// The model's inputs from [`Session::run`]'s flat arguments, each checked
+/// against its shape (`BAD_REQUEST` otherwise).
+fn split_inputs(
+    model: &[TensorInfo],
+    data: &[f32],
+    dims: &[u32],
+    ranks: &[u32],
+) -> core::result::Result<Vec<ArrayD<f64>>, JsValue> {
+    let bad = |m: String| js_error(ErrorCode::BadRequest.as_str(), &m);
+    if ranks.len() != model.len() {
+        let names: Vec<&str> = model.iter().map(|t| t.name.as_str()).collect();
+        return Err(bad(format!(
+            "{} inputs given; the model takes {} ({})",
+            ranks.len(),
+            model.len(),
+            names.join(", ")
+        )));
+    }
+    let (mut d, mut v) = (dims, data);
+    let mut out = Vec::with_capacity(model.len());
+    for (t, &rank) in model.iter().zip(ranks) {
+        let rank = rank as usize;
+        if rank > d.len() {
+            return Err(bad("fewer dimensions than the ranks say".into()));
+        }
+        let (these, rest) = d.split_at(rank);
+        d = rest;
+        let shape: Vec<usize> = these.iter().map(|&x| x as usize).collect();
+        let n: usize = t.shape.iter().product();
+        if shape != t.shape || v.len() < n {
+            return Err(bad(format!(
+                "input '{}' has dims {shape:?}; the model takes {:?}",
+                t.name, t.shape
+            )));
+        }
+        let (values, rest) = v.split_at(n);
+        v = rest;
+        let x = ArrayD::from_shape_vec(
+            IxDyn(&t.shape),
+            values.iter().map(|&x| f64::from(x)).collect(),
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        out.push(x);
+    }
+    if !d.is_empty() || !v.is_empty() {
+        return Err(bad(format!(
+            "{} values and {} dimensions too many for the model's inputs",
+            v.len(),
+            d.len()
+        )));
+    }
+    Ok(out)
+}
+
 /// A JavaScript `Error` with a stable `code`.
 fn js_error(code: &str, message: &str) -> JsValue {
     let err = js_sys::Error::new(message);
@@ -97,7 +151,9 @@ type Inner = ClientSession<BrowserSocket, Compute>;
 pub struct Session {
     inner: Rc<RefCell<Option<Inner>>>,
     model: Object,
-    input_shape: Vec<usize>,
+    /// The model's inputs (names and shapes) and its outputs' names.
+    inputs: Vec<TensorInfo>,
+    outputs: Vec<String>,
     setup: CommStats,
     last: Rc<Cell<Option<CommStats>>>,
 }
@@ -148,16 +204,12 @@ impl Session {
             .await
             .map_err(|e| to_js(&e))?;
         let info = session.model().clone();
-        let input_shape = info
-            .inputs
-            .first()
-            .map(|t| t.shape.clone())
-            .ok_or_else(|| js_error("BAD_REQUEST", "the model has no input"))?;
         let model = model_object(&info, session.insecure_dealer());
         set(&model, "backend", backend.as_str());
         Ok(Session {
             model,
-            input_shape,
+            inputs: info.inputs.clone(),
+            outputs: info.outputs.iter().map(|t| t.name.clone()).collect(),
             setup: session.setup_stats(),
             inner: Rc::new(RefCell::new(Some(session))),
             last: Rc::new(Cell::new(None)),
@@ -183,31 +235,25 @@ impl Session {
         o
     }
 
-    /// Evaluates the model on `data` (row-major, of shape `dims`; empty
-    /// `dims` means the model's input shape). Resolves to `{data:
-    /// Float32Array, dims}`; calls `on_progress(done, total, op)` after every
+    /// Evaluates the model on its inputs, in the model's order: `data`
+    /// holds their values one after another (each row-major), `dims` their
+    /// dimensions one after another, and `ranks` how many dimensions each
+    /// has. Resolves to an array of `{name, data: Float32Array, dims}`, one
+    /// per model output; calls `on_progress(done, total, op)` after every
     /// node. One inference at a time per session.
-    pub fn run(&self, data: Vec<f32>, dims: Vec<u32>, on_progress: Option<Function>) -> Promise {
+    pub fn run(
+        &self,
+        data: Vec<f32>,
+        dims: Vec<u32>,
+        ranks: Vec<u32>,
+        on_progress: Option<Function>,
+    ) -> Promise {
         let inner = self.inner.clone();
         let last = self.last.clone();
-        let shape = self.input_shape.clone();
+        let inputs = split_inputs(&self.inputs, &data, &dims, &ranks);
+        let output_names = self.outputs.clone();
         wasm_bindgen_futures::future_to_promise(async move {
-            let dims: Vec<usize> = if dims.is_empty() {
-                shape.clone()
-            } else {
-                dims.iter().map(|&d| d as usize).collect()
-            };
-            if dims != shape || data.len() != shape.iter().product::<usize>() {
-                return Err(js_error(
-                    ErrorCode::BadRequest.as_str(),
-                    &format!(
-                        "the input has dims {dims:?} and {} values; the model takes {shape:?}",
-                        data.len()
-                    ),
-                ));
-            }
-            let x = ArrayD::from_shape_vec(IxDyn(&shape), data.iter().map(|&v| v as f64).collect())
-                .map_err(|e| js_error("BAD_REQUEST", &e.to_string()))?;
+            let inputs = inputs?;
             let mut session = inner.borrow_mut().take().ok_or_else(|| {
                 js_error(
                     "BUSY",
@@ -225,9 +271,9 @@ impl Session {
                     );
                 }
             };
-            let result = session.run(&[x], &mut progress).await;
-            let y = match result {
-                Ok(mut ys) if !ys.is_empty() => ys.swap_remove(0),
+            let result = session.run(&inputs, &mut progress).await;
+            let ys = match result {
+                Ok(ys) if !ys.is_empty() => ys,
                 Ok(_) => return Err(js_error("INTERNAL", "the model returned no output")),
                 // Shape errors leave the session usable; anything else broke it.
                 Err(e @ (Error::Shape(_) | Error::Encoding(_))) => {
@@ -238,11 +284,19 @@ impl Session {
             };
             last.set(Some(session.stats().since(&before)));
             *inner.borrow_mut() = Some(session);
-            let out = Object::new();
-            let values: Vec<f32> = y.iter().map(|&v| v as f32).collect();
-            set(&out, "data", Float32Array::from(values.as_slice()));
-            let out_dims: Array = y.shape().iter().map(|&d| JsValue::from(d as u32)).collect();
-            set(&out, "dims", out_dims);
+            let out: Array = ys
+                .iter()
+                .zip(&output_names)
+                .map(|(y, name)| {
+                    let o = Object::new();
+                    set(&o, "name", name.as_str());
+                    let values: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+                    set(&o, "data", Float32Array::from(values.as_slice()));
+                    let dims: Array = y.shape().iter().map(|&d| JsValue::from(d as u32)).collect();
+                    set(&o, "dims", dims);
+                    JsValue::from(o)
+                })
+                .collect();
             Ok(out.into())
         })
     }
