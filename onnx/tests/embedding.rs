@@ -8,6 +8,7 @@
 mod common;
 
 use common::{check_model_on, init, ints, model_with, node, with_int};
+use hush_core::plan::Op;
 use hush_onnx::proto::{ModelProto, NodeProto, TensorProto, type_proto};
 use hush_onnx::{ImportError, import};
 use ndarray::{ArrayD, IxDyn};
@@ -47,23 +48,28 @@ fn row(id: f64) -> [f64; 3] {
 
 #[test]
 fn an_embedding_of_token_ids_reads_every_row_obliviously() {
-    // In range, repeated, the last row; out of range and negative read zeros.
-    let ids = vec![0.0, 5.0, 2.0, 2.0, 7.0, -1.0];
-    let x = ArrayD::from_shape_vec(IxDyn(&[1, 6]), ids.clone()).unwrap();
+    // In range, repeated, the last row; just past the end, out of range and
+    // negative read zeros.
+    let ids = vec![0.0, 5.0, 2.0, 2.0, 6.0, 7.0, -1.0];
+    let x = ArrayD::from_shape_vec(IxDyn(&[1, 7]), ids.clone()).unwrap();
     let want: Vec<f64> = ids.iter().flat_map(|&i| row(i)).collect();
-    let ops = check_model_on(
-        "embedding",
-        &ids_model(
-            &[1, 6],
-            vec![node("Gather", &["table", "x"], "y")],
-            vec![init("table", &[6, 3], &table())],
-        ),
-        &x,
-        &want,
-        TOLERANCE,
+    let model = ids_model(
+        &[1, 7],
+        vec![node("Gather", &["table", "x"], "y")],
+        vec![init("table", &[6, 3], &table())],
     );
+    let ops = check_model_on("embedding", &model, &x, &want, TOLERANCE);
     assert_eq!(ops.iter().filter(|o| *o == "IsNegative").count(), 1);
     assert!(ops.contains(&"MatMul(weight)".to_string()), "{ops:?}");
+    // V + 1 sign tests per index, in one batch (the thermometer code).
+    let plan = import(&model, &Default::default()).unwrap().plan;
+    let tests: usize = plan
+        .nodes
+        .iter()
+        .filter(|n| n.op == Op::IsNegative)
+        .map(|n| plan.values[n.output].shape.iter().product::<usize>())
+        .sum();
+    assert_eq!(tests, 7 * (6 + 1));
     // A 1-D table: one number per index; ids cast to int32 first.
     let column: Vec<f32> = (0..6).map(|r| 1.5 * r as f32 - 2.0).collect();
     let want: Vec<f64> = ids
@@ -79,7 +85,7 @@ fn an_embedding_of_token_ids_reads_every_row_obliviously() {
     check_model_on(
         "1-D table",
         &ids_model(
-            &[1, 6],
+            &[1, 7],
             vec![
                 with_int(node("Cast", &["x"], "i"), "to", 6),
                 node("Gather", &["table", "i"], "y"),

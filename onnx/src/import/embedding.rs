@@ -1,11 +1,14 @@
 //! `Gather` of a constant table at computed indices: an embedding lookup of
 //! the client's token ids, or of indices the model computed (`ArgMax`).
 //!
-//! Under MPC nobody may learn which rows are read, so every row is: the
-//! indices become one-hot rows (`[i = v]` for each of the table's `V` rows,
-//! two sign tests each, all in one batch and exact on integers), and the
-//! lookup is their product with the table, the owner's weight. It costs
-//! `2·V` comparisons per index and one product with a `[V, rest]` weight.
+//! Under MPC nobody may learn which rows are read, so every row is: each
+//! index `i` becomes its thermometer code `t_r = [i < r]` for `r = 0..=V`
+//! (`V + 1` sign tests, all in one batch and exact on integers), and the
+//! lookup is its product with the table's differences `W'_r = W_(r−1) − W_r`
+//! (`W_(−1) = W_V = 0`), the owner's weight: the sum telescopes to `W_i`.
+//! It costs `V + 1` comparisons per index (half the `2·V` of one-hot rows
+//! built from two sign tests each) and one product with a `[V + 1, rest]`
+//! weight.
 //!
 //! An index outside `[0, V)` reads a row of zeros: ONNX calls such an index
 //! an error (a negative one counts from the end), but raising it would tell
@@ -60,7 +63,7 @@ impl Builder {
             ));
         }
 
-        // d[k, v] = ids[k] − v
+        // t[k, r] = [ids[k] − r + ½ < 0] = [ids[k] < r] on integers.
         let column = self.step(
             n,
             "ids",
@@ -70,26 +73,37 @@ impl Builder {
             vec![ids],
             vec![count, 1],
         );
-        let minus_rows = ArrayD::from_shape_fn(IxDyn(&[rows]), |ix| -(ix[0] as f64));
+        let thresholds = ArrayD::from_shape_fn(IxDyn(&[rows + 1]), |ix| 0.5 - ix[0] as f64);
         let d = self.step(
             n,
             "offsets",
-            Op::AddConst(constant(minus_rows)),
+            Op::AddConst(constant(thresholds)),
             vec![column],
-            vec![count, rows],
+            vec![count, rows + 1],
         );
-        // [d = 0] = [d − ½ < 0] − [d + ½ < 0] on integers, in one batch.
-        let one_hot = self.sign_test_pair(n, d, [(1.0, -0.5, 1.0), (1.0, 0.5, -1.0)])?;
-        // The lookup: a product with the table as the owner's weight.
+        let code = self.step(
+            n,
+            "thermometer",
+            Op::IsNegative,
+            vec![d],
+            vec![count, rows + 1],
+        );
+        // The lookup: a product with the rows' differences, the owner's weight.
         let table = Arc::unwrap_or_clone(table)
             .into_shape_with_order(IxDyn(&[rows, width]))
             .map_err(|e| invalid(n.name(), e.to_string()))?;
-        let w = self.weight(&n.input[0], table);
+        let differences = ArrayD::from_shape_fn(IxDyn(&[rows + 1, width]), |ix| {
+            let (r, c) = (ix[0], ix[1]);
+            let above = if r > 0 { table[[r - 1, c]] } else { 0.0 };
+            let here = if r < rows { table[[r, c]] } else { 0.0 };
+            above - here
+        });
+        let w = self.weight(&n.input[0], differences);
         let looked_up = self.step(
             n,
             "rows",
             Op::MatMulWeight { weight: w },
-            vec![one_hot],
+            vec![code],
             vec![count, width],
         );
         let out: Vec<usize> = id_shape.into_iter().chain(rest).collect();
