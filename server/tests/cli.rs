@@ -118,6 +118,25 @@ fn inspect_prints_the_plan_and_bad_inputs_fail_cleanly() {
     assert!(String::from_utf8_lossy(&out.stderr).contains(".npy"));
 }
 
+/// The values of a little-endian float32 `.npy` file.
+fn npy_floats(p: &std::path::Path) -> Vec<f32> {
+    let b = std::fs::read(p).unwrap();
+    let hl = u16::from_le_bytes([b[8], b[9]]) as usize;
+    b[10 + hl..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// The largest difference of two equally long lists.
+fn max_diff(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max)
+}
+
 #[test]
 fn test_models_through_hush_run_match_onnxruntime() {
     // Tolerance: 1e-3 absolute against onnxruntime (measured: below 1e-4).
@@ -147,24 +166,11 @@ fn test_models_through_hush_run_match_onnxruntime() {
             "{name}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let floats = |p: &std::path::Path| -> Vec<f32> {
-            let b = std::fs::read(p).unwrap();
-            let hl = u16::from_le_bytes([b[8], b[9]]) as usize;
-            b[10 + hl..]
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
-        };
         let (got, want) = (
-            floats(&out_path),
-            floats(&root.join(format!("{name}.ort.npy"))),
+            npy_floats(&out_path),
+            npy_floats(&root.join(format!("{name}.ort.npy"))),
         );
-        assert_eq!(got.len(), want.len(), "{name}");
-        let err = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let err = max_diff(&got, &want);
         assert!(
             err < 1e-3,
             "{name}: hush run differs from onnxruntime by {err}"
@@ -198,21 +204,8 @@ fn a_model_with_two_inputs_takes_one_file_each_by_name_or_in_order() {
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["outputs"][0]["name"], "y");
-    let floats = |p: &std::path::Path| -> Vec<f32> {
-        let b = std::fs::read(p).unwrap();
-        let hl = u16::from_le_bytes([b[8], b[9]]) as usize;
-        b[10 + hl..]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
-    };
-    let (got, want) = (floats(&out_path), floats(&file("ort.npy")));
-    assert_eq!(got.len(), want.len());
-    let err = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let (got, want) = (npy_floats(&out_path), npy_floats(&file("ort.npy")));
+    let err = max_diff(&got, &want);
     assert!(err < 1e-3, "differs from onnxruntime by {err}");
     // A missing input is named; an unknown name lists the model's inputs.
     let out = hush()

@@ -21,6 +21,14 @@ use ndarray::{ArrayD, IxDyn};
 /// 3.1e−7, less than the fixed-point unit at the default 16 fractional bits.
 pub(super) const EXP_FLOOR: f64 = -15.0;
 
+/// The steps of [`Builder::exp_floor`]: `v − F`, `relu(v − F)`, and
+/// `max(v, F)`.
+pub(super) struct ExpFloor {
+    pub(super) shifted: usize,
+    pub(super) relu: usize,
+    pub(super) floored: usize,
+}
+
 impl Builder {
     /// `|x| = 2·relu(x) − x`: one comparison.
     pub(super) fn abs(&mut self, n: &NodeProto, x: usize, last: Last) -> usize {
@@ -216,26 +224,37 @@ impl Builder {
         Ok(())
     }
 
-    /// `e^max(v, EXP_FLOOR)` for `v ≤ 0`: the floor is
-    /// `relu(v − F) + F`, one comparison.
+    /// `e^max(v, EXP_FLOOR)` for `v ≤ 0` ([`Builder::exp_floor`]).
     fn floored_exp(&mut self, n: &NodeProto, v: usize) -> usize {
         let s = self.shape(v);
-        let u = self.step(
+        let f = self.exp_floor(n, v);
+        self.step(n, "exp", Op::Exp, vec![f.floored], s)
+    }
+
+    /// `max(v, EXP_FLOOR)` as `relu(v − F) + F`, one comparison; its steps
+    /// `v − F` and `relu(v − F)` are kept.
+    pub(super) fn exp_floor(&mut self, n: &NodeProto, v: usize) -> ExpFloor {
+        let s = self.shape(v);
+        let shifted = self.step(
             n,
             "shifted",
             Op::AddConst(scalar(-EXP_FLOOR)),
             vec![v],
             s.clone(),
         );
-        let u = self.step(n, "floored", Op::Relu, vec![u], s.clone());
-        let u = self.step(
+        let relu = self.step(n, "floored", Op::Relu, vec![shifted], s.clone());
+        let floored = self.step(
             n,
             "exponent",
             Op::AddConst(scalar(EXP_FLOOR)),
-            vec![u],
-            s.clone(),
+            vec![relu],
+            s,
         );
-        self.step(n, "exp", Op::Exp, vec![u], s)
+        ExpFloor {
+            shifted,
+            relu,
+            floored,
+        }
     }
 
     /// `Softplus`, `ln(1 + e^x) = relu(x) + ln(1 + e^−|x|)` (the logarithm

@@ -25,8 +25,8 @@
 //!   A `LogSoftmax` of a saturated value is refused too: its result holds
 //!   the `−∞`.
 
-use super::composite::EXP_FLOOR;
-use super::{Builder, Entry, ImportError, Last, scalar, unsupported};
+use super::composite::{EXP_FLOOR, ExpFloor};
+use super::{Builder, Entry, ImportError, Last, unsupported};
 use crate::proto::NodeProto;
 use hush_core::plan::Op;
 use ndarray::ArrayD;
@@ -158,21 +158,11 @@ impl Builder {
         }
         let x = self.secret(n, 0)?;
         let s = self.shape(x);
-        let z = self.step(
-            n,
-            "mask_shifted",
-            Op::AddConst(scalar(-EXP_FLOOR)),
-            vec![x],
-            s.clone(),
-        );
-        let r = self.step(n, "mask_floored", Op::Relu, vec![z], s.clone());
-        let y = self.step(
-            n,
-            "mask_floor",
-            Op::AddConst(scalar(EXP_FLOOR)),
-            vec![r],
-            s.clone(),
-        );
+        let ExpFloor {
+            shifted: z,
+            relu: r,
+            floored: y,
+        } = self.exp_floor(n, x);
         if n.op_type() == "Softmax" {
             self.softmax_of(n, y, Last::Output)?;
             return Ok(());
