@@ -864,9 +864,9 @@ impl Builder {
             "Sign" => {
                 // [x > 0] − [x < 0] (0 at 0, as ONNX), both tests in one batch.
                 let x = self.secret(n, 0)?;
-                let s = self.sign_test_pair(n, x, [(-1.0, 0.0, 1.0), (1.0, 0.0, -1.0)])?;
+                let tests = [(-1.0, 0.0, 1.0), (1.0, 0.0, -1.0)];
+                let s = self.sign_test_pair(n, x, tests, Last::Output)?;
                 self.integers.insert(s);
-                self.alias(n, Entry::Secret(s));
             }
             "Sin" | "Cos" | "Floor" | "Ceil" | "Round" => {
                 return Err(unsupported(n, "only on constants"));

@@ -141,14 +141,12 @@ fn sign_is_zero_at_zero() {
         .iter()
         .map(|&v| if v == 0.0 { 0.0 } else { v.signum() })
         .collect();
-    let ops = check_model_on(
-        "Sign",
-        &model(vec![node("Sign", &["x"], "y")], vec![]),
-        &x(),
-        &want,
-        TOLERANCE,
-    );
+    let sign = model(vec![node("Sign", &["x"], "y")], vec![]);
+    let ops = check_model_on("Sign", &sign, &x(), &want, TOLERANCE);
     assert_eq!(ops.iter().filter(|o| *o == "IsNegative").count(), 1);
+    // Its last node bears the ONNX output's name, as every operator's does.
+    let plan = import(&sign, &Default::default()).unwrap().plan;
+    assert_eq!(plan.values[plan.outputs[0]].name, "y");
 }
 
 #[test]

@@ -79,7 +79,8 @@ impl Builder {
     /// fixed-point grid, like the other comparisons).
     pub(super) fn equal(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let d = self.binary(n, Binary::Sub, (0, 1), Last::Step, "difference")?;
-        let unequal = self.sign_test_pair(n, d, [(1.0, 0.0, 1.0), (-1.0, 0.0, 1.0)])?;
+        let tests = [(1.0, 0.0, 1.0), (-1.0, 0.0, 1.0)];
+        let unequal = self.sign_test_pair(n, d, tests, Last::Step)?;
         let out = self.not(n, unequal, Last::Output);
         self.booleans.insert(out);
         Ok(())
@@ -88,12 +89,14 @@ impl Builder {
     /// `Σ_r w_r·[a_r·d + b_r < 0]` elementwise over the two rows
     /// `(a_r, b_r, w_r)` of `tests`, for a value `d`: both sign tests in one
     /// batch (one `IsNegative` of a `[2, count]` view of `d`), the rest
-    /// local. The result has `d`'s shape.
+    /// local. The result has `d`'s shape; it is `n`'s output or a step, as
+    /// `last` says.
     pub(super) fn sign_test_pair(
         &mut self,
         n: &NodeProto,
         d: usize,
         tests: [(f64, f64, f64); 2],
+        last: Last,
     ) -> Result<usize, ImportError> {
         let shape = self.shape(d);
         let count: usize = shape.iter().product();
@@ -130,7 +133,7 @@ impl Builder {
         let back = Op::Reshape {
             shape: shape.clone(),
         };
-        Ok(self.step(n, "tested", back, vec![v], shape))
+        Ok(self.step_or_output(n, last, "tested", back, vec![v], shape))
     }
 
     /// `1 − x` of a boolean: a negation and an addition, local.
