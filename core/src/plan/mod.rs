@@ -319,6 +319,26 @@ pub enum Op {
     /// `1` where `x < 0`, else `0`: ONNX's comparisons and boolean values
     /// are numbers 0 and 1 in a plan. Appended for the same reason as `Log`.
     IsNegative,
+    /// The one-hot code of `⌊x⌋` over `depth` classes: a new last axis of
+    /// `depth`, `1` at `⌊x⌋` where `0 ≤ ⌊x⌋ < depth`, all `0` elsewhere (an
+    /// embedding's selector of token ids). Appended for the same reason.
+    OneHot {
+        /// Number of classes.
+        depth: usize,
+    },
+}
+
+/// The output shape of [`Op::OneHot`] of an input of `shape`, checked
+/// against the plan's `declared` one before anything of it is allocated (a
+/// peer's plan may name any depth).
+pub(crate) fn one_hot_shape(shape: &[usize], depth: usize, declared: &[usize]) -> Result<()> {
+    let want = shape.iter().copied().chain([depth]);
+    if !want.eq(declared.iter().copied()) {
+        return Err(Error::Shape(alloc::format!(
+            "one-hot of {shape:?} over {depth} classes declared as {declared:?}"
+        )));
+    }
+    Ok(())
 }
 
 impl Op {
@@ -367,6 +387,7 @@ impl Op {
             Op::ArgMax { .. } => "ArgMax",
             Op::Log => "Log",
             Op::IsNegative => "IsNegative",
+            Op::OneHot { .. } => "OneHot",
         }
     }
 

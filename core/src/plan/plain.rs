@@ -266,6 +266,24 @@ pub fn evaluate(
             Op::Sqrt => arg(0)?.mapv(libm::sqrt),
             Op::Log => arg(0)?.mapv(libm::log),
             Op::IsNegative => arg(0)?.mapv(|v| if v < 0.0 { 1.0 } else { 0.0 }),
+            Op::OneHot { depth } => {
+                let x = arg(0)?;
+                let declared = &plan.values[node.output].shape;
+                super::one_hot_shape(x.shape(), *depth, declared)?;
+                let mut y = ArrayD::zeros(IxDyn(declared));
+                for (row, &v) in y
+                    .as_slice_mut()
+                    .unwrap_or_default()
+                    .chunks_exact_mut((*depth).max(1))
+                    .zip(x.iter())
+                {
+                    let i = libm::floor(v);
+                    if i >= 0.0 && i < *depth as f64 {
+                        row[i as usize] = 1.0;
+                    }
+                }
+                y
+            }
             Op::Reciprocal => arg(0)?.mapv(|v| 1.0 / v),
             Op::Div => broadcast2(arg(0)?, arg(1)?, |a, b| a / b)?,
             Op::Square => arg(0)?.mapv(|v| v * v),

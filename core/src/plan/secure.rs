@@ -374,6 +374,11 @@ pub async fn evaluate_with_progress<C: Channel, P: Preprocessing, B: Backend>(
             Op::Sqrt => party.sqrt(&arg(0)?).await?,
             Op::Log => party.log(&arg(0)?).await?,
             Op::IsNegative => party.is_negative(&arg(0)?).await?,
+            Op::OneHot { depth } => {
+                let x = arg(0)?;
+                super::one_hot_shape(x.shape(), *depth, &out_shape)?;
+                party.one_hot(&x, *depth).await?
+            }
             Op::Reciprocal => party.reciprocal(&arg(0)?).await?,
             Op::Div => {
                 let a = broadcast_share(&arg(0)?, &out_shape)?;

@@ -27,6 +27,7 @@ mod compare;
 mod exp;
 mod fixed;
 mod linear;
+mod one_hot;
 pub(crate) mod open;
 mod pool;
 mod powers;

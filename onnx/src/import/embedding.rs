@@ -2,22 +2,23 @@
 //! the client's token ids, or of indices the model computed (`ArgMax`).
 //!
 //! Under MPC nobody may learn which rows are read, so every row is: each
-//! index `i` becomes its thermometer code `t_r = [i < r]` for `r = 0..=V`
-//! (`V + 1` sign tests, all in one batch and exact on integers), and the
-//! lookup is its product with the table's differences `W'_r = W_(r−1) − W_r`
-//! (`W_(−1) = W_V = 0`), the owner's weight: the sum telescopes to `W_i`.
-//! It costs `V + 1` comparisons per index (half the `2·V` of one-hot rows
-//! built from two sign tests each) and one product with a `[V + 1, rest]`
-//! weight.
+//! index becomes its one-hot code over the table's `V` rows (the plan's
+//! `OneHot`: a bit decomposition, then a demultiplexer of about `2·V` AND
+//! gates and `V` converted bits, exact), and the lookup is its product with
+//! the table, the owner's weight, which opens the `[count, V]` code once
+//! (8 bytes an element, from the client). Measured with `hush run` on a
+//! BERT-size table (`V` = 30,522, 16 ids): 26 rounds, 6.0 MB per party in
+//! all, about 65 KB an index for the code and 244 KB for the product; `V`
+//! comparisons alone would be 2.3 MB an index.
 //!
 //! An index outside `[0, V)` reads a row of zeros: ONNX calls such an index
 //! an error (a negative one counts from the end), but raising it would tell
 //! the owner something about the client's data.
 
-use super::{Builder, Entry, ImportError, attr_i, constant, invalid, unsupported};
+use super::{Builder, Entry, ImportError, attr_i, invalid, unsupported};
 use crate::proto::NodeProto;
 use hush_core::plan::Op;
-use ndarray::{ArrayD, IxDyn};
+use ndarray::IxDyn;
 use std::sync::Arc;
 
 impl Builder {
@@ -63,42 +64,25 @@ impl Builder {
             ));
         }
 
-        // t[k, r] = [ids[k] − r + ½ < 0] = [ids[k] < r] on integers.
-        let column = self.step(
+        let flat = self.step(
             n,
             "ids",
-            Op::Reshape {
-                shape: vec![count, 1],
-            },
+            Op::Reshape { shape: vec![count] },
             vec![ids],
-            vec![count, 1],
-        );
-        let thresholds = ArrayD::from_shape_fn(IxDyn(&[rows + 1]), |ix| 0.5 - ix[0] as f64);
-        let d = self.step(
-            n,
-            "offsets",
-            Op::AddConst(constant(thresholds)),
-            vec![column],
-            vec![count, rows + 1],
+            vec![count],
         );
         let code = self.step(
             n,
-            "thermometer",
-            Op::IsNegative,
-            vec![d],
-            vec![count, rows + 1],
+            "one_hot",
+            Op::OneHot { depth: rows },
+            vec![flat],
+            vec![count, rows],
         );
-        // The lookup: a product with the rows' differences, the owner's weight.
+        // The lookup: a product with the table as the owner's weight.
         let table = Arc::unwrap_or_clone(table)
             .into_shape_with_order(IxDyn(&[rows, width]))
             .map_err(|e| invalid(n.name(), e.to_string()))?;
-        let differences = ArrayD::from_shape_fn(IxDyn(&[rows + 1, width]), |ix| {
-            let (r, c) = (ix[0], ix[1]);
-            let above = if r > 0 { table[[r - 1, c]] } else { 0.0 };
-            let here = if r < rows { table[[r, c]] } else { 0.0 };
-            above - here
-        });
-        let w = self.weight(&n.input[0], differences);
+        let w = self.weight(&n.input[0], table);
         let looked_up = self.step(
             n,
             "rows",
