@@ -2214,6 +2214,9 @@ impl Builder {
     /// first: [`masks`]).
     fn softmax(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let x = self.secret(n, 0)?;
+        if self.masked.contains(&n.input[0]) {
+            return self.softmax_floored(n, x);
+        }
         self.softmax_of(n, x, Last::Output)?;
         Ok(())
     }

@@ -38,8 +38,8 @@ pub fn parse_input(s: &str) -> Result<InputArg, String> {
 
 /// The `--input` files read, in the order of the model's inputs `names`:
 /// named ones where they are named, the others filling the remaining
-/// inputs in order. `None` for an input no file was given for.
-pub fn arrange(args: &[InputArg], names: &[String]) -> Result<Vec<Option<ArrayD<f64>>>, BoxError> {
+/// inputs in order; an error names any input left without a file.
+pub fn arrange(args: &[InputArg], names: &[String]) -> Result<Vec<ArrayD<f64>>, BoxError> {
     let mut slots: Vec<Option<&InputArg>> = vec![None; names.len()];
     for a in args.iter().filter(|a| a.name.is_some()) {
         let name = a.name.as_deref().unwrap_or_default();
@@ -69,22 +69,10 @@ pub fn arrange(args: &[InputArg], names: &[String]) -> Result<Vec<Option<ArrayD<
     for (i, a) in free.into_iter().zip(unnamed) {
         slots[i] = Some(a);
     }
-    slots
-        .into_iter()
-        .map(|s| s.map(|a| read_npy(&a.path)).transpose())
-        .collect()
-}
-
-/// Every input given: the tensors in the model's order, or an error naming
-/// the missing ones.
-pub fn all_given(
-    tensors: Vec<Option<ArrayD<f64>>>,
-    names: &[String],
-) -> Result<Vec<ArrayD<f64>>, BoxError> {
-    let missing: Vec<&str> = tensors
+    let missing: Vec<&str> = slots
         .iter()
         .zip(names)
-        .filter(|(t, _)| t.is_none())
+        .filter(|(s, _)| s.is_none())
         .map(|(_, n)| n.as_str())
         .collect();
     if !missing.is_empty() {
@@ -96,7 +84,11 @@ pub fn all_given(
         )
         .into());
     }
-    Ok(tensors.into_iter().flatten().collect())
+    slots
+        .into_iter()
+        .flatten()
+        .map(|a| read_npy(&a.path))
+        .collect()
 }
 
 /// A `.npy` file as a tensor.
@@ -193,11 +185,9 @@ mod tests {
         let model = names(&["ids", "mask"]);
         // named first, the rest in order
         let got = arrange(&[arg(None, &a), arg(Some("ids"), &b)], &model).unwrap();
-        let first = |t: &Option<ArrayD<f64>>| t.as_ref().map(|t| t[[0]]);
-        assert_eq!((first(&got[0]), first(&got[1])), (Some(2.0), Some(1.0)));
+        assert_eq!((got[0][[0]], got[1][[0]]), (2.0, 1.0));
         // a missing input is named
-        let got = arrange(&[arg(None, &a)], &model).unwrap();
-        let e = all_given(got, &model).unwrap_err().to_string();
+        let e = arrange(&[arg(None, &a)], &model).unwrap_err().to_string();
         assert!(e.contains("mask") && !e.contains("ids"), "{e}");
         // unknown names, repeats and too many files are refused
         assert!(arrange(&[arg(Some("nope"), &a)], &model).is_err());

@@ -11,7 +11,7 @@ use hush_core::preprocessing::seeded::{SeededDealer, in_process};
 use hush_core::protocol::{Config, Party};
 use hush_gpu::Compute;
 use hush_server::compute::BackendArgs;
-use hush_server::inputs::{InputArg, all_given, arrange, parse_input, save_and_print};
+use hush_server::inputs::{InputArg, arrange, parse_input, save_and_print};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -153,10 +153,17 @@ fn run_secure(
 pub fn run(args: RunArgs) -> Result<(), BoxError> {
     let m = load(&args.model, &[])?;
     let (input_names, _) = io_names(&m.plan);
-    let xs = all_given(arrange(&args.input, &input_names)?, &input_names)?;
-    // The files' shapes replace the model's (symbolic dimensions included).
+    let xs = arrange(&args.input, &input_names)?;
+    // The files' shapes replace the model's (symbolic dimensions included):
+    // imported again only where they differ.
     let shapes: Vec<Vec<usize>> = xs.iter().map(|x| x.shape().to_vec()).collect();
-    let m = load(&args.model, &shapes)?;
+    let same = m
+        .plan
+        .inputs
+        .iter()
+        .map(|&i| &m.plan.values[i].shape)
+        .eq(&shapes);
+    let m = if same { m } else { load(&args.model, &shapes)? };
     let (_, output_names) = io_names(&m.plan);
     let start = Instant::now();
     let (outputs, report) = if args.plaintext {

@@ -54,8 +54,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
             // Prefixes whose every completion is ≥ depth are dropped.
             sel.retain(|&(p, _)| (p << (level + 1)) < depth);
             let mut pairs: Vec<(&BitShare, &BitShare)> = sel.iter().map(|(_, s)| (s, b)).collect();
-            let halves = valid.len() / 2;
-            pairs.extend((0..halves).map(|i| (&valid[2 * i], &valid[2 * i + 1])));
+            pairs.extend(valid.chunks_exact(2).map(|c| (&c[0], &c[1])));
             let ands = self.and_bits(&pairs).await?;
             let (ones, merged) = ands.split_at(sel.len());
             let mut next = Vec::with_capacity(2 * sel.len());
@@ -64,20 +63,14 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
                 next.push((2 * p + 1, one.clone()));
             }
             sel = next;
-            let odd = (valid.len() % 2 == 1).then(|| valid[valid.len() - 1].clone());
-            valid = merged.iter().cloned().chain(odd).collect();
+            valid = halved(&valid, merged);
         }
         sel.retain(|&(p, _)| p < depth);
         while valid.len() > 1 {
             let pairs: Vec<(&BitShare, &BitShare)> =
                 valid.chunks_exact(2).map(|c| (&c[0], &c[1])).collect();
-            let odd = (valid.len() % 2 == 1).then(|| valid[valid.len() - 1].clone());
-            valid = self
-                .and_bits(&pairs)
-                .await?
-                .into_iter()
-                .chain(odd)
-                .collect();
+            let merged = self.and_bits(&pairs).await?;
+            valid = halved(&valid, &merged);
         }
         let selectors: Vec<&BitShare> = sel.iter().map(|(_, s)| s).collect();
         let code = match valid.first() {
@@ -102,6 +95,13 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
         let shape: Vec<usize> = x.shape().iter().copied().chain([depth]).collect();
         Ok(ArithShare::from_raw(from_vec(&shape, out)))
     }
+}
+
+/// One level of an AND tree: the ANDs `merged` of `level`'s pairs, and an
+/// odd last element carried up as it is.
+fn halved(level: &[BitShare], merged: &[BitShare]) -> Vec<BitShare> {
+    let odd = level.chunks_exact(2).remainder();
+    merged.iter().chain(odd).cloned().collect()
 }
 
 #[cfg(all(test, feature = "std"))]

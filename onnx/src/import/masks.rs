@@ -128,11 +128,7 @@ impl Builder {
                 }
             }
         }
-        if softmax && !masked.is_empty() {
-            self.softmax_floored(&node, !saturated.is_empty())?;
-        } else {
-            self.node(&node)?;
-        }
+        self.node(&node)?;
         let carried = !masked.is_empty() && all_pass(self, &masked) && !softmax;
         if made_masked || carried {
             for o in n.output.iter().filter(|o| !o.is_empty()) {
@@ -145,18 +141,18 @@ impl Builder {
         Ok(())
     }
 
-    /// `Softmax` or `LogSoftmax` of a masked value: of `y = max(x, EXP_FLOOR)`
-    /// (`relu(x − F) + F`, one comparison). `LogSoftmax` is `x − ln Σe^y`,
-    /// the mask's own value where it is: `LogSoftmax(y) + (x − y)`.
-    fn softmax_floored(&mut self, n: &NodeProto, saturated: bool) -> Result<(), ImportError> {
-        if n.op_type() == "LogSoftmax" && saturated {
+    /// `Softmax` or `LogSoftmax` of masked value `x`: of `y = max(x,
+    /// EXP_FLOOR)` (`relu(x − F) + F`, one comparison). `LogSoftmax` is
+    /// `x − ln Σe^y`, the mask's own value where it is: `LogSoftmax(y) +
+    /// (x − y)`.
+    pub(super) fn softmax_floored(&mut self, n: &NodeProto, x: usize) -> Result<(), ImportError> {
+        if n.op_type() == "LogSoftmax" && self.saturated.contains(&n.input[0]) {
             return Err(unsupported(
                 n,
                 "LogSoftmax of a mask made of -inf or of constants below -2^20: the result \
                  holds them, and fixed point has no such numbers",
             ));
         }
-        let x = self.secret(n, 0)?;
         let s = self.shape(x);
         let ExpFloor {
             shifted: z,

@@ -3,7 +3,7 @@
 use super::connect::Connect;
 use super::ws::WsTransport;
 use crate::compute::BackendArgs;
-use crate::inputs::{InputArg, all_given, arrange, fit, parse_input, save, save_and_print};
+use crate::inputs::{InputArg, arrange, fit, parse_input, save, save_and_print};
 use crate::model::{BoxError, argmax_class, peak_memory};
 use clap::Args;
 use hush_core::backend::{Backend, CpuBackend};
@@ -199,7 +199,7 @@ pub fn run(args: InferArgs) -> Result<(), BoxError> {
                 .map(|t| ArrayD::zeros(IxDyn(&t.shape)))
                 .collect()
         } else {
-            all_given(arrange(&args.input, &names)?, &names)?
+            arrange(&args.input, &names)?
                 .into_iter()
                 .zip(&info.inputs)
                 .map(|(x, t)| fit(&t.name, x, &t.shape))
