@@ -89,10 +89,12 @@ pub enum Input {
         /// Points.
         n: usize,
     },
-    /// `rows × 100` values from `N(0, sigma²)`.
+    /// `rows × 100` values from `N(mean, sigma²)`.
     Rows {
         /// Rows.
         rows: usize,
+        /// Mean.
+        mean: f64,
         /// Standard deviation.
         sigma: f64,
     },
@@ -190,6 +192,7 @@ pub fn cases() -> Vec<Case> {
             function: Function::Softmax,
             input: Input::Rows {
                 rows: 1000,
+                mean: 0.0,
                 sigma: 3.0,
             },
             bound: Bound::Absolute(1e-3),
@@ -199,7 +202,28 @@ pub fn cases() -> Vec<Case> {
             function: Function::LogSoftmax,
             input: Input::Rows {
                 rows: 200,
+                mean: 0.0,
                 sigma: 3.0,
+            },
+            bound: Bound::Absolute(2e-3),
+        },
+        Case {
+            name: "softmax (wide logits)",
+            function: Function::Softmax,
+            input: Input::Rows {
+                rows: 200,
+                mean: 40.0,
+                sigma: 30.0,
+            },
+            bound: Bound::Absolute(1e-3),
+        },
+        Case {
+            name: "log-softmax (wide logits)",
+            function: Function::LogSoftmax,
+            input: Input::Rows {
+                rows: 200,
+                mean: 40.0,
+                sigma: 30.0,
             },
             bound: Bound::Absolute(2e-3),
         },
@@ -208,6 +232,7 @@ pub fn cases() -> Vec<Case> {
             function: Function::LayerNorm,
             input: Input::Rows {
                 rows: 200,
+                mean: 0.0,
                 sigma: 3.0,
             },
             bound: Bound::Absolute(2e-3),
@@ -227,9 +252,9 @@ pub fn inputs(input: &Input) -> ArrayD<f64> {
         Input::Grid { lo, hi, n } => ArrayD::from_shape_fn(IxDyn(&[n]), |ix| {
             lo + (hi - lo) * ix[0] as f64 / (n - 1).max(1) as f64
         }),
-        Input::Rows { rows, sigma } => {
+        Input::Rows { rows, mean, sigma } => {
             let mut prg = Prg::new(&Seed::from_bytes([42; 32]));
-            ArrayD::from_shape_fn(IxDyn(&[rows, 100]), |_| sigma * normal(&mut prg))
+            ArrayD::from_shape_fn(IxDyn(&[rows, 100]), |_| mean + sigma * normal(&mut prg))
         }
     }
 }
@@ -373,7 +398,9 @@ pub fn markdown(rows: &[(Case, Measurement)]) -> String {
     for (c, m) in rows {
         let input = match c.input {
             Input::Grid { lo, hi, n } => format!("[{lo}, {hi}], {n} points"),
-            Input::Rows { rows, sigma } => format!("{rows} rows of 100, N(0, {})", sigma * sigma),
+            Input::Rows { rows, mean, sigma } => {
+                format!("{rows} rows of 100, N({mean}, {})", sigma * sigma)
+            }
         };
         let bound = match c.bound {
             Bound::Relative { rel, abs } => format!("rel ≤ {rel:e} (abs ≤ {abs:e} below 0.05)"),

@@ -307,10 +307,8 @@ struct Builder {
     /// `Where`, `Cast` and computed `Gather` indices may take.
     booleans: HashSet<usize>,
     integers: HashSet<usize>,
-    /// ONNX names of the values that may hold an attention mask's large
-    /// negative numbers, and of those made from its stand-ins for `−∞`
-    /// ([`masks`]).
-    masked: HashSet<String>,
+    /// ONNX names of the values made from an attention mask's stand-ins for
+    /// `−∞` ([`masks`]).
     saturated: HashSet<String>,
 }
 
@@ -2210,13 +2208,10 @@ impl Builder {
         Ok(())
     }
 
-    /// `Softmax` and `LogSoftmax` over any axis (of a masked value, floored
-    /// first: [`masks`]).
+    /// `Softmax` and `LogSoftmax` over any axis (of any size: the plan's
+    /// softmax subtracts each row's maximum; masks of `−∞`: [`masks`]).
     fn softmax(&mut self, n: &NodeProto) -> Result<(), ImportError> {
         let x = self.secret(n, 0)?;
-        if self.masked.contains(&n.input[0]) {
-            return self.softmax_floored(n, x);
-        }
         self.softmax_of(n, x, Last::Output)?;
         Ok(())
     }
@@ -2526,7 +2521,6 @@ pub fn import(bytes: &[u8], opts: &ImportOptions) -> Result<Imported, ImportErro
         max_folded: opts.max_folded_elements,
         opset,
         booleans: HashSet::new(),
-        masked: HashSet::new(),
         saturated: HashSet::new(),
         integers: HashSet::new(),
     };

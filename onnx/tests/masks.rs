@@ -3,8 +3,8 @@
 //! `Where`, and the finite `−10000` of older exports. Each is checked in
 //! plaintext and under MPC against the softmax computed here in f64, where
 //! the masked positions weigh nothing (tolerance: 1e-5 in plaintext, where
-//! only the floor's `e^−15` differs; 1e-3 under MPC, the softmax's
-//! approximation). Uses the importer may not allow are refused.
+//! only the stand-in for `−∞`, `−2^20`, differs; 1e-3 under MPC, the
+//! softmax's approximation). Uses the importer may not allow are refused.
 
 #![allow(clippy::unwrap_used)]
 
@@ -85,8 +85,8 @@ fn padding_masks_of_finfo_min_weigh_nothing() {
             &want,
             TOLERANCE,
         );
-        // one comparison for the mask, one for the floor
-        assert_eq!(ops.iter().filter(|o| *o == "Relu").count(), 1, "{ops:?}");
+        // the plan's softmax takes the mask as it is: no floor around it
+        assert_eq!(ops.iter().filter(|o| *o == "Relu").count(), 0, "{ops:?}");
     }
 }
 
@@ -146,15 +146,25 @@ fn log_softmax_of_a_finite_mask_keeps_its_values() {
 }
 
 #[test]
-fn softmax_without_a_mask_is_not_floored() {
+fn softmax_of_logits_far_outside_the_exp_range() {
+    // 40·x + 200: values from 120 to 320, rows spread over 200; the plan's
+    // softmax subtracts each row's maximum, and is one operation
+    let wide: Vec<f64> = scores().iter().map(|v| 40.0 * v + 200.0).collect();
+    let nodes = vec![
+        constant("k", &[], &[40.0]),
+        node("Mul", &["x", "k"], "a"),
+        constant("b", &[], &[200.0]),
+        node("Add", &["a", "b"], "s"),
+        softmax("s", "y"),
+    ];
     let ops = check_model_on(
-        "plain softmax",
-        &model(vec![softmax("x", "y")]),
+        "wide logits",
+        &model(nodes),
         &x(),
-        &softmax_rows(&scores()),
+        &softmax_rows(&wide),
         TOLERANCE,
     );
-    assert_eq!(ops, ["Softmax"]);
+    assert_eq!(ops, ["Mul(const)", "Add(const)", "Softmax"]);
 }
 
 fn refused(nodes: Vec<NodeProto>) -> String {

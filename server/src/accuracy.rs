@@ -34,7 +34,10 @@ How the functions are built: `core/src/protocol/approx.rs` (range
 reduction; Chebyshev interpolants, applied either to a value opened in
 masked form as a polynomial mod 2^128 — exp, sigmoid, tanh, 1/x, √x, 1/√x,
 ln: `protocol/powers.rs`, `protocol/exp.rs` — or in the Chebyshev basis
-with a log-depth recurrence).
+with a log-depth recurrence). Softmax and log-softmax subtract each row's
+maximum first (a tree of comparisons, as CrypTen does) and floor what is
+left at −16 before `e^x`, so they take inputs of any size: the rows
+marked *wide logits* have values up to about 150 and rows spread over 150.
 
 For comparison, CrypTen 0.4.1 on this machine (quoted from the project's
 issue, 2 parties, TTP): exp on [-8, 8] max relative error 0.16 in 8 rounds;

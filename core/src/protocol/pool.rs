@@ -53,7 +53,7 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     /// Tree of pairwise maxima over rows of `k` values; with `track`, also
     /// the index of the winner (first one on ties), as a plain integer share.
     /// Rounds: 8 per level, `⌈log2 k⌉` levels.
-    async fn max_rows(
+    pub(super) async fn max_rows(
         &mut self,
         mut vals: Vec<u64>,
         rows: usize,

@@ -41,7 +41,9 @@ use alloc::vec::Vec;
 /// 9: a product with a public integer (the −1 of an imported `c − x`, an
 /// integer `Mul` constant) multiplies the shares directly: no truncation
 /// opening (`Party::mul_public`).
-pub const PROTOCOL_VERSION: u8 = 9;
+/// 10: softmax and log softmax subtract each row's maximum (a tree of
+/// comparisons) and floor the rest before exp (`protocol/approx.rs`).
+pub const PROTOCOL_VERSION: u8 = 10;
 
 const KIND_CONTROL: u8 = 0x01;
 const KIND_DATA_LAST: u8 = 0x02;

@@ -19,15 +19,7 @@ use ndarray::{ArrayD, IxDyn};
 /// `max(v, EXP_FLOOR)` rather than of `v ≤ 0`: `e^x` is only computed on a
 /// bounded range (`±exp_max_abs`, 16 by default), and below −15 it is under
 /// 3.1e−7, less than the fixed-point unit at the default 16 fractional bits.
-pub(super) const EXP_FLOOR: f64 = -15.0;
-
-/// The steps of [`Builder::exp_floor`]: `v − F`, `relu(v − F)`, and
-/// `max(v, F)`.
-pub(super) struct ExpFloor {
-    pub(super) shifted: usize,
-    pub(super) relu: usize,
-    pub(super) floored: usize,
-}
+const EXP_FLOOR: f64 = -15.0;
 
 impl Builder {
     /// `|x| = 2·relu(x) − x`: one comparison.
@@ -227,13 +219,12 @@ impl Builder {
     /// `e^max(v, EXP_FLOOR)` for `v ≤ 0` ([`Builder::exp_floor`]).
     fn floored_exp(&mut self, n: &NodeProto, v: usize) -> usize {
         let s = self.shape(v);
-        let f = self.exp_floor(n, v);
-        self.step(n, "exp", Op::Exp, vec![f.floored], s)
+        let floored = self.exp_floor(n, v);
+        self.step(n, "exp", Op::Exp, vec![floored], s)
     }
 
-    /// `max(v, EXP_FLOOR)` as `relu(v − F) + F`, one comparison; its steps
-    /// `v − F` and `relu(v − F)` are kept.
-    pub(super) fn exp_floor(&mut self, n: &NodeProto, v: usize) -> ExpFloor {
+    /// `max(v, EXP_FLOOR)` as `relu(v − F) + F`, one comparison.
+    fn exp_floor(&mut self, n: &NodeProto, v: usize) -> usize {
         let s = self.shape(v);
         let shifted = self.step(
             n,
@@ -243,18 +234,13 @@ impl Builder {
             s.clone(),
         );
         let relu = self.step(n, "floored", Op::Relu, vec![shifted], s.clone());
-        let floored = self.step(
+        self.step(
             n,
             "exponent",
             Op::AddConst(scalar(EXP_FLOOR)),
             vec![relu],
             s,
-        );
-        ExpFloor {
-            shifted,
-            relu,
-            floored,
-        }
+        )
     }
 
     /// `Softplus`, `ln(1 + e^x) = relu(x) + ln(1 + e^−|x|)` (the logarithm
