@@ -301,23 +301,21 @@ async function evaluate() {
   const t0 = performance.now();
   try {
     const copy = (t) => ({ data: Float32Array.from(t.data), dims: t.dims });
-    // One input: the tensor, and the first output comes back; several: by
-    // name, and every output comes back by name.
+    // Feeds by name, so that every output comes back by name.
     const used = isDigits() ? [copy(input)] : inputs.map(copy);
-    const feeds = used.length === 1 ? used[0] : Object.fromEntries(model.inputs.map((t, i) => [t.name, used[i]]));
-    const first = (out) => (used.length === 1 ? out : out[model.outputs[0].name]);
-    let out;
+    const feeds = Object.fromEntries(model.inputs.map((t, i) => [t.name, used[i]]));
+    let outs;
     try {
-      out = first(await (await ensureSession()).run(feeds));
+      outs = await (await ensureSession()).run(feeds);
     } catch (e) {
       // A session left idle is closed by the server: reconnect once.
       if (!["TIMEOUT", "CLOSED"].includes(e.code) || !reused) throw e;
       await session.close().catch(() => {});
       session = null;
-      out = first(await (await ensureSession()).run(feeds));
+      outs = await (await ensureSession()).run(feeds);
     }
     const total = performance.now() - t0;
-    show(out, used, total);
+    show(outs, used, total);
   } catch (e) {
     if (session) {
       try {
@@ -334,7 +332,15 @@ async function evaluate() {
   }
 }
 
-function show(out, used, totalMs) {
+// Text for HTML: output names come from the model, not from this page.
+function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+// The outputs in the model's order (the first drives the chart).
+function show(outs, used, totalMs) {
+  const listed = model.outputs.map((t) => [t.name, outs[t.name]]).filter(([, o]) => o);
+  const out = listed[0][1];
   const values = Array.from(out.data);
   $("result").hidden = false;
   const s = session.stats;
@@ -364,16 +370,33 @@ function show(out, used, totalMs) {
   }
   const table = $("table");
   table.hidden = isDigits();
-  table.innerHTML =
-    `<tr><th>index</th><th>value</th></tr>` +
-    values.slice(0, 1000).map((v, i) => `<tr><td>${i}</td><td>${v.toFixed(5)}</td></tr>`).join("");
+  // Each output's first 1000 values, under its name where there are several.
+  const shown = 1000;
+  table.innerHTML = listed
+    .map(([name, o]) => {
+      const head =
+        listed.length > 1
+          ? `<tr><th colspan="2">${escapeHtml(name)} [${o.dims.join("×")}]` +
+            `${o.data.length > shown ? ` (first ${shown} of ${o.data.length})` : ""}</th></tr>`
+          : "";
+      return (
+        head +
+        `<tr><th>index</th><th>value</th></tr>` +
+        Array.from(o.data.slice(0, shown))
+          .map((v, i) => `<tr><td>${i}</td><td>${v.toFixed(5)}</td></tr>`)
+          .join("")
+      );
+    })
+    .join("");
   // For tests and scripts: what was evaluated (the first input, and every
-  // input by name) and what came back (the first output).
+  // input by name) and what came back (the first output, and every output
+  // by name).
   window.hushLast = {
     input: Array.from(used[0].data),
     dims: used[0].dims,
     inputs: Object.fromEntries(model.inputs.map((t, i) => [t.name, Array.from(used[i].data)])),
     output: values,
+    outputs: Object.fromEntries(listed.map(([name, o]) => [name, Array.from(o.data)])),
     prediction,
   };
 }

@@ -189,6 +189,7 @@ fn onnx_models() -> Vec<Vec<u8>> {
         "ops_zoo5",
         "text_classifier",
         "text_encoder",
+        "two_heads",
         "mlp_bn",
         "mobilenet_block",
         "transformer",

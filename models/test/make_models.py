@@ -294,10 +294,10 @@ class TextEncoder(nn.Module):
     """A BERT-style encoder on int64 token ids and attention mask (two
     inputs, as Hugging Face's models take them), the mask applied as
     Hugging Face does: `(1 - mask)[:, None, None, :] * finfo.min` added
-    to every head's scores (a saturated mask, floored before the softmax),
-    and a causal mask of -inf in the second layer (GPT style). Word and
-    position embeddings, LayerNorm, two heads, GELU, and the first token's
-    state (BERT's pooler, tanh) into a linear head."""
+    to every head's scores (finfo.min, which the importer replaces by its
+    stand-in for -inf), and a causal mask of -inf in the second layer (GPT
+    style). Word and position embeddings, LayerNorm, two heads, GELU, and
+    the first token's state (BERT's pooler, tanh) into a linear head."""
 
     VOCAB = 40
 
@@ -335,6 +335,27 @@ class TextEncoder(nn.Module):
         return self.fc(torch.tanh(self.pool(x[:, 0])))
 
 
+class TwoHeads(nn.Module):
+    """A confident classifier with two outputs, as exported classifiers
+    often end: the logits and their softmax. The logits lie around 30, far
+    outside exp's range (+-16), and spread over tens in a row: the softmax
+    has to subtract each row's maximum first."""
+
+    OUTPUTS = ("logits", "probs")
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(20, 32)
+        self.fc2 = nn.Linear(32, 10)
+        with torch.no_grad():
+            self.fc2.weight.mul_(100.0)
+            self.fc2.bias.add_(30.0)
+
+    def forward(self, x):  # x: [3, 20]
+        logits = self.fc2(torch.relu(self.fc1(x)))
+        return logits, torch.softmax(logits, dim=-1)
+
+
 def draw_input(cls, shape, rng):
     """The model's inputs: uniform in [-1, 1), or for a text model token ids
     (the last three padding) and, for a model that takes it, the attention
@@ -364,6 +385,7 @@ MODELS = {
     "ops_zoo5": (OpsZoo5, (1, 16), True),
     "text_classifier": (TextClassifier, (1, 12), True),
     "text_encoder": (TextEncoder, (1, 12), True),
+    "two_heads": (TwoHeads, (3, 20), True),
 }
 
 
@@ -390,18 +412,22 @@ def main():
         # importer's folding is what is under test.
         torch.onnx.export(
             model, tuple(torch.from_numpy(x) for x in xs), path, input_names=names,
-            output_names=["y"], opset_version=17, do_constant_folding=fold,
-            **TORCHSCRIPT_EXPORTER,
+            output_names=list(getattr(cls, "OUTPUTS", ("y",))), opset_version=17,
+            do_constant_folding=fold, **TORCHSCRIPT_EXPORTER,
         )
-        y = ort.InferenceSession(path).run(None, dict(zip(names, xs)))[0]
+        ys = ort.InferenceSession(path).run(None, dict(zip(names, xs)))
         # Saved as float32 (token ids are exact), the one input format of
         # the Rust tests and `hush run`: the first input as NAME.input.npy,
-        # input i > 0 as NAME.input{i}.npy.
+        # input i > 0 as NAME.input{i}.npy; outputs likewise, NAME.ort.npy
+        # and NAME.ort{i}.npy.
         for i, x in enumerate(xs):
             suffix = "" if i == 0 else str(i)
             np.save(os.path.join(HERE, f"{name}.input{suffix}.npy"), x.astype(np.float32))
-        np.save(os.path.join(HERE, f"{name}.ort.npy"), y.astype(np.float32))
-        print(f"{name}: {os.path.getsize(path)} bytes, output {y.shape}")
+        for i, y in enumerate(ys):
+            suffix = "" if i == 0 else str(i)
+            np.save(os.path.join(HERE, f"{name}.ort{suffix}.npy"), y.astype(np.float32))
+        shapes = ", ".join(str(y.shape) for y in ys)
+        print(f"{name}: {os.path.getsize(path)} bytes, output {shapes}, max |y0| {abs(ys[0]).max():.1f}")
 
 
 if __name__ == "__main__":

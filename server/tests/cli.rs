@@ -179,6 +179,48 @@ fn test_models_through_hush_run_match_onnxruntime() {
 }
 
 #[test]
+fn a_model_with_two_outputs_writes_one_file_each() {
+    // The logits (of tens) and their softmax. Tolerances as in
+    // onnx/tests/models.rs: 5e-3 on logits through weights of about 10,
+    // 1e-3 on the probabilities.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/test");
+    let dir = tempdir("two-outputs");
+    let file = |s: &str| root.join(format!("two_heads.{s}"));
+    let (logits, probs) = (dir.join("logits.npy"), dir.join("probs.npy"));
+    let out = hush()
+        .args(["run", "--model"])
+        .arg(file("onnx"))
+        .arg("--input")
+        .arg(file("input.npy"))
+        .arg("--output")
+        .arg(&logits)
+        .arg("--output")
+        .arg(&probs)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outputs"][0]["name"], "logits");
+    assert_eq!(report["outputs"][1]["name"], "probs");
+    for (path, want, tolerance) in [
+        (&logits, file("ort.npy"), 5e-3),
+        (&probs, file("ort1.npy"), 1e-3),
+    ] {
+        let err = max_diff(&npy_floats(path), &npy_floats(&want));
+        assert!(
+            err < tolerance,
+            "{}: differs from onnxruntime by {err}",
+            path.display()
+        );
+    }
+}
+
+#[test]
 fn a_model_with_two_inputs_takes_one_file_each_by_name_or_in_order() {
     // The BERT-style encoder takes input_ids and attention_mask, as Hugging
     // Face's models do. Tolerance 1e-3 against onnxruntime.

@@ -190,6 +190,36 @@ await test("web app: any other model takes a .npy (float, or int64 token ids) an
   }
 });
 
+await test("a model with two outputs (logits of tens, their softmax): the web app shows both", async () => {
+  const models = resolve(root, "models/test");
+  const heads = await start(["serve", "--addr", "127.0.0.1:0", "--dealer", dealer.url, "--model", join(models, "two_heads.onnx")]);
+  try {
+    const page = await newPage();
+    await page.goto(httpOf(heads.url));
+    await page.waitForSelector("#evaluate:not([disabled])");
+    await page.setInputFiles("#input-file", join(models, "two_heads.input.npy"));
+    await page.waitForFunction(() => document.getElementById("status").textContent.includes("Loaded"));
+    await page.click("#evaluate");
+    await page.waitForFunction(() => window.hushLast, null, { timeout: 60000 });
+    const last = await page.evaluate(() => window.hushLast);
+    assert.deepEqual(Object.keys(last.outputs), ["logits", "probs"]);
+    // onnxruntime's outputs; the logits come through weights of about 10
+    // (onnx/tests/models.rs states the tolerances).
+    const logits = readNpyF32(join(models, "two_heads.ort.npy"));
+    const probs = readNpyF32(join(models, "two_heads.ort1.npy"));
+    assert.ok(maxDiff(logits, last.outputs.logits) < 5e-3, `${last.outputs.logits} vs ${logits}`);
+    assert.ok(maxDiff(probs, last.outputs.probs) < 1e-3, `${last.outputs.probs} vs ${probs}`);
+    assert.deepEqual(last.output, last.outputs.logits);
+    // One table, each output under its name: 2 × (name, header, 30 values).
+    const heads_ = await page.locator("#table th[colspan]").allTextContents();
+    assert.deepEqual(heads_, ["logits [3×10]", "probs [3×10]"]);
+    assert.equal(await page.locator("#table tr").count(), 2 * (2 + 30));
+    await page.close();
+  } finally {
+    await stop(heads);
+  }
+});
+
 await test("a model with two inputs (input_ids, attention_mask): the web app takes a file each, the package takes feeds", async () => {
   const models = resolve(root, "models/test");
   const enc = await start(["serve", "--addr", "127.0.0.1:0", "--dealer", dealer.url, "--model", join(models, "text_encoder.onnx")]);

@@ -152,16 +152,16 @@ pub fn x() -> ArrayD<f64> {
 /// process (the client, party 0, gives `x`; the owner, party 1, holds the
 /// weights), with the in-process dealer. Panics with `name` on an error.
 pub fn secure_evaluate(name: &str, m: &hush_onnx::Imported, x: &ArrayD<f64>) -> ArrayD<f64> {
-    secure_evaluate_many(name, m, std::slice::from_ref(x))
+    secure_evaluate_many(name, m, std::slice::from_ref(x)).remove(0)
 }
 
-/// [`secure_evaluate`] of a model with several inputs (in its order); the
-/// first output.
+/// [`secure_evaluate`] of a model with several inputs (in its order): every
+/// output, in its order.
 pub fn secure_evaluate_many(
     name: &str,
     m: &hush_onnx::Imported,
     inputs: &[ArrayD<f64>],
-) -> ArrayD<f64> {
+) -> Vec<ArrayD<f64>> {
     let roles = secure::Roles {
         owner: 1,
         client: 0,
@@ -187,7 +187,6 @@ pub fn secure_evaluate_many(
         .unwrap()
         .unwrap_or_else(|e| panic!("{name}: {e}"))
         .unwrap()
-        .remove(0)
 }
 
 /// Imports `nodes` (reading `x`, writing `y`) and checks that its plaintext
