@@ -178,6 +178,17 @@ fn test_models_through_hush_run_match_onnxruntime() {
     }
 }
 
+/// `cmd` with `--json`, which must succeed: its report.
+fn json_report(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.arg("--json").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn a_model_with_two_outputs_writes_one_file_each() {
     // The logits (of tens) and their softmax. Tolerances as in
@@ -187,24 +198,17 @@ fn a_model_with_two_outputs_writes_one_file_each() {
     let dir = tempdir("two-outputs");
     let file = |s: &str| root.join(format!("two_heads.{s}"));
     let (logits, probs) = (dir.join("logits.npy"), dir.join("probs.npy"));
-    let out = hush()
-        .args(["run", "--model"])
-        .arg(file("onnx"))
-        .arg("--input")
-        .arg(file("input.npy"))
-        .arg("--output")
-        .arg(&logits)
-        .arg("--output")
-        .arg(&probs)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let report = json_report(
+        hush()
+            .args(["run", "--model"])
+            .arg(file("onnx"))
+            .arg("--input")
+            .arg(file("input.npy"))
+            .arg("--output")
+            .arg(&logits)
+            .arg("--output")
+            .arg(&probs),
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["outputs"][0]["name"], "logits");
     assert_eq!(report["outputs"][1]["name"], "probs");
     for (path, want, tolerance) in [
@@ -229,22 +233,15 @@ fn a_model_with_two_inputs_takes_one_file_each_by_name_or_in_order() {
     let file = |s: &str| root.join(format!("text_encoder.{s}"));
     let mask = format!("attention_mask={}", file("input1.npy").display());
     let out_path = dir.join("out.npy");
-    let out = hush()
-        .args(["run", "--model"])
-        .arg(file("onnx"))
-        .args(["--input", &mask, "--input"])
-        .arg(file("input.npy"))
-        .arg("--output")
-        .arg(&out_path)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let report = json_report(
+        hush()
+            .args(["run", "--model"])
+            .arg(file("onnx"))
+            .args(["--input", &mask, "--input"])
+            .arg(file("input.npy"))
+            .arg("--output")
+            .arg(&out_path),
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["outputs"][0]["name"], "y");
     let (got, want) = (npy_floats(&out_path), npy_floats(&file("ort.npy")));
     let err = max_diff(&got, &want);
