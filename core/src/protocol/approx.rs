@@ -813,7 +813,6 @@ impl<C: Channel, P: Preprocessing, B: Backend> Party<C, P, B> {
     }
 }
 
-/// Repeats each element `k` times (row-wise broadcast of per-row values).
 /// `⌊log2 k⌋` for `k ≥ 1`.
 fn floor_log2(k: usize) -> i32 {
     (usize::BITS - 1 - k.max(1).leading_zeros()) as i32
@@ -828,6 +827,7 @@ fn reshaped(v: ArithShare, shape: &[usize]) -> Result<ArithShare> {
     ))
 }
 
+/// Repeats each element `k` times (row-wise broadcast of per-row values).
 fn repeat_rows(v: &ArithShare, k: usize) -> ArithShare {
     let vs = as_slice(v.as_raw());
     let out: Vec<u64> = vs

@@ -216,15 +216,9 @@ impl Builder {
         Ok(())
     }
 
-    /// `e^max(v, EXP_FLOOR)` for `v ≤ 0` ([`Builder::exp_floor`]).
+    /// `e^max(v, EXP_FLOOR)` for `v ≤ 0`, the floor as `relu(v − F) + F`:
+    /// one comparison and one exponential.
     fn floored_exp(&mut self, n: &NodeProto, v: usize) -> usize {
-        let s = self.shape(v);
-        let floored = self.exp_floor(n, v);
-        self.step(n, "exp", Op::Exp, vec![floored], s)
-    }
-
-    /// `max(v, EXP_FLOOR)` as `relu(v − F) + F`, one comparison.
-    fn exp_floor(&mut self, n: &NodeProto, v: usize) -> usize {
         let s = self.shape(v);
         let shifted = self.step(
             n,
@@ -234,13 +228,14 @@ impl Builder {
             s.clone(),
         );
         let relu = self.step(n, "floored", Op::Relu, vec![shifted], s.clone());
-        self.step(
+        let floored = self.step(
             n,
             "exponent",
             Op::AddConst(scalar(EXP_FLOOR)),
             vec![relu],
-            s,
-        )
+            s.clone(),
+        );
+        self.step(n, "exp", Op::Exp, vec![floored], s)
     }
 
     /// `Softplus`, `ln(1 + e^x) = relu(x) + ln(1 + e^−|x|)` (the logarithm
